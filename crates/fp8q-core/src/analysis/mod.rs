@@ -1,0 +1,1 @@
+//! Analytical error study (SPEC §4). PLACEHOLDER: being implemented.

@@ -1,0 +1,24 @@
+//! # fp8q-core
+//!
+//! The framework-free core of fp8q: low-bit number formats ([`format`]), fast quantize–dequantize
+//! kernels ([`quantizer`]), range estimators ([`range`]) and the analytical error study
+//! ([`analysis`]). Everything here works on plain `f32` slices in row-major layout, with
+//! per-channel parameters along dimension 0.
+//!
+//! ```
+//! use fp8q_core::format::FpFormat;
+//! use fp8q_core::quantizer::FpQuantizer;
+//!
+//! let q = FpQuantizer::new(FpFormat::new(8, 3, true).unwrap(), 1.0).unwrap();
+//! let mut x = vec![0.3f32, -2.0, 0.0];
+//! q.quantize_inplace(&mut x);
+//! assert_eq!(x[1], -1.0); // clipped to the range
+//! ```
+
+pub mod analysis;
+pub mod error;
+pub mod format;
+pub mod quantizer;
+pub mod range;
+
+pub use error::{FormatError, Result};

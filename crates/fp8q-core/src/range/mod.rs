@@ -1,0 +1,1 @@
+//! Range estimators (SPEC §3). PLACEHOLDER: being implemented.

@@ -1,0 +1,1 @@
+//! # fp8q-nn: post-training quantization of CNNs. PLACEHOLDER: being implemented.
