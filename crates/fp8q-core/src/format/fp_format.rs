@@ -158,7 +158,7 @@ impl FpFormat {
     /// `b(α) = 2^e - log2(α) + log2(2 - 2^-m) - 1`.
     pub fn bias_for_maxval(&self, alpha: f64) -> Result<f64> {
         check_maxval(alpha)?;
-        Ok(self.max_exponent_code() as f64 + self.max_significand().log2() - alpha.log2())
+        Ok(self.max_exponent_code() as f64 - (alpha / self.max_significand()).log2())
     }
 
     /// This format with its largest value set to `alpha` (real-valued bias).
@@ -184,7 +184,7 @@ impl FpFormat {
                 why: format!("must be finite (got {bias})"),
             });
         }
-        self.with_maxval(self.log2_max_value(bias).exp2())
+        self.with_maxval(self.max_significand() * (self.max_exponent_code() as f64 - bias).exp2())
     }
 
     /// The value of `code` under the default bias. Codes are laid out
@@ -231,7 +231,7 @@ pub struct ScaledFpFormat {
 impl ScaledFpFormat {
     /// The real bias `b(α)`.
     pub fn bias(&self) -> f64 {
-        self.format.log2_max_value(0.0) - self.maxval.log2()
+        self.format.max_exponent_code() as f64 - self.top_binade_scale().log2()
     }
     /// `γ = α / maxval(b0)`: the factor by which the default grid is scaled.
     pub fn gamma(&self) -> f64 {
