@@ -5,7 +5,8 @@ use clap::{Parser, Subcommand};
 mod commands;
 
 /// fp8q — FP8 and INT quantization: formats, quantizers, the analytical SQNR study and
-/// post-training quantization of CNNs (after "FP8 Quantization: The Power of the Exponent").
+/// post-training quantization of CNNs (after "FP8 Quantization: The Power of the Exponent",
+/// Kuzmin et al., NeurIPS 2022).
 #[derive(Parser, Debug)]
 #[command(name = "fp8q", version, about, long_about = None)]
 struct Cli {
@@ -17,12 +18,24 @@ struct Cli {
 enum Command {
     /// Print a table of number formats (ranges, precision, number of values).
     Formats(commands::formats::FormatsArgs),
+    /// Quantize–dequantize the tensors of a .npy or .safetensors file and report their SQNR.
+    Quantize(commands::quantize::QuantizeArgs),
+    /// The analytical study: expected quantization error and SQNR of formats per distribution.
+    Sqnr(commands::sqnr::SqnrArgs),
+    /// Post-training quantization of a CNN checkpoint, evaluated on an ImageNet-layout folder.
+    ValidateQuantized(commands::validate_quantized::ValidateQuantizedArgs),
+    /// Measure kernel throughput against a plain copy of the same buffer.
+    Bench(commands::bench::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Formats(args) => commands::formats::run(&args),
+        Command::Quantize(args) => commands::quantize::run(&args),
+        Command::Sqnr(args) => commands::sqnr::run(&args),
+        Command::ValidateQuantized(args) => commands::validate_quantized::run(&args),
+        Command::Bench(args) => commands::bench::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

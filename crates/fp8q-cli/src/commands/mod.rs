@@ -1,3 +1,7 @@
 //! One module per subcommand: arguments become a configuration value, then the libraries work.
 
+pub mod bench;
 pub mod formats;
+pub mod quantize;
+pub mod sqnr;
+pub mod validate_quantized;
