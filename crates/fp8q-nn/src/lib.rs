@@ -1,1 +1,21 @@
-//! # fp8q-nn: post-training quantization of CNNs. PLACEHOLDER: being implemented.
+//! # fp8q-nn: post-training quantization of CNNs
+//!
+//! ResNet-18/50 and MobileNetV2 in FP32 with batch norm kept unfolded, each conv+BN unit and
+//! linear layer named by its checkpoint prefix and carrying empty quantizer slots
+//! ([`layers::QuantSlot`]) that the PTQ pipeline fills; checkpoint loading (`.pth` without
+//! executing anything, `.safetensors`); an ImageNet-folder data pipeline with PIL-exact resizing.
+//!
+//! Data flows one way: files ([`checkpoint`], [`data`]) → tensors ([`feature_map`]) → model
+//! units ([`layers`], [`models`]) → metrics ([`metrics`]).
+
+pub mod checkpoint;
+pub mod data;
+pub mod error;
+pub mod feature_map;
+pub mod kernels;
+pub mod layers;
+pub mod metrics;
+pub mod models;
+pub mod weights;
+
+pub use error::{NnError, Result};

@@ -1,0 +1,219 @@
+//! Batches decoded and transformed on rayon threads by a producer thread, handed over through a
+//! bounded channel so that loading overlaps with the forward pass.
+//!
+//! ```no_run
+//! use fp8q_nn::data::{BatchLoader, ImageFolder, LoaderOptions, Transform};
+//! let ds = ImageFolder::open("imagenet/val").unwrap();
+//! let loader = BatchLoader::new(&ds, LoaderOptions::new(32, Transform::val()));
+//! for batch in loader {
+//!     let batch = batch.unwrap();
+//!     println!("{} images", batch.labels.len());
+//! }
+//! ```
+
+use std::path::PathBuf;
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::thread::JoinHandle;
+
+use rayon::prelude::*;
+
+use super::folder::ImageFolder;
+use super::rng::Rng;
+use super::transform::{decode, Transform};
+use crate::error::{NnError, Result};
+use crate::feature_map::FeatureMap;
+
+/// How to load.
+#[derive(Debug, Clone)]
+pub struct LoaderOptions {
+    /// Images per batch (the last batch may be smaller).
+    pub batch_size: usize,
+    /// The transform.
+    pub transform: Transform,
+    /// Shuffle the samples with this seed (`None`: dataset order).
+    pub shuffle_seed: Option<u64>,
+    /// Skip (and report) images that cannot be decoded instead of failing.
+    pub skip_bad_images: bool,
+    /// Batches prepared ahead of the consumer.
+    pub prefetch: usize,
+}
+
+impl LoaderOptions {
+    /// Dataset order, no skipping, two batches ahead.
+    pub fn new(batch_size: usize, transform: Transform) -> Self {
+        LoaderOptions {
+            batch_size,
+            transform,
+            shuffle_seed: None,
+            skip_bad_images: false,
+            prefetch: 2,
+        }
+    }
+}
+
+/// One batch.
+#[derive(Debug)]
+pub struct Batch {
+    /// `[n, 3, size, size]` normalized images.
+    pub images: FeatureMap,
+    /// Class index per image.
+    pub labels: Vec<usize>,
+    /// Index of each image in the dataset's sample list.
+    pub indices: Vec<usize>,
+    /// Images skipped in this batch (`--skip-bad-images`), with the reason.
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+/// An iterator of batches produced in the background.
+pub struct BatchLoader {
+    rx: Option<Receiver<Result<Batch>>>,
+    handle: Option<JoinHandle<()>>,
+    num_batches: usize,
+}
+
+impl BatchLoader {
+    /// Start loading `dataset` (its sample list is copied).
+    pub fn new(dataset: &ImageFolder, opts: LoaderOptions) -> Self {
+        let samples = dataset.samples.clone();
+        let mut order: Vec<usize> = (0..samples.len()).collect();
+        if let Some(seed) = opts.shuffle_seed {
+            Rng::new(seed).shuffle(&mut order);
+        }
+        let bs = opts.batch_size.max(1);
+        let num_batches = order.len().div_ceil(bs);
+        let (tx, rx) = sync_channel(opts.prefetch.max(1));
+        let handle = std::thread::spawn(move || {
+            let size = opts.transform.size();
+            let per_image = 3 * size * size;
+            for chunk in order.chunks(bs) {
+                let results: Vec<Result<Vec<f32>>> = chunk
+                    .par_iter()
+                    .map(|&i| {
+                        let img = decode(&samples[i].0)?;
+                        let mut out = vec![0f32; per_image];
+                        opts.transform.apply(&img, i as u64, &mut out);
+                        Ok(out)
+                    })
+                    .collect();
+                let mut data = Vec::with_capacity(chunk.len() * per_image);
+                let mut labels = Vec::with_capacity(chunk.len());
+                let mut indices = Vec::with_capacity(chunk.len());
+                let mut skipped = Vec::new();
+                let mut failure = None;
+                for (&i, r) in chunk.iter().zip(results) {
+                    match r {
+                        Ok(v) => {
+                            data.extend_from_slice(&v);
+                            labels.push(samples[i].1);
+                            indices.push(i);
+                        }
+                        Err(e) if opts.skip_bad_images => skipped.push((samples[i].0.clone(), e.to_string())),
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
+                    }
+                }
+                let msg = match failure {
+                    Some(e) => Err(e),
+                    None => {
+                        let n = labels.len();
+                        FeatureMap::from_vec(data, n, 3, size, size).map(|images| Batch {
+                            images,
+                            labels,
+                            indices,
+                            skipped,
+                        })
+                    }
+                };
+                let stop = msg.is_err();
+                if tx.send(msg).is_err() || stop {
+                    return;
+                }
+            }
+        });
+        BatchLoader {
+            rx: Some(rx),
+            handle: Some(handle),
+            num_batches,
+        }
+    }
+
+    /// Number of batches this loader yields (when nothing fails).
+    pub fn num_batches(&self) -> usize {
+        self.num_batches
+    }
+}
+
+impl Iterator for BatchLoader {
+    type Item = Result<Batch>;
+    fn next(&mut self) -> Option<Self::Item> {
+        let rx = self.rx.as_ref()?;
+        match rx.recv() {
+            Ok(b) => Some(b),
+            Err(_) => {
+                // The producer is done (or died): a panic there is reported as an error.
+                self.rx = None;
+                match self.handle.take().map(|h| h.join()) {
+                    Some(Err(_)) => Some(Err(NnError::invalid("data loader", "the loading thread panicked"))),
+                    _ => None,
+                }
+            }
+        }
+    }
+}
+
+impl Drop for BatchLoader {
+    fn drop(&mut self) {
+        self.rx = None; // unblocks the producer's send
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::resize::Filter;
+
+    fn write_png(path: &std::path::Path, w: u32, h: u32, v: u8) {
+        let img = image::RgbImage::from_pixel(w, h, image::Rgb([v, v, v]));
+        img.save(path).unwrap();
+    }
+
+    #[test]
+    fn batches_in_order_and_bad_images() {
+        let dir = std::env::temp_dir().join(format!("fp8q_loader_{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("a")).unwrap();
+        std::fs::create_dir_all(dir.join("b")).unwrap();
+        write_png(&dir.join("a/1.png"), 20, 30, 0);
+        write_png(&dir.join("a/2.png"), 30, 20, 255);
+        write_png(&dir.join("b/1.png"), 16, 16, 128);
+        std::fs::write(dir.join("b/2.png"), b"not a png at all").unwrap();
+        let ds = ImageFolder::open(&dir).unwrap();
+        let t = Transform::Val {
+            size: 8,
+            filter: Filter::Bilinear,
+        };
+
+        let mut loader = BatchLoader::new(&ds, LoaderOptions::new(2, t));
+        assert_eq!(loader.num_batches(), 2);
+        let b0 = loader.next().unwrap().unwrap();
+        assert_eq!(b0.labels, vec![0, 0]);
+        assert_eq!(b0.images.dims(), [2, 3, 8, 8]);
+        assert_eq!(b0.images.data[0], (0.0 - 0.485) / 0.229);
+        assert_eq!(b0.images.data[3 * 64], (1.0 - 0.485) / 0.229);
+        let err = loader.next().unwrap().unwrap_err().to_string();
+        assert!(err.contains("2.png") && err.contains("cannot decode"), "{err}");
+        assert!(loader.next().is_none());
+
+        let mut opts = LoaderOptions::new(2, t);
+        opts.skip_bad_images = true;
+        let batches: Vec<Batch> = BatchLoader::new(&ds, opts).map(|b| b.unwrap()).collect();
+        assert_eq!(batches[1].labels, vec![1]);
+        assert_eq!(batches[1].skipped.len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,16 @@
+//! Images from an ImageNet-layout folder to normalized NCHW batches.
+//!
+//! [`folder`] lists the samples (sorted classes, sorted files), [`resize`] is a Pillow-exact
+//! resampler, [`transform`] holds the validation and training transforms, [`loader`] decodes and
+//! transforms batches on rayon threads while the model runs.
+
+pub mod folder;
+pub mod loader;
+pub mod resize;
+pub mod rng;
+pub mod transform;
+
+pub use folder::ImageFolder;
+pub use loader::{Batch, BatchLoader, LoaderOptions};
+pub use resize::Filter;
+pub use transform::Transform;

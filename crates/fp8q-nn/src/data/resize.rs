@@ -1,0 +1,376 @@
+//! Pillow-exact resampling of 8-bit RGB images (`Image.resize(size, filter)`).
+//!
+//! Pillow resizes with a separable convolution: for each output pixel it weighs the input pixels
+//! under the filter, stretched by the scale when downscaling (that is the antialiasing), with
+//! weights normalized to sum 1 and then converted to fixed point with 22 fractional bits
+//! (rounded half away from zero). The horizontal pass runs first and is rounded to 8 bits, then
+//! the vertical pass. Each pass is skipped when its size does not change. `NEAREST` is not a
+//! convolution: it samples `⌊(x + 0.5) · scale⌋`.
+//!
+//! `fast_image_resize` follows Pillow-SIMD instead, whose 16-bit coefficients with a variable
+//! precision can differ from Pillow by one grey level; torchvision runs on Pillow, so this
+//! module implements Pillow's arithmetic itself.
+//!
+//! ```
+//! use fp8q_nn::data::resize::{resize, Filter, Rgb8};
+//! // 4×1 grey ramp downscaled to 2×1: weights 3/7, 3/7, 1/7 for the first output pixel
+//! let img = Rgb8 { width: 4, height: 1, data: [10u8, 20, 30, 40].iter().flat_map(|&v| [v, v, v]).collect() };
+//! let out = resize(&img, 2, 1, Filter::Bilinear);
+//! assert_eq!(out.data[0], 17); // (3·10 + 3·20 + 1·30) / 7 = 17.14
+//! ```
+
+/// An 8-bit RGB image, pixels interleaved row by row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rgb8 {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// `width · height · 3` bytes.
+    pub data: Vec<u8>,
+}
+
+impl Rgb8 {
+    /// The sub-image `[left, left + w) × [top, top + h)` (must lie inside).
+    pub fn crop(&self, left: usize, top: usize, w: usize, h: usize) -> Rgb8 {
+        let mut data = Vec::with_capacity(w * h * 3);
+        for y in top..top + h {
+            let row = &self.data[(y * self.width + left) * 3..(y * self.width + left + w) * 3];
+            data.extend_from_slice(row);
+        }
+        Rgb8 {
+            width: w,
+            height: h,
+            data,
+        }
+    }
+
+    /// Mirror left–right.
+    pub fn flip_horizontal(&self) -> Rgb8 {
+        let mut data = Vec::with_capacity(self.data.len());
+        for y in 0..self.height {
+            for x in (0..self.width).rev() {
+                let i = (y * self.width + x) * 3;
+                data.extend_from_slice(&self.data[i..i + 3]);
+            }
+        }
+        Rgb8 { data, ..*self }
+    }
+}
+
+/// A resampling filter (`--interpolation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filter {
+    /// Nearest neighbour (no convolution).
+    Nearest,
+    /// Box, support 0.5.
+    Box,
+    /// Triangle, support 1 (PIL `BILINEAR`).
+    Bilinear,
+    /// Hamming-windowed sinc, support 1.
+    Hamming,
+    /// Cubic with a = -0.5, support 2.
+    Bicubic,
+    /// Lanczos-3.
+    Lanczos,
+}
+
+impl std::str::FromStr for Filter {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "nearest" => Filter::Nearest,
+            "box" => Filter::Box,
+            "bilinear" => Filter::Bilinear,
+            "hamming" => Filter::Hamming,
+            "bicubic" => Filter::Bicubic,
+            "lanczos" => Filter::Lanczos,
+            other => {
+                return Err(format!(
+                    "unknown interpolation '{other}' (nearest, box, bilinear, hamming, bicubic, lanczos)"
+                ))
+            }
+        })
+    }
+}
+
+fn sinc(x: f64) -> f64 {
+    if x == 0.0 {
+        1.0
+    } else {
+        let px = x * std::f64::consts::PI;
+        px.sin() / px
+    }
+}
+
+impl Filter {
+    fn support(self) -> f64 {
+        match self {
+            Filter::Nearest | Filter::Box => 0.5,
+            Filter::Bilinear | Filter::Hamming => 1.0,
+            Filter::Bicubic => 2.0,
+            Filter::Lanczos => 3.0,
+        }
+    }
+
+    fn weight(self, x: f64) -> f64 {
+        match self {
+            Filter::Nearest | Filter::Box => {
+                if x > -0.5 && x <= 0.5 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Filter::Bilinear => {
+                let x = x.abs();
+                if x < 1.0 {
+                    1.0 - x
+                } else {
+                    0.0
+                }
+            }
+            Filter::Hamming => {
+                let x = x.abs();
+                if x == 0.0 {
+                    1.0
+                } else if x >= 1.0 {
+                    0.0
+                } else {
+                    let px = x * std::f64::consts::PI;
+                    px.sin() / px * (0.54 + 0.46 * px.cos())
+                }
+            }
+            Filter::Bicubic => {
+                let a = -0.5;
+                let x = x.abs();
+                if x < 1.0 {
+                    ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+                } else if x < 2.0 {
+                    (((x - 5.0) * x + 8.0) * x - 4.0) * a
+                } else {
+                    0.0
+                }
+            }
+            Filter::Lanczos => {
+                if x > -3.0 && x < 3.0 {
+                    sinc(x) * sinc(x / 3.0)
+                } else {
+                    0.0
+                }
+            }
+        }
+    }
+}
+
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+
+/// For each output index: first input index and fixed-point weights.
+struct Coeffs {
+    start: Vec<usize>,
+    weights: Vec<Vec<i64>>,
+}
+
+fn coefficients(in_size: usize, out_size: usize, filter: Filter) -> Coeffs {
+    let scale = in_size as f64 / out_size as f64;
+    let filterscale = scale.max(1.0);
+    let support = filter.support() * filterscale;
+    let ss = 1.0 / filterscale;
+    let mut start = Vec::with_capacity(out_size);
+    let mut weights = Vec::with_capacity(out_size);
+    for xx in 0..out_size {
+        let center = (xx as f64 + 0.5) * scale;
+        // C's (int) cast truncates toward zero
+        let xmin = ((center - support + 0.5).trunc() as i64).max(0) as usize;
+        let xmax = ((center + support + 0.5).trunc() as i64).min(in_size as i64).max(0) as usize;
+        let count = xmax.saturating_sub(xmin);
+        let mut k: Vec<f64> = (0..count)
+            .map(|x| filter.weight((x as f64 + xmin as f64 - center + 0.5) * ss))
+            .collect();
+        let ww: f64 = k.iter().sum();
+        if ww != 0.0 {
+            k.iter_mut().for_each(|v| *v /= ww);
+        }
+        let one = (1u64 << PRECISION_BITS) as f64;
+        let fixed = k
+            .iter()
+            .map(|&v| {
+                if v < 0.0 {
+                    (-0.5 + v * one).trunc() as i64
+                } else {
+                    (0.5 + v * one).trunc() as i64
+                }
+            })
+            .collect();
+        start.push(xmin);
+        weights.push(fixed);
+    }
+    Coeffs { start, weights }
+}
+
+#[inline]
+fn clip8(v: i64) -> u8 {
+    if v >= (1i64 << PRECISION_BITS << 8) {
+        255
+    } else if v <= 0 {
+        0
+    } else {
+        (v >> PRECISION_BITS) as u8
+    }
+}
+
+fn horizontal(img: &Rgb8, out_w: usize, filter: Filter) -> Rgb8 {
+    let c = coefficients(img.width, out_w, filter);
+    let mut data = vec![0u8; out_w * img.height * 3];
+    for y in 0..img.height {
+        let row = &img.data[y * img.width * 3..(y + 1) * img.width * 3];
+        for xx in 0..out_w {
+            let mut acc = [1i64 << (PRECISION_BITS - 1); 3];
+            for (j, &k) in c.weights[xx].iter().enumerate() {
+                let p = (c.start[xx] + j) * 3;
+                for ch in 0..3 {
+                    acc[ch] += row[p + ch] as i64 * k;
+                }
+            }
+            for ch in 0..3 {
+                data[(y * out_w + xx) * 3 + ch] = clip8(acc[ch]);
+            }
+        }
+    }
+    Rgb8 {
+        width: out_w,
+        height: img.height,
+        data,
+    }
+}
+
+fn vertical(img: &Rgb8, out_h: usize, filter: Filter) -> Rgb8 {
+    let c = coefficients(img.height, out_h, filter);
+    let w = img.width;
+    let mut data = vec![0u8; w * out_h * 3];
+    for yy in 0..out_h {
+        for x in 0..w {
+            let mut acc = [1i64 << (PRECISION_BITS - 1); 3];
+            for (j, &k) in c.weights[yy].iter().enumerate() {
+                let p = ((c.start[yy] + j) * w + x) * 3;
+                for ch in 0..3 {
+                    acc[ch] += img.data[p + ch] as i64 * k;
+                }
+            }
+            for ch in 0..3 {
+                data[(yy * w + x) * 3 + ch] = clip8(acc[ch]);
+            }
+        }
+    }
+    Rgb8 {
+        width: w,
+        height: out_h,
+        data,
+    }
+}
+
+fn nearest(img: &Rgb8, out_w: usize, out_h: usize) -> Rgb8 {
+    let sx = img.width as f64 / out_w as f64;
+    let sy = img.height as f64 / out_h as f64;
+    let mut data = Vec::with_capacity(out_w * out_h * 3);
+    for y in 0..out_h {
+        let iy = (((y as f64 + 0.5) * sy) as usize).min(img.height - 1);
+        for x in 0..out_w {
+            let ix = (((x as f64 + 0.5) * sx) as usize).min(img.width - 1);
+            let p = (iy * img.width + ix) * 3;
+            data.extend_from_slice(&img.data[p..p + 3]);
+        }
+    }
+    Rgb8 {
+        width: out_w,
+        height: out_h,
+        data,
+    }
+}
+
+/// Resize to `out_w × out_h` exactly as Pillow's `Image.resize((out_w, out_h), filter)`.
+pub fn resize(img: &Rgb8, out_w: usize, out_h: usize, filter: Filter) -> Rgb8 {
+    if out_w == 0 || out_h == 0 || img.width == 0 || img.height == 0 {
+        return Rgb8 {
+            width: out_w,
+            height: out_h,
+            data: vec![0; out_w * out_h * 3],
+        };
+    }
+    if filter == Filter::Nearest {
+        return nearest(img, out_w, out_h);
+    }
+    let h = if out_w != img.width {
+        horizontal(img, out_w, filter)
+    } else {
+        img.clone()
+    };
+    if out_h != h.height {
+        vertical(&h, out_h, filter)
+    } else {
+        h
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grey(w: usize, h: usize, v: &[u8]) -> Rgb8 {
+        Rgb8 {
+            width: w,
+            height: h,
+            data: v.iter().flat_map(|&x| [x, x, x]).collect(),
+        }
+    }
+
+    fn channel0(img: &Rgb8) -> Vec<u8> {
+        img.data.iter().step_by(3).copied().collect()
+    }
+
+    /// Bilinear 2× upscale of [0, 100] (support 1, no antialiasing): output centres at input
+    /// positions 0.25 and 0.75 (minus 0.5 from pixel centres): weights worked by hand.
+    #[test]
+    fn bilinear_upscale_by_hand() {
+        let out = resize(&grey(2, 1, &[0, 100]), 4, 1, Filter::Bilinear);
+        // weight of input pixel x for centre c: 1 - |x + 0.5 - c|, window ⌊c ± 1 + 0.5⌋
+        // x0 (c = 0.25): window [0, 1): pixel 0 only → 0
+        // x1 (c = 0.75): 0.75·0 + 0.25·100 → 25
+        // x2 (c = 1.25): 0.25·0 + 0.75·100 → 75
+        // x3 (c = 1.75): window [1, 2): pixel 1 only → 100
+        assert_eq!(channel0(&out), vec![0, 25, 75, 100]);
+    }
+
+    /// Antialiased bilinear 2× downscale: support 2, weights 3/7 3/7 1/7 at the left edge,
+    /// 1/8 3/8 3/8 1/8 inside, worked by hand.
+    #[test]
+    fn bilinear_downscale_by_hand() {
+        let out = resize(&grey(6, 1, &[10, 20, 30, 40, 50, 60]), 3, 1, Filter::Bilinear);
+        // x0 (centre 1): (3·10 + 3·20 + 30)/7 = 17.14 → 17
+        // x1 (centre 3): (20 + 3·30 + 3·40 + 50)/8 = 35
+        // x2 (centre 5): pixels 3..6, weights 1/7, 3/7, 3/7: (40 + 3·50 + 3·60)/7 = 52.86 → 53
+        assert_eq!(channel0(&out), vec![17, 35, 53]);
+    }
+
+    /// The horizontal pass is rounded to 8 bits before the vertical one.
+    #[test]
+    fn two_passes_round_in_between() {
+        // 2x2 → 1x1 box: horizontal averages rows (1+2)/2 = 1.5 → 2, (2+3)/2 = 2.5 → 3,
+        // then vertical (2+3)/2 = 2.5 → 3 (a single 2-D pass would give (1+2+2+3)/4 = 2)
+        let out = resize(&grey(2, 2, &[1, 2, 2, 3]), 1, 1, Filter::Box);
+        assert_eq!(channel0(&out), vec![3]);
+    }
+
+    #[test]
+    fn nearest_samples_centres() {
+        let out = resize(&grey(4, 1, &[1, 2, 3, 4]), 2, 1, Filter::Nearest);
+        assert_eq!(channel0(&out), vec![2, 4]); // ⌊0.5·2⌋ = 1, ⌊1.5·2⌋ = 3
+    }
+
+    #[test]
+    fn crop_and_flip() {
+        let img = grey(3, 2, &[1, 2, 3, 4, 5, 6]);
+        assert_eq!(channel0(&img.crop(1, 0, 2, 2)), vec![2, 3, 5, 6]);
+        assert_eq!(channel0(&img.flip_horizontal()), vec![3, 2, 1, 6, 5, 4]);
+    }
+}

@@ -1,0 +1,232 @@
+//! The validation and training transforms of SPEC §5.5, from a decoded image to normalized
+//! CHW `f32` values.
+//!
+//! * Validation: resize so the shorter side is `size + 24` (Pillow-exact, the chosen filter),
+//!   centre crop `size` (offsets rounded half to even like Python's `round`), scale to [0, 1],
+//!   normalize with the ImageNet mean and std.
+//! * Training: RandomResizedCrop(size, scale 0.08–1, ratio 3/4–4/3) and a random horizontal
+//!   flip, drawn from a generator seeded per image.
+
+use std::path::Path;
+
+use super::resize::{resize, Filter, Rgb8};
+use super::rng::Rng;
+use crate::error::{NnError, Result};
+
+/// ImageNet channel means.
+pub const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// ImageNet channel standard deviations.
+pub const STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// Which transform to apply.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Transform {
+    /// Resize shorter side to `size + 24`, centre crop `size`.
+    Val {
+        /// Crop size (224).
+        size: usize,
+        /// Resampling filter.
+        filter: Filter,
+    },
+    /// RandomResizedCrop + horizontal flip.
+    Train {
+        /// Output size (224).
+        size: usize,
+        /// Resampling filter.
+        filter: Filter,
+        /// Seed of the per-image generators.
+        seed: u64,
+    },
+}
+
+impl Transform {
+    /// The validation transform at 224 with PIL bilinear.
+    pub fn val() -> Self {
+        Transform::Val {
+            size: 224,
+            filter: Filter::Bilinear,
+        }
+    }
+
+    /// Output side length.
+    pub fn size(&self) -> usize {
+        match *self {
+            Transform::Val { size, .. } | Transform::Train { size, .. } => size,
+        }
+    }
+
+    /// Transform an image; `index` selects the training transform's random draw. Writes
+    /// `3 · size · size` values (CHW) into `out`.
+    pub fn apply(&self, img: &Rgb8, index: u64, out: &mut [f32]) {
+        let cropped = match *self {
+            Transform::Val { size, filter } => {
+                let r = resize_shorter(img, size + 24, filter);
+                let (left, top) = center_crop_offsets(r.width, r.height, size);
+                r.crop(left, top, size, size)
+            }
+            Transform::Train { size, filter, seed } => {
+                let mut rng = Rng::for_item(seed, index);
+                let (left, top, w, h) = random_resized_crop_box(img.width, img.height, &mut rng);
+                let r = resize(&img.crop(left, top, w, h), size, size, filter);
+                if rng.uniform() < 0.5 {
+                    r.flip_horizontal()
+                } else {
+                    r
+                }
+            }
+        };
+        to_normalized_chw(&cropped, out);
+    }
+}
+
+/// Decode a file to 8-bit RGB (alpha dropped, grey replicated). Errors name the file.
+pub fn decode(path: &Path) -> Result<Rgb8> {
+    let bad = |why: String| NnError::BadImage {
+        path: path.to_path_buf(),
+        why,
+    };
+    let reader = image::ImageReader::open(path)
+        .map_err(|e| bad(e.to_string()))?
+        .with_guessed_format()
+        .map_err(|e| bad(e.to_string()))?;
+    let img = reader.decode().map_err(|e| bad(e.to_string()))?.to_rgb8();
+    let (w, h) = img.dimensions();
+    if w == 0 || h == 0 {
+        return Err(bad("empty image".into()));
+    }
+    Ok(Rgb8 {
+        width: w as usize,
+        height: h as usize,
+        data: img.into_raw(),
+    })
+}
+
+/// torchvision's `Resize(s)`: the shorter side becomes `s`, the longer `⌊s · long / short⌋`.
+pub fn resize_shorter(img: &Rgb8, s: usize, filter: Filter) -> Rgb8 {
+    let (w, h) = (img.width, img.height);
+    let (nw, nh) = if w <= h { (s, s * h / w) } else { (s * w / h, s) };
+    if (w <= h && w == s) || (h <= w && h == s) {
+        return img.clone();
+    }
+    resize(img, nw, nh, filter)
+}
+
+/// Python's `round` of `x / 2` for an integer `x` (halves to even).
+fn round_half_even_div2(x: usize) -> usize {
+    let q = x / 2;
+    if x % 2 == 1 && q % 2 == 1 {
+        q + 1
+    } else {
+        q
+    }
+}
+
+/// `(left, top)` of torchvision's centre crop: `round((w - size) / 2)`, `round((h - size) / 2)`.
+pub fn center_crop_offsets(w: usize, h: usize, size: usize) -> (usize, usize) {
+    (
+        round_half_even_div2(w.saturating_sub(size)),
+        round_half_even_div2(h.saturating_sub(size)),
+    )
+}
+
+/// torchvision's `RandomResizedCrop.get_params` (scale 0.08–1, ratio 3/4–4/3) on our generator:
+/// `(left, top, width, height)`.
+pub fn random_resized_crop_box(w: usize, h: usize, rng: &mut Rng) -> (usize, usize, usize, usize) {
+    let area = (w * h) as f64;
+    let (log_lo, log_hi) = ((3.0f64 / 4.0).ln(), (4.0f64 / 3.0).ln());
+    for _ in 0..10 {
+        let target = area * rng.range_f64(0.08, 1.0);
+        let ratio = rng.range_f64(log_lo, log_hi).exp();
+        let cw = (target * ratio).sqrt().round() as usize;
+        let ch = (target / ratio).sqrt().round() as usize;
+        if cw > 0 && cw <= w && ch > 0 && ch <= h {
+            let top = rng.int_inclusive(h - ch);
+            let left = rng.int_inclusive(w - cw);
+            return (left, top, cw, ch);
+        }
+    }
+    // fallback: whole image clamped to the ratio range, centred
+    let in_ratio = w as f64 / h as f64;
+    let (cw, ch) = if in_ratio < 3.0 / 4.0 {
+        (w, ((w as f64 / (3.0 / 4.0)).round() as usize).min(h))
+    } else if in_ratio > 4.0 / 3.0 {
+        (((h as f64 * 4.0 / 3.0).round() as usize).min(w), h)
+    } else {
+        (w, h)
+    };
+    ((w - cw) / 2, (h - ch) / 2, cw, ch)
+}
+
+/// `ToTensor` + `Normalize` in f32, as torchvision computes them: `(v / 255 - mean) / std`.
+pub fn to_normalized_chw(img: &Rgb8, out: &mut [f32]) {
+    let plane = img.width * img.height;
+    for (i, px) in img.data.chunks_exact(3).enumerate() {
+        for ch in 0..3 {
+            out[ch * plane + i] = (px[ch] as f32 / 255.0 - MEAN[ch]) / STD[ch];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crop_offsets_round_half_to_even() {
+        // (w - 224) / 2 = 0.5 → 0, 1.5 → 2, 2.5 → 2, 12 → 12
+        assert_eq!(center_crop_offsets(225, 227, 224), (0, 2));
+        assert_eq!(center_crop_offsets(229, 248, 224), (2, 12));
+    }
+
+    #[test]
+    fn shorter_side_resize_sizes() {
+        let img = Rgb8 {
+            width: 300,
+            height: 207,
+            data: vec![0; 300 * 207 * 3],
+        };
+        let r = resize_shorter(&img, 248, Filter::Bilinear);
+        assert_eq!((r.width, r.height), (359, 248)); // ⌊248 · 300 / 207⌋ = ⌊359.42⌋
+    }
+
+    /// Fixed expected pixels of the whole validation transform on a synthetic image: a 2×2
+    /// checkerboard of 0 and 255 blown up to 248×248, centre-cropped to 224 (offset 12).
+    #[test]
+    fn val_transform_fixed_pixels() {
+        // 248×248 input: resize is the identity, the crop starts at (12, 12)
+        let mut data = vec![0u8; 248 * 248 * 3];
+        for y in 0..248 {
+            for x in 0..248 {
+                let v = if (x < 124) ^ (y < 124) { 255 } else { 0 };
+                data[(y * 248 + x) * 3..(y * 248 + x) * 3 + 3].copy_from_slice(&[v, v / 5, 0]);
+            }
+        }
+        let img = Rgb8 {
+            width: 248,
+            height: 248,
+            data,
+        };
+        let mut out = vec![0f32; 3 * 224 * 224];
+        Transform::val().apply(&img, 0, &mut out);
+        // output (0,0) = input (12,12): black quadrant → (0 - mean) / std
+        assert_eq!(out[0], (0.0 - 0.485) / 0.229);
+        // output (0, 111) = input (12, 123) is still black; (0, 112) = input (12, 124) is white
+        assert_eq!(out[111], (0.0 - 0.485) / 0.229);
+        assert_eq!(out[112], (1.0 - 0.485) / 0.229);
+        // green channel of a white pixel: 51 / 255 = 0.2
+        assert_eq!(out[224 * 224 + 112], (51.0f32 / 255.0 - 0.456) / 0.224);
+    }
+
+    #[test]
+    fn train_crop_is_inside_and_deterministic() {
+        for i in 0..200 {
+            let mut a = Rng::for_item(7, i);
+            let mut b = Rng::for_item(7, i);
+            let (l, t, w, h) = random_resized_crop_box(150, 300, &mut a);
+            assert_eq!((l, t, w, h), random_resized_crop_box(150, 300, &mut b));
+            assert!(w > 0 && h > 0 && l + w <= 150 && t + h <= 300);
+            let r = w as f64 / h as f64;
+            assert!((0.72..=1.37).contains(&r) || w == 150, "ratio {r}");
+        }
+    }
+}

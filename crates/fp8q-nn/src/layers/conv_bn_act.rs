@@ -1,0 +1,83 @@
+//! The conv + BN (+ activation) unit with its two quantizer slots, the building block of both
+//! ResNet and MobileNetV2.
+//!
+//! Order of operations (SPEC §5.2): quantize the conv weight (weight slot), convolve, apply BN
+//! in f32 (running statistics, or batch statistics while re-estimating), the activation
+//! function, then the output-activation slot.
+
+use candle_core::{Device, Tensor};
+
+use crate::error::{Result, TensorContext};
+use crate::feature_map::{with_f32_slice, FeatureMap};
+use crate::layers::{Activation, BatchNorm2d, Conv2d, QuantSlot};
+use crate::weights::WeightPath;
+
+/// A conv+BN(+act) unit, named by the checkpoint prefix of its conv (`layer1.0.conv1`,
+/// `layer2.0.downsample.0`, `features.3.conv.3`).
+#[derive(Debug)]
+pub struct ConvBnAct {
+    /// The conv's checkpoint prefix; the unit's name everywhere.
+    pub name: String,
+    /// The convolution.
+    pub conv: Conv2d,
+    /// Its batch norm (own prefix, e.g. `layer1.0.bn1`).
+    pub bn: BatchNorm2d,
+    /// Activation after BN.
+    pub act: Activation,
+    /// Quantizer of the conv weight (per output channel when per-channel).
+    pub weight_quantizer: QuantSlot,
+    /// Quantizer of the unit's output (after the activation, or after BN when there is none).
+    pub act_quantizer: QuantSlot,
+}
+
+/// Geometry of a conv: `(in, out, kernel, stride, pad, groups)`.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvSpec {
+    /// Input channels.
+    pub cin: usize,
+    /// Output channels.
+    pub cout: usize,
+    /// Kernel size.
+    pub k: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Padding.
+    pub pad: usize,
+    /// Groups (1 or `cin` for depthwise).
+    pub groups: usize,
+}
+
+impl ConvBnAct {
+    /// Load a unit from the conv's and the BN's paths.
+    pub fn load(conv_vb: &WeightPath<'_>, bn_vb: &WeightPath<'_>, spec: ConvSpec, act: Activation) -> Result<Self> {
+        let conv = Conv2d::load(conv_vb, spec.cin, spec.cout, spec.k, spec.stride, spec.pad, spec.groups)?;
+        let bn = BatchNorm2d::load(bn_vb, spec.cout)?;
+        Ok(ConvBnAct {
+            name: conv_vb.prefix().to_string(),
+            conv,
+            bn,
+            act,
+            weight_quantizer: QuantSlot::empty(),
+            act_quantizer: QuantSlot::empty(),
+        })
+    }
+
+    /// The weight the conv uses this pass: the stored one, or its quantized copy.
+    pub fn effective_weight(&mut self) -> Result<Tensor> {
+        if !self.weight_quantizer.is_active() {
+            return Ok(self.conv.weight.clone());
+        }
+        let mut w = with_f32_slice(&self.conv.weight, &self.name, |s| s.to_vec())?;
+        self.weight_quantizer.apply(&mut w, self.conv.out_channels, true)?;
+        Tensor::from_vec(w, self.conv.weight.dims(), &Device::Cpu).at(&self.name)
+    }
+
+    /// Run the unit.
+    pub fn forward(&mut self, x: &FeatureMap) -> Result<FeatureMap> {
+        let w = self.effective_weight()?;
+        let mut y = self.conv.forward_with(x, &w)?;
+        self.bn.forward_act(&mut y, self.act)?;
+        self.act_quantizer.apply(&mut y.data, 1, true)?;
+        Ok(y)
+    }
+}

@@ -1,0 +1,74 @@
+//! The final fully connected layer with its weight and logits quantizer slots.
+
+use candle_core::{Device, Tensor};
+
+use crate::error::{NnError, Result, TensorContext};
+use crate::feature_map::with_f32_slice;
+use crate::layers::QuantSlot;
+use crate::weights::WeightPath;
+
+/// A linear layer named by its checkpoint prefix (`fc`, `classifier.1`).
+#[derive(Debug)]
+pub struct Linear {
+    /// Checkpoint prefix.
+    pub name: String,
+    /// `[out, in]`.
+    pub weight: Tensor,
+    /// `[out]`.
+    pub bias: Tensor,
+    /// Quantizer of the weight (per output row when per-channel).
+    pub weight_quantizer: QuantSlot,
+    /// Quantizer of the output (the logits).
+    pub act_quantizer: QuantSlot,
+}
+
+impl Linear {
+    /// Load `prefix.weight` `[out, in]` and `prefix.bias` `[out]`.
+    pub fn load(vb: &WeightPath<'_>, in_features: usize, out_features: usize) -> Result<Self> {
+        Ok(Linear {
+            name: vb.prefix().to_string(),
+            weight: vb.get("weight", &[out_features, in_features]),
+            bias: vb.get("bias", &[out_features]),
+            weight_quantizer: QuantSlot::empty(),
+            act_quantizer: QuantSlot::empty(),
+        })
+    }
+
+    /// Output features.
+    pub fn out_features(&self) -> usize {
+        self.weight.dims()[0]
+    }
+
+    /// Input features.
+    pub fn in_features(&self) -> usize {
+        self.weight.dims()[1]
+    }
+
+    /// `x · Wᵀ + b` for `x` of `n` rows of `in_features` values; returns `n · out` values.
+    pub fn forward(&mut self, x: Vec<f32>, n: usize) -> Result<Vec<f32>> {
+        let (out_f, in_f) = (self.out_features(), self.in_features());
+        if x.len() != n * in_f {
+            return Err(NnError::invalid(
+                &self.name,
+                format!("{} input values for {n} rows of {in_f}", x.len()),
+            ));
+        }
+        let w = if self.weight_quantizer.is_active() {
+            let mut w = with_f32_slice(&self.weight, &self.name, |s| s.to_vec())?;
+            self.weight_quantizer.apply(&mut w, out_f, true)?;
+            Tensor::from_vec(w, (out_f, in_f), &Device::Cpu).at(&self.name)?
+        } else {
+            self.weight.clone()
+        };
+        let xt = Tensor::from_vec(x, (n, in_f), &Device::Cpu).at(&self.name)?;
+        let y = xt
+            .matmul(&w.t().at(&self.name)?)
+            .and_then(|y| y.broadcast_add(&self.bias))
+            .and_then(|y| y.flatten_all())
+            .and_then(|y| y.to_vec1::<f32>())
+            .at(&self.name)?;
+        let mut y = y;
+        self.act_quantizer.apply(&mut y, 1, true)?;
+        Ok(y)
+    }
+}

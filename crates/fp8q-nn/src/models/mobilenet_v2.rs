@@ -1,0 +1,322 @@
+//! MobileNetV2 in the layout the paper used (tonylins/pytorch-mobilenet-v2, SPEC §5.1), with
+//! torchvision's key layout mapped onto it at load time.
+//!
+//! Paper layout: `features.0.{0,1}` stem (3×3 s2, 32 ch, BN, ReLU6); `features.1..=17` inverted
+//! residual blocks whose `conv` is a flat sequence — t = 1: `[dw, BN, ReLU6, pw, BN]`
+//! (`conv.0, .1, .3, .4`), else `[pw, BN, ReLU6, dw, BN, ReLU6, pw, BN]` (`conv.0, .1, .3, .4,
+//! .6, .7`); `features.18.{0,1}` 1×1 to 1280 + BN + ReLU6; AvgPool2d(7); `classifier.1`.
+
+use std::collections::BTreeMap;
+
+use candle_core::Tensor;
+
+use crate::error::{NnError, Result};
+use crate::feature_map::FeatureMap;
+use crate::kernels::pool;
+use crate::layers::conv_bn_act::ConvSpec;
+use crate::layers::{Activation, BatchNorm2d, ConvBnAct, Linear, QuantSlot, SlotKind};
+use crate::models::resnet::visit_unit;
+use crate::weights::WeightPath;
+
+/// `(t, c, n, s)`: expansion, output channels, repeats, first stride.
+pub const SETTINGS: [(usize, usize, usize, usize); 7] = [
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+];
+
+/// An inverted residual block named by its prefix (`features.3`).
+#[derive(Debug)]
+pub struct InvertedResidual {
+    /// Checkpoint prefix.
+    pub name: String,
+    /// Its conv+BN units in sequence (the last without activation).
+    pub units: Vec<ConvBnAct>,
+    /// `stride == 1 && in == out`.
+    pub residual: bool,
+    /// `quantize(x + conv(x))` for a residual block; unused otherwise (the last unit's output
+    /// quantizer already acts).
+    pub output_quantizer: QuantSlot,
+}
+
+impl InvertedResidual {
+    fn load(vb: &WeightPath<'_>, cin: usize, cout: usize, stride: usize, t: usize) -> Result<Self> {
+        let hidden = cin * t;
+        let c = vb.pp("conv");
+        let unit = |i: usize, spec: ConvSpec, act| ConvBnAct::load(&c.pp(i), &c.pp(i + 1), spec, act);
+        let pw = |cin, cout| ConvSpec {
+            cin,
+            cout,
+            k: 1,
+            stride: 1,
+            pad: 0,
+            groups: 1,
+        };
+        let dw = |ch| ConvSpec {
+            cin: ch,
+            cout: ch,
+            k: 3,
+            stride,
+            pad: 1,
+            groups: ch,
+        };
+        let units = if t == 1 {
+            vec![
+                unit(0, dw(hidden), Activation::Relu6)?,
+                unit(3, pw(hidden, cout), Activation::Identity)?,
+            ]
+        } else {
+            vec![
+                unit(0, pw(cin, hidden), Activation::Relu6)?,
+                unit(3, dw(hidden), Activation::Relu6)?,
+                unit(6, pw(hidden, cout), Activation::Identity)?,
+            ]
+        };
+        Ok(InvertedResidual {
+            name: vb.prefix().to_string(),
+            units,
+            residual: stride == 1 && cin == cout,
+            output_quantizer: QuantSlot::empty(),
+        })
+    }
+
+    /// Run the block.
+    pub fn forward(&mut self, x: FeatureMap) -> Result<FeatureMap> {
+        let mut y = self.units[0].forward(&x)?;
+        for u in &mut self.units[1..] {
+            y = u.forward(&y)?;
+        }
+        if self.residual {
+            for (a, b) in y.data.iter_mut().zip(&x.data) {
+                *a = b + *a;
+            }
+            self.output_quantizer.apply(&mut y.data, 1, true)?;
+        }
+        Ok(y)
+    }
+}
+
+/// MobileNetV2 (width 1.0).
+#[derive(Debug)]
+pub struct MobileNetV2 {
+    /// `features.0`.
+    pub stem: ConvBnAct,
+    /// `features.1` … `features.17`.
+    pub blocks: Vec<InvertedResidual>,
+    /// `features.18`.
+    pub head: ConvBnAct,
+    /// `classifier.1`.
+    pub classifier: Linear,
+}
+
+impl MobileNetV2 {
+    /// Load from paper-layout keys; the number of classes is read from `classifier.1.weight`.
+    pub fn load(vb: &WeightPath<'_>) -> Result<Self> {
+        let f = vb.pp("features");
+        let stem = ConvBnAct::load(
+            &f.pp(0).pp(0),
+            &f.pp(0).pp(1),
+            ConvSpec {
+                cin: 3,
+                cout: 32,
+                k: 3,
+                stride: 2,
+                pad: 1,
+                groups: 1,
+            },
+            Activation::Relu6,
+        )?;
+        let mut cin = 32;
+        let mut blocks = Vec::new();
+        for &(t, c, n, s) in &SETTINGS {
+            for i in 0..n {
+                let idx = blocks.len() + 1;
+                blocks.push(InvertedResidual::load(
+                    &f.pp(idx),
+                    cin,
+                    c,
+                    if i == 0 { s } else { 1 },
+                    t,
+                )?);
+                cin = c;
+            }
+        }
+        let head_idx = blocks.len() + 1;
+        let head = ConvBnAct::load(
+            &f.pp(head_idx).pp(0),
+            &f.pp(head_idx).pp(1),
+            ConvSpec {
+                cin,
+                cout: 1280,
+                k: 1,
+                stride: 1,
+                pad: 0,
+                groups: 1,
+            },
+            Activation::Relu6,
+        )?;
+        let cl = vb.pp("classifier").pp(1);
+        let classes = cl.shape_of("weight").and_then(|s| s.first().copied()).unwrap_or(1000);
+        let classifier = Linear::load(&cl, 1280, classes)?;
+        Ok(MobileNetV2 {
+            stem,
+            blocks,
+            head,
+            classifier,
+        })
+    }
+
+    /// Logits (`n · classes` values) of a batch of 224×224 images.
+    pub fn forward(&mut self, x: FeatureMap) -> Result<Vec<f32>> {
+        let n = x.n;
+        let mut y = self.stem.forward(&x)?;
+        drop(x);
+        for b in &mut self.blocks {
+            y = b.forward(y)?;
+        }
+        let y = self.head.forward(&y)?;
+        if y.h != 7 || y.w != 7 {
+            return Err(NnError::invalid(
+                "features.19",
+                format!("AvgPool2d(7) needs a 7×7 map (224×224 input), got {}×{}", y.h, y.w),
+            ));
+        }
+        let mut pooled = pool::global_avg_pool(&y);
+        // AvgPool2d(7) reuses features.18's quantizer without updating it.
+        self.head.act_quantizer.apply(&mut pooled.data, 1, false)?;
+        self.classifier.forward(pooled.data, n)
+    }
+
+    /// Every conv+BN unit in execution order.
+    pub fn units_mut(&mut self) -> Vec<&mut ConvBnAct> {
+        let mut out = vec![&mut self.stem];
+        for b in &mut self.blocks {
+            out.extend(b.units.iter_mut());
+        }
+        out.push(&mut self.head);
+        out
+    }
+
+    /// Visit every quantizer slot as `(unit name, kind, slot)`, in execution order. A
+    /// non-residual block's output slot is not visited (it never acts).
+    pub fn visit_slots(&mut self, f: &mut dyn FnMut(&str, SlotKind, &mut QuantSlot)) {
+        visit_unit(&mut self.stem, f);
+        for b in &mut self.blocks {
+            for u in &mut b.units {
+                visit_unit(u, f);
+            }
+            if b.residual {
+                f(&b.name, SlotKind::BlockOutput, &mut b.output_quantizer);
+            }
+        }
+        visit_unit(&mut self.head, f);
+        f(
+            &self.classifier.name,
+            SlotKind::Weight,
+            &mut self.classifier.weight_quantizer,
+        );
+        f(
+            &self.classifier.name,
+            SlotKind::Output,
+            &mut self.classifier.act_quantizer,
+        );
+    }
+
+    /// Visit every batch norm.
+    pub fn visit_bns(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
+        for u in self.units_mut() {
+            f(&mut u.bn);
+        }
+    }
+}
+
+/// True when the keys are in torchvision's MobileNetV2 layout (`features.1.conv.0.0.weight`).
+pub fn is_torchvision_layout(tensors: &BTreeMap<String, Tensor>) -> bool {
+    tensors.contains_key("features.1.conv.0.0.weight")
+}
+
+/// Rename torchvision's MobileNetV2 keys to the paper's layout. Blocks with expansion 1 are
+/// recognised by having no `conv.1.0` (their `conv` is `[ConvBNReLU(dw), pw, BN]`).
+pub fn torchvision_to_paper(tensors: BTreeMap<String, Tensor>) -> BTreeMap<String, Tensor> {
+    let expanded: std::collections::BTreeSet<String> = tensors
+        .keys()
+        .filter_map(|k| {
+            let rest = k.strip_prefix("features.")?;
+            let (idx, tail) = rest.split_once('.')?;
+            tail.starts_with("conv.1.0.").then(|| idx.to_string())
+        })
+        .collect();
+    tensors
+        .into_iter()
+        .map(|(k, v)| {
+            let renamed = (|| {
+                let rest = k.strip_prefix("features.")?;
+                let (idx, tail) = rest.split_once('.')?;
+                let tail = tail.strip_prefix("conv.")?;
+                let map: &[(&str, &str)] = if expanded.contains(idx) {
+                    &[
+                        ("0.0.", "0."),
+                        ("0.1.", "1."),
+                        ("1.0.", "3."),
+                        ("1.1.", "4."),
+                        ("2.", "6."),
+                        ("3.", "7."),
+                    ]
+                } else {
+                    &[("0.0.", "0."), ("0.1.", "1."), ("1.", "3."), ("2.", "4.")]
+                };
+                map.iter().find_map(|(from, to)| {
+                    tail.strip_prefix(from)
+                        .map(|param| format!("features.{idx}.conv.{to}{param}"))
+                })
+            })();
+            (renamed.unwrap_or(k), v)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn torchvision_keys_map_to_paper_keys() {
+        let z = Tensor::zeros(1, candle_core::DType::F32, &Device::Cpu).unwrap();
+        let keys = [
+            "features.0.0.weight",
+            "features.1.conv.0.0.weight",
+            "features.1.conv.0.1.running_var",
+            "features.1.conv.1.weight",
+            "features.1.conv.2.bias",
+            "features.2.conv.0.0.weight",
+            "features.2.conv.1.0.weight",
+            "features.2.conv.1.1.weight",
+            "features.2.conv.2.weight",
+            "features.2.conv.3.num_batches_tracked",
+            "classifier.1.weight",
+        ];
+        let map: BTreeMap<_, _> = keys.iter().map(|k| (k.to_string(), z.clone())).collect();
+        assert!(is_torchvision_layout(&map));
+        let got: Vec<String> = torchvision_to_paper(map).into_keys().collect();
+        let mut want = vec![
+            "features.0.0.weight",
+            "features.1.conv.0.weight",
+            "features.1.conv.1.running_var",
+            "features.1.conv.3.weight",
+            "features.1.conv.4.bias",
+            "features.2.conv.0.weight",
+            "features.2.conv.3.weight",
+            "features.2.conv.4.weight",
+            "features.2.conv.6.weight",
+            "features.2.conv.7.num_batches_tracked",
+            "classifier.1.weight",
+        ];
+        want.sort();
+        assert_eq!(got, want);
+    }
+}

@@ -1,0 +1,167 @@
+//! The supported networks and loading them from a checkpoint.
+//!
+//! ```no_run
+//! use fp8q_nn::models::{Architecture, Model};
+//! let arch: Architecture = "resnet18_quantized".parse().unwrap();
+//! let mut model = Model::load(arch, "resnet18.pth").unwrap();
+//! println!("{} classes", model.num_classes());
+//! ```
+
+pub mod mobilenet_v2;
+pub mod resnet;
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+
+use crate::checkpoint::Checkpoint;
+use crate::error::{NnError, Result, TensorContext};
+use crate::feature_map::FeatureMap;
+use crate::layers::{BatchNorm2d, ConvBnAct, QuantSlot, SlotKind};
+use crate::weights::Weights;
+use mobilenet_v2::MobileNetV2;
+use resnet::{BlockKind, ResNet};
+
+/// A network architecture (`--architecture`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Architecture {
+    /// ResNet-18 (torchvision).
+    Resnet18,
+    /// ResNet-50 (torchvision).
+    Resnet50,
+    /// MobileNetV2 (the paper's layout; torchvision's keys accepted).
+    MobilenetV2,
+}
+
+impl Architecture {
+    /// The canonical name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Architecture::Resnet18 => "resnet18",
+            Architecture::Resnet50 => "resnet50",
+            Architecture::MobilenetV2 => "mobilenet_v2",
+        }
+    }
+
+    /// Every accepted name, canonical first.
+    pub const NAMES: [&'static str; 6] = [
+        "resnet18",
+        "resnet50",
+        "mobilenet_v2",
+        "resnet18_quantized",
+        "resnet50_quantized",
+        "mobilenet_v2_quantized",
+    ];
+}
+
+impl std::fmt::Display for Architecture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Architecture {
+    type Err = NnError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "resnet18" | "resnet18_quantized" => Ok(Architecture::Resnet18),
+            "resnet50" | "resnet50_quantized" => Ok(Architecture::Resnet50),
+            "mobilenet_v2" | "mobilenet_v2_quantized" | "mobilenetv2" => Ok(Architecture::MobilenetV2),
+            other => Err(NnError::invalid(
+                "architecture",
+                format!("unknown '{other}'; expected one of {}", Architecture::NAMES.join(", ")),
+            )),
+        }
+    }
+}
+
+/// A loaded network.
+#[derive(Debug)]
+pub enum Model {
+    /// ResNet-18 or -50.
+    ResNet(ResNet),
+    /// MobileNetV2.
+    MobileNetV2(MobileNetV2),
+}
+
+impl Model {
+    /// Load `arch` from a `.pth` or `.safetensors` checkpoint. A checkpoint that does not fit
+    /// yields [`NnError::CheckpointMismatch`] listing every missing, unexpected and mis-shaped
+    /// tensor.
+    pub fn load(arch: Architecture, path: impl AsRef<Path>) -> Result<Self> {
+        let ckpt = Checkpoint::load(path)?;
+        Self::from_checkpoint(arch, ckpt)
+    }
+
+    /// Build `arch` from tensors already read.
+    pub fn from_checkpoint(arch: Architecture, ckpt: Checkpoint) -> Result<Self> {
+        let mut label = arch.name().to_string();
+        let tensors = if arch == Architecture::MobilenetV2 && mobilenet_v2::is_torchvision_layout(&ckpt.tensors) {
+            label.push_str(" (torchvision key layout, keys shown in the paper's layout)");
+            mobilenet_v2::torchvision_to_paper(ckpt.tensors)
+        } else {
+            ckpt.tensors
+        };
+        let weights = Weights::new(ckpt.path, tensors);
+        let vb = weights.root();
+        let model = match arch {
+            Architecture::Resnet18 => Model::ResNet(ResNet::load(&vb, BlockKind::Basic, [2, 2, 2, 2])?),
+            Architecture::Resnet50 => Model::ResNet(ResNet::load(&vb, BlockKind::Bottleneck, [3, 4, 6, 3])?),
+            Architecture::MobilenetV2 => Model::MobileNetV2(MobileNetV2::load(&vb)?),
+        };
+        weights.finish(&label)?;
+        Ok(model)
+    }
+
+    /// Number of classes (rows of the final linear layer).
+    pub fn num_classes(&self) -> usize {
+        match self {
+            Model::ResNet(m) => m.fc.out_features(),
+            Model::MobileNetV2(m) => m.classifier.out_features(),
+        }
+    }
+
+    /// Logits of an NCHW batch, as `n · classes` values.
+    pub fn forward_fm(&mut self, x: FeatureMap) -> Result<Vec<f32>> {
+        if x.c != 3 {
+            return Err(NnError::invalid("input", format!("3 channels expected, got {}", x.c)));
+        }
+        match self {
+            Model::ResNet(m) => m.forward(x),
+            Model::MobileNetV2(m) => m.forward(x),
+        }
+    }
+
+    /// Logits `[n, classes]` of an NCHW tensor.
+    pub fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
+        let fm = FeatureMap::from_tensor(x)?;
+        let n = fm.n;
+        let classes = self.num_classes();
+        let logits = self.forward_fm(fm)?;
+        Tensor::from_vec(logits, (n, classes), &Device::Cpu).at("logits")
+    }
+
+    /// Every conv+BN unit in execution order.
+    pub fn units_mut(&mut self) -> Vec<&mut ConvBnAct> {
+        match self {
+            Model::ResNet(m) => m.units_mut(),
+            Model::MobileNetV2(m) => m.units_mut(),
+        }
+    }
+
+    /// Visit every quantizer slot as `(unit name, kind, slot)` in execution order.
+    pub fn visit_slots(&mut self, f: &mut dyn FnMut(&str, SlotKind, &mut QuantSlot)) {
+        match self {
+            Model::ResNet(m) => m.visit_slots(f),
+            Model::MobileNetV2(m) => m.visit_slots(f),
+        }
+    }
+
+    /// Visit every batch norm.
+    pub fn visit_bns(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
+        match self {
+            Model::ResNet(m) => m.visit_bns(f),
+            Model::MobileNetV2(m) => m.visit_bns(f),
+        }
+    }
+}
