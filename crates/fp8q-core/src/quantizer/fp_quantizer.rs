@@ -164,7 +164,8 @@ impl FpQuantizer {
         if x.len() <= PAR_CHUNK {
             fp_qdq_inplace(x, &self.kernel);
         } else {
-            x.par_chunks_mut(PAR_CHUNK).for_each(|c| fp_qdq_inplace(c, &self.kernel));
+            x.par_chunks_mut(PAR_CHUNK)
+                .for_each(|c| fp_qdq_inplace(c, &self.kernel));
         }
     }
 
@@ -194,7 +195,9 @@ fn qdq(x: f32, k: &FpKernel) -> f32 {
     let exp = ((y.to_bits() >> 52) & 0x7ff) as i64;
     let e = if exp > k.emin_biased { exp } else { k.emin_biased };
     let magic = f64::from_bits((((e + k.magic_shift) as u64) << 52) | (1u64 << 51));
-    let q = ((y + magic) - magic) * k.t;
+    // `(y + magic) - magic` turns a negative y that rounds to zero into +0; copy the sign back so
+    // that q(-x) = -q(x) holds bit for bit (the reference yields -0.0 there).
+    let q = ((y + magic) - magic).copysign(y) * k.t;
     if k.zero {
         if x.is_nan() {
             x
@@ -261,6 +264,8 @@ mod tests {
         assert_eq!(q.quantize_value(239.0), 240.0);
         assert_eq!(q.quantize_value(-1e9), -240.0);
         assert_eq!(q.quantize_value(2f32.powi(-11)), 0.0); // half the smallest subnormal: tie to 0
+        assert_eq!(q.quantize_value(-2f32.powi(-11)).to_bits(), (-0.0f32).to_bits()); // sign kept
+        assert_eq!(q.quantize_value(-0.0).to_bits(), (-0.0f32).to_bits());
         assert_eq!(q.quantize_value(1.5 * 2f32.powi(-10)), 2f32.powi(-9)); // tie to even
         assert!(q.quantize_value(f32::NAN).is_nan());
         assert_eq!(q.quantize_value(f32::INFINITY), 240.0);
