@@ -1,0 +1,352 @@
+//! A study: distributions × formats → expected MSE, SQNR and dot-product error at the optimal
+//! (or a given, or a sampled-search) range, optionally with a Monte-Carlo cross-check and the
+//! MSE-versus-α curve. Cases are computed in parallel with rayon.
+
+use super::distributions::Distribution;
+use super::expected_error::{dot_product_mse, error_terms, expected_mse, ErrorTerms};
+use super::optimal_range::{optimal_maxval, sampled_line_search, search_interval, SearchOptions};
+use super::{grid_for, quantizer_for, AnalysisError};
+use crate::format::Format;
+use rayon::prelude::*;
+use serde::Serialize;
+
+/// How the range `α` of each (distribution, format) is chosen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RangeChoice {
+    /// Minimize the analytical MSE.
+    Optimal,
+    /// A given maximum.
+    Fixed(f64),
+    /// The reference's sampled 1000-candidate line search on `samples` draws with `seed`.
+    Sampled {
+        /// Number of samples.
+        samples: usize,
+        /// Seed.
+        seed: u64,
+    },
+}
+
+impl RangeChoice {
+    fn describe(&self) -> String {
+        match self {
+            RangeChoice::Optimal => "optimal (minimum of the analytical MSE)".into(),
+            RangeChoice::Fixed(a) => format!("fixed maxval {a}"),
+            RangeChoice::Sampled { samples, seed } => {
+                format!("sampled line search ({samples} samples, seed {seed}, 1000 candidates)")
+            }
+        }
+    }
+}
+
+/// Monte-Carlo settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VerifyOptions {
+    /// Samples per distribution (the same samples serve every format).
+    pub samples: usize,
+    /// Seed.
+    pub seed: u64,
+}
+
+/// What to compute.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StudyConfig {
+    /// Distributions (rows of tables).
+    pub distributions: Vec<Distribution>,
+    /// Formats.
+    pub formats: Vec<Format>,
+    /// Range choice.
+    pub range: RangeChoice,
+    /// Tuning of the optimal-range search.
+    pub search: SearchOptions,
+    /// Monte-Carlo cross-check.
+    pub verify: Option<VerifyOptions>,
+    /// Points of the MSE-versus-α curve per case (over the search interval), if wanted.
+    pub curve_points: Option<usize>,
+}
+
+/// The paper's formats: E5M2, E4M3, E3M4, E2M5 (flexible bias) and INT8.
+pub fn paper_formats() -> Vec<Format> {
+    ["e5m2", "e4m3", "e3m4", "e2m5", "int8"]
+        .iter()
+        .map(|s| s.parse().expect("valid format"))
+        .collect()
+}
+
+impl StudyConfig {
+    /// The paper's study: three distributions × five formats at the optimal range.
+    pub fn paper() -> Self {
+        StudyConfig {
+            distributions: Distribution::paper_defaults(),
+            formats: paper_formats(),
+            range: RangeChoice::Optimal,
+            search: SearchOptions::default(),
+            verify: None,
+            curve_points: None,
+        }
+    }
+}
+
+/// A Monte-Carlo estimate next to the analytical figures.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MonteCarlo {
+    /// Number of samples (of X, and of Y for the product).
+    pub samples: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Mean of `(q(x) - x)²`.
+    pub mse: f64,
+    /// Its standard error.
+    pub mse_stderr: f64,
+    /// `(empirical - analytical) / stderr`.
+    pub mse_z: f64,
+    /// Mean of `(xy - q(x)q(y))²` over independent pairs.
+    pub dot_product_mse: f64,
+    /// Its standard error.
+    pub dot_product_stderr: f64,
+    /// `(empirical - analytical) / stderr`.
+    pub dot_product_z: f64,
+}
+
+/// One point of an MSE-versus-α curve.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CurvePoint {
+    /// Maximum.
+    pub maxval: f64,
+    /// Analytical MSE there.
+    pub mse: f64,
+}
+
+/// The figures of one format for one distribution.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FormatResult {
+    /// Parseable spelling (`e4m3`, `int8`).
+    pub format: String,
+    /// Display name (`E4M3`, `INT8`).
+    pub name: String,
+    /// Total bits.
+    pub n_bits: u32,
+    /// The range `α` used (grid maximum).
+    pub maxval: f64,
+    /// `E[R²]`.
+    pub mse: f64,
+    /// `10·log10(E[X²] / MSE)`.
+    pub sqnr_db: f64,
+    /// `-10·log10(MSE)`, what the reference prints as "SQNR".
+    pub neg_log_mse_db: f64,
+    /// `E[X·R]`.
+    pub xr: f64,
+    /// `E[(XY - q(X)q(Y))²]` for independent X, Y of this distribution.
+    pub dot_product_mse: f64,
+    /// `10·log10(E[X²]² / dot-product MSE)`.
+    pub dot_product_sqnr_db: f64,
+    /// `-10·log10(dot-product MSE)`, the reference's figure.
+    pub dot_product_neg_log_mse_db: f64,
+    /// MSE evaluations spent choosing the range.
+    pub evaluations: usize,
+    /// Lowest MSE of this distribution.
+    pub best: bool,
+    /// Monte-Carlo cross-check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monte_carlo: Option<MonteCarlo>,
+    /// MSE against α.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub curve: Option<Vec<CurvePoint>>,
+}
+
+/// All formats for one distribution.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DistributionResult {
+    /// The distribution (spec, parameters, point masses, second moment).
+    pub distribution: Distribution,
+    /// `E[X²]`.
+    pub second_moment: f64,
+    /// One entry per format, in the configured order.
+    pub results: Vec<FormatResult>,
+    /// Spelling of the format with the lowest MSE.
+    pub best_format: String,
+}
+
+/// A whole study.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Study {
+    /// How ranges were chosen.
+    pub range_method: String,
+    /// Search tuning (for the optimal range).
+    pub search: SearchOptions,
+    /// One entry per distribution.
+    pub distributions: Vec<DistributionResult>,
+}
+
+/// Signal-to-noise ratio in dB, `10·log10(signal / noise)`.
+pub fn db(signal: f64, noise: f64) -> f64 {
+    10.0 * (signal / noise).log10()
+}
+
+/// Analytical figures of one (distribution, format) at a given α.
+pub fn evaluate(dist: &Distribution, format: &Format, alpha: f64) -> Result<(ErrorTerms, f64), AnalysisError> {
+    let grid = grid_for(format, alpha)?;
+    let t = error_terms(dist, &grid, true);
+    let m2 = dist.second_moment();
+    Ok((t, dot_product_mse(t, m2, t, m2)))
+}
+
+/// Run a study.
+pub fn run_study(config: &StudyConfig) -> Result<Study, AnalysisError> {
+    if config.distributions.is_empty() || config.formats.is_empty() {
+        return Err(AnalysisError::Invalid {
+            what: "study",
+            why: "needs at least one distribution and one format".into(),
+        });
+    }
+    if let RangeChoice::Fixed(a) = config.range {
+        if !(a.is_finite() && a > 0.0) {
+            return Err(AnalysisError::Invalid {
+                what: "maxval",
+                why: format!("must be positive and finite (got {a})"),
+            });
+        }
+    }
+    // validate every format once, with a clear error (before any parallel work)
+    for f in &config.formats {
+        grid_for(f, 1.0)?;
+    }
+    let distributions = config
+        .distributions
+        .iter()
+        .map(|d| run_distribution(config, d))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Study {
+        range_method: config.range.describe(),
+        search: config.search,
+        distributions,
+    })
+}
+
+fn run_distribution(config: &StudyConfig, dist: &Distribution) -> Result<DistributionResult, AnalysisError> {
+    // samples shared by all formats of this distribution
+    let search_samples = match config.range {
+        RangeChoice::Sampled { samples, seed } => Some(dist.sample_f32(samples, seed)),
+        _ => None,
+    };
+    let mc_samples = config.verify.map(|v| {
+        (
+            dist.sample_f32(v.samples, v.seed),
+            dist.sample_f32(v.samples, v.seed.wrapping_add(0x5851_F42D_4C95_7F2D)),
+        )
+    });
+    let m2 = dist.second_moment();
+    let mut results = config
+        .formats
+        .par_iter()
+        .map(|format| -> Result<FormatResult, AnalysisError> {
+            let (alpha, evaluations) = match config.range {
+                RangeChoice::Optimal => {
+                    let o = optimal_maxval(dist, format, &config.search)?;
+                    (o.alpha, o.evaluations)
+                }
+                RangeChoice::Fixed(a) => (a, 0),
+                RangeChoice::Sampled { .. } => {
+                    let o = sampled_line_search(search_samples.as_deref().expect("sampled"), format)?;
+                    (o.alpha, o.evaluations)
+                }
+            };
+            let (t, dot) = evaluate(dist, format, alpha)?;
+            let monte_carlo = match (&mc_samples, config.verify) {
+                (Some((x, y)), Some(v)) => Some(monte_carlo(format, alpha, x, y, v.seed, t.mse, dot)?),
+                _ => None,
+            };
+            let curve = match config.curve_points {
+                Some(n) if n >= 2 => {
+                    let (lo, hi) = search_interval(dist);
+                    let pts = (0..n)
+                        .into_par_iter()
+                        .map(|k| {
+                            let a = (lo.log2() + (hi.log2() - lo.log2()) * k as f64 / (n - 1) as f64).exp2();
+                            let mse = grid_for(format, a).map(|g| expected_mse(dist, &g)).unwrap_or(f64::NAN);
+                            CurvePoint { maxval: a, mse }
+                        })
+                        .collect();
+                    Some(pts)
+                }
+                _ => None,
+            };
+            Ok(FormatResult {
+                format: format.to_string(),
+                name: format.display_name(),
+                n_bits: format.n_bits(),
+                maxval: alpha,
+                mse: t.mse,
+                sqnr_db: db(m2, t.mse),
+                neg_log_mse_db: -10.0 * t.mse.log10(),
+                xr: t.xr,
+                dot_product_mse: dot,
+                dot_product_sqnr_db: db(m2 * m2, dot),
+                dot_product_neg_log_mse_db: -10.0 * dot.log10(),
+                evaluations,
+                best: false,
+                monte_carlo,
+                curve,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let best = (0..results.len())
+        .min_by(|&a, &b| results[a].mse.total_cmp(&results[b].mse))
+        .expect("non-empty");
+    results[best].best = true;
+    Ok(DistributionResult {
+        distribution: *dist,
+        second_moment: m2,
+        best_format: results[best].format.clone(),
+        results,
+    })
+}
+
+/// Mean and standard error of the mean of `f(i)` over `0..n`, in `f64`, in parallel.
+fn mean_stderr<F: Fn(usize) -> f64 + Sync>(n: usize, f: F) -> (f64, f64) {
+    let (s, s2) = (0..n)
+        .into_par_iter()
+        .with_min_len(1 << 14)
+        .map(|i| {
+            let v = f(i);
+            (v, v * v)
+        })
+        .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+    let nf = n as f64;
+    let mean = s / nf;
+    let var = ((s2 - nf * mean * mean) / (nf - 1.0).max(1.0)).max(0.0);
+    (mean, (var / nf).sqrt())
+}
+
+fn monte_carlo(
+    format: &Format,
+    alpha: f64,
+    x: &[f32],
+    y: &[f32],
+    seed: u64,
+    mse: f64,
+    dot: f64,
+) -> Result<MonteCarlo, AnalysisError> {
+    let q = quantizer_for(format, alpha)?;
+    let mut qx = vec![0f32; x.len()];
+    let mut qy = vec![0f32; y.len()];
+    q.quantize(x, &mut qx);
+    q.quantize(y, &mut qy);
+    let (m, se) = mean_stderr(x.len(), |i| {
+        let r = qx[i] as f64 - x[i] as f64;
+        r * r
+    });
+    let (dm, dse) = mean_stderr(x.len(), |i| {
+        let e = x[i] as f64 * y[i] as f64 - qx[i] as f64 * qy[i] as f64;
+        e * e
+    });
+    Ok(MonteCarlo {
+        samples: x.len(),
+        seed,
+        mse: m,
+        mse_stderr: se,
+        mse_z: (m - mse) / se,
+        dot_product_mse: dm,
+        dot_product_stderr: dse,
+        dot_product_z: (dm - dot) / dse,
+    })
+}
