@@ -127,7 +127,12 @@ fn read_pth(path: &Path) -> Result<BTreeMap<String, Tensor>> {
         path: path.to_path_buf(),
         source,
     })?;
-    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
+    // torch.save archives start at byte 0. zip's default offset detection mis-reads some valid
+    // archives (one of the golden MobileNetV2 files), so the offset is fixed.
+    let config = zip::read::Config {
+        archive_offset: zip::read::ArchiveOffset::Known(0),
+    };
+    let mut zip = zip::ZipArchive::with_config(config, std::io::BufReader::new(file))
         .map_err(|e| bad(format!("not a torch.save zip archive: {e}")))?;
     let names: Vec<String> = zip
         .file_names()
