@@ -13,13 +13,19 @@ fn load() -> Value {
 }
 
 fn f32s(v: &Value) -> Vec<f32> {
-    v.as_array().expect("array").iter().map(|x| x.as_f64().expect("number") as f32).collect()
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_f64().expect("number") as f32)
+        .collect()
 }
 
 fn method_of(case: &Value) -> (RangeMethod, QuantMethod) {
     let q = &case["quantizer"];
     let quant = match q["kind"].as_str() {
-        Some("int") => QuantMethod::Int(IntFormat::new(q["n_bits"].as_u64().unwrap() as u32, IntKind::Symmetric).unwrap()),
+        Some("int") => {
+            QuantMethod::Int(IntFormat::new(q["n_bits"].as_u64().unwrap() as u32, IntKind::Symmetric).unwrap())
+        }
         // estimators that do not quantize still need a method; FP E4M3 is as good as any
         _ => QuantMethod::Fp {
             n_bits: q["n_bits"].as_u64().unwrap_or(8) as u32,
@@ -82,7 +88,11 @@ fn range_estimators_match_reference() {
                 );
             }
             if let Some(m) = expect.get("mantissa_bits").and_then(Value::as_f64) {
-                assert_eq!(quant.mantissa_bits(), Some(m as u32), "case {ci} batch {bi}: mantissa bits");
+                assert_eq!(
+                    quant.mantissa_bits(),
+                    Some(m as u32),
+                    "case {ci} batch {bi}: mantissa bits"
+                );
             }
             checked += 1;
         }

@@ -370,11 +370,17 @@ mod tests {
 
     #[test]
     fn impossible_formats_are_rejected() {
-        assert!(matches!(FpFormat::new(8, 7, true), Err(FormatError::NoExponentBits { .. })));
+        assert!(matches!(
+            FpFormat::new(8, 7, true),
+            Err(FormatError::NoExponentBits { .. })
+        ));
         assert!(matches!(FpFormat::new(8, 0, true), Err(FormatError::NoMantissaBits(0))));
         assert!(matches!(FpFormat::new(17, 3, true), Err(FormatError::BitWidth { .. })));
         assert!(matches!(FpFormat::new(1, 1, false), Err(FormatError::BitWidth { .. })));
-        assert!(matches!(FpFormat::from_exponent_mantissa(0, 7, true), Err(FormatError::NoExponentBits { .. })));
+        assert!(matches!(
+            FpFormat::from_exponent_mantissa(0, 7, true),
+            Err(FormatError::NoExponentBits { .. })
+        ));
         let f = FpFormat::new(8, 3, true).unwrap();
         for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
             assert!(matches!(f.with_maxval(bad), Err(FormatError::BadMaxval(_))));

@@ -117,7 +117,18 @@ mod tests {
 
     #[test]
     fn parse_round_trips() {
-        for s in ["e4m3", "e5m2", "e2m5", "e1m6", "ue4m4", "int8", "int4-asym", "float8_e4m3fn", "float8_e5m2fnuz", "e5m10"] {
+        for s in [
+            "e4m3",
+            "e5m2",
+            "e2m5",
+            "e1m6",
+            "ue4m4",
+            "int8",
+            "int4-asym",
+            "float8_e4m3fn",
+            "float8_e5m2fnuz",
+            "e5m10",
+        ] {
             let f: Format = s.parse().unwrap();
             assert_eq!(f.to_string(), s);
         }

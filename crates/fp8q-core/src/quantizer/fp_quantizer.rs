@@ -191,7 +191,10 @@ fn qdq(x: f32, k: &FpKernel) -> f32 {
     } else {
         xd
     };
-    let y = xc * k.inv_t;
+    // a correctly rounded division (not a multiplication by a rounded 1/t): an input exactly
+    // half-way between two grid values must give exactly y = midpoint so that the tie goes to
+    // the even code; x·fl(1/t) can land an ulp to either side when t is not a power of two.
+    let y = xc / k.t;
     let exp = ((y.to_bits() >> 52) & 0x7ff) as i64;
     let e = if exp > k.emin_biased { exp } else { k.emin_biased };
     let magic = f64::from_bits((((e + k.magic_shift) as u64) << 52) | (1u64 << 51));

@@ -70,7 +70,8 @@ impl IntQuantizer {
         if x.len() <= PAR_CHUNK {
             int_qdq_inplace(x, &self.kernel);
         } else {
-            x.par_chunks_mut(PAR_CHUNK).for_each(|c| int_qdq_inplace(c, &self.kernel));
+            x.par_chunks_mut(PAR_CHUNK)
+                .for_each(|c| int_qdq_inplace(c, &self.kernel));
         }
     }
     /// Quantize in place on a single thread.
@@ -142,7 +143,9 @@ mod tests {
 
     #[test]
     fn specials_and_saturation() {
-        let g = IntFormat::new(8, IntKind::Asymmetric).unwrap().grid_for_range(-1.0, 3.0);
+        let g = IntFormat::new(8, IntKind::Asymmetric)
+            .unwrap()
+            .grid_for_range(-1.0, 3.0);
         let q = IntQuantizer::new(g);
         let (lo, hi) = g.bounds();
         assert!(q.quantize_value(f32::NAN).is_nan());

@@ -120,9 +120,7 @@ impl QuantMethod {
     pub fn with_mantissa_bits(&self, m: u32) -> Result<Self> {
         match *self {
             QuantMethod::Fp {
-                n_bits,
-                allow_unsigned,
-                ..
+                n_bits, allow_unsigned, ..
             } => {
                 FpFormat::new(n_bits, m, true)?;
                 Ok(QuantMethod::Fp {
@@ -171,7 +169,11 @@ impl QuantMethod {
             QuantMethod::Int(f) => Ok(Quantizer::Int(IntQuantizer::new(f.grid_for_range(x_min, x_max)))),
             QuantMethod::Standard(s) => {
                 let alpha = (x_min.abs()).max(x_max.abs()) as f64;
-                let scale = if alpha == 0.0 { 0.0 } else { alpha / s.max_value() as f64 };
+                let scale = if alpha == 0.0 {
+                    0.0
+                } else {
+                    alpha / s.max_value() as f64
+                };
                 Ok(Quantizer::Fp(FpQuantizer::standard(s, scale)?))
             }
         }
@@ -182,11 +184,14 @@ impl QuantMethod {
         crate::format::fp_format::check_maxval(alpha)?;
         match *self {
             QuantMethod::Fp {
-                n_bits,
-                mantissa_bits,
-                ..
-            } => Ok(Quantizer::Fp(FpQuantizer::new(FpFormat::new(n_bits, mantissa_bits, true)?, alpha)?)),
-            QuantMethod::Int(f) => Ok(Quantizer::Int(IntQuantizer::new(f.grid_for_range(-alpha as f32, alpha as f32)))),
+                n_bits, mantissa_bits, ..
+            } => Ok(Quantizer::Fp(FpQuantizer::new(
+                FpFormat::new(n_bits, mantissa_bits, true)?,
+                alpha,
+            )?)),
+            QuantMethod::Int(f) => Ok(Quantizer::Int(IntQuantizer::new(
+                f.grid_for_range(-alpha as f32, alpha as f32),
+            ))),
             QuantMethod::Standard(s) => Ok(Quantizer::Fp(FpQuantizer::standard(s, alpha / s.max_value() as f64)?)),
         }
     }

@@ -66,7 +66,11 @@ impl LineSearchState {
         let (mut min, mut max) = (Vec::with_capacity(channels), Vec::with_capacity(channels));
         for c in 0..channels {
             let best = (0..self.num_candidates)
-                .min_by(|&a, &b| self.loss[a * channels + c].total_cmp(&self.loss[b * channels + c]).then(a.cmp(&b)))
+                .min_by(|&a, &b| {
+                    self.loss[a * channels + c]
+                        .total_cmp(&self.loss[b * channels + c])
+                        .then(a.cmp(&b))
+                })
                 .expect("candidates");
             let (lo, hi) = bounds(best);
             min.push(lo);

@@ -87,9 +87,7 @@ impl FromStr for RangeMethod {
             "running_minmax" => Ok(RangeMethod::RunningMinMax {
                 momentum: Self::DEFAULT_MOMENTUM,
             }),
-            "mse" => Ok(RangeMethod::Mse {
-                mantissa_search: false,
-            }),
+            "mse" => Ok(RangeMethod::Mse { mantissa_search: false }),
             "line_search" => Ok(RangeMethod::LineSearch {
                 num_candidates: 1000,
                 range_margin: 0.5,
@@ -240,10 +238,10 @@ fn channel_change() -> FormatError {
 pub fn channel_min_max(data: &[f32], channels: usize) -> Result<Range> {
     let per = data.len() / channels;
     let (min, max): (Vec<f32>, Vec<f32>) = if channels == 1 {
-        let (lo, hi) = data
-            .par_chunks(1 << 16)
-            .map(min_max)
-            .reduce(|| (f32::INFINITY, f32::NEG_INFINITY), |a, b| (a.0.min(b.0), a.1.max(b.1)));
+        let (lo, hi) = data.par_chunks(1 << 16).map(min_max).reduce(
+            || (f32::INFINITY, f32::NEG_INFINITY),
+            |a, b| (a.0.min(b.0), a.1.max(b.1)),
+        );
         (vec![lo], vec![hi])
     } else {
         data.par_chunks(per).map(min_max).unzip()
@@ -259,6 +257,7 @@ pub fn channel_min_max(data: &[f32], channels: usize) -> Result<Range> {
 }
 
 fn min_max(x: &[f32]) -> (f32, f32) {
-    x.iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)))
+    x.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+        (lo.min(v), hi.max(v))
+    })
 }

@@ -63,7 +63,9 @@ impl MseState {
     pub(crate) fn update(&mut self, data: &[f32], method: &mut QuantMethod) -> Result<Range> {
         let channels = self.channels;
         if data.len() % channels != 0 {
-            return Err(FormatError::Shape("batch does not split into the estimator's channels".into()));
+            return Err(FormatError::Shape(
+                "batch does not split into the estimator's channels".into(),
+            ));
         }
         let per = data.len() / channels;
         let signed = signed_batch(data, method);
@@ -118,7 +120,9 @@ impl MseState {
         if let Some(m) = self.mantissas[winner] {
             *method = method.with_mantissa_bits(m)?;
         }
-        let max: Vec<f32> = (0..channels).map(|c| self.candidates[c][best_candidate(winner, c)]).collect();
+        let max: Vec<f32> = (0..channels)
+            .map(|c| self.candidates[c][best_candidate(winner, c)])
+            .collect();
         let min = max.iter().map(|&a| if signed { -a } else { 0.0 }).collect();
         Ok(Range { min, max })
     }
