@@ -1,10 +1,379 @@
-//! `fp8q validate-quantized`. PLACEHOLDER: being implemented.
+//! `fp8q validate-quantized`: load an FP32 checkpoint, (re-estimate batch norm,) evaluate on an
+//! ImageNet-layout folder, report top-1, top-5 and loss (SPEC §5).
+//!
+//! This version runs the FP32 path (`--no-weight-quant --no-act-quant`) with optional BN
+//! re-estimation; the quantization options are parsed and validated with the reference's names
+//! and recorded in the JSON report, and asking for quantization is a clear error until the
+//! quantized pipeline lands.
 
-/// Options of `fp8q validate-quantized`.
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::ArgAction;
+use fp8q_nn::data::{BatchLoader, Filter, ImageFolder, LoaderOptions, Transform};
+use fp8q_nn::models::{Architecture, Model};
+
+/// Options of `fp8q validate-quantized` (the reference's names).
 #[derive(clap::Args, Debug)]
-pub struct ValidateQuantizedArgs {}
+pub struct ValidateQuantizedArgs {
+    /// Network: resnet18, resnet50, mobilenet_v2 (also resnet18_quantized, mobilenet_v2_quantized).
+    #[arg(long)]
+    pub architecture: String,
+    /// The FP32 checkpoint (.pth zip format or .safetensors).
+    #[arg(long = "model-dir")]
+    pub model_dir: PathBuf,
+    /// ImageNet-layout root with `train/` and `val/` class folders.
+    #[arg(long = "images-dir")]
+    pub images_dir: PathBuf,
+    /// Images per batch.
+    #[arg(long = "batch-size", default_value_t = 128)]
+    pub batch_size: usize,
+    /// Seed of shuffling and the training transform.
+    #[arg(long, default_value_t = 10)]
+    pub seed: u64,
+    /// Threads decoding and transforming images (and running kernels); default: all cores.
+    #[arg(long = "num-workers")]
+    pub num_workers: Option<usize>,
+    /// Resampling filter: nearest, box, bilinear, hamming, bicubic, lanczos.
+    #[arg(long, default_value = "bilinear")]
+    pub interpolation: String,
+    /// Evaluate only N validation images, spread evenly over the sorted list.
+    #[arg(long = "max-val-images")]
+    pub max_val_images: Option<usize>,
+    /// Transform of calibration / BN re-estimation batches: `train` (random, shuffled) or `val`
+    /// (deterministic, sorted).
+    #[arg(long = "calib-transform", default_value = "train", value_parser = ["train", "val"])]
+    pub calib_transform: String,
+    /// Skip images that cannot be decoded (listed in the report) instead of failing.
+    #[arg(long = "skip-bad-images")]
+    pub skip_bad_images: bool,
+    /// Write a JSON report (config, top-1, top-5, loss, labels, logits).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the logits as an `[images, classes]` float32 .npy file.
+    #[arg(long = "save-logits")]
+    pub save_logits: Option<PathBuf>,
+
+    /// Weight quantization method.
+    #[arg(long, default_value = "fp_quantizer", value_parser = QMETHODS)]
+    pub qmethod: String,
+    /// Activation quantization method (default: same as --qmethod).
+    #[arg(long = "qmethod-act", value_parser = QMETHODS)]
+    pub qmethod_act: Option<String>,
+    /// Weight bits.
+    #[arg(long = "n-bits", default_value_t = 8)]
+    pub n_bits: u32,
+    /// Activation bits (default: --n-bits).
+    #[arg(long = "n-bits-act")]
+    pub n_bits_act: Option<u32>,
+    /// Mantissa bits of the FP quantizer.
+    #[arg(long = "fp8-mantissa-bits", default_value_t = 4)]
+    pub fp8_mantissa_bits: u32,
+    /// Fixed maximum value of the FP quantizer.
+    #[arg(long = "fp8-maxval")]
+    pub fp8_maxval: Option<f64>,
+    /// Use --fp8-maxval instead of estimating ranges.
+    #[arg(long = "fp8-set-maxval", action = ArgAction::SetTrue, overrides_with = "no_fp8_set_maxval")]
+    pub fp8_set_maxval: bool,
+    #[arg(long = "no-fp8-set-maxval", action = ArgAction::SetTrue, hide = true)]
+    no_fp8_set_maxval: bool,
+    /// The MSE estimator also searches the mantissa bits (default on).
+    #[arg(long = "fp8-mse-include-mantissa-bits", action = ArgAction::SetTrue, overrides_with = "no_fp8_mse_include_mantissa_bits")]
+    fp8_mse_include_mantissa_bits: bool,
+    #[arg(long = "no-fp8-mse-include-mantissa-bits", action = ArgAction::SetTrue, hide = true)]
+    no_fp8_mse_include_mantissa_bits: bool,
+    /// Drop the sign bit of quantizers whose range is non-negative.
+    #[arg(long = "fp8-allow-unsigned")]
+    pub fp8_allow_unsigned: bool,
+    /// Weight range estimator.
+    #[arg(long = "weight-quant-method", default_value = "current_minmax", value_parser = RANGE_METHODS)]
+    pub weight_quant_method: String,
+    /// Activation range estimator.
+    #[arg(long = "act-quant-method", default_value = "running_minmax", value_parser = RANGE_METHODS)]
+    pub act_quant_method: String,
+    /// Momentum of the running min-max activation estimator.
+    #[arg(long = "act-momentum", default_value_t = 0.9)]
+    pub act_momentum: f64,
+    /// Per-channel weight quantization.
+    #[arg(long = "per-channel")]
+    pub per_channel: bool,
+    /// Calibration batches.
+    #[arg(long = "num-est-batches", default_value_t = 1)]
+    pub num_est_batches: usize,
+    /// Quantize weights (default on).
+    #[arg(long = "weight-quant", action = ArgAction::SetTrue, overrides_with = "no_weight_quant")]
+    weight_quant: bool,
+    /// Do not quantize weights.
+    #[arg(long = "no-weight-quant", action = ArgAction::SetTrue)]
+    no_weight_quant: bool,
+    /// Quantize activations (default on).
+    #[arg(long = "act-quant", action = ArgAction::SetTrue, overrides_with = "no_act_quant")]
+    act_quant: bool,
+    /// Do not quantize activations.
+    #[arg(long = "no-act-quant", action = ArgAction::SetTrue)]
+    no_act_quant: bool,
+    /// Where quantizers sit: all, FP_logits, LSQ, LSQ_paper, fc4, fc4_dw8.
+    #[arg(long = "quant-setup", default_value = "all", value_parser = ["all", "FP_logits", "LSQ", "LSQ_paper", "fc4", "fc4_dw8"])]
+    pub quant_setup: String,
+    /// Re-estimate BN statistics on training batches (default on).
+    #[arg(long = "reestimate-bn-stats", action = ArgAction::SetTrue, overrides_with = "no_reestimate_bn_stats")]
+    reestimate_bn_stats: bool,
+    /// Keep the checkpoint's BN statistics.
+    #[arg(long = "no-reestimate-bn-stats", action = ArgAction::SetTrue)]
+    no_reestimate_bn_stats: bool,
+    /// Batches for BN re-estimation (default: ⌊0.02 · training batches⌋).
+    #[arg(long = "bn-reestimation-batches")]
+    pub bn_reestimation_batches: Option<usize>,
+}
+
+const QMETHODS: [&str; 3] = ["symmetric_uniform", "asymmetric_uniform", "fp_quantizer"];
+const RANGE_METHODS: [&str; 5] = ["current_minmax", "running_minmax", "MSE", "cross_entropy", "allminmax"];
+
+impl ValidateQuantizedArgs {
+    fn weight_quant(&self) -> bool {
+        !self.no_weight_quant || self.weight_quant
+    }
+    fn act_quant(&self) -> bool {
+        !self.no_act_quant || self.act_quant
+    }
+    fn reestimate_bn(&self) -> bool {
+        !self.no_reestimate_bn_stats || self.reestimate_bn_stats
+    }
+    fn fp8_mse_include_mantissa_bits(&self) -> bool {
+        !self.no_fp8_mse_include_mantissa_bits || self.fp8_mse_include_mantissa_bits
+    }
+    fn fp8_set_maxval(&self) -> bool {
+        self.fp8_set_maxval && !self.no_fp8_set_maxval
+    }
+
+    /// The options as the JSON `config` object (the golden runs' field names).
+    fn config_json(&self, bn_batches: usize) -> serde_json::Value {
+        serde_json::json!({
+            "architecture": self.architecture,
+            "weight_quant": self.weight_quant(),
+            "act_quant": self.act_quant(),
+            "qmethod": self.qmethod,
+            "qmethod_act": self.qmethod_act,
+            "n_bits": self.n_bits,
+            "n_bits_act": self.n_bits_act,
+            "per_channel": self.per_channel,
+            "weight_quant_method": self.weight_quant_method,
+            "act_quant_method": self.act_quant_method,
+            "act_momentum": self.act_momentum,
+            "num_est_batches": self.num_est_batches,
+            "quant_setup": self.quant_setup,
+            "fp8_maxval": self.fp8_maxval,
+            "fp8_mantissa_bits": self.fp8_mantissa_bits,
+            "fp8_set_maxval": self.fp8_set_maxval(),
+            "fp8_mse_include_mantissa_bits": self.fp8_mse_include_mantissa_bits(),
+            "fp8_allow_unsigned": self.fp8_allow_unsigned,
+            "bn_reestimation_batches": bn_batches,
+            "calib_transform": self.calib_transform,
+            "interpolation": self.interpolation,
+            "seed": self.seed,
+            "max_val_images": self.max_val_images,
+        })
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        if self.batch_size == 0 {
+            bail!("invalid --batch-size 0: must be at least 1");
+        }
+        if self.num_workers == Some(0) {
+            bail!("invalid --num-workers 0: must be at least 1");
+        }
+        if self.max_val_images == Some(0) {
+            bail!("invalid --max-val-images 0: must be at least 1");
+        }
+        if !(0.0..=1.0).contains(&self.act_momentum) {
+            bail!("invalid --act-momentum {}: must lie in [0, 1]", self.act_momentum);
+        }
+        for (name, bits) in [("--n-bits", Some(self.n_bits)), ("--n-bits-act", self.n_bits_act)] {
+            if let Some(b) = bits {
+                if !(2..=16).contains(&b) {
+                    bail!("invalid {name} {b}: must lie in 2..=16");
+                }
+            }
+        }
+        if self.fp8_mantissa_bits == 0 || self.fp8_mantissa_bits >= self.n_bits {
+            bail!(
+                "invalid --fp8-mantissa-bits {}: needs 1 ≤ m < --n-bits ({})",
+                self.fp8_mantissa_bits,
+                self.n_bits
+            );
+        }
+        if let Some(m) = self.fp8_maxval {
+            if !(m.is_finite() && m > 0.0) {
+                bail!("invalid --fp8-maxval {m}: must be positive and finite");
+            }
+        }
+        if self.fp8_set_maxval() && self.fp8_maxval.is_none() {
+            bail!("--fp8-set-maxval needs --fp8-maxval");
+        }
+        Ok(())
+    }
+}
 
 /// Run the command.
-pub fn run(_args: &ValidateQuantizedArgs) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet")
+pub fn run(args: &ValidateQuantizedArgs) -> anyhow::Result<()> {
+    args.check()?;
+    if args.weight_quant() || args.act_quant() {
+        bail!(
+            "quantized evaluation is not implemented yet in this build; run the FP32 baseline with \
+             --no-weight-quant --no-act-quant"
+        );
+    }
+    if let Some(n) = args.num_workers {
+        // Only the first call configures the global pool; later calls keep it.
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+    }
+    let arch: Architecture = args.architecture.parse()?;
+    let filter: Filter = args
+        .interpolation
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("invalid --interpolation: {e}"))?;
+    let mut model = Model::load(arch, &args.model_dir)?;
+    eprintln!(
+        "loaded {arch} from {} ({} classes)",
+        args.model_dir.display(),
+        model.num_classes()
+    );
+
+    let mut val = ImageFolder::open(args.images_dir.join("val"))?;
+    if val.classes.len() != model.num_classes() {
+        bail!(
+            "{} has {} class folders but the checkpoint has {} classes",
+            val.root.display(),
+            val.classes.len(),
+            model.num_classes()
+        );
+    }
+    if let Some(n) = args.max_val_images {
+        val.subsample(n);
+    }
+
+    // BN re-estimation on training batches (SPEC §5.4 step 4).
+    let mut bn_batches = 0;
+    if args.reestimate_bn() {
+        let train = ImageFolder::open(args.images_dir.join("train"))?;
+        let total = train.len().div_ceil(args.batch_size);
+        let wanted = args.bn_reestimation_batches.unwrap_or(total / 50);
+        if wanted > 0 {
+            let calib = calib_options(args, filter);
+            let loader = BatchLoader::new(&train, calib);
+            model.visit_bns(&mut |bn| bn.start_reestimation());
+            let bar = progress(wanted as u64 * args.batch_size as u64, "BN re-estimation");
+            for batch in loader.take(wanted) {
+                let batch = batch?;
+                let n = batch.labels.len() as u64;
+                model.forward_fm(batch.images)?;
+                bn_batches += 1;
+                bar.inc(n);
+            }
+            bar.finish_and_clear();
+            model.visit_bns(&mut |bn| {
+                bn.finish_reestimation();
+            });
+            eprintln!(
+                "BN re-estimated on {bn_batches} batch(es) of {} (tiny batches give noisy statistics)",
+                args.batch_size
+            );
+        } else {
+            eprintln!(
+                "BN re-estimation skipped: ⌊0.02 · {total} training batches⌋ = 0 (set --bn-reestimation-batches)"
+            );
+        }
+    }
+
+    let mut opts = LoaderOptions::new(args.batch_size, Transform::Val { size: 224, filter });
+    opts.skip_bad_images = args.skip_bad_images;
+    let loader = BatchLoader::new(&val, opts);
+    let bar = progress(val.len() as u64, "validation");
+    let eval = fp8q_nn::evaluate::evaluate(&mut model, loader, |n| bar.inc(n as u64))?;
+    bar.finish_and_clear();
+
+    for (path, why) in &eval.skipped {
+        eprintln!("skipped {}: {why}", path.display());
+    }
+    println!(
+        "{arch} FP32: top-1 {:.2}%  top-5 {:.2}%  loss {:.4}  ({} images, {:.1} img/s)",
+        100.0 * eval.metrics.top1(),
+        100.0 * eval.metrics.top5(),
+        eval.metrics.loss(),
+        eval.labels.len(),
+        eval.images_per_second()
+    );
+
+    let classes = model.num_classes();
+    if let Some(path) = &args.save_logits {
+        write_npy(path, &eval.logits, eval.labels.len(), classes)?;
+    }
+    if let Some(path) = &args.json {
+        let logits: Vec<&[f32]> = eval.logits.chunks(classes).collect();
+        let report = serde_json::json!({
+            "arch": arch.name(),
+            "name": "fp32",
+            "config": args.config_json(bn_batches),
+            "batch_size": args.batch_size,
+            "top1": eval.metrics.top1(),
+            "top5": eval.metrics.top5(),
+            "loss": eval.metrics.loss(),
+            "images": eval.labels.len(),
+            "images_per_second": eval.images_per_second(),
+            "labels": eval.labels,
+            "logits": logits,
+            "quantizers": {},
+            "skipped": eval.skipped.iter().map(|(p, w)| serde_json::json!({"path": p, "error": w})).collect::<Vec<_>>(),
+        });
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn calib_options(args: &ValidateQuantizedArgs, filter: Filter) -> LoaderOptions {
+    if args.calib_transform == "val" {
+        LoaderOptions::new(args.batch_size, Transform::Val { size: 224, filter })
+    } else {
+        let mut o = LoaderOptions::new(
+            args.batch_size,
+            Transform::Train {
+                size: 224,
+                filter,
+                seed: args.seed,
+            },
+        );
+        o.shuffle_seed = Some(args.seed);
+        o
+    }
+}
+
+fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    let style = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} images  {per_sec}  eta {eta}")
+        .map(|s| s.progress_chars("=> "))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_message(what.to_string());
+    bar
+}
+
+/// A float32 `[rows, cols]` array in NumPy's .npy format (version 1.0, little endian).
+fn write_npy(path: &Path, data: &[f32], rows: usize, cols: usize) -> anyhow::Result<()> {
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    // magic (6) + version (2) + length (2) + header + '\n' must be a multiple of 64
+    let total = 10 + header.len() + 1;
+    header.push_str(&" ".repeat(total.div_ceil(64) * 64 - total));
+    header.push('\n');
+    let mut out = Vec::with_capacity(10 + header.len() + data.len() * 4);
+    out.extend_from_slice(b"\x93NUMPY\x01\x00");
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for v in data {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::File::create(path)
+        .and_then(|mut f| f.write_all(&out))
+        .with_context(|| format!("cannot write {}", path.display()))
 }
