@@ -45,8 +45,9 @@ pub fn error_terms(dist: &Distribution, grid: &[f64], with_xr: bool) -> ErrorTer
     let (lo, hi) = dist.support();
     let first = nearest_index(grid, lo);
     let last = nearest_index(grid, hi);
-    let mut mse = 0.0;
-    let mut xr = 0.0;
+    // compensated sums: a 16-bit grid has 2^16 cells of very different sizes
+    let mut mse = Neumaier::default();
+    let mut xr = Neumaier::default();
     for i in first..=last {
         let q = grid[i];
         let left = if i == 0 {
@@ -74,14 +75,14 @@ pub fn error_terms(dist: &Distribution, grid: &[f64], with_xr: bool) -> ErrorTer
                     let d = x - q;
                     [d * d, -x * d]
                 });
-                mse += e2;
-                xr += exr;
+                mse.add(e2);
+                xr.add(exr);
             } else {
                 let [e2] = dist.integrate(pa, pb, &|x: f64| {
                     let d = x - q;
                     [d * d]
                 });
-                mse += e2;
+                mse.add(e2);
             }
         }
     }
@@ -89,13 +90,36 @@ pub fn error_terms(dist: &Distribution, grid: &[f64], with_xr: bool) -> ErrorTer
     for (b, m) in [(lo, m_lo), (hi, m_hi)] {
         if m > 0.0 {
             let r = grid[nearest_index(grid, b)] - b;
-            mse += r * r * m;
-            xr += b * r * m;
+            mse.add(r * r * m);
+            xr.add(b * r * m);
         }
     }
     ErrorTerms {
-        mse,
-        xr: if with_xr { xr } else { f64::NAN },
+        mse: mse.sum(),
+        xr: if with_xr { xr.sum() } else { f64::NAN },
+    }
+}
+
+/// Kahan–Babuška–Neumaier compensated summation.
+#[derive(Debug, Default, Clone, Copy)]
+struct Neumaier {
+    sum: f64,
+    comp: f64,
+}
+
+impl Neumaier {
+    #[inline]
+    fn add(&mut self, v: f64) {
+        let t = self.sum + v;
+        if self.sum.abs() >= v.abs() {
+            self.comp += (self.sum - t) + v;
+        } else {
+            self.comp += (v - t) + self.sum;
+        }
+        self.sum = t;
+    }
+    fn sum(&self) -> f64 {
+        self.sum + self.comp
     }
 }
 
