@@ -2,7 +2,7 @@
 //!
 //! The framework-free core of fp8q: low-bit number formats ([`format`]), fast quantize–dequantize
 //! kernels ([`quantizer`]), range estimators ([`range`]) and the analytical error study
-//! ([`analysis`]). Everything here works on plain `f32` slices in row-major layout, with
+//! ([`analysis`]); [`manager`] ties a quantizer and an estimator to one tensor slot of a network. Everything here works on plain `f32` slices in row-major layout, with
 //! per-channel parameters along dimension 0.
 //!
 //! ```
@@ -18,6 +18,7 @@
 pub mod analysis;
 pub mod error;
 pub mod format;
+pub mod manager;
 pub mod quantizer;
 pub mod range;
 

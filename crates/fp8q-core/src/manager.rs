@@ -1,0 +1,459 @@
+//! The quantization manager: one quantizer slot in a network (a layer's weight, or an activation).
+//!
+//! It ties together a grid family ([`QuantMethod`]), a [`RangeEstimator`] and the policies of
+//! SPEC §3/§5.3 that decide how a range becomes a quantizer:
+//!
+//! * FP with *set-maxval* on: `α = max(|x_min|, |x_max|)` per channel; with it off, `α` stays at the
+//!   user's maximum or else at the default-bias maximum of the current format, and the range only
+//!   decides the sign bit (and, through the MSE estimator, the mantissa bits).
+//! * FP with *allow-unsigned*: a range whose `x_min >= 0` (every channel) drops the sign bit.
+//! * INT and standard encodings: the range sets the grid directly.
+//!
+//! A slot is in one of two states: [`SlotState::Estimate`] (each [`QuantManager::forward`]
+//! updates the range from the data, then quantizes with it — sequential calibration) or
+//! [`SlotState::Fixed`] (quantize with the stored quantizers). Its state can be saved and loaded as
+//! a serde value ([`QuantizerState`]) whose fields match the golden files' `quantizers` entries.
+//!
+//! ```
+//! use fp8q_core::manager::{QuantConfig, QuantManager};
+//! use fp8q_core::quantizer::QuantMethod;
+//! use fp8q_core::range::RangeMethod;
+//! let config = QuantConfig {
+//!     method: QuantMethod::Fp { n_bits: 8, mantissa_bits: 3, allow_unsigned: false },
+//!     range_method: RangeMethod::CurrentMinMax,
+//!     per_channel: false,
+//!     fp_set_maxval: true,
+//!     fp_maxval: None,
+//! };
+//! let mut slot = QuantManager::new(config).unwrap();
+//! let mut x = vec![0.3f32, -1.7, 2.0];
+//! slot.forward(&mut x, 3).unwrap();       // estimates α = 2 and quantizes
+//! slot.fix();
+//! let mut y = vec![5.0f32];
+//! slot.forward(&mut y, 1).unwrap();
+//! assert_eq!(y[0], 2.0);                  // the fixed range clips
+//! ```
+
+use crate::error::{FormatError, Result};
+use crate::format::{FpFormat, IntFormat, IntGrid, IntKind, StandardFp8};
+use crate::quantizer::{quantize_channels, FpQuantizer, IntQuantizer, QuantMethod, Quantizer};
+use crate::range::{Range, RangeEstimator, RangeMethod};
+
+/// Configuration of one slot.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QuantConfig {
+    /// Grid family (the MSE estimator may change an FP method's mantissa bits).
+    pub method: QuantMethod,
+    /// How the range is estimated.
+    pub range_method: RangeMethod,
+    /// One range per index of dimension 0.
+    pub per_channel: bool,
+    /// FP: the estimated range sets the maximum value `α`.
+    pub fp_set_maxval: bool,
+    /// FP: the maximum value when set-maxval is off (default: the default-bias maximum).
+    pub fp_maxval: Option<f64>,
+}
+
+/// Whether a slot still learns its range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlotState {
+    /// Every forward pass updates the range, then quantizes with it.
+    Estimate,
+    /// Ranges are fixed.
+    Fixed,
+}
+
+/// The saved state of a slot: what a quantizer does, per channel. Field names follow the golden
+/// files (`kind`, `maxval`, `mantissa_bits`, `sign_bits`; `delta`, `zero_point`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum QuantizerState {
+    /// Flexible-bias FP.
+    Fp {
+        /// Total bits.
+        n_bits: u32,
+        /// Maximum value per channel (one entry per tensor).
+        maxval: Vec<f64>,
+        /// Mantissa bits.
+        mantissa_bits: u32,
+        /// 1 signed, 0 unsigned.
+        sign_bits: u32,
+    },
+    /// Uniform INT.
+    Int {
+        /// Total bits.
+        n_bits: u32,
+        /// Step per channel.
+        delta: Vec<f32>,
+        /// Zero point per channel (0 for symmetric).
+        zero_point: Vec<f32>,
+        /// Smallest integer.
+        int_min: i64,
+        /// Largest integer.
+        int_max: i64,
+    },
+    /// A standard 8-bit encoding, scaled per channel.
+    Standard {
+        /// ml_dtypes name.
+        encoding: String,
+        /// Scale per channel.
+        scale: Vec<f64>,
+    },
+}
+
+/// One quantizer slot.
+#[derive(Debug, Clone)]
+pub struct QuantManager {
+    config: QuantConfig,
+    method: QuantMethod,
+    estimator: RangeEstimator,
+    range: Option<Range>,
+    quantizers: Vec<Quantizer>,
+    state: SlotState,
+}
+
+impl QuantManager {
+    /// A slot in the estimate state. FP slots with set-maxval off are usable at once (their `α` is
+    /// known); others need a forward pass in the estimate state (or a loaded state) first.
+    pub fn new(config: QuantConfig) -> Result<Self> {
+        if let Some(a) = config.fp_maxval {
+            crate::format::fp_format::check_maxval(a)?;
+        }
+        let mut slot = Self {
+            config,
+            method: config.method,
+            estimator: RangeEstimator::new(config.range_method, config.per_channel),
+            range: None,
+            quantizers: Vec::new(),
+            state: SlotState::Estimate,
+        };
+        if matches!(config.method, QuantMethod::Fp { .. }) && !config.fp_set_maxval {
+            let alpha = slot.fixed_alpha()?;
+            let format = slot.fp_format(true)?;
+            slot.quantizers = vec![Quantizer::Fp(FpQuantizer::new(format, alpha)?)];
+        }
+        Ok(slot)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &QuantConfig {
+        &self.config
+    }
+    /// The current grid family (mantissa bits as chosen so far).
+    pub fn method(&self) -> QuantMethod {
+        self.method
+    }
+    /// The latest range, if estimated.
+    pub fn range(&self) -> Option<&Range> {
+        self.range.as_ref()
+    }
+    /// Estimate or fixed.
+    pub fn slot_state(&self) -> SlotState {
+        self.state
+    }
+    /// Stop learning: keep the current quantizers.
+    pub fn fix(&mut self) {
+        self.state = SlotState::Fixed;
+    }
+    /// Learn again from scratch on the next forward pass.
+    pub fn estimate(&mut self) {
+        self.state = SlotState::Estimate;
+        self.estimator.reset();
+    }
+
+    /// Update the range from `data` (estimate state) and quantize `data` in place. `dim0` is the
+    /// size of dimension 0 (the channels for per-channel slots).
+    pub fn forward(&mut self, data: &mut [f32], dim0: usize) -> Result<()> {
+        if self.state == SlotState::Estimate {
+            let range = self.estimator.update(data, dim0, &mut self.method)?;
+            self.set_range(range)?;
+        }
+        self.quantize(data)
+    }
+
+    /// Quantize with the current quantizers without touching the range (a quantizer shared by a
+    /// later tensor, e.g. the average pool reusing the last block's).
+    pub fn quantize(&self, data: &mut [f32]) -> Result<()> {
+        if self.quantizers.is_empty() {
+            return Err(FormatError::Invalid {
+                what: "quantizer state",
+                why: "no range yet: run calibration (or load quantization parameters) first".into(),
+            });
+        }
+        quantize_channels(&self.quantizers, data)
+    }
+
+    /// Set the range and derive the quantizers from it (SPEC §3 last paragraph, §5.3).
+    pub fn set_range(&mut self, range: Range) -> Result<()> {
+        self.quantizers = match self.method {
+            QuantMethod::Fp { allow_unsigned, .. } => {
+                let signed = !(allow_unsigned && range.min.iter().all(|&m| m >= 0.0));
+                let format = self.fp_format(signed)?;
+                if self.config.fp_set_maxval {
+                    range
+                        .min
+                        .iter()
+                        .zip(&range.max)
+                        .map(|(lo, hi)| {
+                            let alpha = lo.abs().max(hi.abs()) as f64;
+                            FpQuantizer::new_allow_zero(format, alpha).map(Quantizer::Fp)
+                        })
+                        .collect::<Result<_>>()?
+                } else {
+                    vec![Quantizer::Fp(FpQuantizer::new(format, self.fixed_alpha()?)?)]
+                }
+            }
+            _ => range.quantizers(&self.method)?,
+        };
+        self.range = Some(range);
+        Ok(())
+    }
+
+    fn fp_format(&self, signed: bool) -> Result<FpFormat> {
+        match self.method {
+            QuantMethod::Fp {
+                n_bits, mantissa_bits, ..
+            } => FpFormat::new(n_bits, mantissa_bits, signed),
+            _ => unreachable!("fp_format is only asked of FP slots"),
+        }
+    }
+
+    /// `α` when set-maxval is off: the user's, or the default-bias maximum of the signed format
+    /// with the *configured* mantissa bits (as the reference, which fixes it at construction).
+    fn fixed_alpha(&self) -> Result<f64> {
+        match (self.config.fp_maxval, self.config.method) {
+            (Some(a), _) => Ok(a),
+            (
+                None,
+                QuantMethod::Fp {
+                    n_bits, mantissa_bits, ..
+                },
+            ) => Ok(FpFormat::new(n_bits, mantissa_bits, true)?.max_value_default()),
+            _ => unreachable!("fixed_alpha is only asked of FP slots"),
+        }
+    }
+
+    /// The slot's current quantizers as a serializable state.
+    pub fn state(&self) -> Option<QuantizerState> {
+        if self.quantizers.is_empty() {
+            return None;
+        }
+        Some(match self.quantizers[0] {
+            Quantizer::Fp(first) => match self.method {
+                QuantMethod::Standard(s) => QuantizerState::Standard {
+                    encoding: s.name().into(),
+                    scale: self
+                        .fp_quantizers()
+                        .map(|q| q.maxval() / s.max_value() as f64)
+                        .collect(),
+                },
+                _ => QuantizerState::Fp {
+                    n_bits: first.format().n_bits(),
+                    maxval: self.fp_quantizers().map(|q| q.maxval()).collect(),
+                    mantissa_bits: first.format().mantissa_bits(),
+                    sign_bits: first.format().sign_bits(),
+                },
+            },
+            Quantizer::Int(first) => {
+                let grids: Vec<IntGrid> = self
+                    .quantizers
+                    .iter()
+                    .filter_map(|q| match q {
+                        Quantizer::Int(i) => Some(i.grid()),
+                        _ => None,
+                    })
+                    .collect();
+                QuantizerState::Int {
+                    n_bits: self.method.n_bits(),
+                    delta: grids.iter().map(|g| g.delta).collect(),
+                    zero_point: grids.iter().map(|g| g.zero_point).collect(),
+                    int_min: first.grid().int_min,
+                    int_max: first.grid().int_max,
+                }
+            }
+        })
+    }
+
+    fn fp_quantizers(&self) -> impl Iterator<Item = &FpQuantizer> {
+        self.quantizers.iter().filter_map(|q| match q {
+            Quantizer::Fp(f) => Some(f),
+            _ => None,
+        })
+    }
+
+    /// Replace the quantizers with a saved state and fix the slot. The state's kind must match
+    /// the slot's method family.
+    pub fn load_state(&mut self, state: &QuantizerState) -> Result<()> {
+        let mismatch = |why: String| FormatError::Invalid {
+            what: "saved quantizer state",
+            why,
+        };
+        self.quantizers = match (state, self.method) {
+            (
+                QuantizerState::Fp {
+                    n_bits,
+                    maxval,
+                    mantissa_bits,
+                    sign_bits,
+                },
+                QuantMethod::Fp { allow_unsigned, .. },
+            ) => {
+                let format = FpFormat::new(*n_bits, *mantissa_bits, *sign_bits == 1)?;
+                self.method = QuantMethod::Fp {
+                    n_bits: *n_bits,
+                    mantissa_bits: *mantissa_bits,
+                    allow_unsigned,
+                };
+                maxval
+                    .iter()
+                    .map(|&a| FpQuantizer::new_allow_zero(format, a).map(Quantizer::Fp))
+                    .collect::<Result<_>>()?
+            }
+            (
+                QuantizerState::Int {
+                    n_bits,
+                    delta,
+                    zero_point,
+                    int_min,
+                    int_max,
+                },
+                QuantMethod::Int(f),
+            ) => {
+                if *n_bits != f.n_bits || delta.len() != zero_point.len() {
+                    return Err(mismatch(format!(
+                        "INT state with {n_bits} bits and {} steps / {} zero points does not fit an INT{} slot",
+                        delta.len(),
+                        zero_point.len(),
+                        f.n_bits
+                    )));
+                }
+                delta
+                    .iter()
+                    .zip(zero_point)
+                    .map(|(&d, &z)| {
+                        if !(d.is_finite() && d > 0.0) {
+                            return Err(mismatch(format!("step {d} is not positive")));
+                        }
+                        Ok(Quantizer::Int(IntQuantizer::new(IntGrid {
+                            delta: d,
+                            zero_point: z,
+                            int_min: *int_min,
+                            int_max: *int_max,
+                        })))
+                    })
+                    .collect::<Result<_>>()?
+            }
+            (QuantizerState::Standard { encoding, scale }, QuantMethod::Standard(s)) => {
+                if StandardFp8::from_name(encoding) != Some(s) {
+                    return Err(mismatch(format!("encoding {encoding} does not match {}", s.name())));
+                }
+                scale
+                    .iter()
+                    .map(|&c| FpQuantizer::standard(s, c).map(Quantizer::Fp))
+                    .collect::<Result<_>>()?
+            }
+            (state, method) => {
+                return Err(mismatch(format!(
+                    "a saved {} quantizer cannot be loaded into a slot of {method:?}",
+                    match state {
+                        QuantizerState::Fp { .. } => "FP",
+                        QuantizerState::Int { .. } => "INT",
+                        QuantizerState::Standard { .. } => "standard-encoding",
+                    }
+                )))
+            }
+        };
+        if self.quantizers.is_empty() {
+            return Err(mismatch("no channels".into()));
+        }
+        self.state = SlotState::Fixed;
+        Ok(())
+    }
+}
+
+/// The INT method of a `--qmethod` name (`symmetric_uniform`, `asymmetric_uniform`).
+pub fn int_method(name: &str, n_bits: u32) -> Result<Option<QuantMethod>> {
+    Ok(match name {
+        "symmetric_uniform" => Some(QuantMethod::Int(IntFormat::new(n_bits, IntKind::Symmetric)?)),
+        "asymmetric_uniform" => Some(QuantMethod::Int(IntFormat::new(n_bits, IntKind::Asymmetric)?)),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fp_config(set_maxval: bool) -> QuantConfig {
+        QuantConfig {
+            method: QuantMethod::Fp {
+                n_bits: 8,
+                mantissa_bits: 3,
+                allow_unsigned: true,
+            },
+            range_method: RangeMethod::AllMinMax,
+            per_channel: true,
+            fp_set_maxval: set_maxval,
+            fp_maxval: None,
+        }
+    }
+
+    #[test]
+    fn set_maxval_off_keeps_the_default_range_but_drops_the_sign() {
+        let mut slot = QuantManager::new(fp_config(false)).unwrap();
+        let mut x = vec![0.5f32, 300.0, 0.0, 1.0];
+        slot.forward(&mut x, 2).unwrap();
+        assert_eq!(x[1], 240.0);
+        match slot.state().unwrap() {
+            QuantizerState::Fp { maxval, sign_bits, .. } => {
+                assert_eq!(maxval, vec![240.0]);
+                assert_eq!(sign_bits, 0);
+            }
+            s => panic!("{s:?}"),
+        }
+    }
+
+    #[test]
+    fn per_channel_state_round_trips() {
+        let mut slot = QuantManager::new(fp_config(true)).unwrap();
+        let mut x = vec![-0.5f32, 0.25, 3.0, -2.0];
+        slot.forward(&mut x, 2).unwrap();
+        let state = slot.state().unwrap();
+        let json = serde_json::to_string(&state).unwrap();
+        assert!(json.contains("\"kind\":\"fp\""), "{json}");
+        let back: QuantizerState = serde_json::from_str(&json).unwrap();
+        let mut other = QuantManager::new(fp_config(true)).unwrap();
+        other.load_state(&back).unwrap();
+        assert_eq!(other.slot_state(), SlotState::Fixed);
+        let mut a = vec![0.3f32, -0.4, 2.9, 1.1];
+        let mut b = a.clone();
+        slot.quantize(&mut a).unwrap();
+        other.quantize(&mut b).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn load_rejects_a_mismatched_state() {
+        let mut slot = QuantManager::new(fp_config(true)).unwrap();
+        let int_state = QuantizerState::Int {
+            n_bits: 8,
+            delta: vec![0.1],
+            zero_point: vec![0.0],
+            int_min: -128,
+            int_max: 127,
+        };
+        let err = slot.load_state(&int_state).unwrap_err().to_string();
+        assert!(err.contains("INT"), "{err}");
+        let unestimated = QuantManager::new(QuantConfig {
+            fp_set_maxval: true,
+            ..fp_config(true)
+        })
+        .unwrap();
+        assert!(unestimated
+            .quantize(&mut [1.0])
+            .unwrap_err()
+            .to_string()
+            .contains("calibration"));
+    }
+}
