@@ -33,7 +33,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         "--elements and --repeats must be positive"
     );
     anyhow::ensure!(
-        args.channels > 0 && args.elements % args.channels == 0,
+        args.channels > 0 && args.elements.is_multiple_of(args.channels),
         "--channels must divide --elements"
     );
     let n = args.elements;
@@ -51,7 +51,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     println!(
         "{} elements ({} MiB), {} threads, best of {}",
         n,
-        n * 4 >> 20,
+        (n * 4) >> 20,
         rayon::current_num_threads(),
         args.repeats
     );

@@ -207,7 +207,7 @@ pub fn quantize_channels(quantizers: &[Quantizer], data: &mut [f32]) -> Result<(
             Ok(())
         }
         c => {
-            if data.len() % c != 0 {
+            if !data.len().is_multiple_of(c) {
                 return Err(FormatError::Shape(format!(
                     "{} elements cannot be split into {c} channels along dimension 0",
                     data.len()

@@ -174,7 +174,7 @@ impl RangeEstimator {
     /// mantissa search may change `method`'s mantissa bits.
     pub fn update(&mut self, data: &[f32], dim0: usize, method: &mut QuantMethod) -> Result<Range> {
         let channels = if self.per_channel { dim0 } else { 1 };
-        if data.is_empty() || channels == 0 || data.len() % channels != 0 {
+        if data.is_empty() || channels == 0 || !data.len().is_multiple_of(channels) {
             return Err(FormatError::Shape(format!(
                 "cannot estimate a range of {} elements over {channels} channel(s)",
                 data.len()

@@ -62,7 +62,7 @@ impl MseState {
     /// Add a batch's errors and return the current choice; sets `method`'s mantissa bits.
     pub(crate) fn update(&mut self, data: &[f32], method: &mut QuantMethod) -> Result<Range> {
         let channels = self.channels;
-        if data.len() % channels != 0 {
+        if !data.len().is_multiple_of(channels) {
             return Err(FormatError::Shape(
                 "batch does not split into the estimator's channels".into(),
             ));
