@@ -41,9 +41,8 @@ pub struct FpQuantizer {
 struct FpKernel {
     lo: f64,
     hi: f64,
-    /// top-binade scale t and its inverse
+    /// top-binade scale t
     t: f64,
-    inv_t: f64,
     /// biased f64 exponent of the smallest normal binade of y (at least 1)
     emin_biased: i64,
     /// 52 - m: added to the biased exponent to place the magic number's ulp at the step
@@ -124,7 +123,6 @@ impl FpQuantizer {
                 lo,
                 hi,
                 t,
-                inv_t: 1.0 / t,
                 emin_biased: emin + 1023,
                 magic_shift: 52 - format.mantissa_bits() as i64,
                 zero: false,
