@@ -42,13 +42,13 @@ impl Checkpoint {
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let mut head = [0u8; 4];
-        let mut file = std::fs::File::open(path).map_err(|source| NnError::Io {
+        let mut file = std::fs::File::open(path).map_err(|err| NnError::Io {
             path: path.to_path_buf(),
-            source,
+            err,
         })?;
-        let n = read_up_to(&mut file, &mut head).map_err(|source| NnError::Io {
+        let n = read_up_to(&mut file, &mut head).map_err(|err| NnError::Io {
             path: path.to_path_buf(),
-            source,
+            err,
         })?;
         drop(file);
         let raw = if n == 4 && &head == b"PK\x03\x04" {
@@ -123,9 +123,9 @@ struct TensorRef {
 
 fn read_pth(path: &Path) -> Result<BTreeMap<String, Tensor>> {
     let bad = |why: String| NnError::bad_checkpoint(path, why);
-    let file = std::fs::File::open(path).map_err(|source| NnError::Io {
+    let file = std::fs::File::open(path).map_err(|err| NnError::Io {
         path: path.to_path_buf(),
-        source,
+        err,
     })?;
     // torch.save archives start at byte 0. zip's default offset detection mis-reads some valid
     // archives (one of the golden MobileNetV2 files), so the offset is fixed.

@@ -71,12 +71,12 @@ impl std::fmt::Display for Mismatch {
 #[derive(Debug, Error)]
 pub enum NnError {
     /// A file could not be opened or read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {err}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
+        /// The cause (in the message, so not also chained as a source).
+        err: std::io::Error,
     },
     /// A checkpoint file that is not a readable `.pth` / `.safetensors`.
     #[error("invalid checkpoint {path}: {why}")]
@@ -121,12 +121,12 @@ pub enum NnError {
         why: String,
     },
     /// A tensor operation failed (a bug or an unsupported shape).
-    #[error("tensor operation failed in {unit}: {source}")]
+    #[error("tensor operation failed in {unit}: {err}")]
     Tensor {
         /// The unit (checkpoint prefix) or operation.
         unit: String,
         /// candle's error.
-        source: candle_core::Error,
+        err: candle_core::Error,
     },
     /// A quantizer failed.
     #[error("quantizer of {unit}: {why}")]
@@ -164,9 +164,9 @@ pub(crate) trait TensorContext<T> {
 
 impl<T> TensorContext<T> for candle_core::Result<T> {
     fn at(self, unit: &str) -> Result<T> {
-        self.map_err(|source| NnError::Tensor {
+        self.map_err(|err| NnError::Tensor {
             unit: unit.to_string(),
-            source,
+            err,
         })
     }
 }

@@ -36,15 +36,15 @@ pub struct ValidateQuantizedArgs {
     #[arg(long = "num-workers")]
     pub num_workers: Option<usize>,
     /// Resampling filter: nearest, box, bilinear, hamming, bicubic, lanczos.
-    #[arg(long, default_value = "bilinear")]
-    pub interpolation: String,
+    #[arg(long, default_value = "bilinear", value_parser = parse_filter)]
+    pub interpolation: Filter,
     /// Evaluate only N validation images, spread evenly over the sorted list.
     #[arg(long = "max-val-images")]
     pub max_val_images: Option<usize>,
     /// Transform of calibration / BN re-estimation batches: `train` (random, shuffled) or `val`
     /// (deterministic, sorted).
-    #[arg(long = "calib-transform", default_value = "train", value_parser = ["train", "val"])]
-    pub calib_transform: String,
+    #[arg(long = "calib-transform", value_enum, default_value_t = CalibTransform::Train)]
+    pub calib_transform: CalibTransform,
     /// Skip images that cannot be decoded (listed in the report) instead of failing.
     #[arg(long = "skip-bad-images")]
     pub skip_bad_images: bool,
@@ -56,11 +56,11 @@ pub struct ValidateQuantizedArgs {
     pub save_logits: Option<PathBuf>,
 
     /// Weight quantization method.
-    #[arg(long, default_value = "fp_quantizer", value_parser = QMETHODS)]
-    pub qmethod: String,
+    #[arg(long, value_enum, default_value_t = QMethodArg::FpQuantizer)]
+    pub qmethod: QMethodArg,
     /// Activation quantization method (default: same as --qmethod).
-    #[arg(long = "qmethod-act", value_parser = QMETHODS)]
-    pub qmethod_act: Option<String>,
+    #[arg(long = "qmethod-act", value_enum)]
+    pub qmethod_act: Option<QMethodArg>,
     /// Weight bits.
     #[arg(long = "n-bits", default_value_t = 8)]
     pub n_bits: u32,
@@ -87,11 +87,11 @@ pub struct ValidateQuantizedArgs {
     #[arg(long = "fp8-allow-unsigned")]
     pub fp8_allow_unsigned: bool,
     /// Weight range estimator.
-    #[arg(long = "weight-quant-method", default_value = "current_minmax", value_parser = RANGE_METHODS)]
-    pub weight_quant_method: String,
+    #[arg(long = "weight-quant-method", value_enum, default_value_t = RangeMethodArg::CurrentMinmax)]
+    pub weight_quant_method: RangeMethodArg,
     /// Activation range estimator.
-    #[arg(long = "act-quant-method", default_value = "running_minmax", value_parser = RANGE_METHODS)]
-    pub act_quant_method: String,
+    #[arg(long = "act-quant-method", value_enum, default_value_t = RangeMethodArg::RunningMinmax)]
+    pub act_quant_method: RangeMethodArg,
     /// Momentum of the running min-max activation estimator.
     #[arg(long = "act-momentum", default_value_t = 0.9)]
     pub act_momentum: f64,
@@ -114,8 +114,8 @@ pub struct ValidateQuantizedArgs {
     #[arg(long = "no-act-quant", action = ArgAction::SetTrue)]
     no_act_quant: bool,
     /// Where quantizers sit: all, FP_logits, LSQ, LSQ_paper, fc4, fc4_dw8.
-    #[arg(long = "quant-setup", default_value = "all", value_parser = ["all", "FP_logits", "LSQ", "LSQ_paper", "fc4", "fc4_dw8"])]
-    pub quant_setup: String,
+    #[arg(long = "quant-setup", value_enum, default_value_t = QuantSetupArg::All)]
+    pub quant_setup: QuantSetupArg,
     /// Re-estimate BN statistics on training batches (default on).
     #[arg(long = "reestimate-bn-stats", action = ArgAction::SetTrue, overrides_with = "no_reestimate_bn_stats")]
     reestimate_bn_stats: bool,
@@ -127,8 +127,77 @@ pub struct ValidateQuantizedArgs {
     pub bn_reestimation_batches: Option<usize>,
 }
 
-const QMETHODS: [&str; 3] = ["symmetric_uniform", "asymmetric_uniform", "fp_quantizer"];
-const RANGE_METHODS: [&str; 5] = ["current_minmax", "running_minmax", "MSE", "cross_entropy", "allminmax"];
+/// `--calib-transform`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CalibTransform {
+    /// RandomResizedCrop + flip, shuffled.
+    Train,
+    /// The validation transform, sorted.
+    Val,
+}
+
+/// `--qmethod`, `--qmethod-act`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+#[value(rename_all = "snake_case")]
+pub enum QMethodArg {
+    /// Symmetric uniform (INT).
+    SymmetricUniform,
+    /// Asymmetric uniform (INT).
+    AsymmetricUniform,
+    /// The paper's flexible-bias FP.
+    FpQuantizer,
+}
+
+/// `--weight-quant-method`, `--act-quant-method`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+#[value(rename_all = "snake_case")]
+pub enum RangeMethodArg {
+    /// Min-max of the current tensor.
+    CurrentMinmax,
+    /// Exponential moving average of min-max.
+    RunningMinmax,
+    /// Min-max over all batches.
+    Allminmax,
+    /// MSE-optimal range.
+    #[value(name = "MSE")]
+    Mse,
+    /// Cross-entropy-optimal range.
+    CrossEntropy,
+}
+
+/// `--quant-setup`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuantSetupArg {
+    /// Every quantizer of SPEC §5.2.
+    #[value(name = "all")]
+    All,
+    /// No quantizer on the logits.
+    #[value(name = "FP_logits")]
+    FpLogits,
+    /// LSQ's setup.
+    #[value(name = "LSQ")]
+    Lsq,
+    /// LSQ as in its paper.
+    #[value(name = "LSQ_paper")]
+    LsqPaper,
+    /// FC weight 4 bits.
+    #[value(name = "fc4")]
+    Fc4,
+    /// fc4 plus depthwise weights 8 bits.
+    #[value(name = "fc4_dw8")]
+    Fc4Dw8,
+}
+
+/// The name clap shows for a value.
+fn name_of<T: clap::ValueEnum>(v: &T) -> String {
+    v.to_possible_value()
+        .map(|p| p.get_name().to_string())
+        .unwrap_or_default()
+}
+
+fn parse_filter(s: &str) -> Result<Filter, String> {
+    s.parse()
+}
 
 impl ValidateQuantizedArgs {
     fn weight_quant(&self) -> bool {
@@ -153,24 +222,24 @@ impl ValidateQuantizedArgs {
             "architecture": self.architecture,
             "weight_quant": self.weight_quant(),
             "act_quant": self.act_quant(),
-            "qmethod": self.qmethod,
-            "qmethod_act": self.qmethod_act,
+            "qmethod": name_of(&self.qmethod),
+            "qmethod_act": self.qmethod_act.as_ref().map(name_of),
             "n_bits": self.n_bits,
             "n_bits_act": self.n_bits_act,
             "per_channel": self.per_channel,
-            "weight_quant_method": self.weight_quant_method,
-            "act_quant_method": self.act_quant_method,
+            "weight_quant_method": name_of(&self.weight_quant_method),
+            "act_quant_method": name_of(&self.act_quant_method),
             "act_momentum": self.act_momentum,
             "num_est_batches": self.num_est_batches,
-            "quant_setup": self.quant_setup,
+            "quant_setup": name_of(&self.quant_setup),
             "fp8_maxval": self.fp8_maxval,
             "fp8_mantissa_bits": self.fp8_mantissa_bits,
             "fp8_set_maxval": self.fp8_set_maxval(),
             "fp8_mse_include_mantissa_bits": self.fp8_mse_include_mantissa_bits(),
             "fp8_allow_unsigned": self.fp8_allow_unsigned,
             "bn_reestimation_batches": bn_batches,
-            "calib_transform": self.calib_transform,
-            "interpolation": self.interpolation,
+            "calib_transform": name_of(&self.calib_transform),
+            "interpolation": format!("{:?}", self.interpolation).to_lowercase(),
             "seed": self.seed,
             "max_val_images": self.max_val_images,
         })
@@ -229,10 +298,7 @@ pub fn run(args: &ValidateQuantizedArgs) -> anyhow::Result<()> {
         let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
     }
     let arch: Architecture = args.architecture.parse()?;
-    let filter: Filter = args
-        .interpolation
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!("invalid --interpolation: {e}"))?;
+    let filter = args.interpolation;
     let mut model = Model::load(arch, &args.model_dir)?;
     eprintln!(
         "loaded {arch} from {} ({} classes)",
@@ -333,7 +399,7 @@ pub fn run(args: &ValidateQuantizedArgs) -> anyhow::Result<()> {
 }
 
 fn calib_options(args: &ValidateQuantizedArgs, filter: Filter) -> LoaderOptions {
-    if args.calib_transform == "val" {
+    if args.calib_transform == CalibTransform::Val {
         LoaderOptions::new(args.batch_size, Transform::Val { size: 224, filter })
     } else {
         let mut o = LoaderOptions::new(

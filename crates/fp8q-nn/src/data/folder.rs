@@ -20,9 +20,9 @@ pub struct ImageFolder {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> NnError + '_ {
-    move |source| NnError::Io {
+    move |err| NnError::Io {
         path: path.to_path_buf(),
-        source,
+        err,
     }
 }
 

@@ -228,12 +228,13 @@ fn horizontal(img: &Rgb8, out_w: usize, filter: Filter) -> Rgb8 {
             let mut acc = [1i64 << (PRECISION_BITS - 1); 3];
             for (j, &k) in c.weights[xx].iter().enumerate() {
                 let p = (c.start[xx] + j) * 3;
-                for ch in 0..3 {
-                    acc[ch] += row[p + ch] as i64 * k;
+                for (a, &v) in acc.iter_mut().zip(&row[p..p + 3]) {
+                    *a += v as i64 * k;
                 }
             }
-            for ch in 0..3 {
-                data[(y * out_w + xx) * 3 + ch] = clip8(acc[ch]);
+            let o = (y * out_w + xx) * 3;
+            for (d, &a) in data[o..o + 3].iter_mut().zip(&acc) {
+                *d = clip8(a);
             }
         }
     }
@@ -253,12 +254,13 @@ fn vertical(img: &Rgb8, out_h: usize, filter: Filter) -> Rgb8 {
             let mut acc = [1i64 << (PRECISION_BITS - 1); 3];
             for (j, &k) in c.weights[yy].iter().enumerate() {
                 let p = ((c.start[yy] + j) * w + x) * 3;
-                for ch in 0..3 {
-                    acc[ch] += img.data[p + ch] as i64 * k;
+                for (a, &v) in acc.iter_mut().zip(&img.data[p..p + 3]) {
+                    *a += v as i64 * k;
                 }
             }
-            for ch in 0..3 {
-                data[(yy * w + x) * 3 + ch] = clip8(acc[ch]);
+            let o = (yy * w + x) * 3;
+            for (d, &a) in data[o..o + 3].iter_mut().zip(&acc) {
+                *d = clip8(a);
             }
         }
     }

@@ -24,15 +24,7 @@ impl Activation {
                     v
                 }
             }
-            Activation::Relu6 => {
-                if v < 0.0 {
-                    0.0
-                } else if v > 6.0 {
-                    6.0
-                } else {
-                    v
-                }
-            }
+            Activation::Relu6 => v.clamp(0.0, 6.0),
         }
     }
 

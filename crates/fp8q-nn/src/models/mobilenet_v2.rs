@@ -92,7 +92,7 @@ impl InvertedResidual {
         }
         if self.residual {
             for (a, b) in y.data.iter_mut().zip(&x.data) {
-                *a = b + *a;
+                *a += b;
             }
             self.output_quantizer.apply(&mut y.data, 1, true)?;
         }

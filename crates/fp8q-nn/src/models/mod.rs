@@ -75,8 +75,9 @@ impl std::str::FromStr for Architecture {
     }
 }
 
-/// A loaded network.
+/// A loaded network. (One exists per run, so the variants' size difference does not matter.)
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Model {
     /// ResNet-18 or -50.
     ResNet(ResNet),
