@@ -72,7 +72,7 @@ impl FpReference {
             d,
             alpha,
             signed: f.is_signed(),
-            inexact_scale: sig as u64 % ((1u64 << (m + 1)) - 1) != 0,
+            inexact_scale: !u64::from(sig).is_multiple_of((1u64 << (m + 1)) - 1),
         }
     }
 
@@ -301,7 +301,7 @@ fn fp_format() -> impl Strategy<Value = FpFormat> {
 fn fp_maxval(f: FpFormat) -> impl Strategy<Value = f64> {
     let default = f.max_value_default();
     // every maxval must be a finite f32 with room for the grid's small end in f64
-    let usable = |a: &f64| (a.is_finite() && *a == *a as f32 as f64 && (*a as f32).is_normal() && *a < 1e30);
+    let usable = |a: &f64| a.is_finite() && *a == *a as f32 as f64 && (*a as f32).is_normal() && *a < 1e30;
     prop_oneof![
         (-20.0f64..20.0).prop_map(|e| e.exp2() as f32 as f64),
         (-8i32..8).prop_map(move |k| {
@@ -410,7 +410,7 @@ proptest! {
             prop_assert!(same(whole[i], qs[0].quantize_value(x)));
         }
         // a channel count that does not divide the data is an error
-        if data.len() % (channels + 1) != 0 {
+        if !data.len().is_multiple_of(channels + 1) {
             let mut extra = qs.clone();
             extra.push(qs[0]);
             prop_assert!(quantize_channels(&extra, &mut whole).is_err());
