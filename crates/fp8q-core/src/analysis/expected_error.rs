@@ -7,6 +7,9 @@
 //! Gauss–Legendre rules sized to the density's local scale (see
 //! [`Distribution::integrate`]). The integrands `(x-q)²p(x)` and `x(q-x)p(x)` are evaluated
 //! directly, so narrow cells lose nothing to cancellation (unlike differences of antiderivatives).
+//! Cells narrower than 10⁻³ local scales (e.g. INT16, or the subnormals of FP formats) are
+//! integrated in one go from a third-order Taylor expansion of the density at the grid point,
+//! whose moments are exact polynomials in the half-widths (relative error about 1e-12).
 //! The point masses of clipped distributions add `(q(b) - b)²·P[X=b]` and `b(q(b) - b)·P[X=b]`.
 
 use super::distributions::Distribution;
@@ -63,6 +66,28 @@ pub fn error_terms(dist: &Distribution, grid: &[f64], with_xr: bool) -> ErrorTer
         let a = left.max(lo);
         let b = right.min(hi);
         if a >= b {
+            continue;
+        }
+        if a == left && b == right && dist.scales(a, b) <= Distribution::TAYLOR_MAX_SCALES {
+            // a narrow cell inside the support: one density evaluation, the moments of
+            // u = x - q over [-hl, hr] against p(q)(1 + c1 u + c2 u² + c3 u³)
+            if dist.negligible(a, b) {
+                continue;
+            }
+            let (hl, hr) = (q - a, b - q);
+            let [p, c1, c2, c3] = dist.taylor(q);
+            let (l2, r2) = (hl * hl, hr * hr);
+            let (l3, r3) = (l2 * hl, r2 * hr);
+            let (l4, r4) = (l3 * hl, r3 * hr);
+            let (l5, r5) = (l4 * hl, r4 * hr);
+            let i2 =
+                p * ((r3 + l3) / 3.0 + c1 * (r4 - l4) / 4.0 + c2 * (r5 + l5) / 5.0 + c3 * (r5 * hr - l5 * hl) / 6.0);
+            mse.add(i2);
+            if with_xr {
+                let i1 = p * ((r2 - l2) / 2.0 + c1 * (r3 + l3) / 3.0 + c2 * (r4 - l4) / 4.0 + c3 * (r5 + l5) / 5.0);
+                // x (q - x) = -(q + u) u
+                xr.add(-(q * i1) - i2);
+            }
             continue;
         }
         let split = q.clamp(a, b);

@@ -29,7 +29,7 @@ impl Default for SearchOptions {
         SearchOptions {
             points_per_octave: 32,
             refine_candidates: 6,
-            rel_tol: 1e-10,
+            rel_tol: 1e-9,
         }
     }
 }
@@ -54,40 +54,67 @@ pub fn search_interval(dist: &Distribution) -> (f64, f64) {
     (1e-3 * b.min(rms), 2.0 * b)
 }
 
-/// Minimize `f` over `[lo, hi]` (`0 < lo < hi`): scan in `log2 α`, then refine the best local
-/// minima with Brent's method. Never returns a point worse than the best scanned one.
+/// Minimize `f` over `[lo, hi]` (`0 < lo < hi`). A coarse scan of `log2 α` (8 points per octave)
+/// finds the promising regions — coarse points within a factor [`PROMISING`] of the best; those
+/// are scanned at `points_per_octave`, and the best local minima of the fine scan are refined
+/// with Brent's method. Never returns a point worse than the best scanned one.
 pub fn minimize_log_scan<F: Fn(f64) -> f64 + Sync>(f: F, lo: f64, hi: f64, opts: &SearchOptions) -> Optimum {
     assert!(lo > 0.0 && hi > lo, "invalid search interval [{lo}, {hi}]");
+    let g = |u: f64| sanitize(f(u.exp2()));
     let (u0, u1) = (lo.log2(), hi.log2());
-    let n = (((u1 - u0) * opts.points_per_octave.max(2) as f64).ceil() as usize).max(4);
-    let us: Vec<f64> = (0..=n).map(|k| u0 + (u1 - u0) * k as f64 / n as f64).collect();
-    let vals: Vec<f64> = us.par_iter().map(|&u| sanitize(f(u.exp2()))).collect();
-    let mut evaluations = vals.len();
-
-    // local minima of the scan (plateaus count once), best first
-    let mut minima: Vec<usize> = (0..vals.len())
-        .filter(|&k| (k == 0 || vals[k] < vals[k - 1]) && (k + 1 == vals.len() || vals[k] <= vals[k + 1]))
+    let fine_per_octave = opts.points_per_octave.max(2) as f64;
+    let coarse_per_octave = fine_per_octave.min(COARSE_PER_OCTAVE);
+    let nc = (((u1 - u0) * coarse_per_octave).ceil() as usize).max(4);
+    let hc = (u1 - u0) / nc as f64;
+    let coarse: Vec<(f64, f64)> = (0..=nc)
+        .into_par_iter()
+        .map(|k| {
+            let u = u0 + hc * k as f64;
+            (u, g(u))
+        })
         .collect();
-    minima.sort_by(|&a, &b| vals[a].total_cmp(&vals[b]));
+    let best_coarse = coarse.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+    // fine scan around every promising coarse point (± one coarse step)
+    let sub = ((hc * fine_per_octave).ceil() as usize).max(1);
+    let mut fine_us: Vec<f64> = Vec::new();
+    for (k, &(_, v)) in coarse.iter().enumerate() {
+        if v <= best_coarse * PROMISING || !best_coarse.is_finite() {
+            let from = k.saturating_sub(1) * sub;
+            let to = ((k + 1).min(nc)) * sub;
+            fine_us.extend((from..=to).map(|j| u0 + hc * j as f64 / sub as f64));
+        }
+    }
+    fine_us.sort_by(f64::total_cmp);
+    fine_us.dedup();
+    let scan: Vec<(f64, f64)> = fine_us.par_iter().map(|&u| (u, g(u))).collect();
+    let mut evaluations = coarse.len() + scan.len();
+    let step = hc / sub as f64;
+
+    // local minima of the fine scan (neighbours must be adjacent scan points), best first
+    let neighbour = |a: usize, b: usize| (scan[a].0 - scan[b].0).abs() <= 1.5 * step;
+    let mut minima: Vec<usize> = (0..scan.len())
+        .filter(|&k| {
+            let left_ok = k == 0 || !neighbour(k - 1, k) || scan[k].1 < scan[k - 1].1;
+            let right_ok = k + 1 == scan.len() || !neighbour(k, k + 1) || scan[k].1 <= scan[k + 1].1;
+            left_ok && right_ok
+        })
+        .collect();
+    minima.sort_by(|&a, &b| scan[a].1.total_cmp(&scan[b].1));
     minima.truncate(opts.refine_candidates.max(1));
 
-    let best_scan = (0..vals.len())
-        .min_by(|&a, &b| vals[a].total_cmp(&vals[b]))
+    let mut best = scan
+        .iter()
+        .chain(coarse.iter())
+        .copied()
+        .min_by(|a, b| a.1.total_cmp(&b.1))
         .expect("non-empty scan");
-    let mut best = (us[best_scan], vals[best_scan]);
     let refined: Vec<(f64, f64, usize)> = minima
         .par_iter()
         .map(|&k| {
-            let a = us[k.saturating_sub(1)];
-            let b = us[(k + 1).min(us.len() - 1)];
-            brent(
-                |u| sanitize(f(u.exp2())),
-                a,
-                b,
-                us[k],
-                vals[k],
-                opts.rel_tol / std::f64::consts::LN_2,
-            )
+            let (u, v) = scan[k];
+            let a = (u - step).max(u0);
+            let b = (u + step).min(u1);
+            brent(g, a, b, u, v, opts.rel_tol / std::f64::consts::LN_2)
         })
         .collect();
     for (u, v, evals) in refined {
@@ -102,6 +129,11 @@ pub fn minimize_log_scan<F: Fn(f64) -> f64 + Sync>(f: F, lo: f64, hi: f64, opts:
         evaluations,
     }
 }
+
+/// Points per octave of the coarse scan.
+const COARSE_PER_OCTAVE: f64 = 8.0;
+/// Coarse points whose MSE is within this factor of the best coarse MSE are scanned finely.
+pub const PROMISING: f64 = 3.0;
 
 fn sanitize(v: f64) -> f64 {
     if v.is_nan() {

@@ -210,11 +210,34 @@ pub fn run_study(config: &StudyConfig) -> Result<Study, AnalysisError> {
     for f in &config.formats {
         grid_for(f, 1.0)?;
     }
+    // samples shared by all formats of a distribution
+    let prepared: Vec<Prepared> = config.distributions.iter().map(|d| prepare(config, d)).collect();
+    // every (distribution, format) case in one parallel loop, so slow cases (wide grids) overlap
+    let cases: Vec<(usize, usize)> = (0..config.distributions.len())
+        .flat_map(|d| (0..config.formats.len()).map(move |f| (d, f)))
+        .collect();
+    let mut results = cases
+        .par_iter()
+        .map(|&(d, f)| run_case(config, &config.distributions[d], &config.formats[f], &prepared[d]))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter();
     let distributions = config
         .distributions
         .iter()
-        .map(|d| run_distribution(config, d))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|dist| {
+            let mut rs: Vec<FormatResult> = results.by_ref().take(config.formats.len()).collect();
+            let best = (0..rs.len())
+                .min_by(|&a, &b| rs[a].mse.total_cmp(&rs[b].mse))
+                .expect("non-empty");
+            rs[best].best = true;
+            DistributionResult {
+                distribution: *dist,
+                second_moment: dist.second_moment(),
+                best_format: rs[best].format.clone(),
+                results: rs,
+            }
+        })
+        .collect();
     Ok(Study {
         range_method: config.range.describe(),
         search: config.search,
@@ -222,82 +245,80 @@ pub fn run_study(config: &StudyConfig) -> Result<Study, AnalysisError> {
     })
 }
 
-fn run_distribution(config: &StudyConfig, dist: &Distribution) -> Result<DistributionResult, AnalysisError> {
-    // samples shared by all formats of this distribution
-    let search_samples = match config.range {
-        RangeChoice::Sampled { samples, seed } => Some(dist.sample_f32(samples, seed)),
+struct Prepared {
+    search_samples: Option<Vec<f32>>,
+    mc_samples: Option<(Vec<f32>, Vec<f32>)>,
+}
+
+fn prepare(config: &StudyConfig, dist: &Distribution) -> Prepared {
+    Prepared {
+        search_samples: match config.range {
+            RangeChoice::Sampled { samples, seed } => Some(dist.sample_f32(samples, seed)),
+            _ => None,
+        },
+        mc_samples: config.verify.map(|v| {
+            (
+                dist.sample_f32(v.samples, v.seed),
+                dist.sample_f32(v.samples, v.seed.wrapping_add(0x5851_F42D_4C95_7F2D)),
+            )
+        }),
+    }
+}
+
+fn run_case(
+    config: &StudyConfig,
+    dist: &Distribution,
+    format: &Format,
+    prepared: &Prepared,
+) -> Result<FormatResult, AnalysisError> {
+    let m2 = dist.second_moment();
+    let (alpha, evaluations) = match config.range {
+        RangeChoice::Optimal => {
+            let o = optimal_maxval(dist, format, &config.search)?;
+            (o.alpha, o.evaluations)
+        }
+        RangeChoice::Fixed(a) => (a, 0),
+        RangeChoice::Sampled { .. } => {
+            let o = sampled_line_search(prepared.search_samples.as_deref().expect("sampled"), format)?;
+            (o.alpha, o.evaluations)
+        }
+    };
+    let (t, dot) = evaluate(dist, format, alpha)?;
+    let monte_carlo = match (&prepared.mc_samples, config.verify) {
+        (Some((x, y)), Some(v)) => Some(monte_carlo(format, alpha, x, y, v.seed, t.mse, dot)?),
         _ => None,
     };
-    let mc_samples = config.verify.map(|v| {
-        (
-            dist.sample_f32(v.samples, v.seed),
-            dist.sample_f32(v.samples, v.seed.wrapping_add(0x5851_F42D_4C95_7F2D)),
-        )
-    });
-    let m2 = dist.second_moment();
-    let mut results = config
-        .formats
-        .par_iter()
-        .map(|format| -> Result<FormatResult, AnalysisError> {
-            let (alpha, evaluations) = match config.range {
-                RangeChoice::Optimal => {
-                    let o = optimal_maxval(dist, format, &config.search)?;
-                    (o.alpha, o.evaluations)
-                }
-                RangeChoice::Fixed(a) => (a, 0),
-                RangeChoice::Sampled { .. } => {
-                    let o = sampled_line_search(search_samples.as_deref().expect("sampled"), format)?;
-                    (o.alpha, o.evaluations)
-                }
-            };
-            let (t, dot) = evaluate(dist, format, alpha)?;
-            let monte_carlo = match (&mc_samples, config.verify) {
-                (Some((x, y)), Some(v)) => Some(monte_carlo(format, alpha, x, y, v.seed, t.mse, dot)?),
-                _ => None,
-            };
-            let curve = match config.curve_points {
-                Some(n) if n >= 2 => {
-                    let (lo, hi) = search_interval(dist);
-                    let pts = (0..n)
-                        .into_par_iter()
-                        .map(|k| {
-                            let a = (lo.log2() + (hi.log2() - lo.log2()) * k as f64 / (n - 1) as f64).exp2();
-                            let mse = grid_for(format, a).map(|g| expected_mse(dist, &g)).unwrap_or(f64::NAN);
-                            CurvePoint { maxval: a, mse }
-                        })
-                        .collect();
-                    Some(pts)
-                }
-                _ => None,
-            };
-            Ok(FormatResult {
-                format: format.to_string(),
-                name: format.display_name(),
-                n_bits: format.n_bits(),
-                maxval: alpha,
-                mse: t.mse,
-                sqnr_db: db(m2, t.mse),
-                neg_log_mse_db: -10.0 * t.mse.log10(),
-                xr: t.xr,
-                dot_product_mse: dot,
-                dot_product_sqnr_db: db(m2 * m2, dot),
-                dot_product_neg_log_mse_db: -10.0 * dot.log10(),
-                evaluations,
-                best: false,
-                monte_carlo,
-                curve,
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let best = (0..results.len())
-        .min_by(|&a, &b| results[a].mse.total_cmp(&results[b].mse))
-        .expect("non-empty");
-    results[best].best = true;
-    Ok(DistributionResult {
-        distribution: *dist,
-        second_moment: m2,
-        best_format: results[best].format.clone(),
-        results,
+    let curve = match config.curve_points {
+        Some(n) if n >= 2 => {
+            let (lo, hi) = search_interval(dist);
+            let pts = (0..n)
+                .into_par_iter()
+                .map(|k| {
+                    let a = (lo.log2() + (hi.log2() - lo.log2()) * k as f64 / (n - 1) as f64).exp2();
+                    let mse = grid_for(format, a).map(|g| expected_mse(dist, &g)).unwrap_or(f64::NAN);
+                    CurvePoint { maxval: a, mse }
+                })
+                .collect();
+            Some(pts)
+        }
+        _ => None,
+    };
+    Ok(FormatResult {
+        format: format.to_string(),
+        name: format.display_name(),
+        n_bits: format.n_bits(),
+        maxval: alpha,
+        mse: t.mse,
+        sqnr_db: db(m2, t.mse),
+        neg_log_mse_db: -10.0 * t.mse.log10(),
+        xr: t.xr,
+        dot_product_mse: dot,
+        dot_product_sqnr_db: db(m2 * m2, dot),
+        dot_product_neg_log_mse_db: -10.0 * dot.log10(),
+        evaluations,
+        best: false,
+        monte_carlo,
+        curve,
     })
 }
 
