@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use super::Window;
 use crate::error::{NnError, Result, TensorContext};
-use crate::feature_map::FeatureMap;
+use crate::feature_map::{with_f32_slice, FeatureMap};
 
 /// Convolve `x` with `weight` (`[OC, C, kh, kw]`, as a candle tensor). `unit` names the layer
 /// in errors.
@@ -26,15 +26,29 @@ pub fn conv2d(x: &FeatureMap, weight: &Tensor, win: Window, unit: &str) -> Resul
         .ok_or_else(|| NnError::invalid(unit, format!("input {:?} too small", x.dims())))?;
     let k = ic * kh * kw;
     let p = oh * ow;
-    let cols = if kh == 1 && kw == 1 && win.stride == 1 && win.pad == 0 {
-        Tensor::from_slice(&x.data, (x.n, k, p), &Device::Cpu).at(unit)?
-    } else {
-        let cols = im2col(x, win, oh, ow);
-        Tensor::from_vec(cols, (x.n, k, p), &Device::Cpu).at(unit)?
-    };
     let w2 = weight.reshape((oc, k)).at(unit)?;
-    let out = w2.broadcast_matmul(&cols).at(unit)?;
-    let data = out.flatten_all().and_then(|t| t.to_vec1::<f32>()).at(unit)?;
+    let pointwise = kh == 1 && kw == 1 && win.stride == 1 && win.pad == 0;
+    let plane_in = x.c * x.h * x.w;
+    let mut data = vec![0f32; x.n * oc * p];
+    // One gemm per image: measured ~2× faster than a broadcast batched matmul here, and the
+    // column matrix of one image stays small.
+    for (i, dst) in data.chunks_mut(oc * p).enumerate() {
+        let img = &x.data[i * plane_in..(i + 1) * plane_in];
+        let cols = if pointwise {
+            Tensor::from_slice(img, (k, p), &Device::Cpu).at(unit)?
+        } else {
+            let one = FeatureMap {
+                data: img.to_vec(),
+                n: 1,
+                c: x.c,
+                h: x.h,
+                w: x.w,
+            };
+            Tensor::from_vec(im2col(&one, win, oh, ow), (k, p), &Device::Cpu).at(unit)?
+        };
+        let out = w2.matmul(&cols).and_then(|t| t.flatten_all()).at(unit)?;
+        with_f32_slice(&out, unit, |s| dst.copy_from_slice(s))?;
+    }
     FeatureMap::from_vec(data, x.n, oc, oh, ow)
 }
 

@@ -1,0 +1,33 @@
+//! FP32 forward throughput on synthetic input:
+//! `cargo run --release -p fp8q-nn --example throughput -- resnet18 CKPT [batch] [iterations]`.
+
+use std::time::Instant;
+
+use fp8q_nn::feature_map::FeatureMap;
+use fp8q_nn::models::{Architecture, Model};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 3 {
+        return Err("usage: throughput ARCH CHECKPOINT [BATCH] [ITERATIONS]".into());
+    }
+    let arch: Architecture = args[1].parse()?;
+    let batch: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(32);
+    let iters: usize = args.get(4).map(|s| s.parse()).transpose()?.unwrap_or(3);
+    let mut model = Model::load(arch, &args[2])?;
+    let x: Vec<f32> = (0..batch * 3 * 224 * 224)
+        .map(|i| ((i * 7919 % 1000) as f32) / 500.0 - 1.0)
+        .collect();
+    model.forward_fm(FeatureMap::from_vec(x.clone(), batch, 3, 224, 224)?)?; // warm-up
+    let start = Instant::now();
+    for _ in 0..iters {
+        model.forward_fm(FeatureMap::from_vec(x.clone(), batch, 3, 224, 224)?)?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{arch}: batch {batch}, {iters} iterations, {:.1} img/s ({:.3} s per batch)",
+        (batch * iters) as f64 / secs,
+        secs / iters as f64
+    );
+    Ok(())
+}
