@@ -41,8 +41,9 @@ pub struct FpQuantizer {
 struct FpKernel {
     lo: f64,
     hi: f64,
-    /// top-binade scale t
+    /// top-binade scale t and its correctly rounded reciprocal
     t: f64,
+    inv_t: f64,
     /// biased f64 exponent of the smallest normal binade of y (at least 1)
     emin_biased: i64,
     /// 52 - m: added to the biased exponent to place the magic number's ulp at the step
@@ -123,6 +124,7 @@ impl FpQuantizer {
                 lo,
                 hi,
                 t,
+                inv_t: 1.0 / t,
                 emin_biased: emin + 1023,
                 magic_shift: 52 - format.mantissa_bits() as i64,
                 zero: false,
@@ -189,16 +191,21 @@ fn qdq(x: f32, k: &FpKernel) -> f32 {
     } else {
         xd
     };
-    // a correctly rounded division (not a multiplication by a rounded 1/t): an input exactly
-    // half-way between two grid values must give exactly y = midpoint so that the tie goes to
-    // the even code; x·fl(1/t) can land an ulp to either side when t is not a power of two.
-    let y = xc / k.t;
+    // y = x_c / t correctly rounded (an input exactly half-way between two grid values must give
+    // exactly the midpoint so that the tie goes to the even code; x·fl(1/t) alone can land an ulp
+    // to either side when t is not a power of two). A division costs ~2 cycles per element even
+    // in AVX-512, so the quotient is refined from x·fl(1/t) with FMAs instead: the residual
+    // r = x - t·y is exact in an FMA, and y + r·fl(1/t) is the correctly rounded quotient once y
+    // is faithful (Markstein); two steps make the first one's result faithful, then exact.
+    let y0 = xc * k.inv_t;
+    let y1 = (-k.t).mul_add(y0, xc).mul_add(k.inv_t, y0);
+    let y = (-k.t).mul_add(y1, xc).mul_add(k.inv_t, y1);
     let exp = ((y.to_bits() >> 52) & 0x7ff) as i64;
     let e = if exp > k.emin_biased { exp } else { k.emin_biased };
     let magic = f64::from_bits((((e + k.magic_shift) as u64) << 52) | (1u64 << 51));
     // `(y + magic) - magic` turns a negative y that rounds to zero into +0; copy the sign back so
     // that q(-x) = -q(x) holds bit for bit (the reference yields -0.0 there).
-    let q = ((y + magic) - magic).copysign(y) * k.t;
+    let q = ((y + magic) - magic).copysign(xc) * k.t;
     if k.zero {
         if x.is_nan() {
             x
