@@ -155,6 +155,15 @@ fn sci(v: f64) -> String {
     format!("{v:.4e}")
 }
 
+/// Fixed-point for moderate magnitudes, scientific otherwise.
+fn num(v: f64) -> String {
+    if v != 0.0 && (v.abs() < 1e-3 || v.abs() >= 1e7) {
+        format!("{v:.5e}")
+    } else {
+        format!("{v:.6}")
+    }
+}
+
 fn table(study: &Study) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "Analytical SQNR study — range: {}", study.range_method);
@@ -196,9 +205,9 @@ fn table(study: &Study) -> String {
             };
             let _ = write!(
                 s,
-                "  {:<16} {:>12.6} {:>11} {:>9.3} {:>13.3} {:>11} {:>12.3} {:>13.3}",
+                "  {:<16} {:>12} {:>11} {:>9.3} {:>13.3} {:>11} {:>12.3} {:>13.3}",
                 name,
-                r.maxval,
+                num(r.maxval),
                 sci(r.mse),
                 r.sqnr_db,
                 r.neg_log_mse_db,

@@ -376,11 +376,22 @@ impl Distribution {
     /// A readable description, e.g. `Gaussian μ=0, σ=1 clipped at [-10, 10]`.
     pub fn label(&self) -> String {
         match self.kind {
-            DistKind::Uniform => format!("Uniform on [{}, {}]", self.min, self.max),
+            DistKind::Uniform => format!("Uniform on [{}, {}]", Num(self.min), Num(self.max)),
             DistKind::Gauss { mu, sigma } => {
-                format!("Gaussian μ={mu}, σ={sigma} clipped at [{}, {}]", self.min, self.max)
+                format!(
+                    "Gaussian μ={}, σ={} clipped at [{}, {}]",
+                    Num(mu),
+                    Num(sigma),
+                    Num(self.min),
+                    Num(self.max)
+                )
             }
-            DistKind::StudentT { nu } => format!("Student's t ν={nu} clipped at [{}, {}]", self.min, self.max),
+            DistKind::StudentT { nu } => format!(
+                "Student's t ν={} clipped at [{}, {}]",
+                Num(nu),
+                Num(self.min),
+                Num(self.max)
+            ),
         }
     }
 
@@ -419,13 +430,43 @@ fn block_seed(seed: u64, i: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// A number as written in specs and labels: plain decimal for moderate magnitudes, otherwise
+/// scientific (both parse back to the same `f64`).
+struct Num(f64);
+
+impl fmt::Display for Num {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let a = self.0.abs();
+        if a == 0.0 || (1e-4..1e15).contains(&a) {
+            write!(f, "{}", self.0)
+        } else {
+            write!(f, "{:e}", self.0)
+        }
+    }
+}
+
 impl fmt::Display for Distribution {
     /// The parseable spelling, e.g. `gauss:mu=0,sigma=1,min=-10,max=10`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
-            DistKind::Uniform => write!(f, "uniform:min={},max={}", self.min, self.max),
-            DistKind::Gauss { mu, sigma } => write!(f, "gauss:mu={mu},sigma={sigma},min={},max={}", self.min, self.max),
-            DistKind::StudentT { nu } => write!(f, "student-t:nu={nu},min={},max={}", self.min, self.max),
+            DistKind::Uniform => write!(f, "uniform:min={},max={}", Num(self.min), Num(self.max)),
+            DistKind::Gauss { mu, sigma } => {
+                write!(
+                    f,
+                    "gauss:mu={},sigma={},min={},max={}",
+                    Num(mu),
+                    Num(sigma),
+                    Num(self.min),
+                    Num(self.max)
+                )
+            }
+            DistKind::StudentT { nu } => write!(
+                f,
+                "student-t:nu={},min={},max={}",
+                Num(nu),
+                Num(self.min),
+                Num(self.max)
+            ),
         }
     }
 }
@@ -546,6 +587,9 @@ mod tests {
         let d: Distribution = "student-t:nu=8,clip=100".parse().unwrap();
         assert_eq!(d.to_string(), "student-t:nu=8,min=-100,max=100");
         assert_eq!("t".parse::<Distribution>().unwrap(), d);
+        let d: Distribution = "gauss:sigma=1e-30".parse().unwrap();
+        assert_eq!(d.to_string(), "gauss:mu=0,sigma=1e-30,min=-1.0000000000000001e-29,max=1.0000000000000001e-29");
+        assert_eq!(d.to_string().parse::<Distribution>().unwrap(), d);
         let d: Distribution = "gauss:sigma=2".parse().unwrap();
         assert_eq!(d.support(), (-20.0, 20.0));
         for bad in [

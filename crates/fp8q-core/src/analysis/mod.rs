@@ -141,7 +141,7 @@ fn build_grid(format: &Format, alpha: f64, as_quantizer: bool) -> Result<Vec<f64
     if grid.iter().any(|v| !v.is_finite()) {
         return Err(AnalysisError::Invalid {
             what: "range",
-            why: format!("the grid of {format} at maxval {alpha} overflows f64"),
+            why: format!("the grid of {format} at maxval {alpha:e} is not finite"),
         });
     }
     Ok(grid)

@@ -221,8 +221,18 @@ fn brent<F: Fn(f64) -> f64>(f: F, mut a: f64, mut b: f64, x0: f64, fx0: f64, tol
 pub fn optimal_maxval(dist: &Distribution, format: &Format, opts: &SearchOptions) -> Result<Optimum, AnalysisError> {
     let (lo, hi) = search_interval(dist);
     // fail early (with a clear message) if the format cannot be built at the interval's ends
-    grid_for(format, lo)?;
-    grid_for(format, hi)?;
+    if !(lo > 0.0 && hi > lo && hi.is_finite()) {
+        return Err(AnalysisError::Invalid {
+            what: "range",
+            why: format!("the search interval [{lo:e}, {hi:e}] of {dist} is degenerate (scale too small or too large for f64)"),
+        });
+    }
+    for a in [lo, hi] {
+        grid_for(format, a).map_err(|e| AnalysisError::Invalid {
+            what: "range",
+            why: format!("{format} cannot be scaled to the search interval [{lo:e}, {hi:e}] of {dist}: {e}"),
+        })?;
+    }
     Ok(minimize_log_scan(
         |alpha| match ideal_grid_for(format, alpha) {
             Ok(g) => expected_mse(dist, &g),
