@@ -588,7 +588,10 @@ mod tests {
         assert_eq!(d.to_string(), "student-t:nu=8,min=-100,max=100");
         assert_eq!("t".parse::<Distribution>().unwrap(), d);
         let d: Distribution = "gauss:sigma=1e-30".parse().unwrap();
-        assert_eq!(d.to_string(), "gauss:mu=0,sigma=1e-30,min=-1.0000000000000001e-29,max=1.0000000000000001e-29");
+        assert_eq!(
+            d.to_string(),
+            "gauss:mu=0,sigma=1e-30,min=-1.0000000000000001e-29,max=1.0000000000000001e-29"
+        );
         assert_eq!(d.to_string().parse::<Distribution>().unwrap(), d);
         let d: Distribution = "gauss:sigma=2".parse().unwrap();
         assert_eq!(d.support(), (-20.0, 20.0));

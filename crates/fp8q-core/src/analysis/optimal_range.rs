@@ -224,7 +224,9 @@ pub fn optimal_maxval(dist: &Distribution, format: &Format, opts: &SearchOptions
     if !(lo > 0.0 && hi > lo && hi.is_finite()) {
         return Err(AnalysisError::Invalid {
             what: "range",
-            why: format!("the search interval [{lo:e}, {hi:e}] of {dist} is degenerate (scale too small or too large for f64)"),
+            why: format!(
+                "the search interval [{lo:e}, {hi:e}] of {dist} is degenerate (scale too small or too large for f64)"
+            ),
         });
     }
     for a in [lo, hi] {
