@@ -17,6 +17,7 @@ pub mod kernels;
 pub mod layers;
 pub mod metrics;
 pub mod models;
+pub mod ptq;
 pub mod weights;
 
 pub use error::{NnError, Result};

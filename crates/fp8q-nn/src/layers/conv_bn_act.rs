@@ -26,8 +26,12 @@ pub struct ConvBnAct {
     pub act: Activation,
     /// Quantizer of the conv weight (per output channel when per-channel).
     pub weight_quantizer: QuantSlot,
-    /// Quantizer of the unit's output (after the activation, or after BN when there is none).
+    /// Quantizer of the unit's output (after the activation, or after BN when there is none);
+    /// of its input instead when `quantize_input` is set.
     pub act_quantizer: QuantSlot,
+    /// Quantize the unit's input with `act_quantizer` instead of its output (quant setup
+    /// `LSQ_paper`).
+    pub quantize_input: bool,
 }
 
 /// Geometry of a conv: `(in, out, kernel, stride, pad, groups)`.
@@ -59,6 +63,7 @@ impl ConvBnAct {
             act,
             weight_quantizer: QuantSlot::empty(),
             act_quantizer: QuantSlot::empty(),
+            quantize_input: false,
         })
     }
 
@@ -75,9 +80,17 @@ impl ConvBnAct {
     /// Run the unit.
     pub fn forward(&mut self, x: &FeatureMap) -> Result<FeatureMap> {
         let w = self.effective_weight()?;
-        let mut y = self.conv.forward_with(x, &w)?;
+        let mut y = if self.quantize_input && self.act_quantizer.is_active() {
+            let mut xq = x.clone();
+            self.act_quantizer.apply(&mut xq.data, 1, true)?;
+            self.conv.forward_with(&xq, &w)?
+        } else {
+            self.conv.forward_with(x, &w)?
+        };
         self.bn.forward_act(&mut y, self.act)?;
-        self.act_quantizer.apply(&mut y.data, 1, true)?;
+        if !self.quantize_input {
+            self.act_quantizer.apply(&mut y.data, 1, true)?;
+        }
         Ok(y)
     }
 }

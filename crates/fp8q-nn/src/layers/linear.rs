@@ -18,8 +18,10 @@ pub struct Linear {
     pub bias: Tensor,
     /// Quantizer of the weight (per output row when per-channel).
     pub weight_quantizer: QuantSlot,
-    /// Quantizer of the output (the logits).
+    /// Quantizer of the output (the logits); of the input instead when `quantize_input` is set.
     pub act_quantizer: QuantSlot,
+    /// Quantize the layer's input with `act_quantizer` instead of its output (`LSQ_paper`).
+    pub quantize_input: bool,
 }
 
 impl Linear {
@@ -31,6 +33,7 @@ impl Linear {
             bias: vb.get("bias", &[out_features]),
             weight_quantizer: QuantSlot::empty(),
             act_quantizer: QuantSlot::empty(),
+            quantize_input: false,
         })
     }
 
@@ -45,13 +48,16 @@ impl Linear {
     }
 
     /// `x · Wᵀ + b` for `x` of `n` rows of `in_features` values; returns `n · out` values.
-    pub fn forward(&mut self, x: Vec<f32>, n: usize) -> Result<Vec<f32>> {
+    pub fn forward(&mut self, mut x: Vec<f32>, n: usize) -> Result<Vec<f32>> {
         let (out_f, in_f) = (self.out_features(), self.in_features());
         if x.len() != n * in_f {
             return Err(NnError::invalid(
                 &self.name,
                 format!("{} input values for {n} rows of {in_f}", x.len()),
             ));
+        }
+        if self.quantize_input {
+            self.act_quantizer.apply(&mut x, 1, true)?;
         }
         let w = if self.weight_quantizer.is_active() {
             let mut w = with_f32_slice(&self.weight, &self.name, |s| s.to_vec())?;
@@ -68,7 +74,9 @@ impl Linear {
             .and_then(|y| y.to_vec1::<f32>())
             .at(&self.name)?;
         let mut y = y;
-        self.act_quantizer.apply(&mut y, 1, true)?;
+        if !self.quantize_input {
+            self.act_quantizer.apply(&mut y, 1, true)?;
+        }
         Ok(y)
     }
 }

@@ -186,8 +186,11 @@ impl MobileNetV2 {
             ));
         }
         let mut pooled = pool::global_avg_pool(&y);
-        // AvgPool2d(7) reuses features.18's quantizer without updating it.
-        self.head.act_quantizer.apply(&mut pooled.data, 1, false)?;
+        // AvgPool2d(7) reuses features.18's quantizer without updating it (unless that quantizer
+        // quantizes features.18's input, LSQ_paper, where the pool is not quantized).
+        if !self.head.quantize_input {
+            self.head.act_quantizer.apply(&mut pooled.data, 1, false)?;
+        }
         self.classifier.forward(pooled.data, n)
     }
 
