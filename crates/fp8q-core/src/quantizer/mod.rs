@@ -116,13 +116,14 @@ impl QuantMethod {
         }
     }
 
-    /// The same method with other mantissa bits (flexible FP only), validated for the signed format.
+    /// The same method with other mantissa bits (flexible FP only), validated for the signed
+    /// format, or for the unsigned one when unsigned formats are allowed (one more mantissa bit).
     pub fn with_mantissa_bits(&self, m: u32) -> Result<Self> {
         match *self {
             QuantMethod::Fp {
                 n_bits, allow_unsigned, ..
             } => {
-                FpFormat::new(n_bits, m, true)?;
+                FpFormat::new(n_bits, m, !allow_unsigned)?;
                 Ok(QuantMethod::Fp {
                     n_bits,
                     mantissa_bits: m,
