@@ -13,11 +13,10 @@
 //! Special values: NaN stays NaN; ±Inf (and anything beyond the range) saturates to ±α
 //! (to 0 or α for unsigned formats).
 
-use super::simd::{dispatch_by_cpu, PAR_CHUNK};
+use super::element_kernel::{self, ElementKernel};
 use crate::error::Result;
 use crate::format::fp_format::check_maxval;
 use crate::format::{FpFormat, ScaledFpFormat, StandardFp8};
-use rayon::prelude::*;
 
 /// A ready-to-run FP quantizer: a format with its maximum value.
 ///
@@ -144,115 +143,65 @@ impl FpQuantizer {
     /// Quantize one value.
     #[inline]
     pub fn quantize_value(&self, x: f32) -> f32 {
-        qdq(x, &self.kernel)
+        self.kernel.qdq(x)
     }
-
     /// Quantize `x` into `out` (same length), in parallel for large inputs.
     pub fn quantize(&self, x: &[f32], out: &mut [f32]) {
-        assert_eq!(x.len(), out.len(), "input and output lengths differ");
-        if x.len() <= PAR_CHUNK {
-            fp_qdq_slice(x, out, &self.kernel);
-        } else {
-            x.par_chunks(PAR_CHUNK)
-                .zip(out.par_chunks_mut(PAR_CHUNK))
-                .for_each(|(x, o)| fp_qdq_slice(x, o, &self.kernel));
-        }
+        element_kernel::map(x, out, &self.kernel);
     }
-
     /// Quantize in place, in parallel for large inputs.
     pub fn quantize_inplace(&self, x: &mut [f32]) {
-        if x.len() <= PAR_CHUNK {
-            fp_qdq_inplace(x, &self.kernel);
-        } else {
-            x.par_chunks_mut(PAR_CHUNK)
-                .for_each(|c| fp_qdq_inplace(c, &self.kernel));
-        }
+        element_kernel::map_inplace(x, &self.kernel);
     }
-
-    /// Quantize on a single thread (for callers that parallelize themselves).
+    /// Quantize in place on the calling thread (for callers that parallelize themselves).
     pub fn quantize_inplace_serial(&self, x: &mut [f32]) {
-        fp_qdq_inplace(x, &self.kernel);
+        element_kernel::map_inplace_serial(x, &self.kernel);
     }
-
-    /// `Σ (q(x) - x)²` over `x`, accumulated in `f64`, without writing anything (single thread).
+    /// `Σ (q(x) - x)²` over `x`, accumulated in `f64`, without writing anything (calling thread).
     pub fn sum_sq_error(&self, x: &[f32]) -> f64 {
-        fp_sse(x, &self.kernel)
+        element_kernel::sum_sq_error(x, &self.kernel)
     }
 }
 
-#[inline(always)]
-fn qdq(x: f32, k: &FpKernel) -> f32 {
-    let xd = x as f64;
-    // comparisons are false for NaN, which therefore passes through
-    let xc = if xd < k.lo {
-        k.lo
-    } else if xd > k.hi {
-        k.hi
-    } else {
-        xd
-    };
-    // y = x_c / t correctly rounded (an input exactly half-way between two grid values must give
-    // exactly the midpoint so that the tie goes to the even code; x·fl(1/t) alone can land an ulp
-    // to either side when t is not a power of two). A division costs ~2 cycles per element even
-    // in AVX-512, so the quotient is refined from x·fl(1/t) with FMAs instead: the residual
-    // r = x - t·y is exact in an FMA, and y + r·fl(1/t) is the correctly rounded quotient once y
-    // is faithful (Markstein); two steps make the first one's result faithful, then exact.
-    let y0 = xc * k.inv_t;
-    let y1 = (-k.t).mul_add(y0, xc).mul_add(k.inv_t, y0);
-    let y = (-k.t).mul_add(y1, xc).mul_add(k.inv_t, y1);
-    let exp = ((y.to_bits() >> 52) & 0x7ff) as i64;
-    let e = if exp > k.emin_biased { exp } else { k.emin_biased };
-    let magic = f64::from_bits((((e + k.magic_shift) as u64) << 52) | (1u64 << 51));
-    // `(y + magic) - magic` turns a negative y that rounds to zero into +0; copy the sign back so
-    // that q(-x) = -q(x) holds bit for bit (the reference yields -0.0 there).
-    let q = ((y + magic) - magic).copysign(xc) * k.t;
-    if k.zero {
-        if x.is_nan() {
-            x
+impl ElementKernel for FpKernel {
+    #[inline(always)]
+    fn qdq(&self, x: f32) -> f32 {
+        let k = self;
+        let xd = x as f64;
+        // comparisons are false for NaN, which therefore passes through
+        let xc = if xd < k.lo {
+            k.lo
+        } else if xd > k.hi {
+            k.hi
         } else {
-            0.0
-        }
-    } else {
-        q as f32
-    }
-}
-
-#[inline(always)]
-fn qdq_slice_generic(x: &[f32], out: &mut [f32], k: &FpKernel) {
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = qdq(v, k);
-    }
-}
-
-#[inline(always)]
-fn qdq_inplace_generic(x: &mut [f32], k: &FpKernel) {
-    for v in x.iter_mut() {
-        *v = qdq(*v, k);
-    }
-}
-
-#[inline(always)]
-fn sse_generic(x: &[f32], k: &FpKernel) -> f64 {
-    const L: usize = 16;
-    let mut acc = [0.0f64; L];
-    let mut chunks = x.chunks_exact(L);
-    for c in &mut chunks {
-        for i in 0..L {
-            let d = qdq(c[i], k) as f64 - c[i] as f64;
-            acc[i] += d * d;
+            xd
+        };
+        // y = x_c / t correctly rounded (an input exactly half-way between two grid values must give
+        // exactly the midpoint so that the tie goes to the even code; x·fl(1/t) alone can land an ulp
+        // to either side when t is not a power of two). A division costs ~2 cycles per element even
+        // in AVX-512, so the quotient is refined from x·fl(1/t) with FMAs instead: the residual
+        // r = x - t·y is exact in an FMA, and y + r·fl(1/t) is the correctly rounded quotient once y
+        // is faithful (Markstein); two steps make the first one's result faithful, then exact.
+        let y0 = xc * k.inv_t;
+        let y1 = (-k.t).mul_add(y0, xc).mul_add(k.inv_t, y0);
+        let y = (-k.t).mul_add(y1, xc).mul_add(k.inv_t, y1);
+        let exp = ((y.to_bits() >> 52) & 0x7ff) as i64;
+        let e = if exp > k.emin_biased { exp } else { k.emin_biased };
+        let magic = f64::from_bits((((e + k.magic_shift) as u64) << 52) | (1u64 << 51));
+        // `(y + magic) - magic` turns a negative y that rounds to zero into +0; copy the sign back so
+        // that q(-x) = -q(x) holds bit for bit (the reference yields -0.0 there).
+        let q = ((y + magic) - magic).copysign(xc) * k.t;
+        if k.zero {
+            if x.is_nan() {
+                x
+            } else {
+                0.0
+            }
+        } else {
+            q as f32
         }
     }
-    let mut tail = 0.0;
-    for &v in chunks.remainder() {
-        let d = qdq(v, k) as f64 - v as f64;
-        tail += d * d;
-    }
-    acc.iter().sum::<f64>() + tail
 }
-
-dispatch_by_cpu! { fn fp_qdq_slice(x: &[f32], out: &mut [f32], k: &FpKernel) => qdq_slice_generic; }
-dispatch_by_cpu! { fn fp_qdq_inplace(x: &mut [f32], k: &FpKernel) => qdq_inplace_generic; }
-dispatch_by_cpu! { fn fp_sse(x: &[f32], k: &FpKernel) -> f64 => sse_generic; }
 
 #[cfg(test)]
 mod tests {

@@ -5,9 +5,8 @@
 //! (equivalent, since the bounds are integers) so the rounding trick `(v + 1.5·2^23) - 1.5·2^23`
 //! is exact. NaN stays NaN; ±Inf saturates to the grid's ends.
 
-use super::simd::{dispatch_by_cpu, PAR_CHUNK};
+use super::element_kernel::{self, ElementKernel};
 use crate::format::IntGrid;
-use rayon::prelude::*;
 
 /// A ready-to-run INT quantizer: a concrete grid.
 ///
@@ -52,89 +51,43 @@ impl IntQuantizer {
     /// Quantize one value.
     #[inline]
     pub fn quantize_value(&self, x: f32) -> f32 {
-        qdq(x, &self.kernel)
+        self.kernel.qdq(x)
     }
-    /// Quantize `x` into `out`, in parallel for large inputs.
+    /// Quantize `x` into `out` (same length), in parallel for large inputs.
     pub fn quantize(&self, x: &[f32], out: &mut [f32]) {
-        assert_eq!(x.len(), out.len(), "input and output lengths differ");
-        if x.len() <= PAR_CHUNK {
-            int_qdq_slice(x, out, &self.kernel);
-        } else {
-            x.par_chunks(PAR_CHUNK)
-                .zip(out.par_chunks_mut(PAR_CHUNK))
-                .for_each(|(x, o)| int_qdq_slice(x, o, &self.kernel));
-        }
+        element_kernel::map(x, out, &self.kernel);
     }
     /// Quantize in place, in parallel for large inputs.
     pub fn quantize_inplace(&self, x: &mut [f32]) {
-        if x.len() <= PAR_CHUNK {
-            int_qdq_inplace(x, &self.kernel);
-        } else {
-            x.par_chunks_mut(PAR_CHUNK)
-                .for_each(|c| int_qdq_inplace(c, &self.kernel));
-        }
+        element_kernel::map_inplace(x, &self.kernel);
     }
-    /// Quantize in place on a single thread.
+    /// Quantize in place on the calling thread (for callers that parallelize themselves).
     pub fn quantize_inplace_serial(&self, x: &mut [f32]) {
-        int_qdq_inplace(x, &self.kernel);
+        element_kernel::map_inplace_serial(x, &self.kernel);
     }
-    /// `Σ (q(x) - x)²` accumulated in `f64` (single thread).
+    /// `Σ (q(x) - x)²` over `x`, accumulated in `f64`, without writing anything (calling thread).
     pub fn sum_sq_error(&self, x: &[f32]) -> f64 {
-        int_sse(x, &self.kernel)
+        element_kernel::sum_sq_error(x, &self.kernel)
     }
 }
 
 const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
 
-#[inline(always)]
-fn qdq(x: f32, k: &IntKernel) -> f32 {
-    let v = x / k.delta;
-    let v = if v < k.lo {
-        k.lo
-    } else if v > k.hi {
-        k.hi
-    } else {
-        v
-    };
-    ((v + MAGIC) - MAGIC) * k.delta
-}
-
-#[inline(always)]
-fn qdq_slice_generic(x: &[f32], out: &mut [f32], k: &IntKernel) {
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = qdq(v, k);
+impl ElementKernel for IntKernel {
+    #[inline(always)]
+    fn qdq(&self, x: f32) -> f32 {
+        let k = self;
+        let v = x / k.delta;
+        let v = if v < k.lo {
+            k.lo
+        } else if v > k.hi {
+            k.hi
+        } else {
+            v
+        };
+        ((v + MAGIC) - MAGIC) * k.delta
     }
 }
-
-#[inline(always)]
-fn qdq_inplace_generic(x: &mut [f32], k: &IntKernel) {
-    for v in x.iter_mut() {
-        *v = qdq(*v, k);
-    }
-}
-
-#[inline(always)]
-fn sse_generic(x: &[f32], k: &IntKernel) -> f64 {
-    const L: usize = 16;
-    let mut acc = [0.0f64; L];
-    let mut chunks = x.chunks_exact(L);
-    for c in &mut chunks {
-        for i in 0..L {
-            let d = qdq(c[i], k) as f64 - c[i] as f64;
-            acc[i] += d * d;
-        }
-    }
-    let mut tail = 0.0;
-    for &v in chunks.remainder() {
-        let d = qdq(v, k) as f64 - v as f64;
-        tail += d * d;
-    }
-    acc.iter().sum::<f64>() + tail
-}
-
-dispatch_by_cpu! { fn int_qdq_slice(x: &[f32], out: &mut [f32], k: &IntKernel) => qdq_slice_generic; }
-dispatch_by_cpu! { fn int_qdq_inplace(x: &mut [f32], k: &IntKernel) => qdq_inplace_generic; }
-dispatch_by_cpu! { fn int_sse(x: &[f32], k: &IntKernel) -> f64 => sse_generic; }
 
 #[cfg(test)]
 mod tests {

@@ -7,9 +7,9 @@
 //!   into a [`Quantizer`]. Range estimators (see [`crate::range`]) produce the ranges.
 //! * [`quantize_channels`]: one quantizer per index of dimension 0.
 
+pub(crate) mod element_kernel;
 pub mod fp_quantizer;
 pub mod int_quantizer;
-pub(crate) mod simd;
 
 pub use fp_quantizer::FpQuantizer;
 pub use int_quantizer::IntQuantizer;

@@ -1,0 +1,129 @@
+//! The element-wise kernel drivers shared by every quantizer, with runtime CPU-feature dispatch.
+//!
+//! A quantizer supplies one branch-free `f32 -> f32` function ([`ElementKernel::qdq`]); the loops
+//! here (map into a buffer, map in place, sum of squared errors) are written once as plain scalar
+//! loops marked `#[inline(always)]`, and [`dispatch_by_cpu`] compiles each three times (AVX-512,
+//! AVX2+FMA, baseline), picking one at run time, so the auto-vectorizer can use the widest
+//! registers the machine has without `-C target-cpu`. Large inputs are split over rayon.
+
+use rayon::prelude::*;
+
+/// Defines `$vis fn $name(args) -> R` that dispatches to `$generic(args)` compiled for the best
+/// available instruction set.
+macro_rules! dispatch_by_cpu {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident<K: ElementKernel>($($a:ident: $t:ty),* $(,)?) $(-> $r:ty)? => $generic:ident;) => {
+        $(#[$meta])*
+        $vis fn $name<K: ElementKernel>($($a: $t),*) $(-> $r)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")]
+                fn avx512<K: ElementKernel>($($a: $t),*) $(-> $r)? { $generic::<K>($($a),*) }
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2<K: ElementKernel>($($a: $t),*) $(-> $r)? { $generic::<K>($($a),*) }
+                if $crate::quantizer::element_kernel::has_avx512() {
+                    // SAFETY: the CPU supports every feature `avx512` was compiled for.
+                    return unsafe { avx512::<K>($($a),*) };
+                }
+                if $crate::quantizer::element_kernel::has_avx2() {
+                    // SAFETY: the CPU supports every feature `avx2` was compiled for.
+                    return unsafe { avx2::<K>($($a),*) };
+                }
+            }
+            $generic::<K>($($a),*)
+        }
+    };
+}
+
+/// Whether the AVX-512 path can run (cached by std).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub(crate) fn has_avx512() -> bool {
+    std::is_x86_feature_detected!("avx512f")
+        && std::is_x86_feature_detected!("avx512dq")
+        && std::is_x86_feature_detected!("avx512bw")
+        && std::is_x86_feature_detected!("avx512vl")
+        && has_avx2()
+}
+
+/// Whether the AVX2+FMA path can run.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub(crate) fn has_avx2() -> bool {
+    std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+}
+
+/// Elements per parallel work item for tensor-wide kernels.
+pub(crate) const PAR_CHUNK: usize = 1 << 16;
+
+/// A quantizer's per-element function. It must be branch-free (selects, not jumps) so that the
+/// loops below vectorize, and is inlined into each CPU-specific copy of them.
+pub(crate) trait ElementKernel: Sync {
+    /// Quantize–dequantize one value.
+    fn qdq(&self, x: f32) -> f32;
+}
+
+#[inline(always)]
+fn map_generic<K: ElementKernel>(x: &[f32], out: &mut [f32], k: &K) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = k.qdq(v);
+    }
+}
+
+#[inline(always)]
+fn map_inplace_generic<K: ElementKernel>(x: &mut [f32], k: &K) {
+    for v in x.iter_mut() {
+        *v = k.qdq(*v);
+    }
+}
+
+/// `Σ (q(x) - x)²` with 16 independent `f64` accumulators (one vector's worth), so the sum does
+/// not serialize on the adder's latency.
+#[inline(always)]
+fn sse_generic<K: ElementKernel>(x: &[f32], k: &K) -> f64 {
+    const L: usize = 16;
+    let mut acc = [0.0f64; L];
+    let mut chunks = x.chunks_exact(L);
+    for c in &mut chunks {
+        for i in 0..L {
+            let d = k.qdq(c[i]) as f64 - c[i] as f64;
+            acc[i] += d * d;
+        }
+    }
+    let mut tail = 0.0;
+    for &v in chunks.remainder() {
+        let d = k.qdq(v) as f64 - v as f64;
+        tail += d * d;
+    }
+    acc.iter().sum::<f64>() + tail
+}
+
+dispatch_by_cpu! { fn map_serial<K: ElementKernel>(x: &[f32], out: &mut [f32], k: &K) => map_generic; }
+dispatch_by_cpu! {
+    /// Quantize `x` in place on the calling thread.
+    pub(crate) fn map_inplace_serial<K: ElementKernel>(x: &mut [f32], k: &K) => map_inplace_generic;
+}
+dispatch_by_cpu! {
+    /// `Σ (q(x) - x)²` on the calling thread.
+    pub(crate) fn sum_sq_error<K: ElementKernel>(x: &[f32], k: &K) -> f64 => sse_generic;
+}
+
+/// Quantize `x` into `out` (same length), in parallel for large inputs.
+pub(crate) fn map<K: ElementKernel>(x: &[f32], out: &mut [f32], k: &K) {
+    assert_eq!(x.len(), out.len(), "input and output lengths differ");
+    if x.len() <= PAR_CHUNK {
+        map_serial(x, out, k);
+    } else {
+        x.par_chunks(PAR_CHUNK)
+            .zip(out.par_chunks_mut(PAR_CHUNK))
+            .for_each(|(x, o)| map_serial(x, o, k));
+    }
+}
+
+/// Quantize in place, in parallel for large inputs.
+pub(crate) fn map_inplace<K: ElementKernel>(x: &mut [f32], k: &K) {
+    if x.len() <= PAR_CHUNK {
+        map_inplace_serial(x, k);
+    } else {
+        x.par_chunks_mut(PAR_CHUNK).for_each(|c| map_inplace_serial(c, k));
+    }
+}
