@@ -147,7 +147,12 @@ fn check(arch: Architecture, weights: &str, config: &str) {
         .collect();
     let flat: Vec<f64> = want.iter().flatten().map(|&x| x as f64).collect();
     assert_eq!(eval.logits.len(), flat.len(), "{tag}: number of logits");
-    let num: f64 = eval.logits.iter().zip(&flat).map(|(&a, b)| (a as f64 - b).powi(2)).sum();
+    let num: f64 = eval
+        .logits
+        .iter()
+        .zip(&flat)
+        .map(|(&a, b)| (a as f64 - b).powi(2))
+        .sum();
     let den: f64 = flat.iter().map(|b| b * b).sum();
     let rel = (num / den).sqrt();
     let agree = eval
@@ -233,7 +238,12 @@ fn check(arch: Architecture, weights: &str, config: &str) {
          {:.1}s",
         start.elapsed().as_secs_f64()
     );
-    assert!(problems.is_empty(), "{tag}: {} problem(s):\n{}", problems.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{tag}: {} problem(s):\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
     assert!(weight_checked > 0, "{tag}: no weight quantizer compared");
     assert!(rel <= rel_tol, "{tag}: logits relative L2 error {rel} > {rel_tol}");
     assert!(agree >= agree_tol, "{tag}: top-1 agreement {agree} < {agree_tol}");

@@ -1,10 +1,10 @@
 //! `fp8q validate-quantized`: load an FP32 checkpoint, (re-estimate batch norm,) evaluate on an
 //! ImageNet-layout folder, report top-1, top-5 and loss (SPEC §5).
 //!
-//! This version runs the FP32 path (`--no-weight-quant --no-act-quant`) with optional BN
-//! re-estimation; the quantization options are parsed and validated with the reference's names
-//! and recorded in the JSON report, and asking for quantization is a clear error until the
-//! quantized pipeline lands.
+//! The pipeline (SPEC §5.4): install the quantizers of `--quant-setup`, calibrate them
+//! sequentially on `--num-est-batches` training batches (or load them with
+//! `--load-quant-params`), fix the ranges, re-estimate BN statistics with the quantizers fixed,
+//! evaluate. `--no-weight-quant --no-act-quant` is the FP32 baseline.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,6 +13,7 @@ use anyhow::{bail, Context};
 use clap::ArgAction;
 use fp8q_nn::data::{BatchLoader, Filter, ImageFolder, LoaderOptions, Transform};
 use fp8q_nn::models::{Architecture, Model};
+use fp8q_nn::ptq::{self, PtqConfig, QMethodKind, QuantSetup};
 
 /// Options of `fp8q validate-quantized` (the reference's names).
 #[derive(clap::Args, Debug)]
@@ -54,6 +55,12 @@ pub struct ValidateQuantizedArgs {
     /// Write the logits as an `[images, classes]` float32 .npy file.
     #[arg(long = "save-logits")]
     pub save_logits: Option<PathBuf>,
+    /// Write the calibrated quantizer states (JSON: unit → {weight, act}).
+    #[arg(long = "save-quant-params")]
+    pub save_quant_params: Option<PathBuf>,
+    /// Load quantizer states written by --save-quant-params instead of calibrating.
+    #[arg(long = "load-quant-params")]
+    pub load_quant_params: Option<PathBuf>,
 
     /// Weight quantization method.
     #[arg(long, value_enum, default_value_t = QMethodArg::FpQuantizer)]
@@ -73,7 +80,7 @@ pub struct ValidateQuantizedArgs {
     /// Fixed maximum value of the FP quantizer.
     #[arg(long = "fp8-maxval")]
     pub fp8_maxval: Option<f64>,
-    /// Use --fp8-maxval instead of estimating ranges.
+    /// The estimated range sets the FP maximum value (off: --fp8-maxval or the format's default).
     #[arg(long = "fp8-set-maxval", action = ArgAction::SetTrue, overrides_with = "no_fp8_set_maxval")]
     pub fp8_set_maxval: bool,
     #[arg(long = "no-fp8-set-maxval", action = ArgAction::SetTrue, hide = true)]
@@ -277,22 +284,73 @@ impl ValidateQuantizedArgs {
                 bail!("invalid --fp8-maxval {m}: must be positive and finite");
             }
         }
-        if self.fp8_set_maxval() && self.fp8_maxval.is_none() {
-            bail!("--fp8-set-maxval needs --fp8-maxval");
+        if self.num_est_batches == 0 && self.quantized() && self.load_quant_params.is_none() {
+            bail!("invalid --num-est-batches 0: calibration needs at least one batch");
+        }
+        if self.weight_quant_method == RangeMethodArg::CrossEntropy
+            || self.act_quant_method == RangeMethodArg::CrossEntropy
+        {
+            bail!(
+                "the cross_entropy range method is not supported; use current_minmax, allminmax, running_minmax or MSE"
+            );
         }
         Ok(())
+    }
+
+    /// A short description of the quantization, e.g. `W8 fp_quantizer (m=4) / A8 fp_quantizer`.
+    fn describe(&self) -> String {
+        let w = if self.weight_quant() {
+            format!("W{} {}", self.n_bits, name_of(&self.qmethod))
+        } else {
+            "W32".into()
+        };
+        let act = self.qmethod_act.unwrap_or(self.qmethod);
+        let a = if self.act_quant() {
+            format!("A{} {}", self.n_bits_act.unwrap_or(self.n_bits), name_of(&act))
+        } else {
+            "A32".into()
+        };
+        let fp = if self.qmethod == QMethodArg::FpQuantizer || act == QMethodArg::FpQuantizer {
+            format!(" (fp8 mantissa bits {})", self.fp8_mantissa_bits)
+        } else {
+            String::new()
+        };
+        format!("{w} / {a}{fp}")
+    }
+
+    fn quantized(&self) -> bool {
+        self.weight_quant() || self.act_quant()
+    }
+
+    /// The quantization options for the PTQ engine.
+    fn ptq_config(&self) -> anyhow::Result<PtqConfig> {
+        let kind = |m: QMethodArg| -> anyhow::Result<QMethodKind> { Ok(name_of(&m).parse()?) };
+        let range = |m: RangeMethodArg| -> anyhow::Result<_> { Ok(PtqConfig::range_method(&name_of(&m))?) };
+        let setup: QuantSetup = name_of(&self.quant_setup).parse()?;
+        Ok(PtqConfig {
+            qmethod: kind(self.qmethod)?,
+            qmethod_act: self.qmethod_act.map(kind).transpose()?,
+            n_bits: self.n_bits,
+            n_bits_act: self.n_bits_act,
+            fp8_mantissa_bits: self.fp8_mantissa_bits,
+            fp8_maxval: self.fp8_maxval,
+            fp8_set_maxval: self.fp8_set_maxval(),
+            fp8_mse_include_mantissa_bits: self.fp8_mse_include_mantissa_bits(),
+            fp8_allow_unsigned: self.fp8_allow_unsigned,
+            weight_quant_method: range(self.weight_quant_method)?,
+            act_quant_method: range(self.act_quant_method)?,
+            act_momentum: self.act_momentum as f32,
+            per_channel: self.per_channel,
+            weight_quant: self.weight_quant(),
+            act_quant: self.act_quant(),
+            quant_setup: setup,
+        })
     }
 }
 
 /// Run the command.
 pub fn run(args: &ValidateQuantizedArgs) -> anyhow::Result<()> {
     args.check()?;
-    if args.weight_quant() || args.act_quant() {
-        bail!(
-            "quantized evaluation is not implemented yet in this build; run the FP32 baseline with \
-             --no-weight-quant --no-act-quant"
-        );
-    }
     if let Some(n) = args.num_workers {
         // Only the first call configures the global pool; later calls keep it.
         let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
@@ -319,28 +377,58 @@ pub fn run(args: &ValidateQuantizedArgs) -> anyhow::Result<()> {
         val.subsample(n);
     }
 
-    // BN re-estimation on training batches (SPEC §5.4 step 4).
+    // Quantizers (SPEC §5.2) and calibration or loaded ranges (SPEC §5.4 steps 1-3).
+    let mut train: Option<ImageFolder> = None;
+    let mut open_train = || -> anyhow::Result<ImageFolder> {
+        if train.is_none() {
+            train = Some(ImageFolder::open(args.images_dir.join("train"))?);
+        }
+        Ok(train.clone().expect("opened above"))
+    };
+    let installed = if args.quantized() {
+        let cfg = args.ptq_config()?;
+        let installed = ptq::install(&mut model, &cfg)?;
+        eprintln!(
+            "{} quantizers installed (quant setup {})",
+            installed.slots.len(),
+            cfg.quant_setup.name()
+        );
+        if let Some(path) = &args.load_quant_params {
+            installed.load_json(path)?;
+            eprintln!("quantization parameters loaded from {}", path.display());
+        } else {
+            let train = open_train()?;
+            let wanted = cfg.calibration_batches(args.num_est_batches);
+            let bar = progress((wanted * args.batch_size).min(train.len()) as u64, "calibration");
+            let loader = BatchLoader::new(&train, calib_options(args, filter));
+            let done = ptq::calibrate(&mut model, &installed, loader, wanted, |n| bar.inc(n as u64))?;
+            bar.finish_and_clear();
+            eprintln!("ranges calibrated on {done} batch(es) of {} and fixed", args.batch_size);
+        }
+        if let Some(path) = &args.save_quant_params {
+            installed.save_json(path)?;
+        }
+        Some(installed)
+    } else {
+        if args.load_quant_params.is_some() || args.save_quant_params.is_some() {
+            bail!("--load-quant-params / --save-quant-params need quantization (weights or activations)");
+        }
+        None
+    };
+
+    // BN re-estimation on training batches with the quantizers fixed (SPEC §5.4 step 4).
     let mut bn_batches = 0;
     if args.reestimate_bn() {
-        let train = ImageFolder::open(args.images_dir.join("train"))?;
+        let train = open_train()?;
         let total = train.len().div_ceil(args.batch_size);
-        let wanted = args.bn_reestimation_batches.unwrap_or(total / 50);
+        let wanted = args
+            .bn_reestimation_batches
+            .unwrap_or_else(|| ptq::bn_reestimation_default(train.len(), args.batch_size));
         if wanted > 0 {
-            let calib = calib_options(args, filter);
-            let loader = BatchLoader::new(&train, calib);
-            model.visit_bns(&mut |bn| bn.start_reestimation());
-            let bar = progress(wanted as u64 * args.batch_size as u64, "BN re-estimation");
-            for batch in loader.take(wanted) {
-                let batch = batch?;
-                let n = batch.labels.len() as u64;
-                model.forward_fm(batch.images)?;
-                bn_batches += 1;
-                bar.inc(n);
-            }
+            let loader = BatchLoader::new(&train, calib_options(args, filter));
+            let bar = progress((wanted * args.batch_size).min(train.len()) as u64, "BN re-estimation");
+            bn_batches = ptq::reestimate_bn(&mut model, loader, wanted, |n| bar.inc(n as u64))?;
             bar.finish_and_clear();
-            model.visit_bns(&mut |bn| {
-                bn.finish_reestimation();
-            });
             eprintln!(
                 "BN re-estimated on {bn_batches} batch(es) of {} (tiny batches give noisy statistics)",
                 args.batch_size
@@ -362,8 +450,13 @@ pub fn run(args: &ValidateQuantizedArgs) -> anyhow::Result<()> {
     for (path, why) in &eval.skipped {
         eprintln!("skipped {}: {why}", path.display());
     }
+    let label = if args.quantized() {
+        args.describe()
+    } else {
+        "FP32".to_string()
+    };
     println!(
-        "{arch} FP32: top-1 {:.2}%  top-5 {:.2}%  loss {:.4}  ({} images, {:.1} img/s)",
+        "{arch} {label}: top-1 {:.2}%  top-5 {:.2}%  loss {:.4}  ({} images, {:.1} img/s)",
         100.0 * eval.metrics.top1(),
         100.0 * eval.metrics.top5(),
         eval.metrics.loss(),
@@ -379,7 +472,7 @@ pub fn run(args: &ValidateQuantizedArgs) -> anyhow::Result<()> {
         let logits: Vec<&[f32]> = eval.logits.chunks(classes).collect();
         let report = serde_json::json!({
             "arch": arch.name(),
-            "name": "fp32",
+            "name": if args.quantized() { "quantized" } else { "fp32" },
             "config": args.config_json(bn_batches),
             "batch_size": args.batch_size,
             "top1": eval.metrics.top1(),
@@ -389,7 +482,7 @@ pub fn run(args: &ValidateQuantizedArgs) -> anyhow::Result<()> {
             "images_per_second": eval.images_per_second(),
             "labels": eval.labels,
             "logits": logits,
-            "quantizers": {},
+            "quantizers": installed.as_ref().map(|i| i.states()).unwrap_or_default(),
             "skipped": eval.skipped.iter().map(|(p, w)| serde_json::json!({"path": p, "error": w})).collect::<Vec<_>>(),
         });
         let text = serde_json::to_string_pretty(&report)?;

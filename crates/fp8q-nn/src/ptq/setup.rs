@@ -350,9 +350,7 @@ pub fn plan(model: &mut Model, cfg: &PtqConfig) -> Result<Vec<SlotPlan>> {
             (QuantSetup::FpLogits | QuantSetup::Lsq, SlotKind::Output) if fc => active = false,
             (QuantSetup::Lsq, SlotKind::Weight) if first || fc => bits = 8,
             (QuantSetup::Lsq, SlotKind::Output) if is(&marks.last_conv) => bits = 8,
-            (QuantSetup::Lsq, SlotKind::BlockOutput) if marks.last_block.as_deref() == Some(unit.as_str()) => {
-                bits = 8
-            }
+            (QuantSetup::Lsq, SlotKind::BlockOutput) if marks.last_block.as_deref() == Some(unit.as_str()) => bits = 8,
             (QuantSetup::LsqPaper, SlotKind::BlockOutput) => active = false,
             (QuantSetup::LsqPaper, SlotKind::Output) => {
                 quantize_input = true;
@@ -438,10 +436,12 @@ pub fn install(model: &mut Model, cfg: &PtqConfig) -> Result<Installed> {
     let slots = plan
         .iter()
         .map(|p| {
-            handles.remove(&(p.unit.clone(), p.kind)).ok_or_else(|| NnError::Quantizer {
-                unit: p.unit.clone(),
-                why: "planned slot not found in the model".into(),
-            })
+            handles
+                .remove(&(p.unit.clone(), p.kind))
+                .ok_or_else(|| NnError::Quantizer {
+                    unit: p.unit.clone(),
+                    why: "planned slot not found in the model".into(),
+                })
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Installed { slots, plan })
@@ -535,16 +535,12 @@ pub fn read_states(path: &Path) -> Result<UnitStates> {
         err,
     })?;
     let what = || format!("quantization parameters {}", path.display());
-    let raw: BTreeMap<String, serde_json::Value> = serde_json::from_str(&text).map_err(|e| {
-        NnError::invalid(
-            what(),
-            format!("not a JSON object of unit name → {{weight, act}}: {e}"),
-        )
-    })?;
+    let raw: BTreeMap<String, serde_json::Value> = serde_json::from_str(&text)
+        .map_err(|e| NnError::invalid(what(), format!("not a JSON object of unit name → {{weight, act}}: {e}")))?;
     raw.into_iter()
         .map(|(unit, v)| {
-            let state: UnitState = serde_json::from_value(v)
-                .map_err(|e| NnError::invalid(what(), format!("unit '{unit}': {e}")))?;
+            let state: UnitState =
+                serde_json::from_value(v).map_err(|e| NnError::invalid(what(), format!("unit '{unit}': {e}")))?;
             Ok((unit, state))
         })
         .collect()
