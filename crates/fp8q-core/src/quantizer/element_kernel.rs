@@ -97,7 +97,10 @@ fn sse_generic<K: ElementKernel>(x: &[f32], k: &K) -> f64 {
     acc.iter().sum::<f64>() + tail
 }
 
-dispatch_by_cpu! { fn map_serial<K: ElementKernel>(x: &[f32], out: &mut [f32], k: &K) => map_generic; }
+dispatch_by_cpu! {
+    /// Quantize `x` into `out` on the calling thread.
+    pub(crate) fn map_serial<K: ElementKernel>(x: &[f32], out: &mut [f32], k: &K) => map_generic;
+}
 dispatch_by_cpu! {
     /// Quantize `x` in place on the calling thread.
     pub(crate) fn map_inplace_serial<K: ElementKernel>(x: &mut [f32], k: &K) => map_inplace_generic;

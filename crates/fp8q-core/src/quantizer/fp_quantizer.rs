@@ -153,6 +153,11 @@ impl FpQuantizer {
     pub fn quantize_inplace(&self, x: &mut [f32]) {
         element_kernel::map_inplace(x, &self.kernel);
     }
+    /// Quantize `x` into `out` on the calling thread (for callers that parallelize themselves).
+    pub fn quantize_serial(&self, x: &[f32], out: &mut [f32]) {
+        assert_eq!(x.len(), out.len(), "input and output lengths differ");
+        element_kernel::map_serial(x, out, &self.kernel);
+    }
     /// Quantize in place on the calling thread (for callers that parallelize themselves).
     pub fn quantize_inplace_serial(&self, x: &mut [f32]) {
         element_kernel::map_inplace_serial(x, &self.kernel);

@@ -50,6 +50,13 @@ impl Quantizer {
             Quantizer::Int(q) => q.quantize_inplace(x),
         }
     }
+    /// Quantize `x` into `out` on the calling thread.
+    pub fn quantize_serial(&self, x: &[f32], out: &mut [f32]) {
+        match self {
+            Quantizer::Fp(q) => q.quantize_serial(x, out),
+            Quantizer::Int(q) => q.quantize_serial(x, out),
+        }
+    }
     /// Quantize in place on the calling thread.
     pub fn quantize_inplace_serial(&self, x: &mut [f32]) {
         match self {
@@ -223,5 +230,61 @@ pub fn quantize_channels(quantizers: &[Quantizer], data: &mut [f32]) -> Result<(
                 .for_each(|(chunk, q)| q.quantize_inplace_serial(chunk));
             Ok(())
         }
+    }
+}
+
+/// Quantize `x` into `out` with one quantizer per index of dimension 0 (see [`quantize_channels`]).
+pub fn quantize_channels_into(quantizers: &[Quantizer], x: &[f32], out: &mut [f32]) -> Result<()> {
+    if x.len() != out.len() {
+        return Err(FormatError::Shape(format!(
+            "input has {} elements but the output {}",
+            x.len(),
+            out.len()
+        )));
+    }
+    match quantizers.len() {
+        0 => Err(FormatError::Shape("no quantizer given".into())),
+        1 => {
+            quantizers[0].quantize(x, out);
+            Ok(())
+        }
+        c => {
+            if !x.len().is_multiple_of(c) {
+                return Err(FormatError::Shape(format!(
+                    "{} elements cannot be split into {c} channels along dimension 0",
+                    x.len()
+                )));
+            }
+            let per = x.len() / c;
+            if per == 0 {
+                return Ok(());
+            }
+            x.par_chunks(per)
+                .zip(out.par_chunks_mut(per))
+                .zip(quantizers.par_iter())
+                .for_each(|((x, o), q)| q.quantize_serial(x, o));
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_channel_into_equals_in_place() {
+        let f = FpFormat::new(8, 3, true).unwrap();
+        let qs: Vec<Quantizer> = (1..=4)
+            .map(|c| Quantizer::Fp(FpQuantizer::new(f, c as f64 * 0.7).unwrap()))
+            .collect();
+        let x: Vec<f32> = (0..4 * 3000).map(|i| (i as f32 * 0.37).sin() * 4.0).collect();
+        let mut a = x.clone();
+        quantize_channels(&qs, &mut a).unwrap();
+        let mut b = vec![0.0; x.len()];
+        quantize_channels_into(&qs, &x, &mut b).unwrap();
+        assert_eq!(a, b);
+        assert!(quantize_channels_into(&qs, &x[..5], &mut b[..5]).is_err());
+        assert!(quantize_channels_into(&qs, &x, &mut b[..5]).is_err());
     }
 }
