@@ -9,7 +9,7 @@ mod tensor_files;
 /// post-training quantization of CNNs (after "FP8 Quantization: The Power of the Exponent",
 /// Kuzmin et al., NeurIPS 2022).
 #[derive(Parser, Debug)]
-#[command(name = "fp8q", version, about, long_about = None)]
+#[command(name = "fp8q", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
