@@ -402,7 +402,7 @@ fn lsq_paper_quantizes_inputs_and_runs() {
     };
     let (mut m, installed) = calibrated(&cfg);
     let states = installed.states();
-    assert!(states.get("layer1.0").is_none());
+    assert!(!states.contains_key("layer1.0"));
     assert!(states["conv1"].act.is_none() && states["conv1"].weight.is_some());
     assert!(states["fc"].act.is_some());
     let y = m.forward_fm(input(1, 64, 3)).unwrap();
