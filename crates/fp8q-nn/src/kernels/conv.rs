@@ -41,6 +41,7 @@ pub fn conv2d(x: &FeatureMap, weight: &Tensor, win: Window, unit: &str) -> Resul
 
 /// Convolve `x` with the `[oc, x.c, win.kh, win.kw]` weight `w` given as a flat slice.
 pub fn conv2d_slice(x: &FeatureMap, w: &[f32], oc: usize, win: Window, unit: &str) -> Result<FeatureMap> {
+    super::keep_freed_memory();
     let k = x.c * win.kh * win.kw;
     if w.len() != oc * k {
         return Err(NnError::invalid(

@@ -22,6 +22,7 @@ const LANES: usize = 16;
 /// Depthwise convolution of `x` with `weight` (`[C, 1, kh, kw]` flattened). `unit` names the
 /// layer in errors.
 pub fn depthwise_conv2d(x: &FeatureMap, weight: &[f32], win: Window, unit: &str) -> Result<FeatureMap> {
+    super::keep_freed_memory();
     let taps = win.kh * win.kw;
     if weight.len() != x.c * taps {
         return Err(NnError::invalid(

@@ -8,6 +8,7 @@ use crate::feature_map::FeatureMap;
 
 /// Max pooling with implicit `-inf` padding (PyTorch's `MaxPool2d`).
 pub fn max_pool2d(x: &FeatureMap, win: Window, unit: &str) -> Result<FeatureMap> {
+    super::keep_freed_memory();
     let (oh, ow) = win
         .out_hw(x.h, x.w)
         .ok_or_else(|| NnError::invalid(unit, format!("input {:?} too small", x.dims())))?;
