@@ -19,7 +19,7 @@ use candle_core::Tensor;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::Window;
+use super::{PhasePlane, Window};
 use crate::error::{NnError, Result, TensorContext};
 use crate::feature_map::{with_f32_slice, FeatureMap};
 
@@ -201,44 +201,28 @@ fn im2col_into(
     offset: usize,
 ) {
     let p = oh * ow;
-    for ch in 0..c {
-        let src = &img[ch * h * w..(ch + 1) * h * w];
-        for ky in 0..win.kh {
-            for kx in 0..win.kw {
-                let r = (ch * win.kh + ky) * win.kw + kx;
-                let row = &mut dst[r * ld + offset..r * ld + offset + p];
-                // ox range whose input column ix = ox·s + kx - pad lies in [0, w)
-                let ox_lo = win.pad.saturating_sub(kx).div_ceil(win.stride).min(ow);
-                let ox_hi = if w + win.pad > kx {
-                    ((w + win.pad - kx - 1) / win.stride + 1).min(ow)
-                } else {
-                    0
-                }
-                .max(ox_lo);
-                for (oy, out_row) in row.chunks_mut(ow).enumerate() {
-                    let iy = (oy * win.stride + ky) as isize - win.pad as isize;
-                    if iy < 0 || iy >= h as isize {
-                        out_row.fill(0.0);
-                        continue;
-                    }
-                    let in_row = &src[iy as usize * w..(iy as usize + 1) * w];
-                    out_row[..ox_lo].fill(0.0);
-                    out_row[ox_hi..].fill(0.0);
-                    if ox_lo < ox_hi {
-                        let ix0 = ox_lo * win.stride + kx - win.pad;
-                        let body = &mut out_row[ox_lo..ox_hi];
-                        if win.stride == 1 {
-                            body.copy_from_slice(&in_row[ix0..ix0 + body.len()]);
-                        } else {
-                            for (j, o) in body.iter_mut().enumerate() {
-                                *o = in_row[ix0 + j * win.stride];
-                            }
-                        }
+    PADDED.with(|b| {
+        let buf = &mut *b.borrow_mut();
+        for ch in 0..c {
+            let src = &img[ch * h * w..(ch + 1) * h * w];
+            let pp = PhasePlane::build(src, (h, w), win, (oh, ow), 0.0, buf);
+            for ky in 0..win.kh {
+                for kx in 0..win.kw {
+                    let r = (ch * win.kh + ky) * win.kw + kx;
+                    let row = &mut dst[r * ld + offset..r * ld + offset + p];
+                    for (oy, out_row) in row.chunks_mut(ow).enumerate() {
+                        let st = pp.tap(oy, ky, kx);
+                        out_row.copy_from_slice(&buf[st..st + ow]);
                     }
                 }
             }
         }
-    }
+    });
+}
+
+thread_local! {
+    /// Per-thread padded input plane for im2col.
+    static PADDED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The column matrix of every image: `[n][c·kh·kw][oh·ow]`.

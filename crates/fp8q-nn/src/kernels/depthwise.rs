@@ -12,7 +12,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use super::Window;
+use super::{PhasePlane, Window};
 use crate::error::{NnError, Result};
 use crate::feature_map::FeatureMap;
 
@@ -117,66 +117,26 @@ unsafe fn plane_avx2(src: &[f32], k: &[f32], g: &Geometry, buf: &mut Vec<f32>, d
 #[inline(always)]
 fn plane_impl(src: &[f32], k: &[f32], g: &Geometry, buf: &mut Vec<f32>, dst: &mut [f32]) {
     let Geometry { h, w, oh, ow, win } = *g;
-    let s = win.stride;
-    // Padded rows actually read, and the padded width rounded up to whole phases.
-    let ph = (oh - 1) * s + win.kh;
-    let phase_len = (w + 2 * win.pad).max((ow - 1) * s + win.kw).div_ceil(s);
-    let row_len = phase_len * s;
-    if buf.len() < ph * row_len {
-        buf.resize(ph * row_len, 0.0);
-    }
-    let padded = &mut buf[..ph * row_len];
-    for (py, row) in padded.chunks_mut(row_len).enumerate() {
-        row.fill(0.0);
-        let iy = py as isize - win.pad as isize;
-        if iy < 0 || iy >= h as isize {
-            continue;
-        }
-        let in_row = &src[iy as usize * w..(iy as usize + 1) * w];
-        split_phases(in_row, win.pad, s, phase_len, row);
-    }
-    let padded = &buf[..ph * row_len];
-    // Where tap (ky, kx) of output row 0 starts: row ky, phase kx % s, offset kx / s.
-    let tap_start = |ky: usize, kx: usize| ky * row_len + (kx % s) * phase_len + kx / s;
+    let pp = PhasePlane::build(src, (h, w), win, (oh, ow), 0.0, buf);
+    let padded = &buf[..];
     if win.kh == 3 && win.kw == 3 {
         let kk: &[f32; 9] = k.try_into().expect("9 taps");
-        let starts: [usize; 9] = std::array::from_fn(|t| tap_start(t / 3, t % 3));
         for (oy, out_row) in dst.chunks_mut(ow).enumerate() {
-            let base = oy * s * row_len;
-            let rows: [&[f32]; 9] = std::array::from_fn(|t| &padded[base + starts[t]..base + starts[t] + ow]);
+            let rows: [&[f32]; 9] = std::array::from_fn(|t| {
+                let st = pp.tap(oy, t / 3, t % 3);
+                &padded[st..st + ow]
+            });
             row_taps(out_row, &rows, kk);
         }
     } else {
-        let taps = win.kh * win.kw;
-        let starts: Vec<usize> = (0..taps).map(|t| tap_start(t / win.kw, t % win.kw)).collect();
         for (oy, out_row) in dst.chunks_mut(ow).enumerate() {
-            let base = oy * s * row_len;
             out_row.fill(0.0);
-            for (t, &st) in starts.iter().enumerate() {
-                let wv = k[t];
-                for (o, &v) in out_row.iter_mut().zip(&padded[base + st..base + st + ow]) {
+            for (t, &wv) in k.iter().enumerate() {
+                let st = pp.tap(oy, t / win.kw, t % win.kw);
+                for (o, &v) in out_row.iter_mut().zip(&padded[st..st + ow]) {
                     *o += wv * v;
                 }
             }
-        }
-    }
-}
-
-/// Write `in_row`, shifted right by `pad`, into `row` split into `s` phases of `phase_len`
-/// values: padded column `px` goes to `row[(px % s) · phase_len + px / s]`.
-#[inline(always)]
-fn split_phases(in_row: &[f32], pad: usize, s: usize, phase_len: usize, row: &mut [f32]) {
-    if s == 1 {
-        row[pad..pad + in_row.len()].copy_from_slice(in_row);
-        return;
-    }
-    for r in 0..s {
-        // input columns ix with (ix + pad) % s == r, from the first one on
-        let first = (r + s - pad % s) % s;
-        let start = (first + pad) / s;
-        let dst = &mut row[r * phase_len + start..(r + 1) * phase_len];
-        for (o, &v) in dst.iter_mut().zip(in_row.iter().skip(first).step_by(s)) {
-            *o = v;
         }
     }
 }

@@ -61,3 +61,69 @@ pub fn keep_freed_memory() {
         });
     }
 }
+
+/// A plane copied into scratch with its padding written out and each row split into `stride`
+/// phases (padded column `px` at `(px % s) · phase_len + px / s`), so that the input values under
+/// tap `(ky, kx)` for a whole output row are one contiguous run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PhasePlane {
+    /// Values per padded row (all phases).
+    pub row_len: usize,
+    /// Values per phase.
+    pub phase_len: usize,
+    /// Stride.
+    pub stride: usize,
+}
+
+impl PhasePlane {
+    /// Copy the `h × w` plane `src` into `buf`, padded with `fill` for the window `win` and an
+    /// output of `oh × ow`; returns the layout. `buf` holds `(oh - 1)·s + kh` padded rows.
+    pub fn build(
+        src: &[f32],
+        (h, w): (usize, usize),
+        win: Window,
+        (oh, ow): (usize, usize),
+        fill: f32,
+        buf: &mut Vec<f32>,
+    ) -> Self {
+        let s = win.stride;
+        let rows = (oh - 1) * s + win.kh;
+        let phase_len = (w + 2 * win.pad).max((ow - 1) * s + win.kw).div_ceil(s);
+        let row_len = phase_len * s;
+        if buf.len() < rows * row_len {
+            buf.resize(rows * row_len, 0.0);
+        }
+        for (py, row) in buf[..rows * row_len].chunks_mut(row_len).enumerate() {
+            row.fill(fill);
+            let iy = py as isize - win.pad as isize;
+            if iy < 0 || iy >= h as isize {
+                continue;
+            }
+            let in_row = &src[iy as usize * w..(iy as usize + 1) * w];
+            if s == 1 {
+                row[win.pad..win.pad + w].copy_from_slice(in_row);
+                continue;
+            }
+            for r in 0..s {
+                // the first input column ix with (ix + pad) % s == r, and where it lands
+                let first = (r + s - win.pad % s) % s;
+                let start = (first + win.pad) / s;
+                let dst = &mut row[r * phase_len + start..(r + 1) * phase_len];
+                for (o, &v) in dst.iter_mut().zip(in_row.iter().skip(first).step_by(s)) {
+                    *o = v;
+                }
+            }
+        }
+        PhasePlane {
+            row_len,
+            phase_len,
+            stride: s,
+        }
+    }
+
+    /// Offset of the input under tap `(ky, kx)` for output row `oy`, column 0.
+    #[inline(always)]
+    pub fn tap(&self, oy: usize, ky: usize, kx: usize) -> usize {
+        (oy * self.stride + ky) * self.row_len + (kx % self.stride) * self.phase_len + kx / self.stride
+    }
+}
