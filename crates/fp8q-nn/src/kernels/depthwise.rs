@@ -118,17 +118,25 @@ unsafe fn plane_avx2(src: &[f32], k: &[f32], g: &Geometry, buf: &mut Vec<f32>, d
 fn plane_impl(src: &[f32], k: &[f32], g: &Geometry, buf: &mut Vec<f32>, dst: &mut [f32]) {
     let Geometry { h, w, oh, ow, win } = *g;
     let pp = PhasePlane::build(src, (h, w), win, (oh, ow), 0.0, buf);
-    let padded = &buf[..];
     if win.kh == 3 && win.kw == 3 {
+        // Rows are read in whole lane blocks: the last block of a row may run past it (into
+        // the next row or the slack added here); those lanes are computed and dropped.
+        let span = ow.next_multiple_of(LANES);
+        let need = (0..3).map(|kx| pp.tap(oh - 1, 2, kx)).max().unwrap_or(0) + span;
+        if buf.len() < need {
+            buf.resize(need, 0.0);
+        }
+        let padded = &buf[..];
         let kk: &[f32; 9] = k.try_into().expect("9 taps");
         for (oy, out_row) in dst.chunks_mut(ow).enumerate() {
             let rows: [&[f32]; 9] = std::array::from_fn(|t| {
                 let st = pp.tap(oy, t / 3, t % 3);
-                &padded[st..st + ow]
+                &padded[st..st + span]
             });
             row_taps(out_row, &rows, kk);
         }
     } else {
+        let padded = &buf[..];
         for (oy, out_row) in dst.chunks_mut(ow).enumerate() {
             out_row.fill(0.0);
             for (t, &wv) in k.iter().enumerate() {
@@ -141,12 +149,12 @@ fn plane_impl(src: &[f32], k: &[f32], g: &Geometry, buf: &mut Vec<f32>, dst: &mu
     }
 }
 
-/// `out[i] = Σ_t k[t] · rows[t][i]`, every row as long as `out`.
+/// `out[i] = Σ_t k[t] · rows[t][i]`, every row at least `out.len()` rounded up to whole lane
+/// blocks long.
 #[inline(always)]
 fn row_taps<const T: usize>(out: &mut [f32], rows: &[&[f32]; T], k: &[f32; T]) {
-    let n = out.len();
-    let mut i = 0;
-    while i + LANES <= n {
+    for (b, chunk) in out.chunks_mut(LANES).enumerate() {
+        let i = b * LANES;
         let mut acc = [0f32; LANES];
         for t in 0..T {
             let r: &[f32; LANES] = rows[t][i..i + LANES].try_into().expect("lane block");
@@ -154,15 +162,7 @@ fn row_taps<const T: usize>(out: &mut [f32], rows: &[&[f32]; T], k: &[f32; T]) {
                 acc[l] += k[t] * r[l];
             }
         }
-        out[i..i + LANES].copy_from_slice(&acc);
-        i += LANES;
-    }
-    for (j, o) in out.iter_mut().enumerate().skip(i) {
-        let mut a = 0f32;
-        for t in 0..T {
-            a += k[t] * rows[t][j];
-        }
-        *o = a;
+        chunk.copy_from_slice(&acc[..chunk.len()]);
     }
 }
 

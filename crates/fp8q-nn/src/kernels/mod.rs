@@ -3,6 +3,7 @@
 
 pub mod conv;
 pub mod depthwise;
+pub mod elementwise;
 pub mod pool;
 
 /// Geometry of a 2-D convolution or pooling window.

@@ -21,6 +21,7 @@ use candle_core::Tensor;
 
 use crate::error::{NnError, Result};
 use crate::feature_map::{with_f32_slice, FeatureMap};
+use crate::kernels::elementwise::affine_act;
 use crate::layers::Activation;
 use crate::weights::WeightPath;
 
@@ -143,13 +144,19 @@ impl BatchNorm2d {
             alpha[ch] = a as f32;
             beta[ch] = (self.bias[ch] as f64 - mean[ch] * a) as f32;
         }
-        let plane = x.plane();
-        x.data.par_chunks_mut(plane.max(1)).enumerate().for_each(|(nc, p)| {
-            let (a, b) = (alpha[nc % c], beta[nc % c]);
-            for v in p.iter_mut() {
-                *v = act.apply(*v * a + b);
-            }
-        });
+        // Runs of whole planes of at least ~16k values per task (small late-layer planes would
+        // otherwise be one tiny task each).
+        let plane = x.plane().max(1);
+        let per_task = (16384 / plane).max(1);
+        x.data
+            .par_chunks_mut(plane * per_task)
+            .enumerate()
+            .for_each(|(t, run)| {
+                for (j, p) in run.chunks_mut(plane).enumerate() {
+                    let nc = t * per_task + j;
+                    affine_act(p, alpha[nc % c], beta[nc % c], act);
+                }
+            });
         Ok(())
     }
 
