@@ -33,23 +33,71 @@ pub fn max_pool2d(x: &FeatureMap, win: Window, unit: &str) -> Result<FeatureMap>
                     let nc = t * per_task + j;
                     let src = &x.data[nc * h * w..(nc + 1) * h * w];
                     let pp = PhasePlane::build(src, (h, w), win, (oh, ow), f32::NEG_INFINITY, buf);
-                    for (oy, out_row) in out_vals.chunks_mut(ow).enumerate() {
-                        out_row.fill(f32::NEG_INFINITY);
-                        for ky in 0..win.kh {
-                            for kx in 0..win.kw {
-                                let st = pp.tap(oy, ky, kx);
-                                for (m, &v) in out_row.iter_mut().zip(&buf[st..st + ow]) {
-                                    if v > *m || v.is_nan() {
-                                        *m = v;
-                                    }
-                                }
-                            }
-                        }
+                    // Rows are read in whole lane blocks; lanes past a row's end are dropped.
+                    let need = (0..win.kw).map(|kx| pp.tap(oh - 1, win.kh - 1, kx)).max().unwrap_or(0)
+                        + ow.next_multiple_of(LANES);
+                    if buf.len() < need {
+                        buf.resize(need, 0.0);
                     }
+                    max_plane(buf, &pp, win, ow, out_vals);
                 }
             });
         });
     Ok(out)
+}
+
+/// Max over the window of every output of one plane, from its padded copy.
+fn max_plane(padded: &[f32], pp: &PhasePlane, win: Window, ow: usize, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above).
+            unsafe { max_plane_avx512(padded, pp, win, ow, out) };
+            return;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            unsafe { max_plane_avx2(padded, pp, win, ow, out) };
+            return;
+        }
+    }
+    max_plane_impl(padded, pp, win, ow, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn max_plane_avx512(padded: &[f32], pp: &PhasePlane, win: Window, ow: usize, out: &mut [f32]) {
+    max_plane_impl(padded, pp, win, ow, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn max_plane_avx2(padded: &[f32], pp: &PhasePlane, win: Window, ow: usize, out: &mut [f32]) {
+    max_plane_impl(padded, pp, win, ow, out);
+}
+
+/// Columns reduced together.
+const LANES: usize = 16;
+
+#[inline(always)]
+fn max_plane_impl(padded: &[f32], pp: &PhasePlane, win: Window, ow: usize, out: &mut [f32]) {
+    for (oy, out_row) in out.chunks_mut(ow).enumerate() {
+        for (b, chunk) in out_row.chunks_mut(LANES).enumerate() {
+            let mut acc = [f32::NEG_INFINITY; LANES];
+            for ky in 0..win.kh {
+                for kx in 0..win.kw {
+                    let st = pp.tap(oy, ky, kx) + b * LANES;
+                    let r: &[f32; LANES] = padded[st..st + LANES].try_into().expect("lane block");
+                    for l in 0..LANES {
+                        // branch-free, so it vectorizes: a NaN, once taken, stays
+                        let take = (r[l] > acc[l]) | r[l].is_nan();
+                        acc[l] = if take { r[l] } else { acc[l] };
+                    }
+                }
+            }
+            chunk.copy_from_slice(&acc[..chunk.len()]);
+        }
+    }
 }
 
 thread_local! {
