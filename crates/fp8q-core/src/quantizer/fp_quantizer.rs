@@ -181,15 +181,15 @@ impl ElementKernel for FpKernel {
         } else {
             xd
         };
-        // y = x_c / t correctly rounded (an input exactly half-way between two grid values must give
-        // exactly the midpoint so that the tie goes to the even code; x·fl(1/t) alone can land an ulp
-        // to either side when t is not a power of two). A division costs ~2 cycles per element even
-        // in AVX-512, so the quotient is refined from x·fl(1/t) with FMAs instead: the residual
-        // r = x - t·y is exact in an FMA, and y + r·fl(1/t) is the correctly rounded quotient once y
-        // is faithful (Markstein); two steps make the first one's result faithful, then exact.
+        // y = x_c / t, exact whenever the quotient is representable (an input exactly half-way
+        // between two grid values must give exactly the midpoint so that the tie goes to the even
+        // code; x·fl(1/t) alone can land an ulp or so to either side when t is not a power of
+        // two). A division costs ~2 cycles per element even in AVX-512, so the product is
+        // corrected with FMAs instead: the residual r = x - t·y0 is exact in an FMA, and
+        // y0 + r·fl(1/t) differs from x/t by about |x/t - y0|·2^-53, far below half an ulp, so a
+        // representable quotient (every midpoint of the grid is one) comes out exactly.
         let y0 = xc * k.inv_t;
-        let y1 = (-k.t).mul_add(y0, xc).mul_add(k.inv_t, y0);
-        let y = (-k.t).mul_add(y1, xc).mul_add(k.inv_t, y1);
+        let y = (-k.t).mul_add(y0, xc).mul_add(k.inv_t, y0);
         let exp = ((y.to_bits() >> 52) & 0x7ff) as i64;
         let e = if exp > k.emin_biased { exp } else { k.emin_biased };
         let magic = f64::from_bits((((e + k.magic_shift) as u64) << 52) | (1u64 << 51));
