@@ -455,13 +455,15 @@ pub fn run(args: &ValidateQuantizedArgs) -> anyhow::Result<()> {
     } else {
         "FP32".to_string()
     };
+    let peak_mib = peak_memory_mib();
     println!(
-        "{arch} {label}: top-1 {:.2}%  top-5 {:.2}%  loss {:.4}  ({} images, {:.1} img/s)",
+        "{arch} {label}: top-1 {:.2}%  top-5 {:.2}%  loss {:.4}  ({} images, {:.1} img/s{})",
         100.0 * eval.metrics.top1(),
         100.0 * eval.metrics.top5(),
         eval.metrics.loss(),
         eval.labels.len(),
-        eval.images_per_second()
+        eval.images_per_second(),
+        peak_mib.map(|m| format!(", peak memory {m:.0} MiB")).unwrap_or_default()
     );
 
     let classes = model.num_classes();
@@ -480,6 +482,7 @@ pub fn run(args: &ValidateQuantizedArgs) -> anyhow::Result<()> {
             "loss": eval.metrics.loss(),
             "images": eval.labels.len(),
             "images_per_second": eval.images_per_second(),
+            "peak_memory_mib": peak_mib,
             "labels": eval.labels,
             "logits": logits,
             "quantizers": installed.as_ref().map(|i| i.states()).unwrap_or_default(),
@@ -489,6 +492,14 @@ pub fn run(args: &ValidateQuantizedArgs) -> anyhow::Result<()> {
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
+}
+
+/// The process's peak resident memory (`VmHWM` of `/proc/self/status`), where the OS reports it.
+fn peak_memory_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 fn calib_options(args: &ValidateQuantizedArgs, filter: Filter) -> LoaderOptions {
