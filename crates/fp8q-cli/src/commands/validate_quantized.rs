@@ -463,7 +463,9 @@ pub fn run(args: &ValidateQuantizedArgs) -> anyhow::Result<()> {
         eval.metrics.loss(),
         eval.labels.len(),
         eval.images_per_second(),
-        peak_mib.map(|m| format!(", peak memory {m:.0} MiB")).unwrap_or_default()
+        peak_mib
+            .map(|m| format!(", peak memory {m:.0} MiB"))
+            .unwrap_or_default()
     );
 
     let classes = model.num_classes();
