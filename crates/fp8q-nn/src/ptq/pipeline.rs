@@ -33,22 +33,7 @@ pub fn calibrate(
     for h in &installed.slots {
         h.estimate();
     }
-    let mut done = 0;
-    if max_batches > 0 {
-        for batch in batches {
-            let batch = batch?;
-            let n = batch.labels.len();
-            if n == 0 {
-                continue;
-            }
-            model.forward_fm(batch.images)?;
-            done += 1;
-            on_batch(n);
-            if done >= max_batches {
-                break;
-            }
-        }
-    }
+    let done = forward_batches(model, batches, max_batches, &mut on_batch)?;
     if done == 0 && !installed.slots.is_empty() {
         return Err(NnError::invalid(
             "calibration",
@@ -80,27 +65,37 @@ pub fn reestimate_bn(
         return Ok(0);
     }
     model.visit_bns(&mut |bn| bn.start_reestimation());
-    let mut done = 0;
-    let run = || -> Result<()> {
-        for batch in batches {
-            let batch = batch?;
-            let n = batch.labels.len();
-            if n == 0 {
-                continue;
-            }
-            model.forward_fm(batch.images)?;
-            done += 1;
-            on_batch(n);
-            if done >= max_batches {
-                break;
-            }
-        }
-        Ok(())
-    };
-    let result = run();
+    let result = forward_batches(model, batches, max_batches, &mut on_batch);
     // Leave re-estimation mode in any case (on error the statistics gathered so far are used).
     model.visit_bns(&mut |bn| {
         bn.finish_reestimation();
     });
-    result.map(|()| done)
+    result
+}
+
+/// Run the model forward on up to `max_batches` non-empty batches; returns how many ran.
+fn forward_batches(
+    model: &mut Model,
+    batches: impl IntoIterator<Item = Result<Batch>>,
+    max_batches: usize,
+    on_batch: &mut impl FnMut(usize),
+) -> Result<usize> {
+    let mut done = 0;
+    if max_batches == 0 {
+        return Ok(0);
+    }
+    for batch in batches {
+        let batch = batch?;
+        let n = batch.labels.len();
+        if n == 0 {
+            continue;
+        }
+        model.forward_fm(batch.images)?;
+        done += 1;
+        on_batch(n);
+        if done >= max_batches {
+            break;
+        }
+    }
+    Ok(done)
 }
