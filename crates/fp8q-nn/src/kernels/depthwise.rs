@@ -84,34 +84,9 @@ thread_local! {
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Convolve one plane, with the fastest code the CPU supports.
-fn plane(src: &[f32], k: &[f32], g: &Geometry, buf: &mut Vec<f32>, dst: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F (checked just above).
-            unsafe { plane_avx512(src, k, g, buf, dst) };
-            return;
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            unsafe { plane_avx2(src, k, g, buf, dst) };
-            return;
-        }
-    }
-    plane_impl(src, k, g, buf, dst);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn plane_avx512(src: &[f32], k: &[f32], g: &Geometry, buf: &mut Vec<f32>, dst: &mut [f32]) {
-    plane_impl(src, k, g, buf, dst);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn plane_avx2(src: &[f32], k: &[f32], g: &Geometry, buf: &mut Vec<f32>, dst: &mut [f32]) {
-    plane_impl(src, k, g, buf, dst);
+dispatch_by_cpu! {
+    /// Convolve one plane, with the fastest code the CPU supports.
+    fn plane(src: &[f32], k: &[f32], g: &Geometry, buf: &mut Vec<f32>, dst: &mut [f32]) => plane_impl;
 }
 
 #[inline(always)]

@@ -3,35 +3,10 @@
 
 use crate::layers::Activation;
 
-/// `v ← act(v · a + b)` for every value of `x` (a multiply then an add, not a fused
-/// multiply-add, so results are the same on every CPU).
-pub fn affine_act(x: &mut [f32], a: f32, b: f32, act: Activation) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F (checked just above).
-            unsafe { affine_act_avx512(x, a, b, act) };
-            return;
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            unsafe { affine_act_avx2(x, a, b, act) };
-            return;
-        }
-    }
-    affine_act_impl(x, a, b, act);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn affine_act_avx512(x: &mut [f32], a: f32, b: f32, act: Activation) {
-    affine_act_impl(x, a, b, act);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn affine_act_avx2(x: &mut [f32], a: f32, b: f32, act: Activation) {
-    affine_act_impl(x, a, b, act);
+dispatch_by_cpu! {
+    /// `v ← act(v · a + b)` for every value of `x` (a multiply then an add, not a fused
+    /// multiply-add, so results are the same on every CPU).
+    pub fn affine_act(x: &mut [f32], a: f32, b: f32, act: Activation) => affine_act_impl;
 }
 
 #[inline(always)]

@@ -1,6 +1,37 @@
 //! CPU kernels over plain slices: im2col + candle matmul convolution, a direct depthwise
 //! convolution, pooling. The layout is handled once at the top of each function.
 
+/// Defines `fn $name(args)` running `$imp(args)` compiled for AVX-512F, AVX2 or the baseline,
+/// whichever the CPU supports (checked at run time), so the auto-vectorizer can use wide
+/// registers in a build that targets plain x86-64. `$imp` must be `#[inline(always)]`.
+macro_rules! dispatch_by_cpu {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($a:ident: $t:ty),* $(,)?) => $imp:ident;) => {
+        $(#[$meta])*
+        $vis fn $name($($a: $t),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                fn avx512($($a: $t),*) {
+                    $imp($($a),*)
+                }
+                #[target_feature(enable = "avx2")]
+                fn avx2($($a: $t),*) {
+                    $imp($($a),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU supports AVX-512F (checked just above).
+                    return unsafe { avx512($($a),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU supports AVX2 (checked just above).
+                    return unsafe { avx2($($a),*) };
+                }
+            }
+            $imp($($a),*)
+        }
+    };
+}
+
 pub mod conv;
 pub mod depthwise;
 pub mod elementwise;

@@ -46,34 +46,9 @@ pub fn max_pool2d(x: &FeatureMap, win: Window, unit: &str) -> Result<FeatureMap>
     Ok(out)
 }
 
-/// Max over the window of every output of one plane, from its padded copy.
-fn max_plane(padded: &[f32], pp: &PhasePlane, win: Window, ow: usize, out: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F (checked just above).
-            unsafe { max_plane_avx512(padded, pp, win, ow, out) };
-            return;
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            unsafe { max_plane_avx2(padded, pp, win, ow, out) };
-            return;
-        }
-    }
-    max_plane_impl(padded, pp, win, ow, out);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn max_plane_avx512(padded: &[f32], pp: &PhasePlane, win: Window, ow: usize, out: &mut [f32]) {
-    max_plane_impl(padded, pp, win, ow, out);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn max_plane_avx2(padded: &[f32], pp: &PhasePlane, win: Window, ow: usize, out: &mut [f32]) {
-    max_plane_impl(padded, pp, win, ow, out);
+dispatch_by_cpu! {
+    /// Max over the window of every output of one plane, from its padded copy.
+    fn max_plane(padded: &[f32], pp: &PhasePlane, win: Window, ow: usize, out: &mut [f32]) => max_plane_impl;
 }
 
 /// Columns reduced together.
