@@ -77,6 +77,7 @@ fn is_tie_flip(grid: &[f32], x: f32, got: f32, want: f32, rel: f32) -> Result<()
     Ok(())
 }
 
+#[derive(Default)]
 struct Tally {
     elements: usize,
     flips: usize,
@@ -107,12 +108,7 @@ fn fp_quantizer_matches_reference() {
     let g = golden("fp_quantizer.json");
     let cases = g["cases"].as_array().expect("cases");
     assert!(cases.len() >= 40, "suspiciously few FP cases: {}", cases.len());
-    let mut tally = Tally {
-        elements: 0,
-        flips: 0,
-        exact_elements: 0,
-        off_grid_reference: 0,
-    };
+    let mut tally = Tally::default();
     let mut failures = Vec::new();
     for (ci, c) in cases.iter().enumerate() {
         let n = c["n_bits"].as_u64().unwrap() as u32;
@@ -191,12 +187,7 @@ fn int_quantizer_matches_reference() {
     let g = golden("int_quantizer.json");
     let cases = g["cases"].as_array().expect("cases");
     assert!(cases.len() >= 20, "suspiciously few INT cases: {}", cases.len());
-    let mut tally = Tally {
-        elements: 0,
-        flips: 0,
-        exact_elements: 0,
-        off_grid_reference: 0,
-    };
+    let mut tally = Tally::default();
     let mut failures = Vec::new();
     for (ci, c) in cases.iter().enumerate() {
         let kind = match c["kind"].as_str().unwrap() {

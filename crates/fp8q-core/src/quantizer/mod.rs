@@ -205,32 +205,31 @@ impl QuantMethod {
     }
 }
 
+/// How `len` elements split over `quantizers`: `None` for a single (per-tensor) quantizer, else
+/// the elements per channel along dimension 0.
+fn channel_split(quantizers: &[Quantizer], len: usize) -> Result<Option<usize>> {
+    match quantizers.len() {
+        0 => Err(FormatError::Shape("no quantizer given".into())),
+        1 => Ok(None),
+        c if !len.is_multiple_of(c) => Err(FormatError::Shape(format!(
+            "{len} elements cannot be split into {c} channels along dimension 0"
+        ))),
+        c => Ok(Some(len / c)),
+    }
+}
+
 /// Quantize `data` in place with one quantizer per index of dimension 0 (`quantizers.len()`
 /// equal chunks), or with a single quantizer for the whole tensor.
 pub fn quantize_channels(quantizers: &[Quantizer], data: &mut [f32]) -> Result<()> {
-    match quantizers.len() {
-        0 => Err(FormatError::Shape("no quantizer given".into())),
-        1 => {
-            quantizers[0].quantize_inplace(data);
-            Ok(())
-        }
-        c => {
-            if !data.len().is_multiple_of(c) {
-                return Err(FormatError::Shape(format!(
-                    "{} elements cannot be split into {c} channels along dimension 0",
-                    data.len()
-                )));
-            }
-            let per = data.len() / c;
-            if per == 0 {
-                return Ok(());
-            }
-            data.par_chunks_mut(per)
-                .zip(quantizers.par_iter())
-                .for_each(|(chunk, q)| q.quantize_inplace_serial(chunk));
-            Ok(())
-        }
+    match channel_split(quantizers, data.len())? {
+        None => quantizers[0].quantize_inplace(data),
+        Some(0) => {}
+        Some(per) => data
+            .par_chunks_mut(per)
+            .zip(quantizers.par_iter())
+            .for_each(|(chunk, q)| q.quantize_inplace_serial(chunk)),
     }
+    Ok(())
 }
 
 /// Quantize `x` into `out` with one quantizer per index of dimension 0 (see [`quantize_channels`]).
@@ -242,30 +241,16 @@ pub fn quantize_channels_into(quantizers: &[Quantizer], x: &[f32], out: &mut [f3
             out.len()
         )));
     }
-    match quantizers.len() {
-        0 => Err(FormatError::Shape("no quantizer given".into())),
-        1 => {
-            quantizers[0].quantize(x, out);
-            Ok(())
-        }
-        c => {
-            if !x.len().is_multiple_of(c) {
-                return Err(FormatError::Shape(format!(
-                    "{} elements cannot be split into {c} channels along dimension 0",
-                    x.len()
-                )));
-            }
-            let per = x.len() / c;
-            if per == 0 {
-                return Ok(());
-            }
-            x.par_chunks(per)
-                .zip(out.par_chunks_mut(per))
-                .zip(quantizers.par_iter())
-                .for_each(|((x, o), q)| q.quantize_serial(x, o));
-            Ok(())
-        }
+    match channel_split(quantizers, x.len())? {
+        None => quantizers[0].quantize(x, out),
+        Some(0) => {}
+        Some(per) => x
+            .par_chunks(per)
+            .zip(out.par_chunks_mut(per))
+            .zip(quantizers.par_iter())
+            .for_each(|((x, o), q)| q.quantize_serial(x, o)),
     }
+    Ok(())
 }
 
 #[cfg(test)]
