@@ -55,29 +55,34 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         rayon::current_num_threads(),
         args.repeats
     );
-    println!("{:<44} {:>12} {:>10} {:>10}", "kernel", "Gelem/s", "GB/s", "vs copy");
+    println!(
+        "{:<44} {:>12} {:>10} {:>10}  arithmetic",
+        "kernel", "Gelem/s", "GB/s", "vs copy"
+    );
 
     let copy = best_of(args.repeats, || {
         out.par_chunks_mut(1 << 16)
             .zip(x.par_chunks(1 << 16))
             .for_each(|(o, i)| o.copy_from_slice(i));
     });
-    let report = |name: &str, secs: f64| {
+    let report = |name: &str, secs: f64, arithmetic: &str| {
         println!(
-            "{:<44} {:>12.3} {:>10.2} {:>9.0}%",
+            "{:<44} {:>12.3} {:>10.2} {:>9.0}%  {}",
             name,
             n as f64 / secs / 1e9,
             bytes / secs / 1e9,
-            100.0 * copy / secs
+            100.0 * copy / secs,
+            arithmetic
         );
     };
-    report("plain copy (parallel)", copy);
+    report("plain copy (parallel)", copy, "");
 
     let e4m3 = FpFormat::new(8, 3, true)?;
     let q = FpQuantizer::new(e4m3, 3.7)?;
     report(
         "E4M3 per-tensor, flexible bias (α = 3.7)",
         best_of(args.repeats, || q.quantize(&x, &mut out)),
+        q.arithmetic(),
     );
     // in place (what the PTQ engine does with activations): no read-for-ownership of a second
     // buffer, so the traffic really is 8 bytes per element, as for the copy (memcpy streams)
@@ -85,16 +90,19 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     report(
         "E4M3 per-tensor in place (α = 3.7)",
         best_of(args.repeats, || q.quantize_inplace(&mut out)),
+        q.arithmetic(),
     );
     let q = FpQuantizer::new(e4m3, 240.0)?;
     report(
         "E4M3 per-tensor, default bias",
         best_of(args.repeats, || q.quantize(&x, &mut out)),
+        q.arithmetic(),
     );
     let q = FpQuantizer::new(FpFormat::new(8, 2, true)?, 7.0)?;
     report(
         "E5M2 per-tensor (α = 7)",
         best_of(args.repeats, || q.quantize(&x, &mut out)),
+        q.arithmetic(),
     );
 
     let per_channel: Vec<Quantizer> = (0..args.channels)
@@ -105,17 +113,20 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         best_of(args.repeats, || {
             quantize_channels_into(&per_channel, &x, &mut out).expect("shapes agree");
         }),
+        "mixed",
     );
 
     let int8 = IntQuantizer::new(IntFormat::new(8, IntKind::Symmetric)?.grid_for_range(-5.0, 5.0));
     report(
         "INT8 symmetric per-tensor",
         best_of(args.repeats, || int8.quantize(&x, &mut out)),
+        "f32",
     );
     let sat = FpQuantizer::standard(StandardFp8::E4M3FN, 0.01)?;
     report(
         "float8_e4m3fn saturating, scaled",
         best_of(args.repeats, || sat.quantize(&x, &mut out)),
+        sat.arithmetic(),
     );
 
     if args.estimators {

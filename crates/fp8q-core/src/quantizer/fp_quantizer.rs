@@ -6,16 +6,34 @@
 //!
 //! Rounding to the binade's step `2^(E-m)` (with `E` clamped below at the smallest normal
 //! exponent, which gives the subnormals) uses the classic trick `(y + M) - M` with
-//! `M = 1.5 · 2^(E - m + 52)`: the `f64` addition itself rounds `y` to a multiple of the
-//! step, ties to even, because `M`'s ulp is exactly that step. Everything is branch-free so the
-//! loop vectorizes. Computing in `f64` keeps the scaling by `t` from adding a second rounding.
+//! `M = 1.5 · 2^(E - m + p)` (`p` the float's fraction bits): the addition itself rounds `y` to a
+//! multiple of the step, ties to even, because `M`'s ulp is exactly that step. Everything is
+//! branch-free so the loop vectorizes.
+//!
+//! Two arithmetics give the same results:
+//! * **`f32`** (16 lanes in AVX-512), for every format whose grid of `y` lies well inside `f32`
+//!   (`K + m <= 100`, all 8-bit formats) and scales `2^-60 <= t <= 2^60`. `y` is computed to about
+//!   2^-46 from `x·fl(1/t)` and an FMA residual, then *rounded to odd* with the sign of the exact
+//!   residual `x - t·y`, so the grid rounding afterwards equals rounding the exact quotient: an
+//!   exact midpoint (possible only when `t` is an `f32`) ties to even, and an input just beside
+//!   one is not mistaken for a tie. When `t` needs more than 24 bits it is carried as two `f32`s;
+//!   real ties then cannot occur (`t` would have to be a short dyadic), only approximated to
+//!   2^-48. The output `g·t` is the `f64` kernel's value: exact-then-rounded when `t` is an
+//!   `f32`, from the two-`f32` product where that was checked on every grid value at
+//!   construction, from an `f64` product otherwise.
+//! * **`f64`** for the rest (wide exponents, extreme scales, the all-zero quantizer), where the
+//!   quotient comes out exact at midpoints from one FMA correction.
+//!
+//! Both are proved against exact references: a property test over random formats, scales and
+//! boundary inputs, a unit test of the `f32` against the `f64` kernel, and exhaustive sweeps of
+//! all 2^32 inputs for both scale kinds.
 //!
 //! Special values: NaN stays NaN; ±Inf (and anything beyond the range) saturates to ±α
 //! (to 0 or α for unsigned formats).
 
 use super::element_kernel::{self, ElementKernel};
 use crate::error::Result;
-use crate::format::fp_format::check_maxval;
+use crate::format::fp_format::{check_maxval, exp2i};
 use crate::format::{FpFormat, ScaledFpFormat, StandardFp8};
 
 /// A ready-to-run FP quantizer: a format with its maximum value.
@@ -35,9 +53,36 @@ pub struct FpQuantizer {
     kernel: FpKernel,
 }
 
-/// Precomputed constants of the kernel.
+/// The kernel variants: `f32` arithmetic (16 lanes in AVX-512) wherever the format and scale let
+/// it be exact, `f64` otherwise (wide exponents, extreme scales, the all-zero quantizer).
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct FpKernel {
+enum FpKernel {
+    /// `t` is an `f32`: the output `g·t` is one exact-then-rounded `f32` product.
+    ShortScale(SingleKernel<SHORT>),
+    /// `t` needs more than 24 bits: `y` uses a two-`f32` scale, and so does the output (checked
+    /// against the `f64` rendering for every grid value when the kernel is built).
+    LongScale(SingleKernel<LONG>),
+    /// As `LongScale`, but some grid value's two-`f32` product rounds differently from the `f64`
+    /// one (or the grid is too large to check): the output is an `f64` product.
+    LongScaleWideOutput(SingleKernel<LONG_WIDE_OUTPUT>),
+    Wide(WideKernel),
+}
+
+/// Runs `$body` with `$k` bound to the concrete kernel.
+macro_rules! with_kernel {
+    ($kernel:expr, $k:ident => $body:expr) => {
+        match &$kernel {
+            FpKernel::ShortScale($k) => $body,
+            FpKernel::LongScale($k) => $body,
+            FpKernel::LongScaleWideOutput($k) => $body,
+            FpKernel::Wide($k) => $body,
+        }
+    };
+}
+
+/// Precomputed constants of the `f64` kernel.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct WideKernel {
     lo: f64,
     hi: f64,
     /// top-binade scale t and its correctly rounded reciprocal
@@ -51,6 +96,36 @@ struct FpKernel {
     zero: bool,
 }
 
+/// How the `f32` kernel handles the scale `t` (see [`FpKernel`]).
+const SHORT: u8 = 0;
+const LONG: u8 = 1;
+const LONG_WIDE_OUTPUT: u8 = 2;
+
+/// Largest positive grid (in values) whose two-`f32` outputs are checked at construction.
+const MAX_CHECKED_GRID: i64 = 1 << 12;
+
+/// Precomputed constants of the `f32` kernel; `SCALE` is one of [`SHORT`], [`LONG`] and
+/// [`LONG_WIDE_OUTPUT`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct SingleKernel<const SCALE: u8> {
+    lo: f32,
+    hi: f32,
+    /// `t = t_hi + t_lo` to 48 bits, `inv_t = fl(1/t)`
+    t_hi: f32,
+    t_lo: f32,
+    inv_t: f32,
+    t: f64,
+    /// biased f32 exponent of the smallest normal binade of y (well above 1)
+    emin_biased: u32,
+    /// 23 - m
+    magic_shift: u32,
+}
+
+/// The `f32` kernel needs the grid of `y` (down to its smallest step `2^(1-K-m)`) and the scale
+/// well inside `f32`'s normal range.
+const SINGLE_MAX_DEPTH: i64 = 100;
+const SINGLE_MAX_SCALE_EXP: i32 = 60;
+
 impl FpQuantizer {
     /// A quantizer for `format` with largest value `maxval` (`α > 0`, finite).
     pub fn new(format: FpFormat, maxval: f64) -> Result<Self> {
@@ -63,10 +138,12 @@ impl FpQuantizer {
     pub fn new_allow_zero(format: FpFormat, maxval: f64) -> Result<Self> {
         if maxval == 0.0 {
             let mut q = Self::new_unchecked(format, 1.0);
+            let mut wide = Self::wide_kernel(format, 1.0, 1.0);
+            wide.zero = true;
+            wide.lo = 0.0;
+            wide.hi = 0.0;
             q.maxval = 0.0;
-            q.kernel.zero = true;
-            q.kernel.lo = 0.0;
-            q.kernel.hi = 0.0;
+            q.kernel = FpKernel::Wide(wide);
             return Ok(q);
         }
         Self::new(format, maxval)
@@ -107,6 +184,47 @@ impl FpQuantizer {
     }
 
     fn from_parts(format: FpFormat, maxval: f64, t: f64, clamp: f64) -> Self {
+        let depth = format.max_exponent_code() + format.mantissa_bits() as i64;
+        let scale_ok = t >= (-SINGLE_MAX_SCALE_EXP as f64).exp2() && t <= (SINGLE_MAX_SCALE_EXP as f64).exp2();
+        let kernel = if depth <= SINGLE_MAX_DEPTH && scale_ok {
+            Self::single_kernel(format, t, clamp)
+        } else {
+            FpKernel::Wide(Self::wide_kernel(format, t, clamp))
+        };
+        Self { format, maxval, kernel }
+    }
+
+    fn single_kernel(format: FpFormat, t: f64, clamp: f64) -> FpKernel {
+        let (lo, hi) = if format.is_signed() {
+            (-clamp, clamp)
+        } else {
+            (0.0, clamp)
+        };
+        if t as f32 as f64 == t {
+            return FpKernel::ShortScale(SingleKernel::new(format, lo, hi, t));
+        }
+        let long: SingleKernel<LONG> = SingleKernel::new(format, lo, hi, t);
+        let m = format.mantissa_bits() as i64;
+        let k_max = format.max_exponent_code();
+        let pair_output_exact = ((k_max + 1) << m) <= MAX_CHECKED_GRID
+            && (1..(k_max + 1) << m).all(|code| {
+                // the grid of y: subnormals f·2^(1-K-m), then (2^m + f)·2^(k-K-m)
+                let (k, f) = (code >> m, code & ((1 << m) - 1));
+                let g = if k == 0 {
+                    f as f32 * exp2i(1 - k_max - m) as f32
+                } else {
+                    ((1 << m) + f) as f32 * exp2i(k - k_max - m) as f32
+                };
+                long.scale_output(g).to_bits() == ((g as f64 * t) as f32).to_bits()
+            });
+        if pair_output_exact {
+            FpKernel::LongScale(long)
+        } else {
+            FpKernel::LongScaleWideOutput(SingleKernel::new(format, lo, hi, t))
+        }
+    }
+
+    fn wide_kernel(format: FpFormat, t: f64, clamp: f64) -> WideKernel {
         let k_max = format.max_exponent_code();
         // smallest normal of y = x/t is 2^(1-K); below f64's normal range nothing can land anyway
         // (|y| >= 2^-277 for any non-zero f32 input and t <= f32::MAX).
@@ -116,18 +234,14 @@ impl FpQuantizer {
         } else {
             (0.0, clamp)
         };
-        Self {
-            format,
-            maxval,
-            kernel: FpKernel {
-                lo,
-                hi,
-                t,
-                inv_t: 1.0 / t,
-                emin_biased: emin + 1023,
-                magic_shift: 52 - format.mantissa_bits() as i64,
-                zero: false,
-            },
+        WideKernel {
+            lo,
+            hi,
+            t,
+            inv_t: 1.0 / t,
+            emin_biased: emin + 1023,
+            magic_shift: 52 - format.mantissa_bits() as i64,
+            zero: false,
         }
     }
 
@@ -139,36 +253,47 @@ impl FpQuantizer {
     pub fn maxval(&self) -> f64 {
         self.maxval
     }
+    /// Which kernel runs: `"f32"` (the scale `t = α/(2-2^-m)` is an `f32`), `"f32, two-f32 scale"`,
+    /// `"f32, two-f32 scale, f64 output"` (see the module docs), or `"f64"` (exponent range or
+    /// scale too wide for `f32`, or α = 0). All give the same results; they differ in speed.
+    pub fn arithmetic(&self) -> &'static str {
+        match self.kernel {
+            FpKernel::ShortScale(_) => "f32",
+            FpKernel::LongScale(_) => "f32, two-f32 scale",
+            FpKernel::LongScaleWideOutput(_) => "f32, two-f32 scale, f64 output",
+            FpKernel::Wide(_) => "f64",
+        }
+    }
 
     /// Quantize one value.
     #[inline]
     pub fn quantize_value(&self, x: f32) -> f32 {
-        self.kernel.qdq(x)
+        with_kernel!(self.kernel, k => k.qdq(x))
     }
     /// Quantize `x` into `out` (same length), in parallel for large inputs.
     pub fn quantize(&self, x: &[f32], out: &mut [f32]) {
-        element_kernel::map(x, out, &self.kernel);
+        with_kernel!(self.kernel, k => element_kernel::map(x, out, k))
     }
     /// Quantize in place, in parallel for large inputs.
     pub fn quantize_inplace(&self, x: &mut [f32]) {
-        element_kernel::map_inplace(x, &self.kernel);
+        with_kernel!(self.kernel, k => element_kernel::map_inplace(x, k))
     }
     /// Quantize `x` into `out` on the calling thread (for callers that parallelize themselves).
     pub fn quantize_serial(&self, x: &[f32], out: &mut [f32]) {
         assert_eq!(x.len(), out.len(), "input and output lengths differ");
-        element_kernel::map_serial(x, out, &self.kernel);
+        with_kernel!(self.kernel, k => element_kernel::map_serial(x, out, k))
     }
     /// Quantize in place on the calling thread (for callers that parallelize themselves).
     pub fn quantize_inplace_serial(&self, x: &mut [f32]) {
-        element_kernel::map_inplace_serial(x, &self.kernel);
+        with_kernel!(self.kernel, k => element_kernel::map_inplace_serial(x, k))
     }
     /// `Σ (q(x) - x)²` over `x`, accumulated in `f64`, without writing anything (calling thread).
     pub fn sum_sq_error(&self, x: &[f32]) -> f64 {
-        element_kernel::sum_sq_error(x, &self.kernel)
+        with_kernel!(self.kernel, k => element_kernel::sum_sq_error(x, k))
     }
 }
 
-impl ElementKernel for FpKernel {
+impl ElementKernel for WideKernel {
     #[inline(always)]
     fn qdq(&self, x: f32) -> f32 {
         let k = self;
@@ -205,6 +330,75 @@ impl ElementKernel for FpKernel {
         } else {
             q as f32
         }
+    }
+}
+
+impl<const SCALE: u8> SingleKernel<SCALE> {
+    /// Clamp bounds `[lo, hi]`, top-binade scale `t`.
+    fn new(format: FpFormat, lo: f64, hi: f64, t: f64) -> Self {
+        let t_hi = t as f32;
+        let emin = 1 - format.max_exponent_code(); // >= 1 - SINGLE_MAX_DEPTH
+        Self {
+            lo: lo as f32,
+            hi: hi as f32,
+            t_hi,
+            t_lo: if SCALE == SHORT { 0.0 } else { (t - t_hi as f64) as f32 },
+            inv_t: (1.0 / t) as f32,
+            t,
+            emin_biased: (emin + 127) as u32,
+            magic_shift: 23 - format.mantissa_bits(),
+        }
+    }
+
+    /// `g·t` rounded to `f32`, for `g` on the grid of `y`.
+    #[inline(always)]
+    fn scale_output(&self, g: f32) -> f32 {
+        match SCALE {
+            SHORT => g * self.t_hi,
+            LONG => g.mul_add(self.t_hi, g * self.t_lo),
+            _ => (g as f64 * self.t) as f32,
+        }
+    }
+}
+
+impl<const SCALE: u8> ElementKernel for SingleKernel<SCALE> {
+    /// The `f64` kernel's steps in `f32`. `y = x_c / t` comes from `y0 = x_c·fl(1/t)` and one
+    /// correction by the residual `x_c - t·y0` (its `t_hi` part exact in an FMA), accurate to
+    /// about 2^-46, then is rounded to odd (below); when `x_c / t` is a representable midpoint
+    /// (only possible when `t` is short), `y` is exactly the midpoint, so ties go to even. The
+    /// output `g·t` is rounded once: exactly in `f32` when `t` is an `f32`, otherwise from the
+    /// two-`f32` scale where that was checked to give the `f64` kernel's value on every grid
+    /// point, or via the exact `f64` product.
+    #[inline(always)]
+    fn qdq(&self, x: f32) -> f32 {
+        let k = self;
+        // max/min in the operand order of the x86 instructions: NaN passes through
+        let xc = if k.lo > x { k.lo } else { x };
+        let xc = if k.hi < xc { k.hi } else { xc };
+        let y0 = xc * k.inv_t;
+        let r = (-k.t_hi).mul_add(y0, xc);
+        let r = if SCALE == SHORT { r } else { (-k.t_lo).mul_add(y0, r) };
+        let y = r.mul_add(k.inv_t, y0);
+        // Round to odd: `y` is a neighbour of `x_c / t`; when it is not the exact quotient and
+        // its last bit is even, step to the other neighbour (the odd one). Rounding the
+        // round-to-odd value to the grid (at least 2 bits coarser) then equals rounding the exact
+        // quotient, so a value just beside a representable midpoint is not taken for a tie. The
+        // residual's sign is exact when `t` is short (the FMA residual of a faithful quotient is
+        // representable) and right to about 2^-48 otherwise (where exact ties cannot occur).
+        let r2 = (-k.t_hi).mul_add(y, xc);
+        let r2 = if SCALE == SHORT { r2 } else { (-k.t_lo).mul_add(y, r2) };
+        let yb = y.to_bits();
+        let inexact_even = r2 != 0.0 && (yb & 1) == 0 && (yb & 0x7fff_ffff) != 0;
+        let away_from_zero = (r2.to_bits() ^ yb) >> 31 == 0;
+        let step = if away_from_zero { 1u32 } else { u32::MAX };
+        let y = f32::from_bits(if inexact_even { yb.wrapping_add(step) } else { yb });
+        let exp = (y.to_bits() >> 23) & 0xff;
+        let e = if exp > k.emin_biased { exp } else { k.emin_biased };
+        // NaN has exp = 255: the magic number comes out negative and finite, and NaN stays NaN
+        let magic = f32::from_bits(((e + k.magic_shift) << 23) | (1 << 22));
+        // `(y + magic) - magic` (and the two-`f32` product) can turn a negative zero positive:
+        // copy the sign back so that q(-x) = -q(x) holds bit for bit
+        k.scale_output((y + magic) - magic).copysign(xc)
     }
 }
 
@@ -258,5 +452,76 @@ mod tests {
         q.quantize(&x, &mut y);
         let expect: f64 = x.iter().zip(&y).map(|(a, b)| ((b - a) as f64).powi(2)).sum();
         assert!((q.sum_sq_error(&x) - expect).abs() <= 1e-12 * expect);
+    }
+
+    #[test]
+    fn kernel_path_by_format_and_scale() {
+        let kind = |n, m, alpha: f64| {
+            FpQuantizer::new(FpFormat::new(n, m, true).unwrap(), alpha)
+                .unwrap()
+                .arithmetic()
+        };
+        assert_eq!(kind(8, 3, 240.0), "f32");
+        assert_eq!(kind(8, 3, 3.75), "f32"); // t = 2
+        assert_eq!(kind(8, 3, 3.7), "f32, two-f32 scale");
+        assert_eq!(kind(8, 1, 1.0), "f32, two-f32 scale"); // E6M1: K + m = 64
+        assert_eq!(kind(14, 7, 1.0), "f32, two-f32 scale, f64 output"); // E6M7: 2^13 grid values, unchecked
+        assert_eq!(kind(10, 1, 1.0), "f64"); // E8M1: K + m = 256
+        assert_eq!(kind(8, 3, 1e30), "f64"); // scale beyond 2^60
+        assert_eq!(kind(8, 3, 1e-30), "f64");
+        assert_eq!(FpQuantizer::new_allow_zero(e4m3(), 0.0).unwrap().arithmetic(), "f64");
+    }
+
+    /// The `f32` kernels against the `f64` one on random inputs and on the `f32`s around each
+    /// midpoint of the grid (as rendered in `f64`). The two may only differ on an exact real tie,
+    /// which the `f64` kernel decides relative to its rounded `t`.
+    #[test]
+    fn single_precision_kernels_equal_wide_kernel() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for (n, m) in [(8, 3), (8, 2), (8, 5), (8, 6), (6, 2), (12, 7), (14, 7)] {
+            let f = FpFormat::new(n, m, true).unwrap();
+            for alpha in [f.max_value_default(), 3.7, 0.1234, 448.0, 57.0, 1e-5, 2.9e7] {
+                let q = FpQuantizer::new(f, alpha).unwrap();
+                assert!(!matches!(q.kernel, FpKernel::Wide(_)));
+                let t = ScaledFpFormat {
+                    format: f,
+                    maxval: alpha,
+                }
+                .top_binade_scale();
+                let wide = FpQuantizer::wide_kernel(f, t, alpha);
+                let grid = ScaledFpFormat {
+                    format: f,
+                    maxval: alpha,
+                }
+                .positive_grid();
+                let mut xs: Vec<f32> = (0..20_000)
+                    .map(|_| (rng.random::<f64>() * 2.4 - 1.2) as f32 * alpha as f32)
+                    .collect();
+                for w in grid.windows(2) {
+                    let mid = ((w[0] + w[1]) / 2.0) as f32;
+                    for d in -2i32..=2 {
+                        let v = f32::from_bits(mid.to_bits().wrapping_add_signed(d));
+                        xs.extend([v, -v]);
+                    }
+                }
+                let d = ((1u64 << (m + 1)) - 1) as f64;
+                for &x in &xs {
+                    let (got, want) = (q.quantize_value(x), wide.qdq(x));
+                    if got.to_bits() == want.to_bits() {
+                        continue;
+                    }
+                    // allowed only on a real tie: x = α·N/D for a midpoint N of the default grid
+                    let n_mid = x.abs() as f64 * d / alpha;
+                    let short = n_mid.to_bits().trailing_zeros() >= 52 - (m + 2);
+                    let is_tie = short && x.abs() as f64 * d == alpha * n_mid;
+                    assert!(
+                        is_tie,
+                        "{} α = {alpha}: x = {x:e}: f32 kernel {got:e}, f64 kernel {want:e}",
+                        f.name()
+                    );
+                }
+            }
+        }
     }
 }
