@@ -152,6 +152,15 @@ impl QuantManager {
     pub fn slot_state(&self) -> SlotState {
         self.state
     }
+    /// The quantizer, when the slot is fixed and per-tensor: quantizing with it is then exactly
+    /// what [`QuantManager::forward`] does, element by element, so callers may fuse it into their
+    /// own loops.
+    pub fn fixed_quantizer(&self) -> Option<&Quantizer> {
+        match (self.state, self.quantizers.as_slice()) {
+            (SlotState::Fixed, [q]) => Some(q),
+            _ => None,
+        }
+    }
     /// Stop learning: keep the current quantizers.
     pub fn fix(&mut self) {
         self.state = SlotState::Fixed;

@@ -110,10 +110,11 @@ const MAX_CHECKED_GRID: i64 = 1 << 12;
 struct SingleKernel<const SCALE: u8> {
     lo: f32,
     hi: f32,
-    /// `t = t_hi + t_lo` to 48 bits, `inv_t = fl(1/t)`
+    /// `t = t_hi + t_lo` and `1/t = inv_hi + inv_lo`, to 48 bits
     t_hi: f32,
     t_lo: f32,
-    inv_t: f32,
+    inv_hi: f32,
+    inv_lo: f32,
     t: f64,
     /// biased f32 exponent of the smallest normal binade of y (well above 1)
     emin_biased: u32,
@@ -343,7 +344,8 @@ impl<const SCALE: u8> SingleKernel<SCALE> {
             hi: hi as f32,
             t_hi,
             t_lo: if SCALE == SHORT { 0.0 } else { (t - t_hi as f64) as f32 },
-            inv_t: (1.0 / t) as f32,
+            inv_hi: (1.0 / t) as f32,
+            inv_lo: (1.0 / t - (1.0 / t) as f32 as f64) as f32,
             t,
             emin_biased: (emin + 127) as u32,
             magic_shift: 23 - format.mantissa_bits(),
@@ -362,10 +364,10 @@ impl<const SCALE: u8> SingleKernel<SCALE> {
 }
 
 impl<const SCALE: u8> ElementKernel for SingleKernel<SCALE> {
-    /// The `f64` kernel's steps in `f32`. `y = x_c / t` comes from `y0 = x_c·fl(1/t)` and one
-    /// correction by the residual `x_c - t·y0` (its `t_hi` part exact in an FMA), accurate to
-    /// about 2^-46, then is rounded to odd (below); when `x_c / t` is a representable midpoint
-    /// (only possible when `t` is short), `y` is exactly the midpoint, so ties go to even. The
+    /// The `f64` kernel's steps in `f32`. `y = x_c / t` comes from a two-`f32` reciprocal, then
+    /// is rounded to odd with the sign of the residual `x_c - t·y` (below); when `x_c / t` is a
+    /// representable midpoint (only possible when `t` is short), `y` is exactly the midpoint, so
+    /// ties go to even. The
     /// output `g·t` is rounded once: exactly in `f32` when `t` is an `f32`, otherwise from the
     /// two-`f32` scale where that was checked to give the `f64` kernel's value on every grid
     /// point, or via the exact `f64` product.
@@ -375,16 +377,15 @@ impl<const SCALE: u8> ElementKernel for SingleKernel<SCALE> {
         // max/min in the operand order of the x86 instructions: NaN passes through
         let xc = if k.lo > x { k.lo } else { x };
         let xc = if k.hi < xc { k.hi } else { xc };
-        let y0 = xc * k.inv_t;
-        let r = (-k.t_hi).mul_add(y0, xc);
-        let r = if SCALE == SHORT { r } else { (-k.t_lo).mul_add(y0, r) };
-        let y = r.mul_add(k.inv_t, y0);
-        // Round to odd: `y` is a neighbour of `x_c / t`; when it is not the exact quotient and
-        // its last bit is even, step to the other neighbour (the odd one). Rounding the
-        // round-to-odd value to the grid (at least 2 bits coarser) then equals rounding the exact
-        // quotient, so a value just beside a representable midpoint is not taken for a tie. The
-        // residual's sign is exact when `t` is short (the FMA residual of a faithful quotient is
-        // representable) and right to about 2^-48 otherwise (where exact ties cannot occur).
+        // x_c·(inv_hi + inv_lo) is x_c/t to about 2^-47, so `y` is within 0.5 ulp + 2^-24 ulp of
+        // the quotient: one of its two neighbours, and the quotient itself when representable.
+        let y = xc.mul_add(k.inv_hi, xc * k.inv_lo);
+        // Round to odd: when `y` is not the exact quotient and its last bit is even, step to the
+        // other neighbour (the odd one). Rounding the round-to-odd value to the grid (at least 2
+        // bits coarser) then equals rounding the exact quotient, so a value just beside a
+        // representable midpoint is not taken for a tie. The residual's sign is exact when `t` is
+        // short (the FMA residual of a faithful quotient is representable) and right to about
+        // 2^-48 otherwise (where exact ties cannot occur).
         let r2 = (-k.t_hi).mul_add(y, xc);
         let r2 = if SCALE == SHORT { r2 } else { (-k.t_lo).mul_add(y, r2) };
         let yb = y.to_bits();

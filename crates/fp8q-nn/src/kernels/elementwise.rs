@@ -1,7 +1,9 @@
-//! Per-channel affine transform followed by an activation function, in place: the inference
-//! batch norm's `act(x · α + β)`, vectorized for the CPU it runs on.
+//! Element-wise kernels, in place and vectorized for the CPU they run on: the inference batch
+//! norm's per-channel `act(x · α + β)`, and the residual join `act(y + x)` with the block's
+//! output quantizer.
 
-use crate::layers::Activation;
+use crate::error::Result;
+use crate::layers::{Activation, QuantSlot};
 
 dispatch_by_cpu! {
     /// `v ← act(v · a + b)` for every value of `x` (a multiply then an add, not a fused
@@ -24,6 +26,46 @@ fn affine_act_impl(x: &mut [f32], a: f32, b: f32, act: Activation) {
             *v = if y > 6.0 { 6.0 } else { y };
         }),
     }
+}
+
+dispatch_by_cpu! {
+    /// `y ← act(y + x)` (same lengths).
+    pub fn add_act(y: &mut [f32], x: &[f32], act: Activation) => add_act_impl;
+}
+
+#[inline(always)]
+fn add_act_impl(y: &mut [f32], x: &[f32], act: Activation) {
+    match act {
+        Activation::Identity => y.iter_mut().zip(x).for_each(|(a, b)| *a += b),
+        Activation::Relu => y.iter_mut().zip(x).for_each(|(a, b)| {
+            let v = *a + b;
+            *a = if v < 0.0 { 0.0 } else { v };
+        }),
+        Activation::Relu6 => y.iter_mut().zip(x).for_each(|(a, b)| {
+            let v = *a + b;
+            let v = if v < 0.0 { 0.0 } else { v };
+            *a = if v > 6.0 { 6.0 } else { v };
+        }),
+    }
+}
+
+/// A residual join: `y ← act(y + x)` then `quantizer` on `y`, in parallel pieces of 16k values;
+/// a fixed quantizer runs on each piece while it is in cache.
+pub fn residual_join(y: &mut [f32], x: &[f32], act: Activation, quantizer: &mut QuantSlot) -> Result<()> {
+    use rayon::prelude::*;
+    const PIECE: usize = 1 << 14;
+    assert_eq!(y.len(), x.len(), "residual join of different lengths");
+    let fused = quantizer.fixed_elementwise();
+    y.par_chunks_mut(PIECE).zip(x.par_chunks(PIECE)).for_each(|(y, x)| {
+        add_act(y, x, act);
+        if let Some(q) = &fused {
+            q.quantize_inplace_serial(y);
+        }
+    });
+    if fused.is_none() {
+        quantizer.apply(y, 1, true)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

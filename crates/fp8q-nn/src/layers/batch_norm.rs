@@ -18,6 +18,7 @@
 //! ```
 
 use candle_core::Tensor;
+use fp8q_core::quantizer::Quantizer;
 
 use crate::error::{NnError, Result};
 use crate::feature_map::{with_f32_slice, FeatureMap};
@@ -108,11 +109,12 @@ impl BatchNorm2d {
 
     /// Normalize `x` in place (running statistics, or batch statistics while re-estimating).
     pub fn forward(&mut self, x: &mut FeatureMap) -> Result<()> {
-        self.forward_act(x, Activation::Identity)
+        self.forward_act(x, Activation::Identity, None)
     }
 
-    /// Normalize and apply `act` in one pass.
-    pub fn forward_act(&mut self, x: &mut FeatureMap, act: Activation) -> Result<()> {
+    /// Normalize, apply `act` and (optionally) quantize with `post`, in one pass over the data
+    /// (each piece is quantized while it is still in cache).
+    pub fn forward_act(&mut self, x: &mut FeatureMap, act: Activation, post: Option<&Quantizer>) -> Result<()> {
         use rayon::prelude::*;
         let c = self.channels();
         if x.c != c {
@@ -155,6 +157,9 @@ impl BatchNorm2d {
                 for (j, p) in run.chunks_mut(plane).enumerate() {
                     let nc = t * per_task + j;
                     affine_act(p, alpha[nc % c], beta[nc % c], act);
+                }
+                if let Some(q) = post {
+                    q.quantize_inplace_serial(run);
                 }
             });
         Ok(())
@@ -259,7 +264,7 @@ mod tests {
     fn activation_is_fused() {
         let mut bn = BatchNorm2d::new("bn", t(&[1.0]), t(&[0.0]), t(&[0.0]), t(&[1.0]), 0.0).unwrap();
         let mut x = FeatureMap::from_vec(vec![-1.0, 3.0, 9.0], 1, 1, 1, 3).unwrap();
-        bn.forward_act(&mut x, Activation::Relu6).unwrap();
+        bn.forward_act(&mut x, Activation::Relu6, None).unwrap();
         assert_eq!(x.data, vec![0.0, 3.0, 6.0]);
     }
 }

@@ -5,7 +5,7 @@
 //! in f32 (running statistics, or batch statistics while re-estimating), the activation
 //! function, then the output-activation slot.
 
-use candle_core::{Device, Tensor};
+use candle_core::{Device, Tensor, TensorId};
 
 use crate::error::{Result, TensorContext};
 use crate::feature_map::{with_f32_slice, FeatureMap};
@@ -32,6 +32,8 @@ pub struct ConvBnAct {
     /// Quantize the unit's input with `act_quantizer` instead of its output (quant setup
     /// `LSQ_paper`).
     pub quantize_input: bool,
+    /// The quantized weight, kept while the weight tensor and its fixed quantizer stay the same.
+    weight_cache: Option<(TensorId, u64, Tensor)>,
 }
 
 /// Geometry of a conv: `(in, out, kernel, stride, pad, groups)`.
@@ -64,6 +66,7 @@ impl ConvBnAct {
             weight_quantizer: QuantSlot::empty(),
             act_quantizer: QuantSlot::empty(),
             quantize_input: false,
+            weight_cache: None,
         })
     }
 
@@ -72,9 +75,17 @@ impl ConvBnAct {
         if !self.weight_quantizer.is_active() {
             return Ok(self.conv.weight.clone());
         }
+        let version = self.weight_quantizer.fixed_version();
+        if let (Some(v), Some((id, cached_v, w))) = (version, &self.weight_cache) {
+            if *id == self.conv.weight.id() && *cached_v == v {
+                return Ok(w.clone());
+            }
+        }
         let mut w = with_f32_slice(&self.conv.weight, &self.name, |s| s.to_vec())?;
         self.weight_quantizer.apply(&mut w, self.conv.out_channels, true)?;
-        Tensor::from_vec(w, self.conv.weight.dims(), &Device::Cpu).at(&self.name)
+        let w = Tensor::from_vec(w, self.conv.weight.dims(), &Device::Cpu).at(&self.name)?;
+        self.weight_cache = version.map(|v| (self.conv.weight.id(), v, w.clone()));
+        Ok(w)
     }
 
     /// Run the unit.
@@ -87,8 +98,14 @@ impl ConvBnAct {
         } else {
             self.conv.forward_with(x, &w)?
         };
-        self.bn.forward_act(&mut y, self.act)?;
-        if !self.quantize_input {
+        // a fixed output quantizer runs inside the BN pass; otherwise (estimating) on the whole
+        let fused = if self.quantize_input {
+            None
+        } else {
+            self.act_quantizer.fixed_elementwise()
+        };
+        self.bn.forward_act(&mut y, self.act, fused.as_ref())?;
+        if !self.quantize_input && fused.is_none() {
             self.act_quantizer.apply(&mut y.data, 1, true)?;
         }
         Ok(y)

@@ -23,6 +23,8 @@
 //! assert_eq!(x, vec![0.0, 2.0]);
 //! ```
 
+use fp8q_core::quantizer::Quantizer;
+
 use crate::error::Result;
 
 /// Which slot of a unit.
@@ -43,6 +45,19 @@ pub trait TensorQuantizer: Send + std::fmt::Debug {
     /// update its range from `data` first (when it is estimating); without it, it must use its
     /// current range (a shared quantizer re-used, e.g. on the average pool's output).
     fn quantize(&mut self, data: &mut [f32], channels: usize, update_range: bool) -> Result<()>;
+
+    /// A per-tensor element-wise quantizer equivalent to [`TensorQuantizer::quantize`] for any
+    /// data, when there is one (a fixed range): the caller may then apply it to pieces of a
+    /// tensor inside its own loops instead of calling `quantize` on the whole.
+    fn fixed_elementwise(&self) -> Option<Quantizer> {
+        None
+    }
+
+    /// While the quantizer is fixed (the same input always gives the same output), a number
+    /// unique to its current state across the process, so that callers may cache its output.
+    fn fixed_version(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// An optional quantizer.
@@ -75,6 +90,16 @@ impl QuantSlot {
     /// True when a quantizer is present.
     pub fn is_active(&self) -> bool {
         self.quantizer.is_some()
+    }
+
+    /// See [`TensorQuantizer::fixed_elementwise`] (`None` for an empty slot).
+    pub fn fixed_elementwise(&self) -> Option<Quantizer> {
+        self.quantizer.as_ref().and_then(|q| q.fixed_elementwise())
+    }
+
+    /// See [`TensorQuantizer::fixed_version`] (`None` for an empty slot).
+    pub fn fixed_version(&self) -> Option<u64> {
+        self.quantizer.as_ref().and_then(|q| q.fixed_version())
     }
 
     /// Quantize in place if a quantizer is present.

@@ -12,6 +12,7 @@ use candle_core::Tensor;
 
 use crate::error::{NnError, Result};
 use crate::feature_map::FeatureMap;
+use crate::kernels::elementwise::residual_join;
 use crate::kernels::pool;
 use crate::layers::conv_bn_act::ConvSpec;
 use crate::layers::{Activation, BatchNorm2d, ConvBnAct, Linear, QuantSlot, SlotKind};
@@ -91,10 +92,7 @@ impl InvertedResidual {
             y = u.forward(&y)?;
         }
         if self.residual {
-            for (a, b) in y.data.iter_mut().zip(&x.data) {
-                *a += b;
-            }
-            self.output_quantizer.apply(&mut y.data, 1, true)?;
+            residual_join(&mut y.data, &x.data, Activation::Identity, &mut self.output_quantizer)?;
         }
         Ok(y)
     }

@@ -4,6 +4,7 @@
 
 use crate::error::{NnError, Result};
 use crate::feature_map::FeatureMap;
+use crate::kernels::elementwise::residual_join;
 use crate::kernels::{pool, Window};
 use crate::layers::conv_bn_act::ConvSpec;
 use crate::layers::{Activation, BatchNorm2d, ConvBnAct, Linear, QuantSlot, SlotKind};
@@ -101,10 +102,12 @@ impl ResidualBlock {
                 format!("shortcut {:?} and residual {:?} differ", shortcut.dims(), y.dims()),
             ));
         }
-        for (a, b) in y.data.iter_mut().zip(&shortcut.data) {
-            *a = Activation::Relu.apply(*a + b);
-        }
-        self.output_quantizer.apply(&mut y.data, 1, true)?;
+        residual_join(
+            &mut y.data,
+            &shortcut.data,
+            Activation::Relu,
+            &mut self.output_quantizer,
+        )?;
         Ok(y)
     }
 }

@@ -40,8 +40,16 @@ use crate::layers::{SlotKind, TensorQuantizer};
 #[derive(Debug)]
 struct Shared {
     manager: QuantManager,
-    /// Bumped whenever the quantizers may have changed (fix, estimate, load).
+    /// Renewed whenever the quantizers may have changed (fix, estimate, load); unique across all
+    /// quantizers of the process.
     generation: u64,
+}
+
+/// A number never handed out before.
+fn next_generation() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// The pipeline's handle on one installed quantizer.
@@ -74,14 +82,14 @@ impl SlotHandle {
     pub fn fix(&self) {
         let mut s = lock(&self.shared);
         s.manager.fix();
-        s.generation += 1;
+        s.generation = next_generation();
     }
 
     /// Estimate again from scratch on the next pass.
     pub fn estimate(&self) {
         let mut s = lock(&self.shared);
         s.manager.estimate();
-        s.generation += 1;
+        s.generation = next_generation();
     }
 
     /// Estimate or fixed.
@@ -101,7 +109,7 @@ impl SlotHandle {
             unit: format!("{} ({})", self.unit, self.role()),
             why: e.to_string(),
         })?;
-        s.generation += 1;
+        s.generation = next_generation();
         Ok(())
     }
 
@@ -124,7 +132,10 @@ pub struct ManagedQuantizer {
 impl ManagedQuantizer {
     /// A quantizer for `unit`'s `kind` slot and the handle that reaches it.
     pub fn new(unit: &str, kind: SlotKind, manager: QuantManager) -> (Self, SlotHandle) {
-        let shared = Arc::new(Mutex::new(Shared { manager, generation: 0 }));
+        let shared = Arc::new(Mutex::new(Shared {
+            manager,
+            generation: next_generation(),
+        }));
         let handle = SlotHandle {
             unit: unit.to_string(),
             kind,
@@ -178,6 +189,15 @@ impl TensorQuantizer for ManagedQuantizer {
             self.cache = None;
         }
         Ok(())
+    }
+
+    fn fixed_elementwise(&self) -> Option<fp8q_core::quantizer::Quantizer> {
+        lock(&self.shared).manager.fixed_quantizer().copied()
+    }
+
+    fn fixed_version(&self) -> Option<u64> {
+        let s = lock(&self.shared);
+        (s.manager.slot_state() == SlotState::Fixed).then_some(s.generation)
     }
 }
 
