@@ -31,7 +31,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let x: Vec<f32> = (0..batch * 3 * 224 * 224)
         .map(|i| ((i * 7919 % 1000) as f32) / 500.0 - 1.0)
         .collect();
-    let input = || FeatureMap::from_vec(x.clone(), batch, 3, 224, 224);
+    let input = || -> Result<FeatureMap, Box<dyn std::error::Error>> {
+        Ok(FeatureMap::from_vec(x.clone(), batch, 3, 224, 224)?)
+    };
     let mut models = Vec::new();
     for &m in modes {
         let mut model = Model::load(arch, &args[2])?;
