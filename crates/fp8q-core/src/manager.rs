@@ -213,6 +213,21 @@ impl QuantManager {
                     vec![Quantizer::Fp(FpQuantizer::new(format, self.fixed_alpha()?)?)]
                 }
             }
+            QuantMethod::Int(f)
+                if f.kind == IntKind::Symmetric && range.min.len() > 1 && range.min.iter().any(|&m| m < 0.0) =>
+            {
+                // The reference picks signed vs unsigned once for the whole tensor (signed when any
+                // channel's minimum is negative): a channel whose own minimum is >= 0 then gets the
+                // signed grid of its absolute maximum (a minimum of -MIN_POSITIVE decides the sign
+                // without changing the absolute maximum).
+                let mut signed = range.clone();
+                for m in &mut signed.min {
+                    if *m >= 0.0 {
+                        *m = -f32::MIN_POSITIVE;
+                    }
+                }
+                signed.quantizers(&self.method)?
+            }
             _ => range.quantizers(&self.method)?,
         };
         self.range = Some(range);
@@ -464,5 +479,31 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("calibration"));
+    }
+
+    /// Per-channel symmetric INT: one sign decision for the whole tensor (the reference's rule).
+    #[test]
+    fn per_channel_symmetric_int_signs_the_whole_tensor() {
+        let config = |per_channel| QuantConfig {
+            method: QuantMethod::Int(IntFormat::new(8, IntKind::Symmetric).unwrap()),
+            range_method: RangeMethod::CurrentMinMax,
+            per_channel,
+            fp_set_maxval: true,
+            fp_maxval: None,
+        };
+        let deltas = |data: &[f32], per_channel: bool| {
+            let mut slot = QuantManager::new(config(per_channel)).unwrap();
+            slot.forward(&mut data.to_vec(), 2).unwrap();
+            match slot.state().unwrap() {
+                QuantizerState::Int { delta, zero_point, .. } => (delta, zero_point),
+                s => panic!("{s:?}"),
+            }
+        };
+        // channel 0 non-negative, channel 1 with a negative value: both get the signed grid
+        let (delta, _) = deltas(&[0.0, 2.54, -1.0, 1.27], true);
+        assert_eq!(delta, vec![2.54f32 / 127.0, 1.27f32 / 127.0]);
+        // all channels non-negative: each keeps the unsigned grid
+        let (delta, _) = deltas(&[0.0, 2.55, 0.5, 1.275], true);
+        assert_eq!(delta, vec![2.55f32 / 255.0, 1.275f32 / 255.0]);
     }
 }

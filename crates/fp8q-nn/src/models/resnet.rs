@@ -124,14 +124,22 @@ pub struct ResNet {
 }
 
 impl ResNet {
-    /// Load a ResNet with `blocks` per stage; the number of classes is read from `fc.weight`.
+    /// Load a ResNet with `blocks` per stage; the number of classes is read from `fc.weight`, the
+    /// base width (64 in torchvision's models; stage `i` has `base·2^i` planes) from
+    /// `conv1.weight`.
     pub fn load(vb: &WeightPath<'_>, kind: BlockKind, blocks: [usize; 4]) -> Result<Self> {
+        let base = vb
+            .pp("conv1")
+            .shape_of("weight")
+            .and_then(|s| s.first().copied())
+            .filter(|&w| w > 0)
+            .unwrap_or(64);
         let conv1 = ConvBnAct::load(
             &vb.pp("conv1"),
             &vb.pp("bn1"),
             ConvSpec {
                 cin: 3,
-                cout: 64,
+                cout: base,
                 k: 7,
                 stride: 2,
                 pad: 3,
@@ -139,10 +147,10 @@ impl ResNet {
             },
             Activation::Relu,
         )?;
-        let mut cin = 64;
+        let mut cin = base;
         let mut layers = Vec::new();
         for (stage, &n) in blocks.iter().enumerate() {
-            let planes = 64 << stage;
+            let planes = base << stage;
             let lvb = vb.pp(format!("layer{}", stage + 1));
             let mut stage_blocks = Vec::new();
             for i in 0..n {

@@ -30,9 +30,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use fp8q_core::format::IntKind;
 use fp8q_core::manager::{QuantManager, QuantizerState, SlotState};
-use fp8q_core::quantizer::QuantMethod;
 
 use crate::error::{NnError, Result};
 use crate::layers::{SlotKind, TensorQuantizer};
@@ -167,10 +165,7 @@ impl TensorQuantizer for ManagedQuantizer {
             }
         }
         let input = cacheable.then(|| data.to_vec());
-        let estimating = update_range && s.manager.slot_state() == SlotState::Estimate;
-        let result = if estimating && tensor_wide_sign(&s.manager) {
-            forward_tensor_wide_sign(&mut s.manager, data, channels)
-        } else if update_range {
+        let result = if update_range {
             s.manager.forward(data, channels)
         } else {
             s.manager.quantize(data)
@@ -199,35 +194,4 @@ impl TensorQuantizer for ManagedQuantizer {
         let s = lock(&self.shared);
         (s.manager.slot_state() == SlotState::Fixed).then_some(s.generation)
     }
-}
-
-/// A per-channel symmetric INT slot: the reference decides signed vs unsigned grid once for the
-/// whole tensor (signed when any channel's minimum is negative), not per channel.
-fn tensor_wide_sign(manager: &QuantManager) -> bool {
-    let config = manager.config();
-    config.per_channel && matches!(config.method, QuantMethod::Int(f) if f.kind == IntKind::Symmetric)
-}
-
-/// Estimate and quantize like [`QuantManager::forward`], but when the tensor has negative values
-/// give every channel the signed grid (a channel whose own minimum is `>= 0` gets a minimum of
-/// `-f32::MIN_POSITIVE`, which makes it signed without changing its absolute maximum).
-fn forward_tensor_wide_sign(manager: &mut QuantManager, data: &mut [f32], channels: usize) -> fp8q_core::Result<()> {
-    let original = data.to_vec();
-    manager.forward(data, channels)?;
-    let Some(range) = manager.range() else {
-        return Ok(());
-    };
-    let any_negative = range.min.iter().any(|&m| m < 0.0);
-    if !any_negative || range.min.iter().all(|&m| m < 0.0) {
-        return Ok(());
-    }
-    let mut adjusted = range.clone();
-    for m in &mut adjusted.min {
-        if *m >= 0.0 {
-            *m = -f32::MIN_POSITIVE;
-        }
-    }
-    manager.set_range(adjusted)?;
-    data.copy_from_slice(&original);
-    manager.quantize(data)
 }
