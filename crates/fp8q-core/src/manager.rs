@@ -65,33 +65,42 @@ pub enum SlotState {
 }
 
 /// The saved state of a slot: what a quantizer does, per channel. Field names follow the golden
-/// files (`kind`, `maxval`, `mantissa_bits`, `sign_bits`; `delta`, `zero_point`).
+/// files (`kind`, `maxval`, `mantissa_bits`, `sign_bits`; `delta`, `zero_point`), which are also
+/// read: there, counts may be written as floats (`3.0`), FP states have no `n_bits` (the slot's
+/// is used), INT states no `int_min`/`int_max` (derived for asymmetric grids) and one zero point
+/// may stand for every channel.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum QuantizerState {
     /// Flexible-bias FP.
     Fp {
-        /// Total bits.
-        n_bits: u32,
+        /// Total bits (`None`: the slot's).
+        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "whole_opt")]
+        n_bits: Option<u32>,
         /// Maximum value per channel (one entry per tensor).
         maxval: Vec<f64>,
         /// Mantissa bits.
+        #[serde(deserialize_with = "whole")]
         mantissa_bits: u32,
         /// 1 signed, 0 unsigned.
+        #[serde(deserialize_with = "whole")]
         sign_bits: u32,
     },
     /// Uniform INT.
     Int {
         /// Total bits.
+        #[serde(deserialize_with = "whole")]
         n_bits: u32,
         /// Step per channel.
         delta: Vec<f32>,
-        /// Zero point per channel (0 for symmetric).
+        /// Zero point per channel (0 for symmetric), or one for all channels.
         zero_point: Vec<f32>,
-        /// Smallest integer.
-        int_min: i64,
+        /// Smallest integer (`None`: derived from the slot's grid kind, asymmetric only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        int_min: Option<i64>,
         /// Largest integer.
-        int_max: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        int_max: Option<i64>,
     },
     /// A standard 8-bit encoding, scaled per channel.
     Standard {
@@ -100,6 +109,22 @@ pub enum QuantizerState {
         /// Scale per channel.
         scale: Vec<f64>,
     },
+}
+
+/// A non-negative whole number written as an integer or as an integral float (`3` or `3.0`).
+fn whole<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<u32, D::Error> {
+    let v = <f64 as serde::Deserialize>::deserialize(d)?;
+    if v >= 0.0 && v.fract() == 0.0 && v <= u32::MAX as f64 {
+        Ok(v as u32)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "expected a non-negative whole number, got {v}"
+        )))
+    }
+}
+
+fn whole_opt<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<u32>, D::Error> {
+    whole(d).map(Some)
 }
 
 /// One quantizer slot.
@@ -273,7 +298,7 @@ impl QuantManager {
                         .collect(),
                 },
                 _ => QuantizerState::Fp {
-                    n_bits: first.format().n_bits(),
+                    n_bits: Some(first.format().n_bits()),
                     maxval: self.fp_quantizers().map(|q| q.maxval()).collect(),
                     mantissa_bits: first.format().mantissa_bits(),
                     sign_bits: first.format().sign_bits(),
@@ -292,8 +317,8 @@ impl QuantManager {
                     n_bits: self.method.n_bits(),
                     delta: grids.iter().map(|g| g.delta).collect(),
                     zero_point: grids.iter().map(|g| g.zero_point).collect(),
-                    int_min: first.grid().int_min,
-                    int_max: first.grid().int_max,
+                    int_min: Some(first.grid().int_min),
+                    int_max: Some(first.grid().int_max),
                 }
             }
         })
@@ -321,11 +346,16 @@ impl QuantManager {
                     mantissa_bits,
                     sign_bits,
                 },
-                QuantMethod::Fp { allow_unsigned, .. },
+                QuantMethod::Fp {
+                    allow_unsigned,
+                    n_bits: slot_bits,
+                    ..
+                },
             ) => {
-                let format = FpFormat::new(*n_bits, *mantissa_bits, *sign_bits == 1)?;
+                let n_bits = n_bits.unwrap_or(slot_bits);
+                let format = FpFormat::new(n_bits, *mantissa_bits, *sign_bits == 1)?;
                 self.method = QuantMethod::Fp {
-                    n_bits: *n_bits,
+                    n_bits,
                     mantissa_bits: *mantissa_bits,
                     allow_unsigned,
                 };
@@ -344,7 +374,8 @@ impl QuantManager {
                 },
                 QuantMethod::Int(f),
             ) => {
-                if *n_bits != f.n_bits || delta.len() != zero_point.len() {
+                let broadcast = zero_point.len() == 1 && delta.len() > 1;
+                if *n_bits != f.n_bits || (delta.len() != zero_point.len() && !broadcast) {
                     return Err(mismatch(format!(
                         "INT state with {n_bits} bits and {} steps / {} zero points does not fit an INT{} slot",
                         delta.len(),
@@ -352,9 +383,20 @@ impl QuantManager {
                         f.n_bits
                     )));
                 }
+                let (int_min, int_max) = match (int_min, int_max, f.kind) {
+                    (Some(lo), Some(hi), _) => (*lo, *hi),
+                    (None, None, IntKind::Asymmetric) => (0, (1i64 << f.n_bits) - 1),
+                    _ => {
+                        return Err(mismatch(
+                            "a symmetric INT state needs int_min and int_max (whether the grid is signed \
+                             is not recorded otherwise)"
+                                .into(),
+                        ))
+                    }
+                };
                 delta
                     .iter()
-                    .zip(zero_point)
+                    .zip(zero_point.iter().cycle())
                     .map(|(&d, &z)| {
                         if !(d.is_finite() && d > 0.0) {
                             return Err(mismatch(format!("step {d} is not positive")));
@@ -362,8 +404,8 @@ impl QuantManager {
                         Ok(Quantizer::Int(IntQuantizer::new(IntGrid {
                             delta: d,
                             zero_point: z,
-                            int_min: *int_min,
-                            int_max: *int_max,
+                            int_min,
+                            int_max,
                         })))
                     })
                     .collect::<Result<_>>()?
@@ -464,8 +506,8 @@ mod tests {
             n_bits: 8,
             delta: vec![0.1],
             zero_point: vec![0.0],
-            int_min: -128,
-            int_max: 127,
+            int_min: Some(-128),
+            int_max: Some(127),
         };
         let err = slot.load_state(&int_state).unwrap_err().to_string();
         assert!(err.contains("INT"), "{err}");
@@ -505,5 +547,53 @@ mod tests {
         // all channels non-negative: each keeps the unsigned grid
         let (delta, _) = deltas(&[0.0, 2.55, 0.5, 1.275], true);
         assert_eq!(delta, vec![2.55f32 / 255.0, 1.275f32 / 255.0]);
+    }
+
+    /// States in the golden files' spelling load: float counts, no `n_bits` for FP, no integer
+    /// range for asymmetric INT, one zero point for all channels; a symmetric INT state without
+    /// its integer range is refused (its sign is unknown).
+    #[test]
+    fn golden_style_states_load() {
+        let mut fp = QuantManager::new(fp_config(true)).unwrap();
+        let state: QuantizerState =
+            serde_json::from_str(r#"{"kind": "fp", "maxval": [2.0, 4.0], "mantissa_bits": 2.0, "sign_bits": 1}"#)
+                .unwrap();
+        fp.load_state(&state).unwrap();
+        match fp.state().unwrap() {
+            QuantizerState::Fp {
+                n_bits,
+                mantissa_bits,
+                maxval,
+                ..
+            } => {
+                assert_eq!((n_bits, mantissa_bits), (Some(8), 2));
+                assert_eq!(maxval, vec![2.0, 4.0]);
+            }
+            s => panic!("{s:?}"),
+        }
+        assert!(serde_json::from_str::<QuantizerState>(
+            r#"{"kind": "fp", "maxval": [1.0], "mantissa_bits": 2.5, "sign_bits": 1}"#
+        )
+        .is_err());
+
+        let int_config = |kind| QuantConfig {
+            method: QuantMethod::Int(IntFormat::new(8, kind).unwrap()),
+            range_method: RangeMethod::CurrentMinMax,
+            per_channel: true,
+            fp_set_maxval: true,
+            fp_maxval: None,
+        };
+        let int_state: QuantizerState =
+            serde_json::from_str(r#"{"kind": "int", "n_bits": 8.0, "delta": [0.5, 0.25], "zero_point": [3.0]}"#)
+                .unwrap();
+        let mut asym = QuantManager::new(int_config(IntKind::Asymmetric)).unwrap();
+        asym.load_state(&int_state).unwrap();
+        let mut x = vec![-1.5f32, 200.0, -1.0, 200.0];
+        asym.quantize(&mut x).unwrap();
+        // channel 0: Δ 0.5, z 3 → [-1.5, 126]; channel 1: Δ 0.25, z 3 → [-0.75, 63]
+        assert_eq!(x, vec![-1.5, 126.0, -0.75, 63.0]);
+        let mut sym = QuantManager::new(int_config(IntKind::Symmetric)).unwrap();
+        let err = sym.load_state(&int_state).unwrap_err().to_string();
+        assert!(err.contains("int_min"), "{err}");
     }
 }

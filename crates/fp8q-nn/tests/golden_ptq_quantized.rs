@@ -294,3 +294,73 @@ golden_tests! {
     mobilenet_v2_fp8_e3m4_bn_reestimation: Architecture::MobilenetV2, MV2, "fp8_e3m4_bn_reestimation";
     mobilenet_v2_int8_asymmetric_running: Architecture::MobilenetV2, MV2, "int8_asymmetric_running";
 }
+
+/// The reference's own ranges loaded from the golden run file (`--load-quant-params` reads a run
+/// report's `quantizers`), no calibration, evaluated: what is left is the quantized forward pass
+/// itself. Measured, it moves the logits as much as float noise moves the reference itself
+/// (`self_noise`: 0.5–2% relative L2), so that is the tolerance (three times the reference's
+/// self-noise, at least 1%). Symmetric INT configurations are not listed: the golden states do
+/// not record whether a symmetric grid is signed (our own files do).
+fn check_with_reference_ranges(arch: Architecture, weights: &str, config: &str) {
+    let dir = golden_dir();
+    let arch_name = arch.name();
+    let run = dir.join("runs").join(format!("{arch_name}__{config}.json"));
+    let golden = read_json(&run);
+    assert_eq!(golden["config"]["bn_reestimation_batches"].as_u64(), Some(0));
+    let tag = format!("{arch_name}/{config} with the reference's ranges");
+    let mut model = Model::load(arch, dir.join("weights").join(weights)).unwrap();
+    let installed = ptq::install(&mut model, &config_of(&golden["config"])).unwrap();
+    installed.load_json(&run).unwrap();
+    let val = ImageFolder::open(dir.join("images/val")).unwrap();
+    let eval = fp8q_nn::evaluate::evaluate(
+        &mut model,
+        BatchLoader::new(&val, LoaderOptions::new(8, Transform::val())),
+        |_| {},
+    )
+    .unwrap();
+    let want: Vec<f64> = golden["logits"].as_array().unwrap().iter().flat_map(numbers).collect();
+    let num: f64 = eval
+        .logits
+        .iter()
+        .zip(&want)
+        .map(|(&a, b)| (a as f64 - b).powi(2))
+        .sum();
+    let rel = (num / want.iter().map(|b| b * b).sum::<f64>()).sqrt();
+    let classes = model.num_classes();
+    let flips = eval
+        .logits
+        .chunks(classes)
+        .zip(want.chunks(classes))
+        .filter(|(a, g)| argmax(a) != argmax(&g.iter().map(|&x| x as f32).collect::<Vec<_>>()))
+        .count();
+    let noise = &golden["self_noise"];
+    let rel_tol = 0.01f64.max(3.0 * noise["rel_l2"].as_f64().unwrap());
+    let flip_tol = (3.0 * (1.0 - noise["top1_agreement"].as_f64().unwrap()) * want.len() as f64 / classes as f64)
+        .round()
+        .max(1.0) as usize;
+    eprintln!("{tag}: logits rel L2 {rel:.2e} (≤ {rel_tol:.2e}), {flips} top-1 flips (≤ {flip_tol})");
+    assert!(rel <= rel_tol, "{tag}: logits relative L2 error {rel} > {rel_tol}");
+    assert!(flips <= flip_tol, "{tag}: {flips} top-1 flips > {flip_tol}");
+}
+
+macro_rules! reference_range_tests {
+    ($($name:ident: $arch:expr, $weights:expr, $config:expr;)*) => {
+        $(
+            #[test]
+            fn $name() {
+                check_with_reference_ranges($arch, $weights, $config);
+            }
+        )*
+    };
+}
+
+reference_range_tests! {
+    resnet18_fp8_e2m5_reference_ranges: Architecture::Resnet18, R18, "fp8_e2m5_readme";
+    resnet18_fp8_e4m3_reference_ranges: Architecture::Resnet18, R18, "fp8_e4m3";
+    resnet18_fp8_mse_mantissa_search_reference_ranges: Architecture::Resnet18, R18, "fp8_mse_mantissa_search";
+    resnet18_int8_asymmetric_running_reference_ranges: Architecture::Resnet18, R18, "int8_asymmetric_running";
+    mobilenet_v2_fp8_e2m5_reference_ranges: Architecture::MobilenetV2, MV2, "fp8_e2m5_readme";
+    mobilenet_v2_fp8_e4m3_reference_ranges: Architecture::MobilenetV2, MV2, "fp8_e4m3";
+    mobilenet_v2_fp8_mse_mantissa_search_reference_ranges: Architecture::MobilenetV2, MV2, "fp8_mse_mantissa_search";
+    mobilenet_v2_int8_asymmetric_running_reference_ranges: Architecture::MobilenetV2, MV2, "int8_asymmetric_running";
+}

@@ -330,8 +330,8 @@ fn bad_quant_params_files_name_the_file_and_unit() {
         n_bits: 8,
         delta: vec![0.1],
         zero_point: vec![0.0],
-        int_min: -128,
-        int_max: 127,
+        int_min: Some(-128),
+        int_max: Some(127),
     };
     states.get_mut("layer1.0").unwrap().act = Some(int);
     let (path, err) = load(&states, "wrong-kind.json");

@@ -58,7 +58,9 @@ pub struct ValidateQuantizedArgs {
     /// Write the calibrated quantizer states (JSON: unit → {weight, act}).
     #[arg(long = "save-quant-params")]
     pub save_quant_params: Option<PathBuf>,
-    /// Load quantizer states written by --save-quant-params instead of calibrating.
+    /// Load quantizer states instead of calibrating: a file written by --save-quant-params, or a
+    /// run report whose "quantizers" member holds them (our --json output, or a reference run in
+    /// the golden layout; symmetric INT states there need int_min/int_max).
     #[arg(long = "load-quant-params")]
     pub load_quant_params: Option<PathBuf>,
 

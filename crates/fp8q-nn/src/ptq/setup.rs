@@ -527,16 +527,20 @@ impl Installed {
     }
 }
 
-/// Read a quantization-parameter file: a JSON object of unit → `{weight?, act?}`. Errors name the
-/// file and the unit.
+/// Read a quantization-parameter file: a JSON object of unit → `{weight?, act?}` (as written by
+/// `--save-quant-params`), or a whole run report whose `quantizers` member is one (our `--json`
+/// output, or a reference run in the golden layout). Errors name the file and the unit.
 pub fn read_states(path: &Path) -> Result<UnitStates> {
     let text = std::fs::read_to_string(path).map_err(|err| NnError::Io {
         path: path.to_path_buf(),
         err,
     })?;
     let what = || format!("quantization parameters {}", path.display());
-    let raw: BTreeMap<String, serde_json::Value> = serde_json::from_str(&text)
+    let mut raw: BTreeMap<String, serde_json::Value> = serde_json::from_str(&text)
         .map_err(|e| NnError::invalid(what(), format!("not a JSON object of unit name → {{weight, act}}: {e}")))?;
+    if let Some(serde_json::Value::Object(units)) = raw.get("quantizers") {
+        raw = units.clone().into_iter().collect();
+    }
     raw.into_iter()
         .map(|(unit, v)| {
             let state: UnitState =
