@@ -72,6 +72,16 @@ fn unit(channels: usize) -> ConvBnAct {
     ConvBnAct::load(&w.root().pp("c"), &w.root().pp("bn"), spec, Activation::Relu6).unwrap()
 }
 
+/// The weight the unit's conv uses this pass.
+fn weight_values(u: &mut ConvBnAct) -> Vec<f32> {
+    u.effective_weight()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
+}
+
 fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
 }
@@ -133,20 +143,8 @@ fn cached_weight_follows_the_quantizer() {
     u.weight_quantizer.set(Box::new(q));
     u.forward(&x).unwrap();
     handle.fix();
-    let w1 = u
-        .effective_weight()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    let again = u
-        .effective_weight()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
+    let w1 = weight_values(&mut u);
+    let again = weight_values(&mut u);
     assert_eq!(bits(&w1), bits(&again));
     // a narrower range: the cached weight must not be reused
     let mut state = handle.state().unwrap();
@@ -155,13 +153,7 @@ fn cached_weight_follows_the_quantizer() {
         .replace("\"mantissa_bits\":3", "\"mantissa_bits\":1");
     state = serde_json::from_str(&json).unwrap();
     handle.load_state(&state).unwrap();
-    let w2 = u
-        .effective_weight()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
+    let w2 = weight_values(&mut u);
     assert_ne!(bits(&w1), bits(&w2));
     // a new weight tensor: recomputed too
     let raw = u.conv.weight.flatten_all().unwrap().to_vec1::<f32>().unwrap();
@@ -171,12 +163,6 @@ fn cached_weight_follows_the_quantizer() {
         &Device::Cpu,
     )
     .unwrap();
-    let w3 = u
-        .effective_weight()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
+    let w3 = weight_values(&mut u);
     assert_ne!(bits(&w2), bits(&w3));
 }

@@ -105,6 +105,12 @@ fn compare_range(ours: &Value, golden: &Value, tol: f64) -> Result<(), String> {
     Ok(())
 }
 
+/// Relative L2 error of `got` against `want`.
+fn rel_l2(got: &[f32], want: &[f64]) -> f64 {
+    let num: f64 = got.iter().zip(want).map(|(&a, b)| (a as f64 - b).powi(2)).sum();
+    (num / want.iter().map(|b| b * b).sum::<f64>()).sqrt()
+}
+
 fn check(arch: Architecture, weights: &str, config: &str) {
     let start = Instant::now();
     let dir = golden_dir();
@@ -151,14 +157,7 @@ fn check(arch: Architecture, weights: &str, config: &str) {
         .collect();
     let flat: Vec<f64> = want.iter().flatten().map(|&x| x as f64).collect();
     assert_eq!(eval.logits.len(), flat.len(), "{tag}: number of logits");
-    let num: f64 = eval
-        .logits
-        .iter()
-        .zip(&flat)
-        .map(|(&a, b)| (a as f64 - b).powi(2))
-        .sum();
-    let den: f64 = flat.iter().map(|b| b * b).sum();
-    let rel = (num / den).sqrt();
+    let rel = rel_l2(&eval.logits, &flat);
     let agree = eval
         .logits
         .chunks(classes)
@@ -266,12 +265,13 @@ fn check(arch: Architecture, weights: &str, config: &str) {
     );
 }
 
+/// One test per `name: arch, weights, config;` line, each calling `$check`.
 macro_rules! golden_tests {
-    ($($name:ident: $arch:expr, $weights:expr, $config:expr;)*) => {
+    ($check:ident => $($name:ident: $arch:expr, $weights:expr, $config:expr;)*) => {
         $(
             #[test]
             fn $name() {
-                check($arch, $weights, $config);
+                $check($arch, $weights, $config);
             }
         )*
     };
@@ -281,6 +281,7 @@ const R18: &str = "resnet18_shapes10.pth";
 const MV2: &str = "mobilenet_v2_shapes10.pth";
 
 golden_tests! {
+    check =>
     resnet18_int8_per_channel: Architecture::Resnet18, R18, "int8_per_channel";
     resnet18_fp8_e2m5_readme: Architecture::Resnet18, R18, "fp8_e2m5_readme";
     resnet18_fp8_e4m3: Architecture::Resnet18, R18, "fp8_e4m3";
@@ -319,13 +320,7 @@ fn check_with_reference_ranges(arch: Architecture, weights: &str, config: &str) 
     )
     .unwrap();
     let want: Vec<f64> = golden["logits"].as_array().unwrap().iter().flat_map(numbers).collect();
-    let num: f64 = eval
-        .logits
-        .iter()
-        .zip(&want)
-        .map(|(&a, b)| (a as f64 - b).powi(2))
-        .sum();
-    let rel = (num / want.iter().map(|b| b * b).sum::<f64>()).sqrt();
+    let rel = rel_l2(&eval.logits, &want);
     let classes = model.num_classes();
     let flips = eval
         .logits
@@ -343,18 +338,8 @@ fn check_with_reference_ranges(arch: Architecture, weights: &str, config: &str) 
     assert!(flips <= flip_tol, "{tag}: {flips} top-1 flips > {flip_tol}");
 }
 
-macro_rules! reference_range_tests {
-    ($($name:ident: $arch:expr, $weights:expr, $config:expr;)*) => {
-        $(
-            #[test]
-            fn $name() {
-                check_with_reference_ranges($arch, $weights, $config);
-            }
-        )*
-    };
-}
-
-reference_range_tests! {
+golden_tests! {
+    check_with_reference_ranges =>
     resnet18_fp8_e2m5_reference_ranges: Architecture::Resnet18, R18, "fp8_e2m5_readme";
     resnet18_fp8_e4m3_reference_ranges: Architecture::Resnet18, R18, "fp8_e4m3";
     resnet18_fp8_mse_mantissa_search_reference_ranges: Architecture::Resnet18, R18, "fp8_mse_mantissa_search";
