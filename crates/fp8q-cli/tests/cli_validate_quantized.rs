@@ -1,0 +1,210 @@
+//! End-to-end checks of `fp8q validate-quantized` through the built binary, on the golden PTQ
+//! fixtures (`FP8Q_GOLDEN_PTQ`; the tests fail when it is unset or points nowhere): a run with
+//! every output file, reloading its quantization parameters, and each kind of bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn golden() -> PathBuf {
+    let dir = PathBuf::from(std::env::var("FP8Q_GOLDEN_PTQ").unwrap_or_else(|_| {
+        panic!("FP8Q_GOLDEN_PTQ is not set: point it at the golden PTQ folder (e.g. ../shared/golden/ptq)")
+    }));
+    assert!(
+        dir.join("weights").is_dir() && dir.join("images/val").is_dir(),
+        "FP8Q_GOLDEN_PTQ={} does not hold weights/ and images/",
+        dir.display()
+    );
+    dir
+}
+
+fn fp8q(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fp8q"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("fp8q-cli-vq-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn assert_user_error(out: &Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "expected '{n}' in: {stderr}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// A quick MobileNetV2 FP8 run on the golden images: 8 validation images, one deterministic
+/// calibration batch, no BN re-estimation.
+fn quick_args(golden: &Path, images: &Path) -> Vec<String> {
+    [
+        "validate-quantized",
+        "--architecture",
+        "mobilenet_v2",
+        "--model-dir",
+        &s(&golden.join("weights/mobilenet_v2_shapes10.pth")),
+        "--images-dir",
+        &s(images),
+        "--batch-size",
+        "4",
+        "--max-val-images",
+        "8",
+        "--num-est-batches",
+        "1",
+        "--calib-transform",
+        "val",
+        "--no-reestimate-bn-stats",
+        "--fp8-mantissa-bits",
+        "3",
+        "--fp8-set-maxval",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect()
+}
+
+/// `args` with the value after `flag` replaced.
+fn replaced(args: &[String], flag: &str, value: &str) -> Vec<String> {
+    let mut a = args.to_vec();
+    let i = a.iter().position(|x| x == flag).unwrap();
+    a[i + 1] = value.to_string();
+    a
+}
+
+fn run(args: &[String], extra: &[&str]) -> Output {
+    let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+    all.extend_from_slice(extra);
+    fp8q(&all)
+}
+
+fn logits_of(report: &Path) -> Vec<f64> {
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    v["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()))
+        .collect()
+}
+
+#[test]
+fn run_writes_reports_and_reloads_its_ranges() {
+    let g = golden();
+    let dir = tmpdir("run");
+    let args = quick_args(&g, &g.join("images"));
+    let (report, logits, params) = (dir.join("run.json"), dir.join("logits.npy"), dir.join("q.json"));
+    let out = run(
+        &args,
+        &[
+            "--json",
+            &s(&report),
+            "--save-logits",
+            &s(&logits),
+            "--save-quant-params",
+            &s(&params),
+        ],
+    );
+    assert_ok(&out);
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    for key in ["top1", "top5", "loss", "labels", "logits", "config", "quantizers"] {
+        assert!(v.get(key).is_some(), "report lacks {key}: {v}");
+    }
+    assert_eq!(v["logits"].as_array().unwrap().len(), 8);
+    assert_eq!(v["quantizers"]["features.0.0"]["weight"]["kind"], "fp");
+    // the .npy: a float32 [8, 10] array
+    let npy = std::fs::read(&logits).unwrap();
+    let header = String::from_utf8_lossy(&npy[10..npy.len().min(128)]);
+    assert!(
+        header.contains("'descr': '<f4'") && header.contains("(8, 10)"),
+        "{header}"
+    );
+    let first = logits_of(&report);
+
+    // the saved ranges, or the whole report, reproduce the run without calibrating
+    for source in [&params, &report] {
+        let again = dir.join("again.json");
+        let out = run(&args, &["--load-quant-params", &s(source), "--json", &s(&again)]);
+        assert_ok(&out);
+        assert_eq!(logits_of(&again), first, "reloaded from {}", source.display());
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn bad_input_names_the_problem() {
+    let g = golden();
+    let dir = tmpdir("bad");
+    let args = quick_args(&g, &g.join("images"));
+    let with = |flag: &str, value: &str| replaced(&args, flag, value);
+
+    let missing = dir.join("nope.pth");
+    assert_user_error(&run(&with("--model-dir", &s(&missing)), &[]), &[&s(&missing)]);
+    let no_images = dir.join("no-images");
+    assert_user_error(&run(&with("--images-dir", &s(&no_images)), &[]), &[&s(&no_images)]);
+    // ResNet-18 weights read as MobileNetV2: the mismatch is listed, with the file
+    let r18 = g.join("weights/resnet18_shapes10.pth");
+    assert_user_error(
+        &run(&with("--model-dir", &s(&r18)), &[]),
+        &[&s(&r18), "features.0.0.weight"],
+    );
+    assert_user_error(&run(&args, &["--fp8-maxval=-1"]), &["--fp8-maxval"]);
+    let no_params = dir.join("params.json");
+    assert_user_error(&run(&args, &["--load-quant-params", &s(&no_params)]), &[&s(&no_params)]);
+    let garbage = dir.join("garbage.json");
+    std::fs::write(&garbage, "{\"conv1\": 3}").unwrap();
+    assert_user_error(&run(&args, &["--load-quant-params", &s(&garbage)]), &[&s(&garbage)]);
+
+    // a corrupt image among the validation images: an error naming it, unless skipped
+    let images = dir.join("images");
+    let val = images.join("val");
+    for class in std::fs::read_dir(g.join("images/val")).unwrap() {
+        let class = class.unwrap().path();
+        let name = class.file_name().unwrap();
+        std::fs::create_dir_all(val.join(name)).unwrap();
+        let first = std::fs::read_dir(&class)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .min()
+            .unwrap();
+        std::fs::copy(&first, val.join(name).join(first.file_name().unwrap())).unwrap();
+    }
+    let first_class = std::fs::read_dir(&val)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .min()
+        .unwrap();
+    let bad = first_class.join("zz_corrupt.png");
+    std::fs::write(&bad, b"\x89PNG\r\n\x1a\nnot really a png").unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(g.join("images/train"), images.join("train")).unwrap();
+    #[cfg(not(unix))]
+    return;
+    let args = replaced(&quick_args(&g, &images), "--max-val-images", "11");
+    assert_user_error(&run(&args, &[]), &["zz_corrupt.png"]);
+    let report = dir.join("skip.json");
+    let out = run(&args, &["--skip-bad-images", "--json", &s(&report)]);
+    assert_ok(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("zz_corrupt.png"));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(v["skipped"].as_array().unwrap().len(), 1, "{}", v["skipped"]);
+    assert_eq!(v["logits"].as_array().unwrap().len(), 10);
+    std::fs::remove_dir_all(&dir).ok();
+}
