@@ -208,3 +208,21 @@ fn bad_input_names_the_problem() {
     assert_eq!(v["logits"].as_array().unwrap().len(), 10);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The FP split is only checked against the widths that use the FP quantizer: INT4 weights with
+/// the default `--fp8-mantissa-bits 4` run; FP4 weights with it are refused; `fc4` with FP gives
+/// its 4-bit FC weight one exponent bit and says so.
+#[test]
+fn fp_split_checked_only_where_fp_is_used() {
+    let g = golden();
+    let args = replaced(&quick_args(&g, &g.join("images")), "--max-val-images", "4");
+    assert_ok(&run(&args, &["--qmethod", "symmetric_uniform", "--n-bits", "4"]));
+    assert_user_error(
+        &run(&args, &["--n-bits", "4"]),
+        &["--fp8-mantissa-bits 3", "m ≤ 2 with --n-bits 4"],
+    );
+    let args = replaced(&args, "--fp8-mantissa-bits", "4");
+    let out = run(&args, &["--quant-setup", "fc4"]);
+    assert_ok(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("classifier.1 (weight) is 4-bit: FP split E1M2"));
+}

@@ -381,3 +381,34 @@ fn lsq_paper_quantizes_inputs_and_runs() {
     let y = m.forward_fm(input(1, 64, 3)).unwrap();
     assert!(y.iter().all(|v| v.is_finite()));
 }
+
+/// `fc4` with the paper's FP quantizer and its default split (m = 4): the 4-bit FC weight cannot
+/// hold 4 mantissa bits, so it keeps one exponent bit (E1M2); every other slot keeps m = 4.
+#[test]
+fn fc4_with_the_default_fp_split_keeps_an_exponent_bit() {
+    let mut m = resnet18();
+    let cfg = PtqConfig {
+        quant_setup: QuantSetup::Fc4,
+        ..PtqConfig::default()
+    };
+    assert_eq!(cfg.fp8_mantissa_bits, 4);
+    let installed = ptq::install(&mut m, &cfg).unwrap();
+    let method = |unit: &str| {
+        let h = installed
+            .slots
+            .iter()
+            .find(|h| h.unit == unit && h.kind == SlotKind::Weight)
+            .unwrap();
+        h.manager().method()
+    };
+    let fp = |n_bits, mantissa_bits| fp8q_core::quantizer::QuantMethod::Fp {
+        n_bits,
+        mantissa_bits,
+        allow_unsigned: false,
+    };
+    assert_eq!(method("fc"), fp(4, 2));
+    assert_eq!(method("conv1"), fp(8, 4));
+    assert_eq!(method("layer1.0.conv1"), fp(8, 4));
+    assert_eq!(cfg.fp_mantissa_bits(3), 1);
+    assert_eq!(cfg.fp_mantissa_bits(16), 4);
+}

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use clap::ArgAction;
 use fp8q_nn::data::{BatchLoader, Filter, ImageFolder, LoaderOptions, Transform};
+use fp8q_nn::layers::SlotKind;
 use fp8q_nn::models::{Architecture, Model};
 use fp8q_nn::ptq::{self, PtqConfig, QMethodKind, QuantSetup};
 
@@ -170,7 +171,8 @@ pub enum RangeMethodArg {
     /// MSE-optimal range.
     #[value(name = "MSE")]
     Mse,
-    /// Cross-entropy-optimal range.
+    /// Accepted for compatibility with the reference's option values; not implemented (exits
+    /// with an error).
     CrossEntropy,
 }
 
@@ -274,12 +276,23 @@ impl ValidateQuantizedArgs {
                 }
             }
         }
-        if self.fp8_mantissa_bits == 0 || self.fp8_mantissa_bits >= self.n_bits {
-            bail!(
-                "invalid --fp8-mantissa-bits {}: needs 1 ≤ m < --n-bits ({})",
-                self.fp8_mantissa_bits,
-                self.n_bits
-            );
+        // the mantissa bits must fit the widths that use the FP quantizer
+        let act = self.qmethod_act.unwrap_or(self.qmethod);
+        for (fp, name, bits) in [
+            (self.qmethod == QMethodArg::FpQuantizer, "--n-bits", self.n_bits),
+            (
+                act == QMethodArg::FpQuantizer,
+                "--n-bits-act",
+                self.n_bits_act.unwrap_or(self.n_bits),
+            ),
+        ] {
+            if fp && (self.fp8_mantissa_bits == 0 || self.fp8_mantissa_bits + 2 > bits) {
+                bail!(
+                    "invalid --fp8-mantissa-bits {}: needs 1 ≤ m ≤ {} with {name} {bits} (a sign and an exponent bit)",
+                    self.fp8_mantissa_bits,
+                    bits.saturating_sub(2)
+                );
+            }
         }
         if let Some(m) = self.fp8_maxval {
             if !(m.is_finite() && m > 0.0) {
@@ -395,6 +408,24 @@ pub fn run(args: &ValidateQuantizedArgs) -> anyhow::Result<()> {
             installed.slots.len(),
             cfg.quant_setup.name()
         );
+        // narrow slots (fc4's 4-bit weights) get a narrower FP split: say so
+        for p in &installed.plan {
+            let kind = if p.kind == SlotKind::Weight {
+                cfg.qmethod
+            } else {
+                cfg.qmethod_act.unwrap_or(cfg.qmethod)
+            };
+            let m = cfg.fp_mantissa_bits(p.bits);
+            if kind == QMethodKind::FpQuantizer && m != cfg.fp8_mantissa_bits {
+                eprintln!(
+                    "note: {} ({}) is {}-bit: FP split E{}M{m} (one exponent bit at least)",
+                    p.unit,
+                    if p.kind == SlotKind::Weight { "weight" } else { "act" },
+                    p.bits,
+                    p.bits - 1 - m
+                );
+            }
+        }
         if let Some(path) = &args.load_quant_params {
             installed.load_json(path)?;
             eprintln!("quantization parameters loaded from {}", path.display());

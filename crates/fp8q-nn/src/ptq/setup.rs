@@ -211,6 +211,13 @@ impl PtqConfig {
         }
     }
 
+    /// The FP mantissa bits of a `bits`-wide slot: `--fp8-mantissa-bits`, except that a slot
+    /// narrower than that split allows (the 4-bit FC weight of `fc4` with the default m = 4)
+    /// keeps one exponent bit: `min(m, bits - 2)` (E1M2 for 4 bits).
+    pub fn fp_mantissa_bits(&self, bits: u32) -> u32 {
+        self.fp8_mantissa_bits.min(bits.saturating_sub(2)).max(1)
+    }
+
     fn method(&self, kind: QMethodKind, bits: u32, unit: &str) -> Result<QuantMethod> {
         let bad = |e: fp8q_core::FormatError| NnError::Quantizer {
             unit: unit.to_string(),
@@ -218,11 +225,12 @@ impl PtqConfig {
         };
         match kind {
             QMethodKind::FpQuantizer => {
+                let mantissa_bits = self.fp_mantissa_bits(bits);
                 // validate now (set-maxval slots build their format only on the first range)
-                FpFormat::new(bits, self.fp8_mantissa_bits, true).map_err(bad)?;
+                FpFormat::new(bits, mantissa_bits, true).map_err(bad)?;
                 Ok(QuantMethod::Fp {
                     n_bits: bits,
-                    mantissa_bits: self.fp8_mantissa_bits,
+                    mantissa_bits,
                     allow_unsigned: self.fp8_allow_unsigned,
                 })
             }
