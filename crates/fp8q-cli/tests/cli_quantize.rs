@@ -1,20 +1,10 @@
 //! End-to-end checks of `fp8q formats` and `fp8q quantize` through the built binary.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
-fn fp8q(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fp8q"))
-        .args(args)
-        .output()
-        .expect("binary runs")
-}
-
-fn tmpdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fp8q-cli-test-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+mod common;
+use common::{fp8q, tmpdir};
 
 /// A little-endian `.npy` v1.0 file written by hand (independent of the code under test).
 fn write_npy(path: &Path, descr: &str, shape: &[usize], payload: &[u8]) {
@@ -55,10 +45,7 @@ fn sample(n: usize) -> Vec<f32> {
 }
 
 fn assert_user_error(out: &Output, needle: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
-    assert!(stderr.contains(needle), "expected '{needle}' in: {stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
+    common::assert_user_error(out, &[needle]);
 }
 
 #[test]

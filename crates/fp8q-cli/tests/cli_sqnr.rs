@@ -1,14 +1,10 @@
 //! `fp8q sqnr` end to end: the default study, JSON and CSV output, the plot, and clear errors
 //! (exit code 2, no panic) for bad input.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn fp8q(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fp8q"))
-        .args(args)
-        .output()
-        .expect("run fp8q")
-}
+mod common;
+use common::fp8q;
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

@@ -3,7 +3,10 @@
 //! every output file, reloading its quantization parameters, and each kind of bad input.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
+use common::{assert_user_error, fp8q, tmpdir};
 
 fn golden() -> PathBuf {
     let dir = PathBuf::from(std::env::var("FP8Q_GOLDEN_PTQ").unwrap_or_else(|_| {
@@ -14,19 +17,6 @@ fn golden() -> PathBuf {
         "FP8Q_GOLDEN_PTQ={} does not hold weights/ and images/",
         dir.display()
     );
-    dir
-}
-
-fn fp8q(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fp8q"))
-        .args(args)
-        .output()
-        .expect("binary runs")
-}
-
-fn tmpdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fp8q-cli-vq-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
@@ -41,15 +31,6 @@ fn assert_ok(out: &Output) {
         out.status.code(),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn assert_user_error(out: &Output, needles: &[&str]) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
-    for n in needles {
-        assert!(stderr.contains(n), "expected '{n}' in: {stderr}");
-    }
-    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 /// A quick MobileNetV2 FP8 run on the golden images: 8 validation images, one deterministic
