@@ -101,7 +101,8 @@ const SHORT: u8 = 0;
 const LONG: u8 = 1;
 const LONG_WIDE_OUTPUT: u8 = 2;
 
-/// Largest positive grid (in values) whose two-`f32` outputs are checked at construction.
+/// Largest positive grid (in values) whose two-`f32` outputs are checked one by one at
+/// construction (only for scales so small that outputs reach `f32`'s subnormals).
 const MAX_CHECKED_GRID: i64 = 1 << 12;
 
 /// Precomputed constants of the `f32` kernel; `SCALE` is one of [`SHORT`], [`LONG`] and
@@ -207,17 +208,28 @@ impl FpQuantizer {
         let long: SingleKernel<LONG> = SingleKernel::new(format, lo, hi, t);
         let m = format.mantissa_bits() as i64;
         let k_max = format.max_exponent_code();
-        let pair_output_exact = ((k_max + 1) << m) <= MAX_CHECKED_GRID
-            && (1..(k_max + 1) << m).all(|code| {
-                // the grid of y: subnormals f·2^(1-K-m), then (2^m + f)·2^(k-K-m)
-                let (k, f) = (code >> m, code & ((1 << m) - 1));
-                let g = if k == 0 {
-                    f as f32 * exp2i(1 - k_max - m) as f32
-                } else {
-                    ((1 << m) + f) as f32 * exp2i(k - k_max - m) as f32
-                };
-                long.scale_output(g).to_bits() == ((g as f64 * t) as f32).to_bits()
-            });
+        let same = |g: f32| long.scale_output(g).to_bits() == ((g as f64 * t) as f32).to_bits();
+        // Every grid value of y is s·2^k with s one of the 2^m significands 1 + f/2^m, and both
+        // renderings of g·t scale exactly by 2^k while every product (down to the two-f32
+        // product's low part, about 2^-24 of the output) stays a normal f32: then checking the
+        // significands checks the whole grid. This runs for every candidate range of the MSE
+        // estimator, so it must be cheap.
+        let smallest_output = t * exp2i(1 - k_max - m);
+        let pair_output_exact = if smallest_output >= exp2i(-100) {
+            (0..1i64 << m).all(|f| same(1.0 + f as f32 * exp2i(-m) as f32))
+        } else {
+            // tiny scales: outputs reach f32's subnormals; check value by value (small grids)
+            ((k_max + 1) << m) <= MAX_CHECKED_GRID
+                && (1..(k_max + 1) << m).all(|code| {
+                    // the grid of y: subnormals f·2^(1-K-m), then (2^m + f)·2^(k-K-m)
+                    let (k, f) = (code >> m, code & ((1 << m) - 1));
+                    same(if k == 0 {
+                        f as f32 * exp2i(1 - k_max - m) as f32
+                    } else {
+                        ((1 << m) + f) as f32 * exp2i(k - k_max - m) as f32
+                    })
+                })
+        };
         if pair_output_exact {
             FpKernel::LongScale(long)
         } else {
@@ -466,7 +478,11 @@ mod tests {
         assert_eq!(kind(8, 3, 3.75), "f32"); // t = 2
         assert_eq!(kind(8, 3, 3.7), "f32, two-f32 scale");
         assert_eq!(kind(8, 1, 1.0), "f32, two-f32 scale"); // E6M1: K + m = 64
-        assert_eq!(kind(14, 7, 1.0), "f32, two-f32 scale, f64 output"); // E6M7: 2^13 grid values, unchecked
+        assert_eq!(kind(14, 7, 1.0), "f32, two-f32 scale"); // E6M7: 2^7 significands checked
+                                                            // E6M7 at a tiny scale: outputs reach below 2^-100, and 2^13 grid values are too many to
+                                                            // check one by one
+        assert_eq!(kind(14, 7, 1e-10), "f32, two-f32 scale, f64 output");
+        assert_eq!(kind(8, 1, 1e-11), "f32, two-f32 scale"); // E6M1 there: 128 values checked
         assert_eq!(kind(10, 1, 1.0), "f64"); // E8M1: K + m = 256
         assert_eq!(kind(8, 3, 1e30), "f64"); // scale beyond 2^60
         assert_eq!(kind(8, 3, 1e-30), "f64");
@@ -480,9 +496,19 @@ mod tests {
     fn single_precision_kernels_equal_wide_kernel() {
         use rand::{RngExt, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        for (n, m) in [(8, 3), (8, 2), (8, 5), (8, 6), (6, 2), (12, 7), (14, 7)] {
+        for (n, m) in [(8, 3), (8, 2), (8, 1), (8, 5), (8, 6), (6, 2), (12, 7), (14, 7)] {
             let f = FpFormat::new(n, m, true).unwrap();
-            for alpha in [f.max_value_default(), 3.7, 0.1234, 448.0, 57.0, 1e-5, 2.9e7] {
+            for alpha in [
+                f.max_value_default(),
+                3.7,
+                0.1234,
+                448.0,
+                57.0,
+                1e-5,
+                2.9e7,
+                1e-10,
+                1e-11,
+            ] {
                 let q = FpQuantizer::new(f, alpha).unwrap();
                 assert!(!matches!(q.kernel, FpKernel::Wide(_)));
                 let t = ScaledFpFormat {
