@@ -2,24 +2,14 @@
 //! relative L2 error ≤ 1e-4, the same labels and top-1. The golden folder comes from the
 //! environment variable `FP8Q_GOLDEN_PTQ`; the test fails when it is unset or points nowhere.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use fp8q_nn::data::{BatchLoader, ImageFolder, LoaderOptions, Transform};
 use fp8q_nn::metrics::{argmax, Metrics};
 use fp8q_nn::models::{Architecture, Model};
 
-fn golden_dir() -> PathBuf {
-    let dir = std::env::var("FP8Q_GOLDEN_PTQ").unwrap_or_else(|_| {
-        panic!("FP8Q_GOLDEN_PTQ is not set: point it at the golden PTQ folder (e.g. ../shared/golden/ptq)")
-    });
-    let dir = PathBuf::from(dir);
-    assert!(
-        dir.join("runs").is_dir() && dir.join("weights").is_dir() && dir.join("images/val").is_dir(),
-        "FP8Q_GOLDEN_PTQ={} does not hold runs/, weights/ and images/val/",
-        dir.display()
-    );
-    dir
-}
+mod common;
+use common::golden_dir;
 
 struct Golden {
     labels: Vec<usize>,

@@ -6,7 +6,7 @@
 //! is unset or points nowhere.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use fp8q_nn::data::{BatchLoader, ImageFolder, LoaderOptions, Transform};
@@ -15,18 +15,8 @@ use fp8q_nn::models::{Architecture, Model};
 use fp8q_nn::ptq::{self, PtqConfig};
 use serde_json::Value;
 
-fn golden_dir() -> PathBuf {
-    let dir = std::env::var("FP8Q_GOLDEN_PTQ").unwrap_or_else(|_| {
-        panic!("FP8Q_GOLDEN_PTQ is not set: point it at the golden PTQ folder (e.g. ../shared/golden/ptq)")
-    });
-    let dir = PathBuf::from(dir);
-    assert!(
-        dir.join("runs").is_dir() && dir.join("weights").is_dir() && dir.join("images/train").is_dir(),
-        "FP8Q_GOLDEN_PTQ={} does not hold runs/, weights/ and images/train/",
-        dir.display()
-    );
-    dir
-}
+mod common;
+use common::golden_dir;
 
 fn read_json(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
