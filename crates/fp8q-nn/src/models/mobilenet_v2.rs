@@ -45,9 +45,15 @@ pub struct InvertedResidual {
 }
 
 impl InvertedResidual {
+    /// Load the block; `cout` and the expanded width default to the width-1.0 settings but are
+    /// read from the checkpoint when present (width multipliers other than 1.0).
     fn load(vb: &WeightPath<'_>, cin: usize, cout: usize, stride: usize, t: usize) -> Result<Self> {
-        let hidden = cin * t;
         let c = vb.pp("conv");
+        let out_channels = |i: usize, default: usize| {
+            c.pp(i).shape_of("weight").and_then(|s| s.first().copied()).unwrap_or(default)
+        };
+        let hidden = if t == 1 { cin } else { out_channels(0, cin * t) };
+        let cout = out_channels(if t == 1 { 3 } else { 6 }, cout);
         let unit = |i: usize, spec: ConvSpec, act| ConvBnAct::load(&c.pp(i), &c.pp(i + 1), spec, act);
         let pw = |cin, cout| ConvSpec {
             cin,
@@ -85,6 +91,11 @@ impl InvertedResidual {
         })
     }
 
+    /// Output channels of the block (those of its last unit).
+    pub fn out_channels(&self) -> usize {
+        self.units.last().map_or(0, |u| u.conv.out_channels)
+    }
+
     /// Run the block.
     pub fn forward(&mut self, x: FeatureMap) -> Result<FeatureMap> {
         let mut y = self.units[0].forward(&x)?;
@@ -98,7 +109,8 @@ impl InvertedResidual {
     }
 }
 
-/// MobileNetV2 (width 1.0).
+/// MobileNetV2. The block structure is fixed ([`SETTINGS`]); the channel counts are read from
+/// the checkpoint, so any width multiplier loads (the paper's and torchvision's 1.0 included).
 #[derive(Debug)]
 pub struct MobileNetV2 {
     /// `features.0`.
@@ -115,12 +127,16 @@ impl MobileNetV2 {
     /// Load from paper-layout keys; the number of classes is read from `classifier.1.weight`.
     pub fn load(vb: &WeightPath<'_>) -> Result<Self> {
         let f = vb.pp("features");
+        let out_channels = |unit: &WeightPath<'_>, default: usize| {
+            unit.shape_of("weight").and_then(|s| s.first().copied()).unwrap_or(default)
+        };
+        let stem_out = out_channels(&f.pp(0).pp(0), 32);
         let stem = ConvBnAct::load(
             &f.pp(0).pp(0),
             &f.pp(0).pp(1),
             ConvSpec {
                 cin: 3,
-                cout: 32,
+                cout: stem_out,
                 k: 3,
                 stride: 2,
                 pad: 1,
@@ -128,28 +144,24 @@ impl MobileNetV2 {
             },
             Activation::Relu6,
         )?;
-        let mut cin = 32;
+        let mut cin = stem_out;
         let mut blocks = Vec::new();
         for &(t, c, n, s) in &SETTINGS {
             for i in 0..n {
                 let idx = blocks.len() + 1;
-                blocks.push(InvertedResidual::load(
-                    &f.pp(idx),
-                    cin,
-                    c,
-                    if i == 0 { s } else { 1 },
-                    t,
-                )?);
-                cin = c;
+                let block = InvertedResidual::load(&f.pp(idx), cin, c, if i == 0 { s } else { 1 }, t)?;
+                cin = block.out_channels();
+                blocks.push(block);
             }
         }
         let head_idx = blocks.len() + 1;
+        let head_out = out_channels(&f.pp(head_idx).pp(0), 1280);
         let head = ConvBnAct::load(
             &f.pp(head_idx).pp(0),
             &f.pp(head_idx).pp(1),
             ConvSpec {
                 cin,
-                cout: 1280,
+                cout: head_out,
                 k: 1,
                 stride: 1,
                 pad: 0,
@@ -159,7 +171,7 @@ impl MobileNetV2 {
         )?;
         let cl = vb.pp("classifier").pp(1);
         let classes = cl.shape_of("weight").and_then(|s| s.first().copied()).unwrap_or(1000);
-        let classifier = Linear::load(&cl, 1280, classes)?;
+        let classifier = Linear::load(&cl, head_out, classes)?;
         Ok(MobileNetV2 {
             stem,
             blocks,

@@ -2,13 +2,19 @@
 
 use std::path::PathBuf;
 
-/// The golden PTQ folder named by `FP8Q_GOLDEN_PTQ`, checked to hold `runs/`, `weights/` and
-/// `images/train` + `images/val`. Panics, saying what is wrong, when the variable is unset or
-/// points anywhere else: the parity tests must not pass by finding nothing.
-pub fn golden_dir() -> PathBuf {
-    let dir = std::env::var("FP8Q_GOLDEN_PTQ").unwrap_or_else(|_| {
-        panic!("FP8Q_GOLDEN_PTQ is not set: point it at the golden PTQ folder (e.g. ../shared/golden/ptq)")
-    });
+/// The golden PTQ folder named by `FP8Q_GOLDEN_PTQ` (about 85 MB of models, images and reference
+/// runs kept outside the repository; `.ci/run` sets it and fails without it).
+///
+/// `None` when the variable is unset: the test then returns early, saying so, so that
+/// `cargo test` passes on a fresh clone with nothing beside it (the in-repository fixture
+/// `tests/data/ptq_small` covers the pipeline end to end there). When the variable is set, the
+/// folder must hold `runs/`, `weights/` and `images/{train,val}/`, or the test fails: the parity
+/// tests must not pass by finding nothing.
+pub fn golden_dir() -> Option<PathBuf> {
+    let Some(dir) = std::env::var_os("FP8Q_GOLDEN_PTQ") else {
+        eprintln!("FP8Q_GOLDEN_PTQ is not set: golden PTQ parity test not run (see docs/ptq.md)");
+        return None;
+    };
     let dir = PathBuf::from(dir);
     assert!(
         ["runs", "weights", "images/train", "images/val"]
@@ -17,5 +23,5 @@ pub fn golden_dir() -> PathBuf {
         "FP8Q_GOLDEN_PTQ={} does not hold runs/, weights/ and images/{{train,val}}/",
         dir.display()
     );
-    dir
+    Some(dir)
 }
