@@ -1,4 +1,4 @@
-//! Benchmark of the analytical SQNR study (SPEC §4): the paper's default study with its 15
+//! Benchmark of the analytical SQNR study (`docs/analysis.md`): the paper's default study with its 15
 //! optimal-range searches, and a single MSE evaluation.
 
 use criterion::{criterion_group, criterion_main, Criterion};

@@ -1,7 +1,7 @@
 //! The quantization manager: one quantizer slot in a network (a layer's weight, or an activation).
 //!
 //! It ties together a grid family ([`QuantMethod`]), a [`RangeEstimator`] and the policies of
-//! SPEC §3/§5.3 that decide how a range becomes a quantizer:
+//! `docs/range-estimators.md` that decide how a range becomes a quantizer:
 //!
 //! * FP with *set-maxval* on: `α = max(|x_min|, |x_max|)` per channel; with it off, `α` stays at the
 //!   user's maximum or else at the default-bias maximum of the current format, and the range only
@@ -218,7 +218,7 @@ impl QuantManager {
         quantize_channels(&self.quantizers, data)
     }
 
-    /// Set the range and derive the quantizers from it (SPEC §3 last paragraph, §5.3).
+    /// Set the range and derive the quantizers from it (`docs/range-estimators.md`, "From a range to a quantizer").
     pub fn set_range(&mut self, range: Range) -> Result<()> {
         self.quantizers = match self.method {
             QuantMethod::Fp { allow_unsigned, .. } => {

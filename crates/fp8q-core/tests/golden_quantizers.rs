@@ -1,7 +1,7 @@
 //! Parity of the FP and INT quantize–dequantize kernels with the paper's reference
-//! (`fp_quantizer.json`, `int_quantizer.json`; SPEC §2.1–§2.3, §6).
+//! (`fp_quantizer.json`, `int_quantizer.json`; `docs/quantizers.md`).
 //!
-//! Tolerance (SPEC §2.1/§2.2): each element within `1e-5` relative (or `1e-30` absolute) of the
+//! Tolerance (`docs/quantizers.md`): each element within `1e-5` relative (or `1e-30` absolute) of the
 //! golden value for FP, `1e-6` relative for INT, except that at most 1 in 10 000 elements of a
 //! file may differ by exactly one grid step — a rounding tie resolved the other way by the
 //! reference's float32 arithmetic. Such an element must be a genuine tie: the two values are

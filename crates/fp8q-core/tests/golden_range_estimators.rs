@@ -1,4 +1,4 @@
-//! Parity of the range estimators with the reference (golden/range_estimators.json, SPEC §3, §6):
+//! Parity of the range estimators with the reference (tests/data/range_estimators.json, `docs/range-estimators.md`):
 //! ranges within 1e-5 relative after every batch; the MSE estimator's mantissa choice equal.
 
 use fp8q_core::format::{IntFormat, IntKind};

@@ -1,4 +1,4 @@
-//! Parity of the analytical study with the golden data (SPEC §4, §6): fixed-range expected errors
+//! Parity of the analytical study with the golden data (`docs/analysis.md`): fixed-range expected errors
 //! (1e-7 relative) and the default study at the optimal range (MSE 1e-4 relative, SQNR 0.01 dB,
 //! same best format), and no worse than the reference's own sampled search where it is on record.
 //! Missing data is a failure, not a skip.

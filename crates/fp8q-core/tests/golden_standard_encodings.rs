@@ -1,5 +1,5 @@
 //! Bit-exact parity of the standard 8-bit encodings with ml_dtypes (`standard_encodings.json`,
-//! SPEC §1.3 and §6): every decoded code and every encoded input of a plain cast.
+//! `docs/formats.md`): every decoded code and every encoded input of a plain cast.
 
 use fp8q_core::format::{Overflow, StandardFp8};
 use serde_json::Value;

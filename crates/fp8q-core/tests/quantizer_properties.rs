@@ -3,7 +3,7 @@
 //! * FP: the reference searches the sorted non-negative grid of [`ScaledFpFormat::positive_grid`]
 //!   (binary search, exact `f64` distance comparisons) for the value nearest to `|clamp(x)|`,
 //!   breaking ties towards the even mantissa code, and applies the sign of `x`.
-//! * INT: the reference rounds `x / Δ` (in `f32`, as SPEC §2.2 and the reference code do) to the
+//! * INT: the reference rounds `x / Δ` (in `f32`, as `docs/quantizers.md` and the reference code do) to the
 //!   nearest integer of the grid by binary search, ties towards the even integer `k - z`.
 //!
 //! Inputs are random and adversarial: grid points, exact midpoints between neighbours and the
@@ -21,7 +21,7 @@ static INEXACT_TIES: AtomicUsize = AtomicUsize::new(0);
 
 /// Slow FP reference. Positive code `i = (k << m) | f` has the real value `α·N(i)/D` with
 /// `D = 2^(m+1) - 1` and the dyadic `N(i) = (2^m + f)·2^(k-K)` (`f·2^(1-K)` for `k = 0`), which
-/// is `γ·G0` of SPEC §1.1. Every comparison `a·D` vs `α·N` (and `2a·D` vs `α·(N_i + N_i+1)` for
+/// is `γ·G0` of `docs/formats.md`. Every comparison `a·D` vs `α·N` (and `2a·D` vs `α·(N_i + N_i+1)` for
 /// midpoints) is between products that are exact in `f64`, so the nearest code and exact ties are
 /// decided exactly. The output is that code's value as the library renders it
 /// ([`ScaledFpFormat::positive_grid`] rounded to `f32`), with the sign of `x`.

@@ -1,4 +1,4 @@
-//! `fp8q sqnr`: the analytical SQNR study (SPEC §4).
+//! `fp8q sqnr`: the analytical SQNR study (`docs/analysis.md`).
 //!
 //! With no options it prints the paper's study: uniform on [-1, 1], N(0, 1) clipped at ±10 and
 //! Student's t (ν = 8) clipped at ±100, each with E5M2, E4M3, E3M4, E2M5 (flexible bias) and INT8

@@ -1,4 +1,4 @@
-//! The distributions of the analytical study (SPEC §4): uniform on `[a, b]`, and the Gaussian and
+//! The distributions of the analytical study (`docs/analysis.md`): uniform on `[a, b]`, and the Gaussian and
 //! Student's t *clipped* at `[lo, hi]` — samples beyond a bound are clamped to it, so the mass of
 //! each tail sits as a point mass on the bound.
 //!

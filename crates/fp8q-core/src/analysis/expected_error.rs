@@ -1,4 +1,4 @@
-//! Expected rounding errors of a distribution on a grid (SPEC §4).
+//! Expected rounding errors of a distribution on a grid (`docs/analysis.md`).
 //!
 //! For a sorted grid `G` and `X ~ p`, rounding to the nearest grid point gives `R = q(X) - X`
 //! (values beyond the outermost points round to them). [`error_terms`] returns `E[R²]` and

@@ -1,4 +1,4 @@
-//! The analytical error study (SPEC §4): for a distribution and a format scaled to a maximum `α`,
+//! The analytical error study (`docs/analysis.md`): for a distribution and a format scaled to a maximum `α`,
 //! the expected quantization MSE, the SQNR, and the error of a product of two quantized values;
 //! the `α` minimizing the MSE; and a study over distributions × formats.
 //!

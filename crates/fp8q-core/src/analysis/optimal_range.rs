@@ -246,7 +246,7 @@ pub fn optimal_maxval(dist: &Distribution, format: &Format, opts: &SearchOptions
     ))
 }
 
-/// The reference's sampled line search (SPEC §3 `line_search`): `T = max|x| + 0.5`,
+/// The reference's sampled line search (`line_search` in `docs/range-estimators.md`): `T = max|x| + 0.5`,
 /// candidates `α_i = i·T/100` for `i = 1..=1000`, loss = sum of squared quantization errors of
 /// the samples with the real quantizer for `[-α_i, α_i]`; returns the first minimizing `α_i`.
 pub fn sampled_line_search(samples: &[f32], format: &Format) -> Result<Optimum, AnalysisError> {

@@ -1,4 +1,4 @@
-//! The paper's flexible-bias floating-point format (SPEC §1.1).
+//! The paper's flexible-bias floating-point format (`docs/formats.md`).
 //!
 //! A format is `n` bits split into `s` sign bits (1 or 0), `e >= 1` exponent bits and `m >= 1`
 //! mantissa bits. It has no infinities and no NaN: every exponent code is a finite binade. With

@@ -1,4 +1,4 @@
-//! Uniform (INT) formats (SPEC §1.2): symmetric signed/unsigned and asymmetric with a zero point.
+//! Uniform (INT) formats (`docs/formats.md`): symmetric signed/unsigned and asymmetric with a zero point.
 
 use crate::error::{FormatError, Result};
 

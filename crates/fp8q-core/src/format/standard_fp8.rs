@@ -1,4 +1,4 @@
-//! The deployed 8-bit floating-point encodings (SPEC §1.3), bit-exact with ml_dtypes.
+//! The deployed 8-bit floating-point encodings (`docs/formats.md`), bit-exact with ml_dtypes.
 //!
 //! | encoding          | bias | max   | Inf | NaN codes            | -0 |
 //! |-------------------|------|-------|-----|----------------------|----|

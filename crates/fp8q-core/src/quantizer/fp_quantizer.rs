@@ -1,4 +1,4 @@
-//! Quantize–dequantize onto a flexible-bias FP grid (SPEC §2.1).
+//! Quantize–dequantize onto a flexible-bias FP grid (`docs/quantizers.md`).
 //!
 //! `q(x) = γ · Q0(clamp(x, -α, α) / γ)` where `Q0` rounds to nearest-even on the default grid.
 //! The kernel works relative to the top-binade scale `t = α / (2 - 2^-m)`: `y = x_c / t` lies in

@@ -1,4 +1,4 @@
-//! Uniform quantize–dequantize (SPEC §2.2):
+//! Uniform quantize–dequantize (`docs/quantizers.md`):
 //! `q(x) = Δ · (clamp(round_half_even(x / Δ) + z, int_min, int_max) - z)`.
 //!
 //! `x / Δ` is computed in `f32` as the reference does; the clamp is applied before rounding

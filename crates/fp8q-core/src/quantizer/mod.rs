@@ -1,8 +1,8 @@
 //! Quantize–dequantize ("fake quantization") of `f32` data, per tensor or per channel.
 //!
-//! * [`FpQuantizer`]: the flexible-bias FP grid with maximum `α` (SPEC §2.1); also serves the
+//! * [`FpQuantizer`]: the flexible-bias FP grid with maximum `α`; also serves the
 //!   standard 8-bit encodings, whose finite values are a flexible-bias grid with a clamp.
-//! * [`IntQuantizer`]: a uniform grid (SPEC §2.2).
+//! * [`IntQuantizer`]: a uniform grid.
 //! * [`QuantMethod`]: a grid *family* without a range (format and options); a range turns it
 //!   into a [`Quantizer`]. Range estimators (see [`crate::range`]) produce the ranges.
 //! * [`quantize_channels`]: one quantizer per index of dimension 0.
@@ -159,7 +159,7 @@ impl QuantMethod {
         }
     }
 
-    /// The quantizer for a range `[x_min, x_max]` (SPEC §1.2, §2.1).
+    /// The quantizer for a range `[x_min, x_max]` (see `docs/formats.md`, `docs/quantizers.md`).
     pub fn quantizer_for_range(&self, x_min: f32, x_max: f32) -> Result<Quantizer> {
         if x_min.is_nan() || x_max.is_nan() || x_min.is_infinite() || x_max.is_infinite() {
             return Err(FormatError::BadRange {

@@ -1,4 +1,4 @@
-//! The 1000-candidate line search of the analytical study (SPEC §3).
+//! The 1000-candidate line search of the analytical study (`docs/range-estimators.md`).
 //!
 //! `T = max(|min|, |max|) + margin` of the first batch (whole tensor); candidate `i` in
 //! `1 ..= N` is the range `[-i·h, i·h]` (`[0, i·h]` when the first batch has no negative value)

@@ -1,4 +1,4 @@
-//! Range estimators (SPEC §3): they see batches of a tensor and return `(x_min, x_max)`, per
+//! Range estimators (`docs/range-estimators.md`): they see batches of a tensor and return `(x_min, x_max)`, per
 //! tensor or per channel (dimension 0).
 //!
 //! * [`RangeMethod::CurrentMinMax`], [`RangeMethod::AllMinMax`], [`RangeMethod::RunningMinMax`]:

@@ -1,4 +1,4 @@
-//! The MSE range estimator (SPEC §3).
+//! The MSE range estimator (`docs/range-estimators.md`).
 //!
 //! On the first batch, each channel (or the whole tensor) gets 111 candidate maxima
 //! `linspace(0.1·A, 1.2·A, 111)` with `A = max(|min|, |max|)` of that batch; they stay fixed.

@@ -1,7 +1,7 @@
 //! The conv + BN (+ activation) unit with its two quantizer slots, the building block of both
 //! ResNet and MobileNetV2.
 //!
-//! Order of operations (SPEC §5.2): quantize the conv weight (weight slot), convolve, apply BN
+//! Order of operations (`docs/ptq.md`): quantize the conv weight (weight slot), convolve, apply BN
 //! in f32 (running statistics, or batch statistics while re-estimating), the activation
 //! function, then the output-activation slot.
 

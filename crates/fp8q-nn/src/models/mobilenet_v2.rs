@@ -1,4 +1,4 @@
-//! MobileNetV2 in the layout the paper used (tonylins/pytorch-mobilenet-v2, SPEC §5.1), with
+//! MobileNetV2 in the layout the paper used (tonylins/pytorch-mobilenet-v2, `docs/ptq.md`), with
 //! torchvision's key layout mapped onto it at load time.
 //!
 //! Paper layout: `features.0.{0,1}` stem (3×3 s2, 32 ch, BN, ReLU6); `features.1..=17` inverted

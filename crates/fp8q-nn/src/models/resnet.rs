@@ -1,6 +1,6 @@
 //! ResNet-18 and ResNet-50 in torchvision's layout and key names (`conv1`, `bn1`,
 //! `layer{1-4}.{i}.conv{1,2,3}`, `.bn*`, `.downsample.0/1`, `fc`), BasicBlock and Bottleneck
-//! (stride on the 3×3 conv), with the quantizer slots of SPEC §5.2.
+//! (stride on the 3×3 conv), with the quantizer slots of `docs/ptq.md`.
 
 use crate::error::{NnError, Result};
 use crate::feature_map::FeatureMap;

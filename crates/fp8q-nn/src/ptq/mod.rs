@@ -1,4 +1,4 @@
-//! Post-training quantization (SPEC §5.2–§5.4): quantizers in a model's slots, the quant setups
+//! Post-training quantization (`docs/ptq.md`): quantizers in a model's slots, the quant setups
 //! that place them, and the calibrate → fix → BN re-estimation → evaluate pipeline.
 //!
 //! * [`quantizer`]: [`ManagedQuantizer`], a [`crate::layers::TensorQuantizer`] backed by

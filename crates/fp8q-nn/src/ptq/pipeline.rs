@@ -1,4 +1,4 @@
-//! The PTQ pipeline of SPEC §5.4 after the quantizers are installed: sequential calibration
+//! The PTQ pipeline of `docs/ptq.md` after the quantizers are installed: sequential calibration
 //! (every quantizer estimating, each pass quantizing with its fresh range, so later layers see
 //! quantized inputs), fixing the ranges, then BN re-estimation with the quantizers fixed, then
 //! evaluation ([`crate::evaluate::evaluate`]).

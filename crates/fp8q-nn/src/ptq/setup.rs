@@ -1,4 +1,4 @@
-//! Where quantizers go (SPEC §5.2) and how each is configured (SPEC §5.3).
+//! Where quantizers go and how each is configured (`docs/ptq.md`).
 //!
 //! [`plan`] lists, for a model and a [`PtqConfig`], every slot that gets a quantizer with its
 //! bit width (and whether it quantizes its unit's input, `LSQ_paper`); [`install`] builds a
@@ -6,7 +6,7 @@
 //! registry that fixes ranges and saves / loads the per-quantizer states.
 //!
 //! Quant setups (the reference's `--quant-setup`):
-//! * `all`: every weight (per-channel if asked) and every activation slot of SPEC §5.2;
+//! * `all`: every weight (per-channel if asked) and every activation slot (`docs/ptq.md`);
 //! * `FP_logits`: as `all` without the logits quantizer;
 //! * `LSQ`: as `all`, with the first conv's weight, the last conv's output (ResNet: also the last
 //!   block's output; MobileNetV2: the output of `features.18`, which the average pool shares) and
@@ -34,7 +34,7 @@ use crate::ptq::quantizer::{ManagedQuantizer, SlotHandle};
 /// `--quant-setup`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum QuantSetup {
-    /// Every quantizer of SPEC §5.2.
+    /// Every quantizer (`docs/ptq.md`, quant setup `all`).
     #[default]
     All,
     /// No quantizer on the logits.
@@ -125,7 +125,7 @@ impl FromStr for QMethodKind {
     }
 }
 
-/// The quantization options of `validate-quantized` (SPEC §5.3), reference defaults.
+/// The quantization options of `validate-quantized` (`docs/ptq.md`), reference defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PtqConfig {
     /// Weight method (`--qmethod`).
