@@ -47,7 +47,12 @@ fn split(name: &str) -> ImageFolder {
 }
 
 fn eval(model: &mut Model) -> Evaluation {
-    evaluate(model, BatchLoader::new(&split("val"), LoaderOptions::new(5, Transform::val())), |_| {}).unwrap()
+    evaluate(
+        model,
+        BatchLoader::new(&split("val"), LoaderOptions::new(5, Transform::val())),
+        |_| {},
+    )
+    .unwrap()
 }
 
 /// The seed README's configuration: W8/A8 FP, 5 mantissa bits (E2M5), per-channel, the range sets
@@ -79,7 +84,14 @@ fn quantize(arch: Architecture, file: &str, cfg: &PtqConfig, bn_batches: usize) 
     let installed = ptq::install(&mut model, cfg).unwrap();
     let opts = LoaderOptions::new(6, Transform::val());
     let train = split("train");
-    let done = ptq::calibrate(&mut model, &installed, BatchLoader::new(&train, opts.clone()), 2, |_| {}).unwrap();
+    let done = ptq::calibrate(
+        &mut model,
+        &installed,
+        BatchLoader::new(&train, opts.clone()),
+        2,
+        |_| {},
+    )
+    .unwrap();
     assert_eq!(done, 2);
     let used = ptq::reestimate_bn(&mut model, BatchLoader::new(&train, opts), bn_batches, |_| {}).unwrap();
     assert_eq!(used, bn_batches);
@@ -97,8 +109,16 @@ fn fp32_logits_match_pytorch() {
         .iter()
         .map(|(p, _)| p.strip_prefix(&val.root).unwrap().to_string_lossy().replace('\\', "/"))
         .collect();
-    let want_files: Vec<&str> = exp["val_files"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-    assert_eq!(files, want_files, "validation order differs from torchvision's ImageFolder");
+    let want_files: Vec<&str> = exp["val_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        files, want_files,
+        "validation order differs from torchvision's ImageFolder"
+    );
     for (arch, file) in MODELS {
         let mut model = Model::load(arch, fixture().join(file)).unwrap();
         let ev = eval(&mut model);
@@ -111,7 +131,12 @@ fn fp32_logits_match_pytorch() {
         let classes = model.num_classes();
         for (i, (g, w)) in ev.logits.chunks(classes).zip(want.chunks(classes)).enumerate() {
             let r = rel_l2(g, w);
-            assert!(r <= 1e-4, "{file}: image {} ({}) logits {r:.2e} from PyTorch's", i, files[i]);
+            assert!(
+                r <= 1e-4,
+                "{file}: image {} ({}) logits {r:.2e} from PyTorch's",
+                i,
+                files[i]
+            );
         }
         assert_eq!(ev.metrics.top1(), m["fp32_top1"].as_f64().unwrap(), "{file}: top-1");
     }
@@ -153,22 +178,38 @@ fn weight_ranges_match_pytorch() {
     }
 }
 
-/// The seed configuration end to end: every slot of quant setup `all` calibrated, BN
-/// re-estimated, evaluated; E2M5 keeps the logits near the FP32 ones and the accuracy.
+/// The seed configuration end to end: every slot of quant setup `all` calibrated, evaluated;
+/// E2M5 keeps the logits near the FP32 ones and the accuracy. Then BN re-estimation (one batch
+/// of all twelve training images: tiny batches give noisy statistics, so only its effect is
+/// checked) moves the logits and keeps them finite.
 #[test]
 fn seed_configuration_end_to_end() {
     let exp = expected();
     for (arch, file) in MODELS {
-        let (mut model, installed) = quantize(arch, file, &seed_config(), 1);
-        assert!(installed.slots.len() >= 20, "{file}: {} quantizers", installed.slots.len());
+        let (mut model, installed) = quantize(arch, file, &seed_config(), 0);
+        assert!(
+            installed.slots.len() >= 20,
+            "{file}: {} quantizers",
+            installed.slots.len()
+        );
         let ev = eval(&mut model);
         assert!(ev.logits.iter().all(|v| v.is_finite()), "{file}: non-finite logits");
         let m = &exp["models"][file];
         let rel = rel_l2(&ev.logits, &floats(&m["fp32_logits"]));
-        assert!(rel > 1e-4 && rel < 0.25, "{file}: E2M5 logits {rel:.3} rel-L2 from FP32");
+        assert!(rel > 1e-4 && rel < 0.1, "{file}: E2M5 logits {rel:.3} rel-L2 from FP32");
         let fp32_top1 = m["fp32_top1"].as_f64().unwrap();
         let top1 = ev.metrics.top1();
-        assert!(top1 >= fp32_top1 - 0.25, "{file}: top-1 {top1} vs FP32 {fp32_top1}");
+        assert!(top1 >= fp32_top1 - 0.2, "{file}: top-1 {top1} vs FP32 {fp32_top1}");
+
+        let train = split("train");
+        let loader = BatchLoader::new(&train, LoaderOptions::new(train.len(), Transform::val()));
+        assert_eq!(ptq::reestimate_bn(&mut model, loader, 1, |_| {}).unwrap(), 1);
+        let after = eval(&mut model).logits;
+        assert!(
+            after.iter().all(|v| v.is_finite()),
+            "{file}: non-finite logits after BN re-estimation"
+        );
+        assert_ne!(after, ev.logits, "{file}: BN re-estimation changed nothing");
     }
 }
 

@@ -50,7 +50,10 @@ impl InvertedResidual {
     fn load(vb: &WeightPath<'_>, cin: usize, cout: usize, stride: usize, t: usize) -> Result<Self> {
         let c = vb.pp("conv");
         let out_channels = |i: usize, default: usize| {
-            c.pp(i).shape_of("weight").and_then(|s| s.first().copied()).unwrap_or(default)
+            c.pp(i)
+                .shape_of("weight")
+                .and_then(|s| s.first().copied())
+                .unwrap_or(default)
         };
         let hidden = if t == 1 { cin } else { out_channels(0, cin * t) };
         let cout = out_channels(if t == 1 { 3 } else { 6 }, cout);
@@ -128,7 +131,9 @@ impl MobileNetV2 {
     pub fn load(vb: &WeightPath<'_>) -> Result<Self> {
         let f = vb.pp("features");
         let out_channels = |unit: &WeightPath<'_>, default: usize| {
-            unit.shape_of("weight").and_then(|s| s.first().copied()).unwrap_or(default)
+            unit.shape_of("weight")
+                .and_then(|s| s.first().copied())
+                .unwrap_or(default)
         };
         let stem_out = out_channels(&f.pp(0).pp(0), 32);
         let stem = ConvBnAct::load(
