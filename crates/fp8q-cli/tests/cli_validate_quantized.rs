@@ -207,3 +207,78 @@ fn fp_split_checked_only_where_fp_is_used() {
     assert_ok(&out);
     assert!(String::from_utf8_lossy(&out.stderr).contains("classifier.1 (weight) is 4-bit: FP split E1M2"));
 }
+
+/// The seed README's command, verbatim, with the golden MobileNetV2 weights standing in for its
+/// `mobilenet_v2.pth.tar`.
+fn readme_command(golden: &Path) -> Vec<String> {
+    let weights = s(&golden.join("weights/mobilenet_v2_shapes10.pth"));
+    let images = s(&golden.join("images"));
+    format!(
+        "validate-quantized --images-dir {images} --architecture mobilenet_v2_quantized --batch-size 64 --seed 10 \
+         --model-dir {weights} --n-bits 8 --cuda --load-type fp32 --quant-setup all --qmethod fp_quantizer \
+         --per-channel --fp8-mantissa-bits=5 --fp8-set-maxval --no-fp8-mse-include-mantissa-bits \
+         --weight-quant-method=current_minmax --act-quant-method=allminmax --num-est-batches=1"
+    )
+    .split_whitespace()
+    .map(str::to_string)
+    .collect()
+}
+
+/// The README's command runs as printed (on a few validation images); with the golden runs'
+/// deterministic calibration appended (`--batch-size 8 --calib-transform val`: the later
+/// `--batch-size` wins, as in click) it reproduces the reference's run of the same command.
+#[test]
+fn the_readme_command_runs_verbatim() {
+    let g = golden();
+    let dir = tmpdir("readme");
+    let args = readme_command(&g);
+    let out = run(&args, &["--max-val-images", "10"]);
+    assert_ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("note: --cuda has no effect here: fp8q runs on the CPU"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("mobilenet_v2 W8 fp_quantizer / A8 fp_quantizer (fp8 mantissa bits 5)")
+            && stdout.contains("(10 images"),
+        "{stdout}"
+    );
+
+    let report = dir.join("readme.json");
+    let out = run(
+        &args,
+        &["--batch-size", "8", "--calib-transform", "val", "--json", &s(&report)],
+    );
+    assert_ok(&out);
+    let ours: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(g.join("runs/mobilenet_v2__fp8_e2m5_readme.json")).unwrap())
+            .unwrap();
+    for (k, v) in reference["config"].as_object().unwrap() {
+        assert_eq!(&ours["config"][k], v, "config {k}");
+    }
+    let (a, b) = (logits_of(&report), {
+        let rows = reference["logits"].as_array().unwrap();
+        rows.iter()
+            .flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()))
+            .collect::<Vec<f64>>()
+    });
+    assert_eq!(a.len(), b.len());
+    let err: f64 = a.iter().zip(&b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();
+    let norm: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
+    assert!(err / norm <= 0.05, "logits rel L2 {}", err / norm);
+    let argmax = |v: &[f64]| -> Vec<usize> {
+        v.chunks(10)
+            .map(|r| (0..10).max_by(|&i, &j| r[i].total_cmp(&r[j])).unwrap())
+            .collect()
+    };
+    let agree = argmax(&a).iter().zip(argmax(&b)).filter(|(x, y)| **x == *y).count();
+    assert!(
+        agree * 100 >= 95 * argmax(&b).len(),
+        "top-1 agreement {agree}/{}",
+        argmax(&b).len()
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
