@@ -22,8 +22,12 @@ enum Command {
     /// Quantize–dequantize the tensors of a .npy or .safetensors file and report their SQNR.
     Quantize(commands::quantize::QuantizeArgs),
     /// The analytical study: expected quantization error and SQNR of formats per distribution.
+    #[command(after_help = "The study's definitions and accuracy: docs/analysis.md in the fp8q repository.")]
     Sqnr(commands::sqnr::SqnrArgs),
     /// Post-training quantization of a CNN checkpoint, evaluated on an ImageNet-layout folder.
+    #[command(
+        after_help = "The pipeline and where quantizers sit: docs/ptq.md; reproducing the paper: docs/reproduce.md; differences from the reference: docs/differences.md (fp8q repository)."
+    )]
     ValidateQuantized(commands::validate_quantized::ValidateQuantizedArgs),
     /// Measure kernel throughput against a plain copy of the same buffer.
     Bench(commands::bench::BenchArgs),

@@ -1,6 +1,9 @@
-//! End-to-end checks of `fp8q validate-quantized` through the built binary, on the golden PTQ
-//! fixtures (`FP8Q_GOLDEN_PTQ`; the tests fail when it is unset or points nowhere): a run with
-//! every output file, reloading its quantization parameters, and each kind of bad input.
+//! End-to-end checks of `fp8q validate-quantized` through the built binary: a run with every
+//! output file, reloading its quantization parameters, each kind of bad input and the seed
+//! README's command verbatim, on the in-repository fixture (`fp8q-nn/tests/data/ptq_small`:
+//! JPEG photographs, a narrow MobileNetV2 in the paper's legacy `.pth.tar` format, a narrow
+//! ResNet-18); and the README command against the reference's own run on the golden PTQ data
+//! (`FP8Q_GOLDEN_PTQ`; not run when unset, failing when it points nowhere).
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -8,16 +11,24 @@ use std::process::Output;
 mod common;
 use common::{assert_user_error, fp8q, tmpdir};
 
-fn golden() -> PathBuf {
-    let dir = PathBuf::from(std::env::var("FP8Q_GOLDEN_PTQ").unwrap_or_else(|_| {
-        panic!("FP8Q_GOLDEN_PTQ is not set: point it at the golden PTQ folder (e.g. ../shared/golden/ptq)")
-    }));
+/// The small PTQ fixture kept in the repository.
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fp8q-nn/tests/data/ptq_small")
+}
+
+/// The golden PTQ folder, or `None` (the test then does not run) when `FP8Q_GOLDEN_PTQ` is unset.
+fn golden() -> Option<PathBuf> {
+    let Some(dir) = std::env::var_os("FP8Q_GOLDEN_PTQ") else {
+        eprintln!("FP8Q_GOLDEN_PTQ is not set: golden PTQ test not run (see docs/ptq.md)");
+        return None;
+    };
+    let dir = PathBuf::from(dir);
     assert!(
         dir.join("weights").is_dir() && dir.join("images/val").is_dir(),
         "FP8Q_GOLDEN_PTQ={} does not hold weights/ and images/",
         dir.display()
     );
-    dir
+    Some(dir)
 }
 
 fn s(p: &Path) -> String {
@@ -33,15 +44,15 @@ fn assert_ok(out: &Output) {
     );
 }
 
-/// A quick MobileNetV2 FP8 run on the golden images: 8 validation images, one deterministic
+/// A quick MobileNetV2 FP8 run on the fixture's images: 8 validation images, one deterministic
 /// calibration batch, no BN re-estimation.
-fn quick_args(golden: &Path, images: &Path) -> Vec<String> {
+fn quick_args(images: &Path) -> Vec<String> {
     [
         "validate-quantized",
         "--architecture",
         "mobilenet_v2",
         "--model-dir",
-        &s(&golden.join("weights/mobilenet_v2_shapes10.pth")),
+        &s(&fixture().join("mobilenet_v2_narrow.pth.tar")),
         "--images-dir",
         &s(images),
         "--batch-size",
@@ -88,9 +99,8 @@ fn logits_of(report: &Path) -> Vec<f64> {
 
 #[test]
 fn run_writes_reports_and_reloads_its_ranges() {
-    let g = golden();
     let dir = tmpdir("run");
-    let args = quick_args(&g, &g.join("images"));
+    let args = quick_args(&fixture().join("images"));
     let (report, logits, params) = (dir.join("run.json"), dir.join("logits.npy"), dir.join("q.json"));
     let out = run(
         &args,
@@ -114,7 +124,7 @@ fn run_writes_reports_and_reloads_its_ranges() {
     let npy = std::fs::read(&logits).unwrap();
     let header = String::from_utf8_lossy(&npy[10..npy.len().min(128)]);
     assert!(
-        header.contains("'descr': '<f4'") && header.contains("(8, 10)"),
+        header.contains("'descr': '<f4'") && header.contains("(8, 4)"),
         "{header}"
     );
     let first = logits_of(&report);
@@ -131,9 +141,9 @@ fn run_writes_reports_and_reloads_its_ranges() {
 
 #[test]
 fn bad_input_names_the_problem() {
-    let g = golden();
+    let g = fixture();
     let dir = tmpdir("bad");
-    let args = quick_args(&g, &g.join("images"));
+    let args = quick_args(&g.join("images"));
     let with = |flag: &str, value: &str| replaced(&args, flag, value);
 
     let missing = dir.join("nope.pth");
@@ -141,7 +151,7 @@ fn bad_input_names_the_problem() {
     let no_images = dir.join("no-images");
     assert_user_error(&run(&with("--images-dir", &s(&no_images)), &[]), &[&s(&no_images)]);
     // ResNet-18 weights read as MobileNetV2: the mismatch is listed, with the file
-    let r18 = g.join("weights/resnet18_shapes10.pth");
+    let r18 = g.join("resnet18_narrow.pth");
     assert_user_error(
         &run(&with("--model-dir", &s(&r18)), &[]),
         &[&s(&r18), "features.0.0.weight"],
@@ -178,7 +188,7 @@ fn bad_input_names_the_problem() {
     std::os::unix::fs::symlink(g.join("images/train"), images.join("train")).unwrap();
     #[cfg(not(unix))]
     return;
-    let args = replaced(&quick_args(&g, &images), "--max-val-images", "11");
+    let args = replaced(&quick_args(&images), "--max-val-images", "11");
     assert_user_error(&run(&args, &[]), &["zz_corrupt.png"]);
     let report = dir.join("skip.json");
     let out = run(&args, &["--skip-bad-images", "--json", &s(&report)]);
@@ -186,7 +196,7 @@ fn bad_input_names_the_problem() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("zz_corrupt.png"));
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(v["skipped"].as_array().unwrap().len(), 1, "{}", v["skipped"]);
-    assert_eq!(v["logits"].as_array().unwrap().len(), 10);
+    assert_eq!(v["logits"].as_array().unwrap().len(), 4);
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -195,8 +205,7 @@ fn bad_input_names_the_problem() {
 /// its 4-bit FC weight one exponent bit and says so.
 #[test]
 fn fp_split_checked_only_where_fp_is_used() {
-    let g = golden();
-    let args = replaced(&quick_args(&g, &g.join("images")), "--max-val-images", "4");
+    let args = replaced(&quick_args(&fixture().join("images")), "--max-val-images", "4");
     assert_ok(&run(&args, &["--qmethod", "symmetric_uniform", "--n-bits", "4"]));
     assert_user_error(
         &run(&args, &["--n-bits", "4"]),
@@ -208,11 +217,10 @@ fn fp_split_checked_only_where_fp_is_used() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("classifier.1 (weight) is 4-bit: FP split E1M2"));
 }
 
-/// The seed README's command, verbatim, with the golden MobileNetV2 weights standing in for its
-/// `mobilenet_v2.pth.tar`.
-fn readme_command(golden: &Path) -> Vec<String> {
-    let weights = s(&golden.join("weights/mobilenet_v2_shapes10.pth"));
-    let images = s(&golden.join("images"));
+/// The seed README's command, verbatim, with `weights` standing in for its
+/// `mobilenet_v2.pth.tar` and `images` for ImageNet.
+fn readme_command(weights: &Path, images: &Path) -> Vec<String> {
+    let (weights, images) = (s(weights), s(images));
     format!(
         "validate-quantized --images-dir {images} --architecture mobilenet_v2_quantized --batch-size 64 --seed 10 \
          --model-dir {weights} --n-bits 8 --cuda --load-type fp32 --quant-setup all --qmethod fp_quantizer \
@@ -224,15 +232,15 @@ fn readme_command(golden: &Path) -> Vec<String> {
     .collect()
 }
 
-/// The README's command runs as printed (on a few validation images); with the golden runs'
-/// deterministic calibration appended (`--batch-size 8 --calib-transform val`: the later
-/// `--batch-size` wins, as in click) it reproduces the reference's run of the same command.
+/// The README's command runs as printed on the fixture (the paper's legacy checkpoint format,
+/// JPEG images). With the golden runs' deterministic calibration appended (`--batch-size 8
+/// --calib-transform val`: the later `--batch-size` wins, as in click) it reproduces the
+/// reference's run of the same command on the golden data (below).
 #[test]
 fn the_readme_command_runs_verbatim() {
-    let g = golden();
-    let dir = tmpdir("readme");
-    let args = readme_command(&g);
-    let out = run(&args, &["--max-val-images", "10"]);
+    let g = fixture();
+    let args = readme_command(&g.join("mobilenet_v2_narrow.pth.tar"), &g.join("images"));
+    let out = run(&args, &[]);
     assert_ok(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -242,9 +250,18 @@ fn the_readme_command_runs_verbatim() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("mobilenet_v2 W8 fp_quantizer / A8 fp_quantizer (fp8 mantissa bits 5)")
-            && stdout.contains("(10 images"),
+            && stdout.contains("(16 images"),
         "{stdout}"
     );
+}
+
+/// On the golden data, the README command with the golden runs' deterministic calibration
+/// reproduces the reference's run of the same command.
+#[test]
+fn the_readme_command_matches_the_reference_run() {
+    let Some(g) = golden() else { return };
+    let dir = tmpdir("readme");
+    let args = readme_command(&g.join("weights/mobilenet_v2_shapes10.pth"), &g.join("images"));
 
     let report = dir.join("readme.json");
     let out = run(

@@ -31,7 +31,7 @@ pub struct SqnrArgs {
     /// A distribution (repeatable): `uniform:min=-1,max=1`, `gauss:mu=0,sigma=1,min=-10,max=10`,
     /// `student-t:nu=8,min=-100,max=100`; `clip=C` is short for `min=-C,max=C`. Missing keys take
     /// these defaults (Gaussian bounds default to μ ± 10σ). Default: the paper's three.
-    #[arg(long = "dist", value_name = "SPEC", value_parser = parse_distribution)]
+    #[arg(long = "dist", value_name = "DIST", value_parser = parse_distribution)]
     pub dist: Vec<Distribution>,
     /// Comma-separated formats: `eXmY` (signed FP of 1+X+Y bits with flexible bias), `intN`
     /// (symmetric INT); also `ueXmY`, `intN-asym` and the float8_* encodings.
