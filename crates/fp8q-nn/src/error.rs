@@ -136,6 +136,16 @@ pub enum NnError {
         /// What went wrong.
         why: String,
     },
+    /// A pretrained checkpoint that could not be downloaded into the torch hub cache.
+    #[error("cannot download {url}: {why}\n  to run without downloading, put that file at {dest}")]
+    Download {
+        /// Where the file comes from.
+        url: String,
+        /// The cache file it was to become.
+        dest: PathBuf,
+        /// What went wrong.
+        why: String,
+    },
 }
 
 impl NnError {
