@@ -2,26 +2,43 @@
 
 use std::path::PathBuf;
 
-use anyhow::bail;
-use fp8q_nn::models::Architecture;
+use fp8q_nn::hub;
 
 use super::config::RunConfig;
 
 /// The checkpoint of a run: `--model-dir` when given; otherwise torchvision's IMAGENET1K_V1
-/// weights of the architecture from the torch hub cache, as the reference's ResNets use (for
-/// MobileNetV2, whose reference checkpoint must be given, torchvision's `mobilenet_v2` file).
+/// weights of the architecture from the torch hub cache (`$TORCH_HOME/hub/checkpoints`, …),
+/// downloaded there first when missing, as the reference's ResNets do (for MobileNetV2, whose
+/// reference checkpoint must be given, torchvision's `mobilenet_v2` file).
 pub fn resolve_model_path(cfg: &RunConfig) -> anyhow::Result<PathBuf> {
     if let Some(path) = &cfg.model_dir {
         return Ok(path.clone());
     }
-    let file = match cfg.arch {
-        Architecture::Resnet18 => "resnet18-f37072fd.pth",
-        Architecture::Resnet50 => "resnet50-0676ba61.pth",
-        Architecture::MobilenetV2 => "mobilenet_v2-b0353104.pth",
-    };
-    bail!(
-        "no --model-dir given: {} would use torchvision's IMAGENET1K_V1 weights ({file} from the torch hub cache), \
-         which is not available yet (torchvision download not yet wired); pass --model-dir FILE",
-        cfg.arch
-    )
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    let path = hub::pretrained_checkpoint(cfg.arch, &mut |done, total| {
+        let b = bar.get_or_insert_with(|| {
+            if let Some(w) = hub::torchvision_weights(cfg.arch) {
+                eprintln!("downloading {} (torchvision's {} weights)", w.url, cfg.arch);
+            }
+            let b = match total {
+                Some(n) => indicatif::ProgressBar::new(n),
+                None => indicatif::ProgressBar::new_spinner(),
+            };
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "downloading [{bar:30}] {bytes}/{total_bytes}  {bytes_per_sec}  eta {eta}",
+            ) {
+                b.set_style(style.progress_chars("=> "));
+            }
+            if !cfg.progress_bar {
+                b.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+            }
+            b
+        });
+        b.set_position(done);
+    })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+        eprintln!("saved {}", path.display());
+    }
+    Ok(path)
 }
