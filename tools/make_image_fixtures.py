@@ -314,6 +314,7 @@ def fixtures():
     exif = Image.Exif()
     exif[0x0112] = 6  # orientation: rotate 90 CW to display; Image.open ignores it
     srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    srgb = srgb[:24] + bytes(12) + srgb[36:]  # creation time zeroed: reproducible fixture
     f.append(("jexif6_icc_q85_150x100.jpg", jpeg_bytes(chelsea.resize((150, 100), Image.LANCZOS), quality=85,
                                                        exif=exif.tobytes(), icc_profile=srgb)))
     f.append(("jwarn_extraneous_q85_120x80.jpg", insert_before_sos(
@@ -388,7 +389,7 @@ def expectation(path):
         with Image.open(path) as im:
             rgb = np.asarray(im.convert("RGB"))
     except Exception as e:  # what Pillow raises is the expectation
-        return {"error": f"{type(e).__name__}: {e}"}
+        return {"error": f"{type(e).__name__}: {e}".replace(path, os.path.basename(path))}
     h, w = rgb.shape[:2]
     flat = rgb.reshape(-1, 3)
     idx = [k * (h * w) // N_SAMPLES for k in range(N_SAMPLES)]
@@ -399,6 +400,23 @@ def expectation(path):
         "channel_sums": [int(s) for s in flat.astype(np.int64).sum(axis=0)],
         "samples": flat[idx].tobytes().hex(),
     }
+
+
+def hashes_without_simd(out, names):
+    """Pillow's hashes with libjpeg-turbo's SIMD code disabled (JSIMD_FORCENONE=1, read when the
+    library loads, hence a subprocess): its C code paths, which our decoder compiles."""
+    import subprocess
+
+    code = ("import sys, json, hashlib, numpy as np; from PIL import Image\n"
+            "out = {}\n"
+            "for p in sys.argv[1:]:\n"
+            "    try: out[p] = hashlib.sha256(np.asarray(Image.open(p).convert('RGB')).tobytes()).hexdigest()\n"
+            "    except Exception: pass\n"
+            "print(json.dumps(out))")
+    paths = [os.path.join(out, n) for n in names]
+    env = dict(os.environ, JSIMD_FORCENONE="1")
+    res = subprocess.run([sys.executable, "-c", code, *paths], env=env, capture_output=True, check=True, text=True)
+    return {os.path.basename(p): h for p, h in json.loads(res.stdout).items()}
 
 
 def val_transform_and_logits(paths, pth):
@@ -437,6 +455,16 @@ def main(out):
         with open(p, "wb") as fh:
             fh.write(data)
         expected[name] = expectation(p)
+    # libjpeg-turbo's SIMD and C paths agree on valid files; where they do not (corrupt data),
+    # keep the C path's hash too
+    jpegs = [n for n in expected if "sha256" in expected[n] and open(os.path.join(out, n), "rb").read(2) == b"\xff\xd8"]
+    same = 0
+    for n, h in hashes_without_simd(out, jpegs).items():
+        if h == expected[n]["sha256"]:
+            same += 1
+        else:
+            expected[n]["sha256_c"] = h
+            print(f"{n}: libjpeg-turbo's SIMD and C paths differ")
     pth = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates", "fp8q-nn", "tests", "data",
                        "resnet50_narrow.pth")
     logit_files = ["j420_q90_500x375.jpg", "j420_q75_333x201.jpg", "jprog422_q80_200x133.jpg",
@@ -447,6 +475,7 @@ def main(out):
         "webp": features.version("webp"),
         "libtiff": features.version("libtiff"),
         "n_samples": N_SAMPLES,
+        "jpeg_simd_equals_c": f"{same} of {len(jpegs)} JPEG fixtures that Pillow decodes",
     }
     with open(os.path.join(out, "expected.json"), "w") as fh:
         json.dump({"meta": meta, "images": expected,
