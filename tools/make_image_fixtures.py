@@ -4,7 +4,8 @@ Real photographs shipped with scikit-image (`skimage/data`: chelsea, coffee, ast
 camera, ...) are re-encoded with Pillow at small sizes in every variant our ImageFolder may meet:
 
 * JPEG: baseline and progressive; 4:2:0, 4:2:2, 4:4:4, 4:4:0 (hand-assembled, Pillow cannot
-  write it); grayscale; CMYK with and without the Adobe marker; RGB without colour transform;
+  write it), 4:1:1 and arithmetic coding (written by libjpeg-turbo's `cjpeg` when it is
+  installed, Debian package libjpeg-turbo-progs; skipped otherwise); grayscale; CMYK with and without the Adobe marker; RGB without colour transform;
   restart markers; odd and tiny sizes; qualities 10-100; an EXIF orientation and an ICC profile
   (both ignored by `Image.open`); a PNG under a `.JPEG` name; truncated and garbage files.
 * PNG (8/16-bit, grey, grey+alpha, palette with and without tRNS, 1-bit, interlaced), BMP, PPM/PGM
@@ -256,6 +257,19 @@ def corrupt_scan(data, every=97):
     return bytes(out)
 
 
+def cjpeg(im, *args):
+    """libjpeg-turbo's `cjpeg` (Debian: libjpeg-turbo-progs) for what Pillow cannot write:
+    arithmetic coding, 4:1:1. None when the tool is missing (those fixtures are then skipped)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("cjpeg") is None:
+        print(f"cjpeg not found: skipping a fixture ({' '.join(args)})")
+        return None
+    ppm = saved(im, "PPM")
+    return subprocess.run(["cjpeg", *args], input=ppm, capture_output=True, check=True).stdout
+
+
 def saved(im, fmt, **kw):
     b = io.BytesIO()
     im.save(b, fmt, **kw)
@@ -281,6 +295,12 @@ def fixtures():
     f.append(("j444_q95_181x271.jpg", jpeg_bytes(rocket.resize((181, 271), Image.LANCZOS), quality=95,
                                                  subsampling=0)))
     f.append(("j440_q85_203x151.jpg", encode_440(motor.resize((203, 151), Image.LANCZOS), 85)))
+    f.append(("j411_q85_cjpeg_157x103.jpg", cjpeg(chelsea.resize((157, 103), Image.LANCZOS), "-quality", "85",
+                                                  "-sample", "4x1")))
+    f.append(("jarith_q85_cjpeg_141x95.jpg", cjpeg(coffee.resize((141, 95), Image.LANCZOS), "-quality", "85",
+                                                   "-arithmetic")))
+    f.append(("jarith_prog_q80_cjpeg_95x141.jpg", cjpeg(rocket.resize((95, 141), Image.LANCZOS), "-quality", "80",
+                                                        "-arithmetic", "-progressive")))
     f.append(("jprog420_q85_301x199.jpg", jpeg_bytes(coffee.resize((301, 199), Image.LANCZOS), quality=85,
                                                      subsampling=2, progressive=True)))
     f.append(("jprog422_q80_200x133.jpg", jpeg_bytes(chelsea.resize((200, 133), Image.LANCZOS), quality=80,
@@ -381,7 +401,7 @@ def fixtures():
     f.append(("webp_lossy_q80.webp", saved(chelsea.resize((151, 101), Image.LANCZOS), "WEBP", quality=80)))
     f.append(("webp_lossy_rgba_q80.webp", saved(Image.merge("RGBA", (*small.split(), small.convert("L"))),
                                                 "WEBP", quality=80)))
-    return f
+    return [(name, data) for name, data in f if data is not None]
 
 
 def expectation(path):

@@ -157,3 +157,70 @@ fn val_transform_and_fp32_logits_match_torchvision_on_jpeg_photographs() {
         assert!(err <= 1e-5, "{name}: logits relative L2 error {err:e}");
     }
 }
+
+/// Hostile input: truncations and byte changes of valid files of every format must give `Ok`
+/// or `BadImage`, never a panic, an abort or a hang.
+#[test]
+fn mutated_files_are_decoded_or_refused_never_crash() {
+    let files = [
+        "jq100_444_64x48.jpg",
+        "jtiny_17x9_420.jpg",
+        "jprog444_q90_150x151.jpg",
+        "jcmyk_prog_q80_97x131.jpg",
+        "jrestart_rows1_prog_q80_163x245.jpg",
+        "png_p_4bit.png",
+        "png_rgb8_adam7.png",
+        "bmp_p8.bmp",
+        "ppm_p3_plain.ppm",
+        "pgm_p5_16bit.pgm",
+        "tif_rgb_lzw.tiff",
+        "webp_lossy_q80.webp",
+        "webp_lossless_rgba.webp",
+    ];
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let dir = std::env::temp_dir().join(format!("fp8q_decode_mutants_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (mut ok, mut refused) = (0, 0);
+    for name in files {
+        let orig = std::fs::read(data(&format!("images/{name}"))).unwrap();
+        for round in 0..60 {
+            let mut m = orig.clone();
+            match round % 3 {
+                0 => m.truncate(next() as usize % m.len()),
+                1 => {
+                    for _ in 0..1 + next() % 8 {
+                        let i = next() as usize % m.len();
+                        m[i] = next() as u8;
+                    }
+                }
+                _ => {
+                    // header damage: the first 64 bytes hold sizes, lengths and tables
+                    let i = next() as usize % m.len().min(64);
+                    m[i] = m[i].wrapping_add(1 + (next() % 255) as u8);
+                }
+            }
+            let path = dir.join(name);
+            std::fs::write(&path, &m).unwrap();
+            match decode(&path) {
+                Ok(img) => {
+                    assert_eq!(img.data.len(), img.width * img.height * 3);
+                    ok += 1;
+                }
+                Err(NnError::BadImage { path: p, .. }) => {
+                    assert_eq!(p, path);
+                    refused += 1;
+                }
+                Err(e) => panic!("{name} round {round}: unexpected error kind {e}"),
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    println!("mutants: {ok} decoded, {refused} refused");
+    assert!(refused > 100 && ok > 50, "{ok} decoded, {refused} refused");
+}

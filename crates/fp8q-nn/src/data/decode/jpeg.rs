@@ -1,12 +1,17 @@
 //! JPEG through libjpeg-turbo's decoder (`mozjpeg-sys`: MozJPEG's copy of libjpeg-turbo, compiled
-//! from C by cargo, without SIMD), set up as Pillow sets it up.
+//! from C by cargo, without SIMD, with arithmetic decoding like Pillow's libjpeg-turbo), set up
+//! as Pillow sets it up. Baseline, progressive, arithmetic; any sampling (4:4:4, 4:2:2, 4:2:0,
+//! 4:4:0, 4:1:1); restart markers; 8-bit samples (12-bit files are refused, as Pillow refuses them).
 //!
 //! * Output colour space by component count, as Pillow's `JpegImagePlugin`: 1 → grey
 //!   (replicated to RGB), 3 → RGB (libjpeg converts YCbCr), 4 → CMYK (libjpeg converts YCCK).
 //!   Other counts are refused, as Pillow refuses them.
 //! * libjpeg's defaults, which Pillow keeps outside draft mode: ISLOW integer IDCT and fancy
 //!   (triangle-filter) upsampling of subsampled chroma. libjpeg-turbo's C and SIMD paths for
-//!   these are bit-exact with each other, so the scalar build gives Pillow's SIMD bytes.
+//!   these are bit-exact with each other on valid files, so the scalar build gives Pillow's SIMD
+//!   bytes. (On corrupt entropy-coded data, recovered coefficients can leave the range where the
+//!   16-bit SIMD IDCT and the 32-bit C IDCT agree; there we give Pillow's bytes with SIMD off,
+//!   `JSIMD_FORCENONE=1`.)
 //! * CMYK: Pillow always reads 4-component JPEGs as `CMYK;I` (inverted, the Adobe convention,
 //!   with or without an Adobe marker) and converts with its own formula, see [`cmyk_to_rgb`].
 //! * Truncation: Pillow feeds libjpeg a suspending source and raises "image file is truncated"
