@@ -46,7 +46,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     println!("libjpeg-turbo C (mozjpeg-sys, ours): median {med:.3} ms, best {best:.3} ms per image");
     let (med, best) = time_ms(iters, || {
-        std::hint::black_box(image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg).unwrap().to_rgb8());
+        std::hint::black_box(
+            image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg)
+                .unwrap()
+                .to_rgb8(),
+        );
     });
     println!("image crate (zune-jpeg, before):    median {med:.3} ms, best {best:.3} ms per image");
     Ok(())

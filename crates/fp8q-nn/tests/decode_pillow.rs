@@ -58,10 +58,13 @@ fn describe_mismatch(got: &[u8], want: &Value) -> String {
     let sums: Vec<i64> = (0..3)
         .map(|c| got.iter().skip(c).step_by(3).map(|&v| v as i64).sum::<i64>())
         .collect();
-    let want_sums: Vec<i64> = want["channel_sums"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
-    format!(
-        "{differ} of {n} sampled pixels differ (max diff {max}); channel sums {sums:?} vs Pillow {want_sums:?}"
-    )
+    let want_sums: Vec<i64> = want["channel_sums"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    format!("{differ} of {n} sampled pixels differ (max diff {max}); channel sums {sums:?} vs Pillow {want_sums:?}")
 }
 
 #[test]
@@ -89,7 +92,10 @@ fn every_fixture_decodes_exactly_like_pillow() {
             (Ok(_), Some(pillow)) => failures.push(format!("{name}: decoded, but Pillow raises {pillow}")),
             (Err(e), None) => failures.push(format!("{name}: {e}")),
             (Ok(img), None) => {
-                let dims = (want["width"].as_u64().unwrap() as usize, want["height"].as_u64().unwrap() as usize);
+                let dims = (
+                    want["width"].as_u64().unwrap() as usize,
+                    want["height"].as_u64().unwrap() as usize,
+                );
                 if (img.width, img.height) != dims {
                     failures.push(format!("{name}: {}×{} vs Pillow {dims:?}", img.width, img.height));
                 } else if CORRUPT_DATA.contains(&name.as_str()) {
@@ -107,7 +113,12 @@ fn every_fixture_decodes_exactly_like_pillow() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     println!(
         "{exact} of {} fixtures byte-identical to Pillow {} (libjpeg-turbo {})",
         images.len(),
@@ -143,15 +154,34 @@ fn val_transform_and_fp32_logits_match_torchvision_on_jpeg_photographs() {
         let mut x = vec![0f32; 3 * 224 * 224];
         Transform::val().apply(&img, 0, &mut x);
         let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let first: Vec<f32> = want["tensor_first"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+        let first: Vec<f32> = want["tensor_first"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
         assert_eq!(&x[..first.len()], &first[..], "{name}: first tensor values");
         let sum: f64 = x.iter().map(|&v| v as f64).sum();
         let want_sum = want["tensor_sum"].as_f64().unwrap();
-        assert!((sum - want_sum).abs() <= 1e-9 * want_sum.abs().max(1.0), "{name}: tensor sum {sum} vs {want_sum}");
-        assert_eq!(hex(&Sha256::digest(&bytes)), want["tensor_sha256"].as_str().unwrap(), "{name}: tensor bytes");
+        assert!(
+            (sum - want_sum).abs() <= 1e-9 * want_sum.abs().max(1.0),
+            "{name}: tensor sum {sum} vs {want_sum}"
+        );
+        assert_eq!(
+            hex(&Sha256::digest(&bytes)),
+            want["tensor_sha256"].as_str().unwrap(),
+            "{name}: tensor bytes"
+        );
 
-        let logits = model.forward_fm(FeatureMap::from_vec(x, 1, 3, 224, 224).unwrap()).unwrap();
-        let want: Vec<f32> = want["logits"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+        let logits = model
+            .forward_fm(FeatureMap::from_vec(x, 1, 3, 224, 224).unwrap())
+            .unwrap();
+        let want: Vec<f32> = want["logits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
         let err = rel_l2(&logits, &want);
         println!("{name}: FP32 logits relative L2 error vs PyTorch {err:e}");
         assert!(err <= 1e-5, "{name}: logits relative L2 error {err:e}");

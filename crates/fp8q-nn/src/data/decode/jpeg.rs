@@ -31,9 +31,8 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use mozjpeg_sys::{
     boolean, jpeg_common_struct, jpeg_create_decompress, jpeg_decompress_struct, jpeg_destroy_decompress,
-    jpeg_error_mgr, jpeg_finish_decompress, jpeg_mem_src, jpeg_progress_mgr, jpeg_read_header,
-    jpeg_read_scanlines, jpeg_start_decompress, jpeg_std_error, J_DCT_METHOD, JCS_CMYK, JCS_GRAYSCALE,
-    JCS_RGB,
+    jpeg_error_mgr, jpeg_finish_decompress, jpeg_mem_src, jpeg_progress_mgr, jpeg_read_header, jpeg_read_scanlines,
+    jpeg_start_decompress, jpeg_std_error, JCS_CMYK, JCS_GRAYSCALE, JCS_RGB, J_DCT_METHOD,
 };
 
 use super::check_size;
@@ -190,7 +189,12 @@ pub fn cmyk_to_rgb(width: usize, height: usize, raw: &[u8]) -> Rgb8 {
     }
     let mut data = Vec::with_capacity(width * height * 3);
     for p in raw.chunks_exact(4) {
-        let [c, m, y, k] = [255 - p[0] as i32, 255 - p[1] as i32, 255 - p[2] as i32, 255 - p[3] as i32];
+        let [c, m, y, k] = [
+            255 - p[0] as i32,
+            255 - p[1] as i32,
+            255 - p[2] as i32,
+            255 - p[3] as i32,
+        ];
         let nk = 255 - k;
         for v in [c, m, y] {
             data.push((nk - muldiv255(v, nk)).clamp(0, 255) as u8);

@@ -16,7 +16,11 @@ use crate::data::resize::Rgb8;
 /// The BMP variants we decode, from the file header: `Err` names a refused one.
 fn check_bmp(bytes: &[u8]) -> Result<(), String> {
     let u16_at = |i: usize| bytes.get(i..i + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
-    let u32_at = |i: usize| bytes.get(i..i + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let u32_at = |i: usize| {
+        bytes
+            .get(i..i + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
     let header = u32_at(14).ok_or("truncated BMP header")?;
     let (bpp, compression) = if header == 12 {
         (u16_at(24).ok_or("truncated BMP header")?, 0)

@@ -81,7 +81,10 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
         return Err("not a PPM file".into());
     }
     let kind = magic[1];
-    let mut cur = Cursor { bytes, pos: 3.min(bytes.len()) };
+    let mut cur = Cursor {
+        bytes,
+        pos: 3.min(bytes.len()),
+    };
     let w = cur.number("width")?;
     let h = cur.number("height")?;
     check_size(w, h)?;
@@ -148,7 +151,10 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
             match rest.first() {
                 None => return Err(truncated()),
                 Some(b'#') => {
-                    let end = rest.iter().position(|c| *c == b'\n' || *c == b'\r').unwrap_or(rest.len());
+                    let end = rest
+                        .iter()
+                        .position(|c| *c == b'\n' || *c == b'\r')
+                        .unwrap_or(rest.len());
                     rest = &rest[end..];
                 }
                 Some(c) if WHITESPACE.contains(c) => rest = &rest[1..],
