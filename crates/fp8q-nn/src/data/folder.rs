@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{NnError, Result};
 
-/// File extensions torchvision's `ImageFolder` accepts (case-insensitive).
+/// File extensions torchvision's `ImageFolder` accepts (case-insensitive). The extension only
+/// selects files: [`decode`](super::decode) picks the decoder by content and gives Pillow's pixels
+/// for every format here (BMP and TIFF in their common layouts; the rare others are refused with
+/// an error naming the variant, see the `decode` module).
 pub const IMAGE_EXTENSIONS: [&str; 9] = ["jpg", "jpeg", "png", "ppm", "bmp", "pgm", "tif", "tiff", "webp"];
 
 /// The samples of one split (`train` or `val`).

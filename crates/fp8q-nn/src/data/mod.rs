@@ -1,9 +1,10 @@
 //! Images from an ImageNet-layout folder to normalized NCHW batches.
 //!
-//! [`folder`] lists the samples (sorted classes, sorted files), [`resize`] is a Pillow-exact
-//! resampler, [`transform`] holds the validation and training transforms, [`loader`] decodes and
+//! [`folder`] lists the samples (sorted classes, sorted files), [`decode`] reads image files to
+//! RGB exactly as Pillow does, [`resize`] is a Pillow-exact resampler, [`transform`] holds the validation and training transforms, [`loader`] decodes and
 //! transforms batches on rayon threads while the model runs.
 
+pub mod decode;
 pub mod folder;
 pub mod loader;
 pub mod resize;

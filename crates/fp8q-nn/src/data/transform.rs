@@ -7,11 +7,9 @@
 //! * Training: RandomResizedCrop(size, scale 0.08–1, ratio 3/4–4/3) and a random horizontal
 //!   flip, drawn from a generator seeded per image.
 
-use std::path::Path;
-
+pub use super::decode::decode;
 use super::resize::{resize, Filter, Rgb8};
 use super::rng::Rng;
-use crate::error::{NnError, Result};
 
 /// ImageNet channel means.
 pub const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -77,28 +75,6 @@ impl Transform {
         };
         to_normalized_chw(&cropped, out);
     }
-}
-
-/// Decode a file to 8-bit RGB (alpha dropped, grey replicated). Errors name the file.
-pub fn decode(path: &Path) -> Result<Rgb8> {
-    let bad = |why: String| NnError::BadImage {
-        path: path.to_path_buf(),
-        why,
-    };
-    let reader = image::ImageReader::open(path)
-        .map_err(|e| bad(e.to_string()))?
-        .with_guessed_format()
-        .map_err(|e| bad(e.to_string()))?;
-    let img = reader.decode().map_err(|e| bad(e.to_string()))?.to_rgb8();
-    let (w, h) = img.dimensions();
-    if w == 0 || h == 0 {
-        return Err(bad("empty image".into()));
-    }
-    Ok(Rgb8 {
-        width: w as usize,
-        height: h as usize,
-        data: img.into_raw(),
-    })
 }
 
 /// torchvision's `Resize(s)`: the shorter side becomes `s`, the longer `⌊s · long / short⌋`.

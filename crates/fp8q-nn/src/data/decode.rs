@@ -1,0 +1,163 @@
+//! Image files to 8-bit RGB exactly as the reference loads them: Pillow's
+//! `Image.open(path).convert('RGB')`.
+//!
+//! The format is chosen by the file's content (its magic bytes), never by its extension:
+//! ImageNet holds a PNG named `.JPEG`. Each format has its own module:
+//!
+//! * [`jpeg`]: libjpeg-turbo's decoder (the `mozjpeg-sys` crate, built from C source by cargo),
+//!   with the settings Pillow uses: ISLOW IDCT, fancy upsampling, CMYK inverted (Adobe
+//!   convention) and converted with Pillow's formula. A truncated file is an error, as in Pillow.
+//! * [`png`]: the `png` crate, 16-bit samples reduced as Pillow reduces them (most significant
+//!   byte for colour, clipped to 255 for 16-bit grey).
+//! * [`pnm`]: binary and plain PBM/PGM/PPM, Pillow's scaling of other maximum values.
+//! * [`tiff`]: 8-bit grey/RGB/RGBA/palette TIFF without JPEG compression (the `tiff` crate).
+//! * [`other`]: BMP and WebP through the `image` crate.
+//!
+//! What Pillow's `Image.open` does not do, we do not do either: EXIF orientation and ICC
+//! profiles are ignored, alpha is dropped (not composited), palettes are looked up.
+//!
+//! Images larger than Pillow's decompression-bomb limit ([`MAX_PIXELS`]) are refused before
+//! any pixel memory is allocated.
+//!
+//! ```no_run
+//! let img = fp8q_nn::data::decode::decode(std::path::Path::new("n01440764/ILSVRC2012_val_00000293.JPEG")).unwrap();
+//! assert_eq!(img.data.len(), img.width * img.height * 3);
+//! ```
+
+use std::path::Path;
+
+use super::resize::Rgb8;
+use crate::error::{NnError, Result};
+
+pub mod jpeg;
+pub mod other;
+pub mod png;
+pub mod pnm;
+pub mod tiff;
+
+/// The largest image accepted, in pixels: Pillow's `DecompressionBombError` threshold
+/// (twice `Image.MAX_IMAGE_PIXELS` = 2 · 89 478 485).
+pub const MAX_PIXELS: u64 = 2 * 89_478_485;
+
+/// The formats recognised by their leading bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `FF D8 FF`.
+    Jpeg,
+    /// `89 'PNG' 0D 0A 1A 0A`.
+    Png,
+    /// `'BM'`.
+    Bmp,
+    /// `'P1'` … `'P6'`.
+    Pnm,
+    /// `'II*\0'` or `'MM\0*'`.
+    Tiff,
+    /// `'RIFF' size 'WEBP'`.
+    WebP,
+}
+
+impl Format {
+    /// The format of a file from its first bytes, if it is one we decode.
+    pub fn sniff(bytes: &[u8]) -> Option<Format> {
+        match bytes {
+            [0xFF, 0xD8, 0xFF, ..] => Some(Format::Jpeg),
+            [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, ..] => Some(Format::Png),
+            [b'B', b'M', ..] => Some(Format::Bmp),
+            [b'P', b'1'..=b'6', ..] => Some(Format::Pnm),
+            [b'I', b'I', 42, 0, ..] | [b'M', b'M', 0, 42, ..] => Some(Format::Tiff),
+            [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => Some(Format::WebP),
+            _ => None,
+        }
+    }
+}
+
+/// Decode a file to 8-bit RGB as Pillow's `Image.open(path).convert('RGB')` does. Errors
+/// ([`NnError::BadImage`], or [`NnError::Io`] when the file cannot be read) name the file.
+pub fn decode(path: &Path) -> Result<Rgb8> {
+    let bytes = std::fs::read(path).map_err(|err| NnError::Io {
+        path: path.to_path_buf(),
+        err,
+    })?;
+    decode_bytes(&bytes).map_err(|why| NnError::BadImage {
+        path: path.to_path_buf(),
+        why,
+    })
+}
+
+/// Decode an in-memory file; the error is the reason alone (the caller adds the path).
+pub fn decode_bytes(bytes: &[u8]) -> std::result::Result<Rgb8, String> {
+    let format = Format::sniff(bytes).ok_or_else(|| {
+        "unrecognised format (expected JPEG, PNG, BMP, PBM/PGM/PPM, TIFF or WebP content)".to_string()
+    })?;
+    let img = match format {
+        Format::Jpeg => jpeg::decode(bytes),
+        Format::Png => png::decode(bytes),
+        Format::Pnm => pnm::decode(bytes),
+        Format::Tiff => tiff::decode(bytes),
+        Format::Bmp | Format::WebP => other::decode(bytes, format),
+    }?;
+    if img.width == 0 || img.height == 0 {
+        return Err("empty image".into());
+    }
+    debug_assert_eq!(img.data.len(), img.width * img.height * 3);
+    Ok(img)
+}
+
+/// Refuse dimensions above [`MAX_PIXELS`] (and zero) before allocating.
+pub(crate) fn check_size(width: u64, height: u64) -> std::result::Result<(), String> {
+    if width == 0 || height == 0 {
+        return Err(format!("empty image ({width}×{height})"));
+    }
+    if width.saturating_mul(height) > MAX_PIXELS {
+        return Err(format!(
+            "{width}×{height} pixels is above the decompression-bomb limit of {MAX_PIXELS} pixels"
+        ));
+    }
+    Ok(())
+}
+
+/// Grey to RGB by replication (Pillow's `L` → `RGB`).
+pub(crate) fn grey_to_rgb(width: usize, height: usize, grey: &[u8]) -> Rgb8 {
+    Rgb8 {
+        width,
+        height,
+        data: grey.iter().flat_map(|&v| [v, v, v]).collect(),
+    }
+}
+
+/// Drop every `n`-th channel beyond the first three (RGBA/RGBX → RGB, alpha ignored as in
+/// Pillow's `RGBA` → `RGB`).
+pub(crate) fn first_three(width: usize, height: usize, px: &[u8], n: usize) -> Rgb8 {
+    Rgb8 {
+        width,
+        height,
+        data: px.chunks_exact(n).flat_map(|p| [p[0], p[1], p[2]]).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_by_content() {
+        assert_eq!(Format::sniff(b"\xff\xd8\xff\xe0"), Some(Format::Jpeg));
+        assert_eq!(Format::sniff(b"\x89PNG\r\n\x1a\n..."), Some(Format::Png));
+        assert_eq!(Format::sniff(b"BM...."), Some(Format::Bmp));
+        assert_eq!(Format::sniff(b"P6\n"), Some(Format::Pnm));
+        assert_eq!(Format::sniff(b"P7\n"), None);
+        assert_eq!(Format::sniff(b"II*\0"), Some(Format::Tiff));
+        assert_eq!(Format::sniff(b"RIFF\0\0\0\0WEBPVP8 "), Some(Format::WebP));
+        assert_eq!(Format::sniff(b"GIF89a"), None);
+        assert_eq!(Format::sniff(b""), None);
+        let err = decode_bytes(b"GIF89a").unwrap_err();
+        assert!(err.contains("unrecognised format"), "{err}");
+    }
+
+    #[test]
+    fn size_limit() {
+        assert!(check_size(65500, 2732).is_ok());
+        assert!(check_size(65500, 2733).unwrap_err().contains("decompression-bomb"));
+        assert!(check_size(0, 5).unwrap_err().contains("empty"));
+    }
+}

@@ -1,0 +1,256 @@
+//! Decoding against Pillow: every file in `tests/data/images/` (made by
+//! `tools/make_image_fixtures.py` from scikit-image's photographs) must decode to exactly the RGB
+//! bytes of Pillow's `Image.open(p).convert('RGB')`, whose SHA-256 the script stored in
+//! `expected.json`; files Pillow refuses must be refused. For a few JPEGs the validation transform
+//! must give torchvision's tensor bit for bit, and the narrow ResNet-50 fixture's FP32 logits on
+//! them must be within 1e-5 relative L2 of PyTorch's.
+
+use std::path::PathBuf;
+
+use fp8q_nn::data::decode::decode;
+use fp8q_nn::data::Transform;
+use fp8q_nn::error::NnError;
+use fp8q_nn::feature_map::FeatureMap;
+use fp8q_nn::models::{Architecture, Model};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// Files we refuse on purpose although Pillow decodes them, with the error we give.
+const REFUSED: &[(&str, &str)] = &[("tif_rgb_jpeg.tif", "unsupported TIFF variant: compression 7")];
+
+/// Files with corrupt entropy-coded data: libjpeg recovers with a warning, but the recovered
+/// coefficients can be far out of range, where libjpeg-turbo's SIMD IDCT (16-bit lanes, used by
+/// Pillow's wheel) and its C IDCT (32-bit, compiled here) differ. For these the script also
+/// stored Pillow's bytes with SIMD disabled (`JSIMD_FORCENONE=1`), `sha256_c`, which we must
+/// match exactly.
+const CORRUPT_DATA: &[&str] = &["jwarn_corrupt_scan_q85_160x107.jpg"];
+
+fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+}
+
+fn expected() -> Value {
+    let text = std::fs::read_to_string(data("images/expected.json")).expect("expected.json");
+    serde_json::from_str(&text).expect("expected.json parses")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What differs, from the stored channel sums and evenly spaced sample pixels.
+fn describe_mismatch(got: &[u8], want: &Value) -> String {
+    let n = want["samples"].as_str().unwrap().len() / 6;
+    let samples: Vec<u8> = (0..n * 3)
+        .map(|i| u8::from_str_radix(&want["samples"].as_str().unwrap()[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let pixels = got.len() / 3;
+    let (mut differ, mut max) = (0, 0);
+    for k in 0..n {
+        let i = k * pixels / n;
+        let d = (0..3)
+            .map(|c| (got[3 * i + c] as i32 - samples[3 * k + c] as i32).abs())
+            .max()
+            .unwrap();
+        differ += (d > 0) as usize;
+        max = max.max(d);
+    }
+    let sums: Vec<i64> = (0..3)
+        .map(|c| got.iter().skip(c).step_by(3).map(|&v| v as i64).sum::<i64>())
+        .collect();
+    let want_sums: Vec<i64> = want["channel_sums"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    format!("{differ} of {n} sampled pixels differ (max diff {max}); channel sums {sums:?} vs Pillow {want_sums:?}")
+}
+
+#[test]
+fn every_fixture_decodes_exactly_like_pillow() {
+    let exp = expected();
+    let images = exp["images"].as_object().unwrap();
+    let mut failures = Vec::new();
+    let mut exact = 0;
+    for (name, want) in images {
+        let path = data(&format!("images/{name}"));
+        let got = decode(&path);
+        if let Some((_, why)) = REFUSED.iter().find(|(n, _)| n == name) {
+            match got {
+                Err(e) if e.to_string().contains(why) => {}
+                other => failures.push(format!("{name}: expected refusal '{why}', got {other:?}")),
+            }
+            continue;
+        }
+        match (got, want.get("error")) {
+            (Err(NnError::BadImage { path: p, why }), Some(_)) => {
+                assert_eq!(p, path, "the error names the file");
+                assert!(!why.is_empty());
+            }
+            (Err(e), Some(_)) => failures.push(format!("{name}: wrong error kind {e}")),
+            (Ok(_), Some(pillow)) => failures.push(format!("{name}: decoded, but Pillow raises {pillow}")),
+            (Err(e), None) => failures.push(format!("{name}: {e}")),
+            (Ok(img), None) => {
+                let dims = (
+                    want["width"].as_u64().unwrap() as usize,
+                    want["height"].as_u64().unwrap() as usize,
+                );
+                if (img.width, img.height) != dims {
+                    failures.push(format!("{name}: {}×{} vs Pillow {dims:?}", img.width, img.height));
+                } else if CORRUPT_DATA.contains(&name.as_str()) {
+                    let c = want["sha256_c"].as_str().expect("sha256_c of a corrupt fixture");
+                    if hex(&Sha256::digest(&img.data)) != c {
+                        failures.push(format!("{name}: differs from Pillow's C path"));
+                    } else {
+                        exact += 1;
+                    }
+                } else if hex(&Sha256::digest(&img.data)) != want["sha256"].as_str().unwrap() {
+                    failures.push(format!("{name}: {}", describe_mismatch(&img.data, want)));
+                } else {
+                    exact += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    println!(
+        "{exact} of {} fixtures byte-identical to Pillow {} (libjpeg-turbo {})",
+        images.len(),
+        exp["meta"]["pillow"],
+        exp["meta"]["libjpeg_turbo"]
+    );
+    assert!(exact >= 60, "only {exact} fixtures compared");
+}
+
+#[test]
+fn missing_file_is_an_io_error_naming_it() {
+    let err = decode(&data("images/no_such_file.jpg")).unwrap_err();
+    assert!(matches!(err, NnError::Io { .. }), "{err}");
+    assert!(err.to_string().contains("no_such_file.jpg"), "{err}");
+}
+
+fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
+    let num: f64 = a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum();
+    let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
+    (num / den).sqrt()
+}
+
+/// decode + `Transform::val()` + the narrow ResNet-50 against torchvision's `Resize(248)`,
+/// `CenterCrop(224)`, `ToTensor`, `Normalize` and PyTorch's forward pass on Pillow's image.
+#[test]
+fn val_transform_and_fp32_logits_match_torchvision_on_jpeg_photographs() {
+    let exp = expected();
+    let cases = exp["val_transform"].as_object().unwrap();
+    assert!(cases.len() >= 3);
+    let mut model = Model::load(Architecture::Resnet50, data("resnet50_narrow.pth")).unwrap();
+    for (name, want) in cases {
+        let img = decode(&data(&format!("images/{name}"))).unwrap();
+        let mut x = vec![0f32; 3 * 224 * 224];
+        Transform::val().apply(&img, 0, &mut x);
+        let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let first: Vec<f32> = want["tensor_first"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        assert_eq!(&x[..first.len()], &first[..], "{name}: first tensor values");
+        let sum: f64 = x.iter().map(|&v| v as f64).sum();
+        let want_sum = want["tensor_sum"].as_f64().unwrap();
+        assert!(
+            (sum - want_sum).abs() <= 1e-9 * want_sum.abs().max(1.0),
+            "{name}: tensor sum {sum} vs {want_sum}"
+        );
+        assert_eq!(
+            hex(&Sha256::digest(&bytes)),
+            want["tensor_sha256"].as_str().unwrap(),
+            "{name}: tensor bytes"
+        );
+
+        let logits = model
+            .forward_fm(FeatureMap::from_vec(x, 1, 3, 224, 224).unwrap())
+            .unwrap();
+        let want: Vec<f32> = want["logits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        let err = rel_l2(&logits, &want);
+        println!("{name}: FP32 logits relative L2 error vs PyTorch {err:e}");
+        assert!(err <= 1e-5, "{name}: logits relative L2 error {err:e}");
+    }
+}
+
+/// Hostile input: truncations and byte changes of valid files of every format must give `Ok`
+/// or `BadImage`, never a panic, an abort or a hang.
+#[test]
+fn mutated_files_are_decoded_or_refused_never_crash() {
+    let files = [
+        "jq100_444_64x48.jpg",
+        "jtiny_17x9_420.jpg",
+        "jprog444_q90_150x151.jpg",
+        "jcmyk_prog_q80_97x131.jpg",
+        "jrestart_rows1_prog_q80_163x245.jpg",
+        "png_p_4bit.png",
+        "png_rgb8_adam7.png",
+        "bmp_p8.bmp",
+        "ppm_p3_plain.ppm",
+        "pgm_p5_16bit.pgm",
+        "tif_rgb_lzw.tiff",
+        "webp_lossy_q80.webp",
+        "webp_lossless_rgba.webp",
+    ];
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let dir = std::env::temp_dir().join(format!("fp8q_decode_mutants_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (mut ok, mut refused) = (0, 0);
+    for name in files {
+        let orig = std::fs::read(data(&format!("images/{name}"))).unwrap();
+        for round in 0..60 {
+            let mut m = orig.clone();
+            match round % 3 {
+                0 => m.truncate(next() as usize % m.len()),
+                1 => {
+                    for _ in 0..1 + next() % 8 {
+                        let i = next() as usize % m.len();
+                        m[i] = next() as u8;
+                    }
+                }
+                _ => {
+                    // header damage: the first 64 bytes hold sizes, lengths and tables
+                    let i = next() as usize % m.len().min(64);
+                    m[i] = m[i].wrapping_add(1 + (next() % 255) as u8);
+                }
+            }
+            let path = dir.join(name);
+            std::fs::write(&path, &m).unwrap();
+            match decode(&path) {
+                Ok(img) => {
+                    assert_eq!(img.data.len(), img.width * img.height * 3);
+                    ok += 1;
+                }
+                Err(NnError::BadImage { path: p, .. }) => {
+                    assert_eq!(p, path);
+                    refused += 1;
+                }
+                Err(e) => panic!("{name} round {round}: unexpected error kind {e}"),
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    println!("mutants: {ok} decoded, {refused} refused");
+    assert!(refused > 100 && ok > 50, "{ok} decoded, {refused} refused");
+}

@@ -1,0 +1,509 @@
+"""Make the image-decoding fixtures for crates/fp8q-nn/tests/decode_pillow.rs.
+
+Real photographs shipped with scikit-image (`skimage/data`: chelsea, coffee, astronaut, rocket,
+camera, ...) are re-encoded with Pillow at small sizes in every variant our ImageFolder may meet:
+
+* JPEG: baseline and progressive; 4:2:0, 4:2:2, 4:4:4, 4:4:0 (hand-assembled, Pillow cannot
+  write it), 4:1:1 and arithmetic coding (written by libjpeg-turbo's `cjpeg` when it is
+  installed, Debian package libjpeg-turbo-progs; skipped otherwise); grayscale; CMYK with and without the Adobe marker; RGB without colour transform;
+  restart markers; odd and tiny sizes; qualities 10-100; an EXIF orientation and an ICC profile
+  (both ignored by `Image.open`); a PNG under a `.JPEG` name; truncated and garbage files.
+* PNG (8/16-bit, grey, grey+alpha, palette with and without tRNS, 1-bit, interlaced), BMP, PPM/PGM
+  (binary, 16-bit, plain text), TIFF (raw, LZW, deflate, packbits, JPEG), WebP (lossy, lossless,
+  with alpha).
+
+For each file, `expected.json` holds what `Image.open(p).convert('RGB')` gives (the reference's
+loader): width, height, the SHA-256 of the RGB bytes, per-channel sums and 64 evenly spaced
+pixels (for diagnostics), or the error Pillow raises. For a few JPEGs it also holds torchvision's
+validation transform (Resize(248), CenterCrop(224), ToTensor, Normalize) as the SHA-256 of its
+float32 bytes plus a few values, and the logits of the narrow ResNet-50 fixture
+(crates/fp8q-nn/tests/data/resnet50_narrow.pth) on those tensors.
+
+    python tools/make_image_fixtures.py crates/fp8q-nn/tests/data/images
+"""
+import hashlib
+import io
+import json
+import os
+import struct
+import sys
+import zlib
+
+import numpy as np
+import PIL
+from PIL import Image, ImageCms, features
+
+SKIMAGE_DATA = os.path.join(os.path.dirname(__import__("skimage").__file__), "data")
+N_SAMPLES = 64
+
+
+def photo(name, size=None, mode="RGB"):
+    im = Image.open(os.path.join(SKIMAGE_DATA, name)).convert(mode)
+    if size is not None:
+        im = im.resize(size, Image.LANCZOS)
+    return im
+
+
+def jpeg_bytes(im, **kw):
+    b = io.BytesIO()
+    im.save(b, "JPEG", **kw)
+    return b.getvalue()
+
+
+def strip_segment(data, marker):
+    """Remove every marker segment `0xFF marker` before the first SOS."""
+    out, i = bytearray(data[:2]), 2
+    while i < len(data):
+        m, n = data[i + 1], struct.unpack(">H", data[i + 2:i + 4])[0]
+        if m == 0xDA:
+            out += data[i:]
+            break
+        if m != marker:
+            out += data[i:i + 2 + n]
+        i += 2 + n
+    return bytes(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# A minimal baseline JPEG encoder for the one layout Pillow cannot write (4:4:0: luma sampled
+# 1x2, chroma 1x1). Float DCT, standard Annex K tables; only the file's validity matters, the
+# expected pixels come from Pillow decoding it.
+
+ZIGZAG = np.array([
+    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27,
+    20, 13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58,
+    59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63])
+Q_LUMA = [16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57,
+          69, 56, 14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55,
+          64, 81, 104, 113, 92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103,
+          99]
+Q_CHROMA = [17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99, 24, 26, 56, 99, 99,
+            99, 99, 99, 47, 66, 99, 99, 99, 99, 99, 99] + [99] * 32
+DC_LUMA = ([0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0], list(range(12)))
+DC_CHROMA = ([0, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0], list(range(12)))
+AC_LUMA = ([0, 2, 1, 3, 3, 2, 4, 3, 5, 5, 4, 4, 0, 0, 1, 0x7D], bytes.fromhex(
+    "01020300041105122131410613516107227114328191a1082342b1c11552d1f02433627282090a161718191a25"
+    "262728292a3435363738393a434445464748494a535455565758595a636465666768696a737475767778797a83"
+    "8485868788898a92939495969798999aa2a3a4a5a6a7a8a9aab2b3b4b5b6b7b8b9bac2c3c4c5c6c7c8c9cad2d3"
+    "d4d5d6d7d8d9dae1e2e3e4e5e6e7e8e9eaf1f2f3f4f5f6f7f8f9fa"))
+AC_CHROMA = ([0, 2, 1, 2, 4, 4, 3, 4, 7, 5, 4, 4, 0, 1, 2, 0x77], bytes.fromhex(
+    "000102031104052131061241510761711322328108144291a1b1c109233352f0156272d10a162434e125f117"
+    "18191a262728292a35363738393a434445464748494a535455565758595a636465666768696a73747576777879"
+    "7a82838485868788898a92939495969798999aa2a3a4a5a6a7a8a9aab2b3b4b5b6b7b8b9bac2c3c4c5c6c7c8c9"
+    "cad2d3d4d5d6d7d8d9dae2e3e4e5e6e7e8e9eaf2f3f4f5f6f7f8f9fa"))
+
+
+def huff_codes(bits, vals):
+    codes, code, k = {}, 0, 0
+    for length in range(1, 17):
+        for _ in range(bits[length - 1]):
+            codes[vals[k]] = (code, length)
+            code, k = code + 1, k + 1
+        code <<= 1
+    return codes
+
+
+class BitWriter:
+    def __init__(self):
+        self.out, self.acc, self.n = bytearray(), 0, 0
+
+    def put(self, code, length):
+        self.acc, self.n = (self.acc << length) | code, self.n + length
+        while self.n >= 8:
+            byte = (self.acc >> (self.n - 8)) & 0xFF
+            self.out.append(byte)
+            if byte == 0xFF:
+                self.out.append(0)
+            self.n -= 8
+
+    def flush(self):
+        if self.n:
+            self.put((1 << (8 - self.n)) - 1, 8 - self.n)
+
+
+def dct_matrix():
+    c = np.array([[np.sqrt((1 if u == 0 else 2) / 8) * np.cos((2 * x + 1) * u * np.pi / 16)
+                   for x in range(8)] for u in range(8)])
+    return c
+
+
+def encode_440(im, quality=85):
+    """Baseline JPEG, YCbCr with luma 1x2 and chroma 1x1 (4:4:0), JFIF."""
+    scale = 5000 / quality if quality < 50 else 200 - 2 * quality
+    ql = np.clip((np.array(Q_LUMA) * scale + 50) // 100, 1, 255).astype(int)
+    qc = np.clip((np.array(Q_CHROMA) * scale + 50) // 100, 1, 255).astype(int)
+    rgb = np.asarray(im.convert("RGB")).astype(np.float64)
+    h, w = rgb.shape[:2]
+    y = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
+    cb = -0.168736 * rgb[..., 0] - 0.331264 * rgb[..., 1] + 0.5 * rgb[..., 2] + 128
+    cr = 0.5 * rgb[..., 0] - 0.418688 * rgb[..., 1] - 0.081312 * rgb[..., 2] + 128
+    mh, mw = -(-h // 16) * 16, -(-w // 8) * 8
+
+    def pad(p, ph, pw):
+        return np.pad(p, ((0, ph - p.shape[0]), (0, pw - p.shape[1])), mode="edge")
+
+    y = pad(y, mh, mw)
+    # chroma: average vertical pairs (1x2 -> 1x1)
+    cbp, crp = pad(cb, mh, mw), pad(cr, mh, mw)
+    cbs = (cbp[0::2] + cbp[1::2]) / 2
+    crs = (crp[0::2] + crp[1::2]) / 2
+    c = dct_matrix()
+    tables = [(huff_codes(*DC_LUMA), huff_codes(*AC_LUMA)),
+              (huff_codes(*DC_CHROMA), huff_codes(*AC_CHROMA))]
+    bw, pred = BitWriter(), [0, 0, 0]
+
+    def block(plane, by, bx, q, comp, t):
+        b = plane[by:by + 8, bx:bx + 8] - 128
+        coef = np.round((c @ b @ c.T).flatten()[ZIGZAG] / q[ZIGZAG]).astype(int)
+        dc_t, ac_t = tables[t]
+        diff = coef[0] - pred[comp]
+        pred[comp] = coef[0]
+        size = int(abs(diff)).bit_length()
+        bw.put(*dc_t[size])
+        if size:
+            bw.put(diff if diff > 0 else diff + (1 << size) - 1, size)
+        run = 0
+        for k in range(1, 64):
+            v = coef[k]
+            if v == 0:
+                run += 1
+                continue
+            while run > 15:
+                bw.put(*ac_t[0xF0])
+                run -= 16
+            size = int(abs(v)).bit_length()
+            bw.put(*ac_t[(run << 4) | size])
+            bw.put(v if v > 0 else v + (1 << size) - 1, size)
+            run = 0
+        if run:
+            bw.put(*ac_t[0x00])
+
+    for my in range(0, mh, 16):
+        for mx in range(0, mw, 8):
+            block(y, my, mx, ql, 0, 0)
+            block(y, my + 8, mx, ql, 0, 0)
+            block(cbs, my // 2, mx, qc, 1, 1)
+            block(crs, my // 2, mx, qc, 2, 1)
+    bw.flush()
+
+    def seg(marker, payload):
+        return bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
+
+    def dht(cls, ident, spec):
+        return bytes([(cls << 4) | ident]) + bytes(spec[0]) + bytes(spec[1])
+
+    out = b"\xff\xd8" + seg(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00")
+    out += seg(0xDB, bytes([0]) + bytes(ql[ZIGZAG].tolist()) + bytes([1]) + bytes(qc[ZIGZAG].tolist()))
+    out += seg(0xC0, struct.pack(">BHHB", 8, h, w, 3) + bytes([1, 0x12, 0, 2, 0x11, 1, 3, 0x11, 1]))
+    out += seg(0xC4, dht(0, 0, DC_LUMA) + dht(1, 0, AC_LUMA) + dht(0, 1, DC_CHROMA) + dht(1, 1, AC_CHROMA))
+    out += seg(0xDA, bytes([3, 1, 0x00, 2, 0x11, 3, 0x11, 0, 63, 0]))
+    return out + bytes(bw.out) + b"\xff\xd9"
+
+
+# ---------------------------------------------------------------------------------------------
+# Hand-written PNG and PNM for the variants Pillow cannot save (16-bit colour, Adam7, maxval).
+
+def png_chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_bytes(arr, color_type, bit_depth, interlace=False, chunks=()):
+    """`arr`: HxWxC unsigned array holding the samples; `chunks`: (type, data) before IDAT."""
+    h, w = arr.shape[:2]
+    dt = ">u2" if bit_depth == 16 else "u1"
+    arr = arr.reshape(h, w, -1).astype(dt)
+
+    def rows(a):
+        if bit_depth < 8:  # pack samples MSB first
+            bits = np.unpackbits(a.astype("u1")[..., None], axis=-1)[..., 8 - bit_depth:]
+            return b"".join(b"\x00" + np.packbits(bits[r].reshape(-1)).tobytes() for r in range(a.shape[0]))
+        return b"".join(b"\x00" + a[r].tobytes() for r in range(a.shape[0]))
+
+    if interlace:
+        passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
+                  (0, 1, 1, 2)]
+        raw = b"".join(rows(arr[y0::dy, x0::dx]) for x0, y0, dx, dy in passes
+                       if arr[y0::dy, x0::dx].size)
+    else:
+        raw = rows(arr)
+    ihdr = struct.pack(">IIBBBBB", w, h, bit_depth, color_type, 0, 0, 1 if interlace else 0)
+    extra = b"".join(png_chunk(k, d) for k, d in chunks)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + extra + png_chunk(b"IDAT", zlib.compress(raw))
+            + png_chunk(b"IEND", b""))
+
+
+def pnm_bytes(arr, magic, maxval):
+    h, w = arr.shape[:2]
+    head = f"{magic}\n# fixture\n{w} {h}\n{maxval}\n".encode()
+    if magic in ("P2", "P3"):
+        vals = arr.reshape(h, -1)
+        return head + b"\n".join(" ".join(str(int(v)) for v in row).encode() for row in vals) + b"\n"
+    return head + arr.astype(">u2" if maxval > 255 else "u1").tobytes()
+
+
+def insert_before_sos(data, junk):
+    i = data.index(b"\xff\xda")
+    return data[:i] + junk + data[i:]
+
+
+def corrupt_scan(data, every=97):
+    """Overwrite every `every`-th byte of the entropy-coded data (never with 0xFF)."""
+    start = data.index(b"\xff\xda")
+    start += 2 + struct.unpack(">H", data[start + 2:start + 4])[0]
+    out = bytearray(data)
+    for i in range(start + 50, len(data) - 50, every):
+        if out[i] != 0xFF and out[i - 1] != 0xFF:
+            out[i] = (out[i] * 7 + 13) % 255
+    return bytes(out)
+
+
+def cjpeg(im, *args):
+    """libjpeg-turbo's `cjpeg` (Debian: libjpeg-turbo-progs) for what Pillow cannot write:
+    arithmetic coding, 4:1:1. None when the tool is missing (those fixtures are then skipped)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("cjpeg") is None:
+        print(f"cjpeg not found: skipping a fixture ({' '.join(args)})")
+        return None
+    ppm = saved(im, "PPM")
+    return subprocess.run(["cjpeg", *args], input=ppm, capture_output=True, check=True).stdout
+
+
+def saved(im, fmt, **kw):
+    b = io.BytesIO()
+    im.save(b, fmt, **kw)
+    return b.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------
+
+def fixtures():
+    """(file name, bytes) of every fixture."""
+    chelsea, coffee = photo("chelsea.png"), photo("coffee.png")
+    astro, rocket = photo("astronaut.png"), photo("rocket.jpg")
+    camera = photo("camera.png", mode="L")
+    motor = photo("motorcycle_left.png")
+    f = []
+    # --- JPEG
+    f.append(("j420_q90_500x375.jpg", jpeg_bytes(coffee.resize((500, 375), Image.LANCZOS), quality=90,
+                                                 subsampling=2)))
+    f.append(("j420_q75_333x201.jpg", jpeg_bytes(chelsea.resize((333, 201), Image.LANCZOS), quality=75,
+                                                 subsampling=2)))
+    f.append(("j422_q85_257x189.jpg", jpeg_bytes(astro.resize((257, 189), Image.LANCZOS), quality=85,
+                                                 subsampling=1)))
+    f.append(("j444_q95_181x271.jpg", jpeg_bytes(rocket.resize((181, 271), Image.LANCZOS), quality=95,
+                                                 subsampling=0)))
+    f.append(("j440_q85_203x151.jpg", encode_440(motor.resize((203, 151), Image.LANCZOS), 85)))
+    f.append(("j411_q85_cjpeg_157x103.jpg", cjpeg(chelsea.resize((157, 103), Image.LANCZOS), "-quality", "85",
+                                                  "-sample", "4x1")))
+    f.append(("jarith_q85_cjpeg_141x95.jpg", cjpeg(coffee.resize((141, 95), Image.LANCZOS), "-quality", "85",
+                                                   "-arithmetic")))
+    f.append(("jarith_prog_q80_cjpeg_95x141.jpg", cjpeg(rocket.resize((95, 141), Image.LANCZOS), "-quality", "80",
+                                                        "-arithmetic", "-progressive")))
+    f.append(("jprog420_q85_301x199.jpg", jpeg_bytes(coffee.resize((301, 199), Image.LANCZOS), quality=85,
+                                                     subsampling=2, progressive=True)))
+    f.append(("jprog422_q80_200x133.jpg", jpeg_bytes(chelsea.resize((200, 133), Image.LANCZOS), quality=80,
+                                                     subsampling=1, progressive=True)))
+    f.append(("jprog444_q90_150x151.jpg", jpeg_bytes(astro.resize((150, 151), Image.LANCZOS), quality=90,
+                                                     subsampling=0, progressive=True)))
+    f.append(("jgray_q80_211x157.jpg", jpeg_bytes(camera.resize((211, 157), Image.LANCZOS), quality=80)))
+    f.append(("jgray_prog_q70_129x97.jpg", jpeg_bytes(camera.resize((129, 97), Image.LANCZOS), quality=70,
+                                                      progressive=True)))
+    cmyk = chelsea.resize((173, 115), Image.LANCZOS).convert("CMYK")
+    cmyk_bytes = jpeg_bytes(cmyk, quality=85)
+    f.append(("jcmyk_adobe_q85_173x115.jpg", cmyk_bytes))
+    f.append(("jcmyk_noadobe_q85_173x115.jpg", strip_segment(cmyk_bytes, 0xEE)))
+    f.append(("jcmyk_prog_q80_97x131.jpg", jpeg_bytes(rocket.resize((97, 131), Image.LANCZOS).convert("CMYK"),
+                                                      quality=80, progressive=True)))
+    f.append(("jrgb_keep_q90_120x90.jpg", jpeg_bytes(astro.resize((120, 90), Image.LANCZOS), quality=90,
+                                                     keep_rgb=True, subsampling=0)))
+    f.append(("jrestart_blocks7_q80_245x163.jpg", jpeg_bytes(motor.resize((245, 163), Image.LANCZOS),
+                                                             quality=80, subsampling=2,
+                                                             restart_marker_blocks=7)))
+    f.append(("jrestart_rows1_prog_q80_163x245.jpg", jpeg_bytes(rocket.resize((163, 245), Image.LANCZOS),
+                                                                quality=80, subsampling=2, progressive=True,
+                                                                restart_marker_rows=1)))
+    f.append(("jq100_444_64x48.jpg", jpeg_bytes(chelsea.resize((64, 48), Image.LANCZOS), quality=100,
+                                                subsampling=0)))
+    f.append(("jq10_420_161x107.jpg", jpeg_bytes(coffee.resize((161, 107), Image.LANCZOS), quality=10,
+                                                 subsampling=2)))
+    f.append(("jtiny_1x1.jpg", jpeg_bytes(astro.resize((1, 1), Image.LANCZOS), quality=90)))
+    f.append(("jtiny_17x9_420.jpg", jpeg_bytes(astro.resize((17, 9), Image.LANCZOS), quality=90, subsampling=2)))
+    f.append(("jtiny_9x17_422.jpg", jpeg_bytes(rocket.resize((9, 17), Image.LANCZOS), quality=90, subsampling=1)))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 CW to display; Image.open ignores it
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    srgb = srgb[:24] + bytes(12) + srgb[36:]  # creation time zeroed: reproducible fixture
+    f.append(("jexif6_icc_q85_150x100.jpg", jpeg_bytes(chelsea.resize((150, 100), Image.LANCZOS), quality=85,
+                                                       exif=exif.tobytes(), icc_profile=srgb)))
+    f.append(("jwarn_extraneous_q85_120x80.jpg", insert_before_sos(
+        jpeg_bytes(chelsea.resize((120, 80), Image.LANCZOS), quality=85), b"\x00\x11\x22")))
+    f.append(("jwarn_corrupt_scan_q85_160x107.jpg", corrupt_scan(
+        jpeg_bytes(coffee.resize((160, 107), Image.LANCZOS), quality=85))))
+    f.append(("png_saved_as.JPEG", saved(chelsea.resize((120, 80), Image.LANCZOS), "PNG")))
+    good = jpeg_bytes(coffee.resize((120, 80), Image.LANCZOS), quality=85)
+    f.append(("bad_truncated_half.jpg", good[:len(good) // 2]))
+    f.append(("bad_no_eoi.jpg", good[:-2]))
+    f.append(("bad_garbage.jpg", b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4))
+    f.append(("bad_empty.jpg", b""))
+    # --- PNG
+    small = chelsea.resize((90, 60), Image.LANCZOS)
+    f.append(("png_rgb8.png", saved(small, "PNG")))
+    f.append(("png_rgba8.png", saved(Image.merge("RGBA", (*small.split(), small.convert("L"))), "PNG")))
+    f.append(("png_l8.png", saved(small.convert("L"), "PNG")))
+    f.append(("png_la8.png", saved(small.convert("LA"), "PNG")))
+    pal = small.quantize(64)
+    f.append(("png_p.png", saved(pal, "PNG")))
+    f.append(("png_p_trns.png", saved(pal, "PNG", transparency=3)))
+    f.append(("png_p_4bit.png", saved(small.quantize(16), "PNG", bits=4)))
+    f.append(("png_1bit.png", saved(small.convert("1"), "PNG")))
+    f.append(("png_l_trns.png", saved(small.convert("L"), "PNG", transparency=128)))
+    f.append(("png_rgb_trns.png", saved(small, "PNG", transparency=(10, 20, 30))))
+    a = np.asarray(small).astype(np.uint32)
+    rgb16 = (a * 257 + np.arange(a.size).reshape(a.shape) % 251).astype(np.uint16)
+    f.append(("png_rgb16.png", png_bytes(rgb16, 2, 16)))
+    alpha16 = rgb16[..., :1] ^ 0x5A5A
+    f.append(("png_rgba16.png", png_bytes(np.concatenate([rgb16, alpha16], axis=2), 6, 16)))
+    f.append(("png_l16.png", png_bytes(rgb16[..., 0] // 97, 0, 16)))
+    f.append(("png_la16.png", png_bytes(np.stack([rgb16[..., 1], rgb16[..., 2]], axis=2), 4, 16)))
+    f.append(("png_gray2bit.png", png_bytes(np.asarray(small.convert("L")) >> 6, 0, 2)))
+    idx = (np.arange(40 * 30).reshape(30, 40) % 256).astype(np.uint8)  # indices past a 4-entry PLTE
+    f.append(("png_p_short_palette.png", png_bytes(idx, 3, 8, chunks=[(b"PLTE", bytes(range(10, 22)))])))
+    f.append(("png_rgb8_adam7.png", png_bytes(np.asarray(small.resize((37, 23))), 2, 8, interlace=True)))
+    f.append(("png_saved_as.jpg", saved(small, "PNG")))
+    # --- BMP
+    f.append(("bmp_rgb24.bmp", saved(small, "BMP")))
+    f.append(("bmp_l8.bmp", saved(small.convert("L"), "BMP")))
+    f.append(("bmp_p8.bmp", saved(pal, "BMP")))
+    f.append(("bmp_1bit.bmp", saved(small.convert("1"), "BMP")))
+    f.append(("bmp_rgba32.bmp", saved(small.convert("RGBA"), "BMP")))
+    # --- PPM / PGM
+    f.append(("ppm_p6.ppm", saved(small, "PPM")))
+    f.append(("pgm_p5.pgm", saved(small.convert("L"), "PPM")))
+    f.append(("pgm_p5_16bit.pgm", pnm_bytes(rgb16[..., 0] // 97, "P5", 65535)))
+    f.append(("ppm_p6_maxval1000.ppm", pnm_bytes(np.asarray(small).astype(np.uint32) * 1000 // 255, "P6", 1000)))
+    f.append(("ppm_p3_plain.ppm", pnm_bytes(np.asarray(small.resize((20, 13))), "P3", 255)))
+    f.append(("pgm_p2_plain.pgm", pnm_bytes(np.asarray(small.convert("L").resize((20, 13))), "P2", 255)))
+    f.append(("ppm_p4_as.ppm", saved(small.convert("1"), "PPM")))
+    # --- TIFF
+    f.append(("tif_rgb_raw.tif", saved(small, "TIFF")))
+    f.append(("tif_rgb_lzw.tiff", saved(small, "TIFF", compression="tiff_lzw")))
+    f.append(("tif_rgb_deflate.tif", saved(small, "TIFF", compression="tiff_adobe_deflate")))
+    f.append(("tif_rgb_packbits.tif", saved(small, "TIFF", compression="packbits")))
+    f.append(("tif_l_lzw.tif", saved(small.convert("L"), "TIFF", compression="tiff_lzw")))
+    f.append(("tif_rgba_raw.tif", saved(small.convert("RGBA"), "TIFF")))
+    f.append(("tif_rgb_jpeg.tif", saved(small, "TIFF", compression="jpeg", quality=85)))
+    # --- WebP
+    f.append(("webp_lossless_rgb.webp", saved(small, "WEBP", lossless=True)))
+    f.append(("webp_lossless_rgba.webp", saved(Image.merge("RGBA", (*small.split(), small.convert("L"))), "WEBP",
+                                               lossless=True)))
+    f.append(("webp_lossy_q80.webp", saved(chelsea.resize((151, 101), Image.LANCZOS), "WEBP", quality=80)))
+    f.append(("webp_lossy_rgba_q80.webp", saved(Image.merge("RGBA", (*small.split(), small.convert("L"))),
+                                                "WEBP", quality=80)))
+    return [(name, data) for name, data in f if data is not None]
+
+
+def expectation(path):
+    try:
+        with Image.open(path) as im:
+            rgb = np.asarray(im.convert("RGB"))
+    except Exception as e:  # what Pillow raises is the expectation
+        return {"error": f"{type(e).__name__}: {e}".replace(path, os.path.basename(path))}
+    h, w = rgb.shape[:2]
+    flat = rgb.reshape(-1, 3)
+    idx = [k * (h * w) // N_SAMPLES for k in range(N_SAMPLES)]
+    return {
+        "width": w,
+        "height": h,
+        "sha256": hashlib.sha256(rgb.tobytes()).hexdigest(),
+        "channel_sums": [int(s) for s in flat.astype(np.int64).sum(axis=0)],
+        "samples": flat[idx].tobytes().hex(),
+    }
+
+
+def hashes_without_simd(out, names):
+    """Pillow's hashes with libjpeg-turbo's SIMD code disabled (JSIMD_FORCENONE=1, read when the
+    library loads, hence a subprocess): its C code paths, which our decoder compiles."""
+    import subprocess
+
+    code = ("import sys, json, hashlib, numpy as np; from PIL import Image\n"
+            "out = {}\n"
+            "for p in sys.argv[1:]:\n"
+            "    try: out[p] = hashlib.sha256(np.asarray(Image.open(p).convert('RGB')).tobytes()).hexdigest()\n"
+            "    except Exception: pass\n"
+            "print(json.dumps(out))")
+    paths = [os.path.join(out, n) for n in names]
+    env = dict(os.environ, JSIMD_FORCENONE="1")
+    res = subprocess.run([sys.executable, "-c", code, *paths], env=env, capture_output=True, check=True, text=True)
+    return {os.path.basename(p): h for p, h in json.loads(res.stdout).items()}
+
+
+def val_transform_and_logits(paths, pth):
+    import torch
+    from torchvision import transforms
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from make_resnet50_fixture import NarrowResNet50
+
+    model = NarrowResNet50()
+    model.load_state_dict(torch.load(pth, weights_only=True))
+    model.eval()
+    tf = transforms.Compose([transforms.Resize(248), transforms.CenterCrop(224), transforms.ToTensor(),
+                             transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+    out = {}
+    for p in paths:
+        with Image.open(p) as im:
+            x = tf(im.convert("RGB"))
+        with torch.no_grad():
+            logits = model(x[None])[0]
+        xs = x.numpy().astype("<f4")
+        out[os.path.basename(p)] = {
+            "tensor_sha256": hashlib.sha256(xs.tobytes()).hexdigest(),
+            "tensor_sum": float(xs.astype(np.float64).sum()),
+            "tensor_first": [float(v) for v in xs.reshape(-1)[:8]],
+            "logits": [float(v) for v in logits],
+        }
+    return out
+
+
+def main(out):
+    os.makedirs(out, exist_ok=True)
+    expected = {}
+    for name, data in fixtures():
+        p = os.path.join(out, name)
+        with open(p, "wb") as fh:
+            fh.write(data)
+        expected[name] = expectation(p)
+    # libjpeg-turbo's SIMD and C paths agree on valid files; where they do not (corrupt data),
+    # keep the C path's hash too
+    jpegs = [n for n in expected if "sha256" in expected[n] and open(os.path.join(out, n), "rb").read(2) == b"\xff\xd8"]
+    same = 0
+    for n, h in hashes_without_simd(out, jpegs).items():
+        if h == expected[n]["sha256"]:
+            same += 1
+        else:
+            expected[n]["sha256_c"] = h
+            print(f"{n}: libjpeg-turbo's SIMD and C paths differ")
+    pth = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates", "fp8q-nn", "tests", "data",
+                       "resnet50_narrow.pth")
+    logit_files = ["j420_q90_500x375.jpg", "j420_q75_333x201.jpg", "jprog422_q80_200x133.jpg",
+                   "jgray_q80_211x157.jpg", "jcmyk_adobe_q85_173x115.jpg"]
+    meta = {
+        "pillow": PIL.__version__,
+        "libjpeg_turbo": features.version("libjpeg_turbo"),
+        "webp": features.version("webp"),
+        "libtiff": features.version("libtiff"),
+        "n_samples": N_SAMPLES,
+        "jpeg_simd_equals_c": f"{same} of {len(jpegs)} JPEG fixtures that Pillow decodes",
+    }
+    with open(os.path.join(out, "expected.json"), "w") as fh:
+        json.dump({"meta": meta, "images": expected,
+                   "val_transform": val_transform_and_logits([os.path.join(out, n) for n in logit_files], pth)},
+                  fh, indent=1, sort_keys=True)
+    total = sum(os.path.getsize(os.path.join(out, n)) for n in os.listdir(out))
+    print(f"{len(expected)} fixtures, {total / 1e6:.2f} MB in {out}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "crates/fp8q-nn/tests/data/images")
