@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 mod common;
-use common::{assert_user_error, fp8q, tmpdir};
+use common::{assert_user_error, fp8q, fp8q_env, tmpdir};
 
 /// The small PTQ fixture kept in the repository.
 fn fixture() -> PathBuf {
@@ -297,5 +297,53 @@ fn the_readme_command_matches_the_reference_run() {
         "top-1 agreement {agree}/{}",
         argmax(&b).len()
     );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Without `--model-dir`, a ResNet reads torchvision's IMAGENET1K_V1 file from the torch hub cache
+/// (`$TORCH_HOME/hub/checkpoints`), as the reference does; nothing is downloaded when it is there.
+/// With an empty cache and no way out (proxies pointed at a closed local port: the test never
+/// reaches the internet), the error says which file to put where.
+#[test]
+fn no_model_dir_uses_the_torch_hub_cache() {
+    let dir = tmpdir("hub");
+    let home = dir.join("torch");
+    let ckpts = home.join("hub/checkpoints");
+    std::fs::create_dir_all(&ckpts).unwrap();
+    // a stand-in under torchvision's file name (the hash of a cached file is not re-checked, as in torch)
+    std::fs::copy(fixture().join("resnet18_narrow.pth"), ckpts.join("resnet18-f37072fd.pth")).unwrap();
+    let images = s(&fixture().join("images"));
+    let args = [
+        "validate-quantized",
+        "--architecture",
+        "resnet18_quantized",
+        "--images-dir",
+        &images,
+        "--batch-size",
+        "8",
+        "--calib-transform=val",
+        "--no-reestimate-bn-stats",
+        "--max-val-images",
+        "4",
+    ];
+    let out = fp8q_env(&args, &[("TORCH_HOME", &home)]);
+    assert_ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("resnet18-f37072fd.pth") && !stderr.contains("downloading"), "{stderr}");
+
+    let empty = dir.join("empty");
+    let closed = Path::new("http://127.0.0.1:9");
+    let out = fp8q_env(
+        &args,
+        &[
+            ("TORCH_HOME", &empty),
+            ("HTTPS_PROXY", closed),
+            ("https_proxy", closed),
+            ("ALL_PROXY", closed),
+        ],
+    );
+    let want = empty.join("hub/checkpoints/resnet18-f37072fd.pth");
+    assert_user_error(&out, &["resnet18-f37072fd.pth", &s(&want)]);
+    assert!(!want.exists());
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -12,6 +12,16 @@ pub fn fp8q(args: &[&str]) -> Output {
         .expect("the fp8q binary runs")
 }
 
+/// Run the built `fp8q` binary with `args` and extra environment variables.
+pub fn fp8q_env(args: &[&str], env: &[(&str, &std::path::Path)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fp8q"));
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("the fp8q binary runs")
+}
+
 /// A fresh scratch folder for one test (unique per process and `name`).
 pub fn tmpdir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("fp8q-cli-test-{}-{name}", std::process::id()));

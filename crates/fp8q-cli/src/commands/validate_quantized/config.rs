@@ -263,8 +263,10 @@ impl RunConfig {
         o
     }
 
-    /// Loader options of calibration and BN re-estimation batches.
-    pub fn calib_options(&self) -> LoaderOptions {
+    /// Loader options of calibration (`epoch` 0) and BN re-estimation (`epoch` 1) batches. With
+    /// the training transform each pass is a fresh epoch, a new shuffle and new random crops from
+    /// `--seed` and the epoch, as the reference's DataLoader reshuffles on every iteration.
+    pub fn calib_options(&self, epoch: u64) -> LoaderOptions {
         match self.calib_transform {
             CalibTransform::Val => LoaderOptions::new(
                 self.batch_size,
@@ -279,10 +281,10 @@ impl RunConfig {
                     Transform::Train {
                         size: 224,
                         filter: self.interpolation,
-                        seed: self.seed,
+                        seed: self.seed.wrapping_add(epoch),
                     },
                 );
-                o.shuffle_seed = Some(self.seed);
+                o.shuffle_seed = Some(self.seed.wrapping_add(epoch));
                 o
             }
         }

@@ -113,7 +113,7 @@ fn run_pipeline(cfg: &RunConfig) -> anyhow::Result<()> {
                 "calibration",
                 cfg.progress_bar,
             );
-            let loader = BatchLoader::new(&train, cfg.calib_options());
+            let loader = BatchLoader::new(&train, cfg.calib_options(0));
             let done = ptq::calibrate(&mut model, &installed, loader, wanted, |n| bar.inc(n as u64))?;
             bar.finish_and_clear();
             eprintln!("ranges calibrated on {done} batch(es) of {} and fixed", cfg.batch_size);
@@ -135,7 +135,7 @@ fn run_pipeline(cfg: &RunConfig) -> anyhow::Result<()> {
             .bn_reestimation_batches
             .unwrap_or_else(|| ptq::bn_reestimation_default(train.len(), cfg.batch_size));
         if wanted > 0 {
-            let loader = BatchLoader::new(&train, cfg.calib_options());
+            let loader = BatchLoader::new(&train, cfg.calib_options(1));
             let bar = progress(
                 (wanted * cfg.batch_size).min(train.len()) as u64,
                 "BN re-estimation",
