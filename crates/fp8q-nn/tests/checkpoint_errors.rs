@@ -82,7 +82,9 @@ fn truncated_pickle_is_an_error() {
 // ---- hostile and broken files -------------------------------------------------------------
 
 fn fixture(name: &str) -> Vec<u8> {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/checkpoints").join(name);
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/checkpoints")
+        .join(name);
     std::fs::read(p).unwrap()
 }
 
@@ -153,7 +155,13 @@ fn state_dict_pickle(numel: u64, offset: u64, size: &[u64], stride: &[u64]) -> V
     storage.push(b'Q');
     let size: Vec<Vec<u8>> = size.iter().map(|&v| int(v)).collect();
     let stride: Vec<Vec<u8>> = stride.iter().map(|&v| int(v)).collect();
-    b.extend(tuple(&[storage, int(offset), tuple(&size), tuple(&stride), b"\x89}".to_vec()]));
+    b.extend(tuple(&[
+        storage,
+        int(offset),
+        tuple(&size),
+        tuple(&stride),
+        b"\x89}".to_vec(),
+    ]));
     b.extend(b"Rs.");
     b
 }
@@ -196,13 +204,19 @@ fn million_nested_lists_are_an_error() {
     legacy.extend(&pk);
     legacy.extend(b"\x80\x02]."); // the (empty) storage key list
     let err = load_err("nested_legacy.pth", &legacy);
-    assert!(err.contains("legacy torch.save stream") && err.contains("no state dict"), "{err}");
+    assert!(
+        err.contains("legacy torch.save stream") && err.contains("no state dict"),
+        "{err}"
+    );
     // nested a million deep inside the state dict, under a tensor key
     let mut deep = b"\x80\x02}".to_vec();
     deep.extend(unicode("w"));
     deep.extend(&pk[2..pk.len() - 1]);
     deep.extend(b"s.");
-    let err = load_err("nested_in_dict.pth", &[legacy_header(), deep, b"\x80\x02].".to_vec()].concat());
+    let err = load_err(
+        "nested_in_dict.pth",
+        &[legacy_header(), deep, b"\x80\x02].".to_vec()].concat(),
+    );
     assert!(err.contains("no state dict"), "{err}");
 }
 
@@ -259,10 +273,16 @@ fn absurd_declared_lengths_are_refused_before_allocating() {
         assert!(err.contains("needs") && err.contains("only"), "{err}");
     }
     // a storage that declares 2^60 elements, in the reference and in the stream
-    let err = load_err("huge_storage.pth", &legacy_file(&state_dict_pickle(1 << 60, 0, &[2], &[1]), 1 << 60, 8));
+    let err = load_err(
+        "huge_storage.pth",
+        &legacy_file(&state_dict_pickle(1 << 60, 0, &[2], &[1]), 1 << 60, 8),
+    );
     assert!(err.contains("truncated") || err.contains("overflow"), "{err}");
     // the stream's count disagrees with the reference
-    let err = load_err("count_mismatch.pth", &legacy_file(&state_dict_pickle(4, 0, &[4], &[1]), 1 << 60, 16));
+    let err = load_err(
+        "count_mismatch.pth",
+        &legacy_file(&state_dict_pickle(4, 0, &[4], &[1]), 1 << 60, 16),
+    );
     assert!(err.contains("holds 1152921504606846976 elements"), "{err}");
 }
 
@@ -273,11 +293,20 @@ fn views_outside_their_storage_are_errors() {
         (4, 0, vec![2, 2], vec![3, 1], "reaches element 4"),
         (4, u64::MAX, vec![1], vec![1], "non-negative"),
         (4, 0, vec![1 << 20, 1 << 20], vec![0, 0], "elements exceed"),
-        (4, 0, vec![1 << 32, 1 << 32, 1 << 32], vec![0, 0, 0], "too many elements"),
+        (
+            4,
+            0,
+            vec![1 << 32, 1 << 32, 1 << 32],
+            vec![0, 0, 0],
+            "too many elements",
+        ),
         (4, 0, vec![3, 3], vec![1 << 62, 1 << 62], "overflows"),
         (4, 0, vec![2], vec![1, 1], "differ in rank"),
     ] {
-        let err = load_err("bad_view.pth", &legacy_file(&state_dict_pickle(numel, offset, &size, &stride), numel, 16));
+        let err = load_err(
+            "bad_view.pth",
+            &legacy_file(&state_dict_pickle(numel, offset, &size, &stride), numel, 16),
+        );
         assert!(err.contains(needle), "{needle}: {err}");
     }
     // a zip entry shorter than its storage claims
@@ -333,5 +362,8 @@ fn wrapper_without_state_dict_lists_keys() {
     b.extend(b"]s.");
     b.extend(b"\x80\x02].");
     let err = load_err("wrapper.pth", &b);
-    assert!(err.contains("'epoch', 'state_dict'") && err.contains("model_state_dict"), "{err}");
+    assert!(
+        err.contains("'epoch', 'state_dict'") && err.contains("model_state_dict"),
+        "{err}"
+    );
 }

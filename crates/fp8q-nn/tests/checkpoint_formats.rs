@@ -92,7 +92,12 @@ fn training_checkpoints_are_unwrapped() {
 fn formats_agree() {
     let load = |n: &str| Checkpoint::load(dir().join(n)).unwrap().tensors;
     let zip = load("tensors_zip.pth");
-    for other in ["tensors_legacy.pth", "tensors_legacy_p4.pth", "tensors_zip_p5.pth", "tensors.safetensors"] {
+    for other in [
+        "tensors_legacy.pth",
+        "tensors_legacy_p4.pth",
+        "tensors_zip_p5.pth",
+        "tensors.safetensors",
+    ] {
         let o = load(other);
         assert_eq!(zip.keys().collect::<Vec<_>>(), o.keys().collect::<Vec<_>>(), "{other}");
         for (k, t) in &zip {

@@ -118,7 +118,9 @@ pub fn read(bytes: &[u8], budget: &mut Budget) -> Result<BTreeMap<String, Tensor
     for r in all_storages(&obj) {
         declared.entry(r.key).or_insert((r.numel, r.class));
     }
-    let keys = key_list.seq(key_list.root()).ok_or("the storage key list is not a list")?;
+    let keys = key_list
+        .seq(key_list.root())
+        .ok_or("the storage key list is not a list")?;
     let mut storages: HashMap<String, &[u8]> = HashMap::new();
     for &k in keys {
         let key = match key_list.get(k) {
@@ -132,7 +134,9 @@ pub fn read(bytes: &[u8], budget: &mut Budget) -> Result<BTreeMap<String, Tensor
         let elem = element_size(class).ok_or_else(|| format!("storage {key}: unknown storage type {class}"))?;
         let count = c.u64(&format!("the element count of storage {key}"))?;
         if count != *numel {
-            return Err(format!("storage {key} holds {count} elements, its reference says {numel}"));
+            return Err(format!(
+                "storage {key} holds {count} elements, its reference says {numel}"
+            ));
         }
         let len = count
             .checked_mul(elem)

@@ -170,10 +170,7 @@ pub fn parse(data: &[u8]) -> Result<(Pickle, usize), String> {
         match m.step(op) {
             Ok(true) => {
                 let root = m.pop().map_err(|e| format!("at byte {at} (STOP): {e}"))?;
-                let pickle = Pickle {
-                    values: m.values,
-                    root,
-                };
+                let pickle = Pickle { values: m.values, root };
                 return Ok((pickle, m.pos));
             }
             Ok(false) => {}
@@ -291,7 +288,10 @@ impl<'a> Machine<'a> {
     }
 
     fn memo_get(&mut self, key: u64) -> Step<()> {
-        let id = *self.memo.get(&key).ok_or_else(|| format!("memo key {key} was never stored"))?;
+        let id = *self
+            .memo
+            .get(&key)
+            .ok_or_else(|| format!("memo key {key} was never stored"))?;
         self.stack.push(id);
         Ok(())
     }
@@ -335,7 +335,7 @@ impl<'a> Machine<'a> {
     }
 
     fn set_items(&mut self, target: Id, kv: Vec<Id>) -> Step<()> {
-        if kv.len() % 2 != 0 {
+        if !kv.len().is_multiple_of(2) {
             return Err("odd number of items for a dict".into());
         }
         match &mut self.values[target as usize] {
@@ -793,7 +793,9 @@ mod tests {
     #[test]
     fn calls_are_recorded_not_made() {
         let p = parse_ok(b"\x80\x02cposix\nsystem\nX\x02\x00\x00\x00ls\x85R.");
-        let Value::Call { callable, args, .. } = p.get(p.root()) else { panic!() };
+        let Value::Call { callable, args, .. } = p.get(p.root()) else {
+            panic!()
+        };
         assert!(p.is_global(*callable, "posix", "system"));
         assert_eq!(p.str(p.seq(*args).unwrap()[0]), Some("ls"));
     }

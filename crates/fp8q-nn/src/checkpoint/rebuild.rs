@@ -159,7 +159,9 @@ pub fn tensor_ref(p: &Pickle, id: Id) -> Result<Option<TensorRef>, String> {
             "_rebuild_parameter" | "_rebuild_parameter_with_state" => {
                 let inner = *a.first().ok_or_else(|| format!("{f}: no arguments"))?;
                 match p.get(inner) {
-                    Value::Call { callable: c, args: r, .. } => (callable, args) = (*c, *r),
+                    Value::Call {
+                        callable: c, args: r, ..
+                    } => (callable, args) = (*c, *r),
                     other => return Err(format!("{f}: data is a {}", other.kind())),
                 }
             }
@@ -177,7 +179,10 @@ pub fn tensor_ref(p: &Pickle, id: Id) -> Result<Option<TensorRef>, String> {
 
 fn rebuild_tensor(p: &Pickle, f: &str, a: &[Id]) -> Result<TensorRef, String> {
     if a.len() < 4 {
-        return Err(format!("{f}: expected (storage, offset, size, stride, …), got {} arguments", a.len()));
+        return Err(format!(
+            "{f}: expected (storage, offset, size, stride, …), got {} arguments",
+            a.len()
+        ));
     }
     let dtype_hint = if f == "_rebuild_tensor_v3" {
         let d = a.get(6).ok_or("_rebuild_tensor_v3: no dtype argument")?;
@@ -187,7 +192,10 @@ fn rebuild_tensor(p: &Pickle, f: &str, a: &[Id]) -> Result<TensorRef, String> {
         None
     };
     let Value::Persistent(pid) = p.get(a[0]) else {
-        return Err(format!("{f}: storage is a {}, not a storage reference", p.get(a[0]).kind()));
+        return Err(format!(
+            "{f}: storage is a {}, not a storage reference",
+            p.get(a[0]).kind()
+        ));
     };
     let storage = storage_ref(p, *pid, dtype_hint)?;
     let view = View {

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use candle_core::{Device, Tensor};
 use ::safetensors::{Dtype as StDtype, SafeTensors};
+use candle_core::{Device, Tensor};
 
 use super::storage::Dtype;
 

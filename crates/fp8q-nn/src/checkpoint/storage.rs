@@ -229,7 +229,10 @@ mod tests {
             size: vec![3, 2],
             stride: vec![1, 3],
         };
-        assert_eq!(gather(&t, Dtype::F32, &bytes, &mut b).unwrap(), vec![0., 3., 1., 4., 2., 5.]);
+        assert_eq!(
+            gather(&t, Dtype::F32, &bytes, &mut b).unwrap(),
+            vec![0., 3., 1., 4., 2., 5.]
+        );
         let s = View {
             offset: 1,
             size: vec![2, 2],

@@ -57,12 +57,7 @@ fn tensors_of(p: &Pickle, id: Id) -> Result<Vec<(String, TensorRef)>, String> {
 }
 
 /// Depth-first search; each dict is looked at once (wrappers may share or nest themselves).
-fn find(
-    p: &Pickle,
-    id: Id,
-    depth: usize,
-    seen: &mut HashSet<Id>,
-) -> Result<Option<Vec<(String, TensorRef)>>, String> {
+fn find(p: &Pickle, id: Id, depth: usize, seen: &mut HashSet<Id>) -> Result<Option<Vec<(String, TensorRef)>>, String> {
     let Some(items) = dict(p, id) else {
         return Ok(None);
     };
@@ -113,7 +108,10 @@ pub fn state_dict(p: &Pickle) -> Result<Vec<(String, TensorRef)>, String> {
             ),
             _ => "no state dict found: the file holds a pickled object".into(),
         },
-        other => format!("no state dict found: the file holds a {}, not a dict of tensors", other.kind()),
+        other => format!(
+            "no state dict found: the file holds a {}, not a dict of tensors",
+            other.kind()
+        ),
     })
 }
 

@@ -33,7 +33,8 @@ pub fn read(bytes: &[u8], budget: &mut Budget) -> Result<BTreeMap<String, Tensor
     let config = zip::read::Config {
         archive_offset: zip::read::ArchiveOffset::Known(0),
     };
-    let mut zip = zip::ZipArchive::with_config(config, Cursor::new(bytes)).map_err(|e| format!("not a zip archive: {e}"))?;
+    let mut zip =
+        zip::ZipArchive::with_config(config, Cursor::new(bytes)).map_err(|e| format!("not a zip archive: {e}"))?;
     let names: Vec<String> = zip
         .file_names()
         .map(|n| n.map(|n| n.into_owned()))

@@ -144,7 +144,9 @@ pub fn assert_no_panics<T, E>(
 pub fn truncations(original: &[u8], limit: usize) -> impl Iterator<Item = (String, Vec<u8>)> + '_ {
     let n = original.len();
     let step = n.div_ceil(limit.max(1)).max(1);
-    (0..n).step_by(step).map(move |k| (format!("truncate at {k}"), original[..k].to_vec()))
+    (0..n)
+        .step_by(step)
+        .map(move |k| (format!("truncate at {k}"), original[..k].to_vec()))
 }
 
 /// A global allocator that records the largest single allocation request.
