@@ -1,5 +1,10 @@
 //! Reading and writing named `f32` tensors: `.npy` (f32, f64, f16; C order) and `.safetensors`
 //! (F32, F64, F16, BF16; other dtypes are carried through untouched).
+//!
+//! `.npy` files are read by a small parser of their header dict (`descr`, `fortran_order`,
+//! `shape`) that never recurses and checks the header length and the data size against the
+//! bytes present before allocating; `npyz` is used for writing only. `.safetensors` headers are
+//! validated by the `safetensors` crate.
 
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -65,43 +70,221 @@ pub fn read(path: &Path) -> Result<TensorFile> {
                 .and_then(|s| s.to_str())
                 .unwrap_or("tensor")
                 .to_string();
-            let t = read_npy(&bytes, name).with_context(|| format!("{}: not a readable .npy file", path.display()))?;
-            Ok(TensorFile {
-                tensors: vec![t],
-                passthrough: vec![],
-            })
+            let mut file =
+                npy_from_bytes(&bytes).with_context(|| format!("{}: not a readable .npy file", path.display()))?;
+            file.tensors[0].name = name;
+            Ok(file)
         }
-        Container::Safetensors => {
-            read_safetensors(&bytes).with_context(|| format!("{}: not a readable .safetensors file", path.display()))
-        }
+        Container::Safetensors => safetensors_from_bytes(&bytes)
+            .with_context(|| format!("{}: not a readable .safetensors file", path.display())),
     }
 }
 
+/// The header of a `.npy` file: its dtype string, order, shape and where the data starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct NpyHeader {
+    descr: String,
+    fortran_order: bool,
+    shape: Vec<u64>,
+    data_start: usize,
+}
+
+/// One token of the header's Python dict literal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token {
+    Punct(char),
+    Str(String),
+    Word(String),
+    Int(u64),
+}
+
+/// Reads the header text one token at a time (nothing is collected, nothing recurses).
+struct Lexer<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl Lexer<'_> {
+    fn token(&mut self) -> Result<Option<Token>> {
+        let rest = &self.text[self.pos..];
+        let Some((skip, c)) = rest.char_indices().find(|(_, c)| !c.is_whitespace()) else {
+            self.pos = self.text.len();
+            return Ok(None);
+        };
+        let start = self.pos + skip;
+        let body = &self.text[start..];
+        let (token, len) = match c {
+            '{' | '}' | ':' | ',' | '(' | ')' | '[' | ']' => (Token::Punct(c), 1),
+            '\'' | '"' => {
+                let end = body[1..].find(c).with_context(|| "unterminated string in the header")?;
+                (Token::Str(body[1..1 + end].to_string()), end + 2)
+            }
+            c if c.is_ascii_digit() => {
+                let digits = body.find(|d: char| !d.is_ascii_digit()).unwrap_or(body.len());
+                let v: u64 = body[..digits]
+                    .parse()
+                    .with_context(|| "a number in the header is too large")?;
+                // a Python 2 long: 3L
+                let len = if body[digits..].starts_with('L') {
+                    digits + 1
+                } else {
+                    digits
+                };
+                (Token::Int(v), len)
+            }
+            c if c.is_ascii_alphabetic() => {
+                let len = body
+                    .find(|d: char| !(d.is_ascii_alphanumeric() || d == '_'))
+                    .unwrap_or(body.len());
+                (Token::Word(body[..len].to_string()), len)
+            }
+            other => bail!("unexpected character {other:?} in the header"),
+        };
+        self.pos = start + len;
+        Ok(Some(token))
+    }
+}
+
+/// Parse the header: `{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }`.
+fn parse_npy_header(bytes: &[u8]) -> Result<NpyHeader> {
+    if !bytes.starts_with(b"\x93NUMPY") || bytes.len() < 10 {
+        bail!("no .npy magic (\\x93NUMPY)");
+    }
+    let (len, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10usize),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+        v => bail!("unsupported .npy version {v}.{}", bytes[7]),
+    };
+    let end = start
+        .checked_add(len)
+        .filter(|&e| e <= bytes.len())
+        .with_context(|| format!("header of {len} bytes runs past the end of the file"))?;
+    let text = std::str::from_utf8(&bytes[start..end]).with_context(|| "header is not text")?;
+    let mut t = Lexer { text, pos: 0 };
+    match t.token()? {
+        Some(Token::Punct('{')) => {}
+        other => bail!("expected '{{' in the header, found {other:?}"),
+    }
+    let (mut descr, mut fortran_order, mut shape) = (None, None, None);
+    loop {
+        let key = match t.token()? {
+            Some(Token::Punct('}')) => break,
+            Some(Token::Str(k)) => k,
+            other => bail!("expected a key in the header, found {other:?}"),
+        };
+        match t.token()? {
+            Some(Token::Punct(':')) => {}
+            other => bail!("expected ':' after '{key}', found {other:?}"),
+        }
+        match (key.as_str(), t.token()?) {
+            ("descr", Some(Token::Str(d))) => descr = Some(d),
+            ("descr", Some(Token::Punct('['))) => bail!("structured dtypes are not supported"),
+            ("fortran_order", Some(Token::Word(w))) if w == "True" || w == "False" => fortran_order = Some(w == "True"),
+            ("shape", Some(Token::Punct('('))) => {
+                let mut dims = Vec::new();
+                loop {
+                    match t.token()? {
+                        Some(Token::Punct(')')) => break,
+                        Some(Token::Int(v)) => dims.push(v),
+                        other => bail!("bad shape in the header: found {other:?}"),
+                    }
+                    match t.token()? {
+                        Some(Token::Punct(')')) => break,
+                        Some(Token::Punct(',')) => {}
+                        other => bail!("bad shape in the header: found {other:?}"),
+                    }
+                }
+                shape = Some(dims);
+            }
+            (k, v) => bail!("unexpected header entry '{k}': {v:?}"),
+        }
+        match t.token()? {
+            Some(Token::Punct(',')) => {}
+            Some(Token::Punct('}')) => break,
+            other => bail!("expected ',' or '}}' in the header, found {other:?}"),
+        }
+    }
+    Ok(NpyHeader {
+        descr: descr.with_context(|| "the header has no 'descr'")?,
+        fortran_order: fortran_order.with_context(|| "the header has no 'fortran_order'")?,
+        shape: shape.with_context(|| "the header has no 'shape'")?,
+        data_start: end,
+    })
+}
+
+/// Read a `.npy` file of f32, f64 or f16 (either byte order; C order, or Fortran order for
+/// one dimension). Every length is checked against the bytes present before allocating.
 fn read_npy(bytes: &[u8], name: String) -> Result<NamedTensor> {
-    let npy = npyz::NpyFile::new(bytes)?;
-    if npy.order() == npyz::Order::Fortran && npy.shape().len() > 1 {
+    let h = parse_npy_header(bytes)?;
+    if h.fortran_order && h.shape.len() > 1 {
         bail!("Fortran-ordered arrays are not supported; save it in C order (np.ascontiguousarray)");
     }
-    let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
-    let descr = match npy.dtype() {
-        npyz::DType::Plain(ts) => ts.to_string(),
-        other => bail!("unsupported dtype {other:?}: expected a plain float array"),
+    let d = h.descr.as_str();
+    let (big_endian, kind) = match d.as_bytes().first() {
+        Some(b'<' | b'|' | b'=') => (false, &d[1..]),
+        Some(b'>') => (true, &d[1..]),
+        _ => (false, d),
     };
-    let (data, stored_dtype): (Vec<f32>, &'static str) = match &descr[1..] {
-        "f4" => (npy.into_vec::<f32>()?, "f32"),
-        "f8" => (npy.into_vec::<f64>()?.into_iter().map(|v| v as f32).collect(), "f64"),
-        "f2" => (npy.into_vec::<half::f16>()?.into_iter().map(f32::from).collect(), "f16"),
-        _ => bail!("unsupported dtype '{descr}': expected float32, float64 or float16"),
+    let (size, stored_dtype): (usize, &'static str) = match kind {
+        "f4" => (4, "f32"),
+        "f8" => (8, "f64"),
+        "f2" => (2, "f16"),
+        _ => bail!("unsupported dtype '{d}': expected float32, float64 or float16"),
     };
+    let numel = h
+        .shape
+        .iter()
+        .try_fold(1u64, |a, &b| a.checked_mul(b))
+        .and_then(|n| usize::try_from(n).ok())
+        .with_context(|| format!("shape {:?} has too many elements", h.shape))?;
+    let data = &bytes[h.data_start..];
+    let need = numel.checked_mul(size).filter(|&n| n <= data.len()).with_context(|| {
+        format!(
+            "shape {:?} of '{d}' needs {numel} elements of {size} bytes, the file holds {} bytes of data",
+            h.shape,
+            data.len()
+        )
+    })?;
+    let element = |b: &[u8]| -> [u8; 8] {
+        let mut le = [0u8; 8];
+        le[..size].copy_from_slice(b);
+        if big_endian {
+            le[..size].reverse();
+        }
+        le
+    };
+    let data: Vec<f32> = data[..need]
+        .chunks_exact(size)
+        .map(|b| {
+            let e = element(b);
+            match size {
+                4 => f32::from_le_bytes([e[0], e[1], e[2], e[3]]),
+                8 => f64::from_le_bytes(e) as f32,
+                _ => half::f16::from_le_bytes([e[0], e[1]]).to_f32(),
+            }
+        })
+        .collect();
     Ok(NamedTensor {
         name,
-        shape,
+        shape: h.shape.iter().map(|&v| v as usize).collect(),
         data,
         stored_dtype,
     })
 }
 
-fn read_safetensors(bytes: &[u8]) -> Result<TensorFile> {
+/// Read the bytes of a `.npy` file (the tensor is named `tensor`).
+pub fn npy_from_bytes(bytes: &[u8]) -> Result<TensorFile> {
+    Ok(TensorFile {
+        tensors: vec![read_npy(bytes, "tensor".into())?],
+        passthrough: vec![],
+    })
+}
+
+/// Read the bytes of a `.safetensors` file.
+pub fn safetensors_from_bytes(bytes: &[u8]) -> Result<TensorFile> {
     use safetensors::Dtype;
     let st = safetensors::SafeTensors::deserialize(bytes)?;
     let mut names: Vec<(String, usize)> = st

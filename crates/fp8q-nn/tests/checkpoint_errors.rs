@@ -78,3 +78,292 @@ fn truncated_pickle_is_an_error() {
     );
     std::fs::remove_file(p).unwrap();
 }
+
+// ---- hostile and broken files -------------------------------------------------------------
+
+fn fixture(name: &str) -> Vec<u8> {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/checkpoints")
+        .join(name);
+    std::fs::read(p).unwrap()
+}
+
+/// Load `bytes` from a file called `name`; the error message.
+fn load_err(name: &str, bytes: &[u8]) -> String {
+    let p = tmp(name);
+    std::fs::write(&p, bytes).unwrap();
+    let err = Checkpoint::load(&p).unwrap_err().to_string();
+    std::fs::remove_file(&p).unwrap();
+    assert!(err.contains(name), "the message names the file: {err}");
+    err
+}
+
+/// A pickle nesting `n` lists: `[[[…]]]`.
+fn nested_lists(n: usize) -> Vec<u8> {
+    let mut pk = b"\x80\x02".to_vec();
+    pk.extend(std::iter::repeat_n(b']', n));
+    pk.extend(std::iter::repeat_n(b'a', n - 1));
+    pk.push(b'.');
+    pk
+}
+
+/// The three header pickles of a legacy stream: magic number, protocol version, sys_info.
+fn legacy_header() -> Vec<u8> {
+    let mut b = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.".to_vec();
+    b.extend(b"\x80\x02M\xe9\x03.");
+    b.extend(b"\x80\x02}(X\x0d\x00\x00\x00little_endian\x88u.");
+    b
+}
+
+/// A pickle integer (always LONG1 with 8 bytes).
+fn int(v: u64) -> Vec<u8> {
+    let mut b = vec![0x8a, 8];
+    b.extend(v.to_le_bytes());
+    b
+}
+
+fn unicode(s: &str) -> Vec<u8> {
+    let mut b = vec![b'X'];
+    b.extend((s.len() as u32).to_le_bytes());
+    b.extend(s.as_bytes());
+    b
+}
+
+fn tuple(items: &[Vec<u8>]) -> Vec<u8> {
+    let mut b = vec![b'('];
+    for i in items {
+        b.extend(i);
+    }
+    b.push(b't');
+    b
+}
+
+/// `{'w': _rebuild_tensor_v2(<storage '0', FloatStorage, numel>, offset, size, stride, False, {})}`.
+fn state_dict_pickle(numel: u64, offset: u64, size: &[u64], stride: &[u64]) -> Vec<u8> {
+    let mut b = b"\x80\x02}".to_vec();
+    b.extend(unicode("w"));
+    b.extend(b"ctorch._utils\n_rebuild_tensor_v2\n");
+    let pid = tuple(&[
+        unicode("storage"),
+        b"ctorch\nFloatStorage\n".to_vec(),
+        unicode("0"),
+        unicode("cpu"),
+        int(numel),
+        b"N".to_vec(),
+    ]);
+    let mut storage = pid;
+    storage.push(b'Q');
+    let size: Vec<Vec<u8>> = size.iter().map(|&v| int(v)).collect();
+    let stride: Vec<Vec<u8>> = stride.iter().map(|&v| int(v)).collect();
+    b.extend(tuple(&[
+        storage,
+        int(offset),
+        tuple(&size),
+        tuple(&stride),
+        b"\x89}".to_vec(),
+    ]));
+    b.extend(b"Rs.");
+    b
+}
+
+/// A legacy stream with that state dict, key list ['0'], a declared count and `data_len` bytes.
+fn legacy_file(obj: &[u8], count: u64, data_len: usize) -> Vec<u8> {
+    let mut b = legacy_header();
+    b.extend(obj);
+    b.extend(b"\x80\x02]");
+    b.extend(unicode("0"));
+    b.extend(b"a.");
+    b.extend(count.to_le_bytes());
+    b.extend((0..data_len).map(|i| i as u8));
+    b
+}
+
+#[test]
+fn hand_built_legacy_file_reads() {
+    // the builders above are right: a 2x2 transpose of storage [b0..b15] as floats
+    let p = tmp("handmade.pth");
+    std::fs::write(&p, legacy_file(&state_dict_pickle(4, 0, &[2, 2], &[1, 2]), 4, 16)).unwrap();
+    let c = Checkpoint::load(&p).unwrap();
+    let v = c.tensors["w"].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let f = |i: u8| f32::from_le_bytes([4 * i, 4 * i + 1, 4 * i + 2, 4 * i + 3]);
+    assert_eq!(v, vec![f(0), f(2), f(1), f(3)]);
+    std::fs::remove_file(p).unwrap();
+}
+
+/// A million nested lists: a clear error, not a stack overflow (zip data.pkl and legacy stream).
+#[test]
+fn million_nested_lists_are_an_error() {
+    let pk = nested_lists(1_000_000);
+    let p = tmp("nested.pth");
+    write_zip(&p, &pk);
+    let err = Checkpoint::load(&p).unwrap_err().to_string();
+    assert!(err.contains("no state dict") && err.contains("list"), "{err}");
+    std::fs::remove_file(p).unwrap();
+
+    let mut legacy = legacy_header();
+    legacy.extend(&pk);
+    legacy.extend(b"\x80\x02]."); // the (empty) storage key list
+    let err = load_err("nested_legacy.pth", &legacy);
+    assert!(
+        err.contains("legacy torch.save stream") && err.contains("no state dict"),
+        "{err}"
+    );
+    // nested a million deep inside the state dict, under a tensor key
+    let mut deep = b"\x80\x02}".to_vec();
+    deep.extend(unicode("w"));
+    deep.extend(&pk[2..pk.len() - 1]);
+    deep.extend(b"s.");
+    let err = load_err(
+        "nested_in_dict.pth",
+        &[legacy_header(), deep, b"\x80\x02].".to_vec()].concat(),
+    );
+    assert!(err.contains("no state dict"), "{err}");
+}
+
+#[test]
+fn random_bytes_name_the_formats_tried() {
+    let mut x: u32 = 12345;
+    let bytes: Vec<u8> = (0..4096)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8 & 0x7f // never 0x80 (pickle) nor 'P' at 0 by luck: checked below
+        })
+        .collect();
+    assert!(bytes[0] != 0x80 && bytes[0] != b'P' && bytes[8] != b'{');
+    let err = load_err("random.bin", &bytes);
+    assert!(
+        err.contains("not a PyTorch zip checkpoint, a legacy torch.save stream or a safetensors file"),
+        "{err}"
+    );
+    let err = load_err("empty.pth", b"");
+    assert!(err.contains("empty file"), "{err}");
+}
+
+#[test]
+fn truncated_files_are_errors_naming_the_format() {
+    for (name, format) in [
+        ("tensors_zip.pth", "PyTorch zip checkpoint"),
+        ("tensors_legacy.pth", "legacy torch.save stream"),
+        ("tensors.safetensors", "safetensors file"),
+    ] {
+        let full = fixture(name);
+        for cut in [full.len() - 1, full.len() / 2, full.len() / 3, 20, 10] {
+            let err = load_err(&format!("cut_{cut}_{name}"), &full[..cut]);
+            assert!(err.contains(format), "{err}");
+        }
+    }
+}
+
+#[test]
+fn absurd_declared_lengths_are_refused_before_allocating() {
+    // BINUNICODE of 4 GiB, BINUNICODE8 / BINBYTES8 of 2^60, LONG4 of 2^31-1
+    for op in [
+        &b"X\xff\xff\xff\xff"[..],
+        b"\x8d\x00\x00\x00\x00\x00\x00\x00\x10",
+        b"\x8e\x00\x00\x00\x00\x00\x00\x00\x10",
+        b"\x8b\xff\xff\xff\x7f",
+    ] {
+        let mut b = legacy_header();
+        b.extend(b"\x80\x02");
+        b.extend(op);
+        b.extend(b"abc.");
+        let err = load_err("long_string.pth", &b);
+        assert!(err.contains("needs") && err.contains("only"), "{err}");
+    }
+    // a storage that declares 2^60 elements, in the reference and in the stream
+    let err = load_err(
+        "huge_storage.pth",
+        &legacy_file(&state_dict_pickle(1 << 60, 0, &[2], &[1]), 1 << 60, 8),
+    );
+    assert!(err.contains("truncated") || err.contains("overflow"), "{err}");
+    // the stream's count disagrees with the reference
+    let err = load_err(
+        "count_mismatch.pth",
+        &legacy_file(&state_dict_pickle(4, 0, &[4], &[1]), 1 << 60, 16),
+    );
+    assert!(err.contains("holds 1152921504606846976 elements"), "{err}");
+}
+
+#[test]
+fn views_outside_their_storage_are_errors() {
+    for (numel, offset, size, stride, needle) in [
+        (4u64, 3u64, vec![2u64], vec![1u64], "reaches element 4"),
+        (4, 0, vec![2, 2], vec![3, 1], "reaches element 4"),
+        (4, u64::MAX, vec![1], vec![1], "non-negative"),
+        (4, 0, vec![1 << 20, 1 << 20], vec![0, 0], "elements exceed"),
+        (
+            4,
+            0,
+            vec![1 << 32, 1 << 32, 1 << 32],
+            vec![0, 0, 0],
+            "too many elements",
+        ),
+        (4, 0, vec![3, 3], vec![1 << 62, 1 << 62], "overflows"),
+        (4, 0, vec![2], vec![1, 1], "differ in rank"),
+    ] {
+        let err = load_err(
+            "bad_view.pth",
+            &legacy_file(&state_dict_pickle(numel, offset, &size, &stride), numel, 16),
+        );
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+    // a zip entry shorter than its storage claims
+    let p = tmp("short_storage.pth");
+    let f = std::fs::File::create(&p).unwrap();
+    let mut z = zip::ZipWriter::new(f);
+    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    z.start_file("archive/data.pkl", opts).unwrap();
+    z.write_all(&state_dict_pickle(1 << 40, 0, &[2], &[1])).unwrap();
+    z.start_file("archive/data/0", opts).unwrap();
+    z.write_all(&[0u8; 8]).unwrap();
+    z.finish().unwrap();
+    let err = Checkpoint::load(&p).unwrap_err().to_string();
+    assert!(err.contains("holds 8 bytes"), "{err}");
+    std::fs::remove_file(p).unwrap();
+}
+
+#[test]
+fn legacy_structure_errors() {
+    // a plain pickle is not a torch.save stream
+    let err = load_err("plain.pkl", b"\x80\x02}.");
+    assert!(err.contains("magic number"), "{err}");
+    // a listed storage that nothing refers to
+    let mut b = legacy_header();
+    b.extend(state_dict_pickle(4, 0, &[4], &[1]));
+    b.extend(b"\x80\x02]");
+    b.extend(unicode("7"));
+    b.extend(b"a.");
+    let err = load_err("unlisted.pth", &b);
+    assert!(err.contains("storage 7 is listed but never referred to"), "{err}");
+    // the tensor's storage is not in the list
+    let mut b = legacy_header();
+    b.extend(state_dict_pickle(4, 0, &[4], &[1]));
+    b.extend(b"\x80\x02].");
+    let err = load_err("missing_storage.pth", &b);
+    assert!(err.contains("storage 0 is missing"), "{err}");
+    // big-endian files are refused
+    let mut b = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.\x80\x02M\xe9\x03.".to_vec();
+    b.extend(b"\x80\x02}(X\x0d\x00\x00\x00little_endian\x89u.");
+    let err = load_err("big_endian.pth", &b);
+    assert!(err.contains("big-endian"), "{err}");
+}
+
+/// A dict with a known wrapper key whose value is not a state dict, and no tensors: the error
+/// lists the keys looked for and the keys found.
+#[test]
+fn wrapper_without_state_dict_lists_keys() {
+    let mut b = legacy_header();
+    b.extend(b"\x80\x02}");
+    b.extend(unicode("epoch"));
+    b.extend(b"K\x03s");
+    b.extend(unicode("state_dict"));
+    b.extend(b"]s.");
+    b.extend(b"\x80\x02].");
+    let err = load_err("wrapper.pth", &b);
+    assert!(
+        err.contains("'epoch', 'state_dict'") && err.contains("model_state_dict"),
+        "{err}"
+    );
+}

@@ -1,0 +1,47 @@
+//! `.safetensors`: a little-endian `u64` header length, a JSON header, the raw tensor bytes.
+//! The `safetensors` crate validates the header (size ≤ 100 MB, offsets contiguous and inside
+//! the file, shape × dtype = byte length, with overflow checks) before any tensor is read.
+
+use std::collections::BTreeMap;
+
+use ::safetensors::{Dtype as StDtype, SafeTensors};
+use candle_core::{Device, Tensor};
+
+use super::storage::Dtype;
+
+/// What this reader is called in messages.
+pub const NAME: &str = "safetensors file";
+
+/// Whether `bytes` start like a safetensors file: a header length, then the header's `{`.
+pub fn sniff(bytes: &[u8]) -> bool {
+    bytes.len() >= 9 && bytes[8] == b'{'
+}
+
+fn dtype(d: StDtype) -> Option<Dtype> {
+    Some(match d {
+        StDtype::F32 => Dtype::F32,
+        StDtype::F64 => Dtype::F64,
+        StDtype::F16 => Dtype::F16,
+        StDtype::BF16 => Dtype::BF16,
+        StDtype::I64 => Dtype::I64,
+        StDtype::I32 => Dtype::I32,
+        StDtype::I16 => Dtype::I16,
+        StDtype::I8 => Dtype::I8,
+        StDtype::U8 => Dtype::U8,
+        StDtype::BOOL => Dtype::Bool,
+        _ => return None,
+    })
+}
+
+/// Read every tensor of a safetensors file as `f32`.
+pub fn read(bytes: &[u8]) -> Result<BTreeMap<String, Tensor>, String> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
+    let mut out = BTreeMap::new();
+    for (name, view) in st.tensors() {
+        let d = dtype(view.dtype()).ok_or_else(|| format!("tensor {name}: unsupported dtype {:?}", view.dtype()))?;
+        let values: Vec<f32> = view.data().chunks_exact(d.size()).map(|b| d.decode(b)).collect();
+        let t = Tensor::from_vec(values, view.shape(), &Device::Cpu).map_err(|e| format!("tensor {name}: {e}"))?;
+        out.insert(name, t);
+    }
+    Ok(out)
+}

@@ -1,0 +1,148 @@
+//! Many mutated copies of valid checkpoints (zip `.pth`, legacy `.pth`, safetensors): every read
+//! returns `Ok` or `Err` — a panic fails the test, a stack overflow or a failed allocation aborts
+//! it — and no single allocation exceeds [`ALLOC_LIMIT`] (declared lengths are checked first).
+
+#[path = "common/mutate.rs"]
+mod mutate;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+
+use fp8q_nn::checkpoint::Checkpoint;
+use mutate::{assert_no_panics, largest_allocation, mutants, truncations, Rng};
+
+#[global_allocator]
+static ALLOC: mutate::Tracking = mutate::Tracking;
+
+/// The element budget of a tiny file is ~2^24 `f32` (64 MiB); nothing may ask for more.
+const ALLOC_LIMIT: usize = 80 << 20;
+
+fn fixture(name: &str) -> Vec<u8> {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/checkpoints")
+        .join(name);
+    std::fs::read(p).unwrap()
+}
+
+fn read(bytes: &[u8]) -> Result<usize, String> {
+    Checkpoint::from_bytes(bytes).map(|t| t.len())
+}
+
+fn fuzz_raw(name: &str, seed: u64, count: usize) {
+    let data = fixture(name);
+    assert!(read(&data).is_ok(), "{name} is valid");
+    let inputs = mutants(&data, seed, count).chain(truncations(&data, 2000));
+    let (ok, err) = assert_no_panics(name, inputs, read);
+    eprintln!("{name}: {ok} mutants read, {err} refused");
+    assert!(err > 0, "{name}: mutations must be noticed");
+    assert!(
+        largest_allocation() <= ALLOC_LIMIT,
+        "{name}: an allocation of {} bytes",
+        largest_allocation()
+    );
+}
+
+#[test]
+fn legacy_mutants() {
+    fuzz_raw("tensors_legacy.pth", 1, 10000);
+    fuzz_raw("tensors_legacy_p4.pth", 2, 6000);
+    fuzz_raw("views_legacy_crafted.pth", 3, 6000);
+    fuzz_raw("train_imagenet_legacy.pth.tar", 4, 6000);
+}
+
+#[test]
+fn zip_mutants() {
+    fuzz_raw("tensors_zip.pth", 5, 6000);
+    fuzz_raw("train_imagenet_zip.pth.tar", 6, 4000);
+}
+
+#[test]
+fn safetensors_mutants() {
+    fuzz_raw("tensors.safetensors", 7, 10000);
+}
+
+/// Byte mutations of a zip mostly break its CRCs; to reach the pickle and storage checks
+/// behind them, mutate one entry (usually `data.pkl`) and re-zip with correct CRCs.
+#[test]
+fn zip_entry_mutants() {
+    for (name, seed) in [("tensors_zip.pth", 11u64), ("train_imagenet_zip.pth.tar", 12)] {
+        let data = fixture(name);
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(&data)).unwrap();
+        let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
+        for i in 0..zip.len() {
+            let mut f = zip.by_index(i).unwrap();
+            let mut b = Vec::new();
+            f.read_to_end(&mut b).unwrap();
+            entries.push((f.name().unwrap().into_owned(), b));
+        }
+        let pkl = entries.iter().position(|(n, _)| n.ends_with("/data.pkl")).unwrap();
+        let mut rng = Rng::new(seed);
+        let inputs: Vec<(String, Vec<u8>)> = (0..6000)
+            .map(|_| {
+                let mut e: BTreeMap<usize, Vec<u8>> = BTreeMap::new();
+                let which = if rng.below(4) == 0 {
+                    rng.below(entries.len())
+                } else {
+                    pkl
+                };
+                let mut d = entries[which].1.clone();
+                let what = (0..1 + rng.below(3))
+                    .map(|_| mutate::mutate_once(&mut d, &mut rng))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                e.insert(which, d);
+                let mut out = std::io::Cursor::new(Vec::new());
+                let mut w = zip::ZipWriter::new(&mut out);
+                let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+                for (i, (n, b)) in entries.iter().enumerate() {
+                    w.start_file(n.as_str(), opts).unwrap();
+                    w.write_all(e.get(&i).unwrap_or(b)).unwrap();
+                }
+                w.finish().unwrap();
+                (format!("{}: {what}", entries[which].0), out.into_inner())
+            })
+            .collect();
+        let (ok, err) = assert_no_panics(name, inputs, read);
+        eprintln!("{name} (entries): {ok} mutants read, {err} refused");
+        assert!(err > 0 && ok > 0, "{name}: some mutants must read, some must fail");
+        assert!(
+            largest_allocation() <= ALLOC_LIMIT,
+            "an allocation of {} bytes",
+            largest_allocation()
+        );
+    }
+}
+
+/// Pickles mutated inside a legacy stream, with the stream's framing intact: random opcodes
+/// spliced into the object pickle.
+#[test]
+fn random_opcode_soup() {
+    let header = {
+        let full = fixture("tensors_legacy.pth");
+        // magic (15 bytes) + protocol (6) + the sys_info pickle: everything up to its STOP
+        let sys_end = 21 + full[21..].windows(2).position(|w| w == b"u.").unwrap() + 2;
+        full[..sys_end].to_vec()
+    };
+    let ops: &[u8] = b"(0123NJKM\x88\x89\x8a\x8bGX\x8c\x8dUTCB\x8e\x96)t\x85\x86\x87]laed}su\x8f\x90\x91qrp\x94hjgc\x93R\x81\x92bQP.";
+    let mut rng = Rng::new(99);
+    let inputs: Vec<(String, Vec<u8>)> = (0..50000)
+        .map(|i| {
+            let mut b = header.clone();
+            b.extend(b"\x80\x02");
+            for _ in 0..rng.below(64) {
+                b.push(ops[rng.below(ops.len())]);
+                for _ in 0..rng.below(3) {
+                    b.push(rng.next_u64() as u8);
+                }
+            }
+            (format!("soup {i}"), b)
+        })
+        .collect();
+    let (_, err) = assert_no_panics("opcode soup", inputs, read);
+    assert!(err > 0);
+    assert!(
+        largest_allocation() <= ALLOC_LIMIT,
+        "an allocation of {} bytes",
+        largest_allocation()
+    );
+}
