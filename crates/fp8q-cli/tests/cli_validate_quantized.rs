@@ -311,7 +311,11 @@ fn no_model_dir_uses_the_torch_hub_cache() {
     let ckpts = home.join("hub/checkpoints");
     std::fs::create_dir_all(&ckpts).unwrap();
     // a stand-in under torchvision's file name (the hash of a cached file is not re-checked, as in torch)
-    std::fs::copy(fixture().join("resnet18_narrow.pth"), ckpts.join("resnet18-f37072fd.pth")).unwrap();
+    std::fs::copy(
+        fixture().join("resnet18_narrow.pth"),
+        ckpts.join("resnet18-f37072fd.pth"),
+    )
+    .unwrap();
     let images = s(&fixture().join("images"));
     let args = [
         "validate-quantized",
@@ -329,7 +333,10 @@ fn no_model_dir_uses_the_torch_hub_cache() {
     let out = fp8q_env(&args, &[("TORCH_HOME", &home)]);
     assert_ok(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("resnet18-f37072fd.pth") && !stderr.contains("downloading"), "{stderr}");
+    assert!(
+        stderr.contains("resnet18-f37072fd.pth") && !stderr.contains("downloading"),
+        "{stderr}"
+    );
 
     let empty = dir.join("empty");
     let closed = Path::new("http://127.0.0.1:9");
