@@ -1,0 +1,39 @@
+//! Throughput of the data path alone: decode, resize to 248, centre-crop 224 and normalize every
+//! image of an ImageNet-layout split in batches, as `validate-quantized` feeds its model (no
+//! model runs). Compare with PIL + torchvision's DataLoader on the same folder
+//! (`python tools/bench_data_path.py loader DIR`) and with the model alone (`--example throughput`).
+//!
+//! ```sh
+//! python tools/bench_data_path.py make /tmp/bench500          # 500×375 JPEG photographs
+//! cargo run --release -p fp8q-nn --example data_path -- /tmp/bench500/val 32 3
+//! ```
+
+use std::time::Instant;
+
+use fp8q_nn::data::{BatchLoader, ImageFolder, LoaderOptions, Transform};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, dir, rest @ ..] = args.as_slice() else {
+        return Err("usage: data_path SPLIT_DIR [BATCH] [REPEATS]".into());
+    };
+    let batch: usize = rest.first().map_or(Ok(32), |s| s.parse())?;
+    let repeats: usize = rest.get(1).map_or(Ok(3), |s| s.parse())?;
+    let ds = ImageFolder::open(dir)?;
+    let mut best = 0.0f64;
+    for _ in 0..repeats {
+        let start = Instant::now();
+        let mut n = 0;
+        for b in BatchLoader::new(&ds, LoaderOptions::new(batch, Transform::val())) {
+            n += b?.labels.len();
+        }
+        let rate = n as f64 / start.elapsed().as_secs_f64();
+        println!("{n} images: {rate:.1} img/s");
+        best = best.max(rate);
+    }
+    println!(
+        "data path ({} threads): best {best:.1} img/s",
+        rayon::current_num_threads()
+    );
+    Ok(())
+}
