@@ -165,10 +165,20 @@ impl Filter {
 
 const PRECISION_BITS: u32 = 32 - 8 - 2;
 
-/// For each output index: first input index and fixed-point weights.
+/// For each output index: first input index and fixed-point weights (Pillow's `int` arithmetic:
+/// the weights sum to 2^22, so a sum of 8-bit values times weights fits an `i32`).
 struct Coeffs {
     start: Vec<usize>,
-    weights: Vec<Vec<i64>>,
+    /// `weights[bounds[i]..bounds[i + 1]]` belong to output index `i`.
+    bounds: Vec<usize>,
+    weights: Vec<i32>,
+}
+
+impl Coeffs {
+    /// First input index and weights of output index `i`.
+    fn of(&self, i: usize) -> (usize, &[i32]) {
+        (self.start[i], &self.weights[self.bounds[i]..self.bounds[i + 1]])
+    }
 }
 
 fn coefficients(in_size: usize, out_size: usize, filter: Filter) -> Coeffs {
@@ -177,7 +187,9 @@ fn coefficients(in_size: usize, out_size: usize, filter: Filter) -> Coeffs {
     let support = filter.support() * filterscale;
     let ss = 1.0 / filterscale;
     let mut start = Vec::with_capacity(out_size);
-    let mut weights = Vec::with_capacity(out_size);
+    let mut bounds = Vec::with_capacity(out_size + 1);
+    let mut weights = Vec::new();
+    bounds.push(0);
     for xx in 0..out_size {
         let center = (xx as f64 + 0.5) * scale;
         // C's (int) cast truncates toward zero
@@ -192,81 +204,69 @@ fn coefficients(in_size: usize, out_size: usize, filter: Filter) -> Coeffs {
             k.iter_mut().for_each(|v| *v /= ww);
         }
         let one = (1u64 << PRECISION_BITS) as f64;
-        let fixed = k
-            .iter()
-            .map(|&v| {
-                if v < 0.0 {
-                    (-0.5 + v * one).trunc() as i64
-                } else {
-                    (0.5 + v * one).trunc() as i64
-                }
-            })
-            .collect();
+        weights.extend(k.iter().map(|&v| {
+            if v < 0.0 {
+                (-0.5 + v * one).trunc() as i32
+            } else {
+                (0.5 + v * one).trunc() as i32
+            }
+        }));
         start.push(xmin);
-        weights.push(fixed);
+        bounds.push(weights.len());
     }
-    Coeffs { start, weights }
+    Coeffs { start, bounds, weights }
 }
 
 #[inline]
-fn clip8(v: i64) -> u8 {
-    if v >= (1i64 << PRECISION_BITS << 8) {
-        255
-    } else if v <= 0 {
-        0
-    } else {
-        (v >> PRECISION_BITS) as u8
-    }
+fn clip8(v: i32) -> u8 {
+    (v >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
-fn horizontal(img: &Rgb8, out_w: usize, filter: Filter) -> Rgb8 {
-    let c = coefficients(img.width, out_w, filter);
-    let mut data = vec![0u8; out_w * img.height * 3];
-    for y in 0..img.height {
+/// Pillow's horizontal pass for output columns `cols` of the input rows `rows`.
+fn horizontal(img: &Rgb8, c: &Coeffs, cols: std::ops::Range<usize>, rows: std::ops::Range<usize>) -> Rgb8 {
+    let w = cols.len();
+    let mut data = vec![0u8; w * rows.len() * 3];
+    for (out_row, y) in data.chunks_exact_mut(w * 3).zip(rows) {
         let row = &img.data[y * img.width * 3..(y + 1) * img.width * 3];
-        for xx in 0..out_w {
-            let mut acc = [1i64 << (PRECISION_BITS - 1); 3];
-            for (j, &k) in c.weights[xx].iter().enumerate() {
-                let p = (c.start[xx] + j) * 3;
-                for (a, &v) in acc.iter_mut().zip(&row[p..p + 3]) {
-                    *a += v as i64 * k;
-                }
+        for (out, xx) in out_row.chunks_exact_mut(3).zip(cols.clone()) {
+            let (first, k) = c.of(xx);
+            let mut acc = [1i32 << (PRECISION_BITS - 1); 3];
+            for (px, &k) in row[first * 3..(first + k.len()) * 3].chunks_exact(3).zip(k) {
+                acc[0] += px[0] as i32 * k;
+                acc[1] += px[1] as i32 * k;
+                acc[2] += px[2] as i32 * k;
             }
-            let o = (y * out_w + xx) * 3;
-            for (d, &a) in data[o..o + 3].iter_mut().zip(&acc) {
-                *d = clip8(a);
-            }
-        }
-    }
-    Rgb8 {
-        width: out_w,
-        height: img.height,
-        data,
-    }
-}
-
-fn vertical(img: &Rgb8, out_h: usize, filter: Filter) -> Rgb8 {
-    let c = coefficients(img.height, out_h, filter);
-    let w = img.width;
-    let mut data = vec![0u8; w * out_h * 3];
-    for yy in 0..out_h {
-        for x in 0..w {
-            let mut acc = [1i64 << (PRECISION_BITS - 1); 3];
-            for (j, &k) in c.weights[yy].iter().enumerate() {
-                let p = ((c.start[yy] + j) * w + x) * 3;
-                for (a, &v) in acc.iter_mut().zip(&img.data[p..p + 3]) {
-                    *a += v as i64 * k;
-                }
-            }
-            let o = (yy * w + x) * 3;
-            for (d, &a) in data[o..o + 3].iter_mut().zip(&acc) {
-                *d = clip8(a);
-            }
+            out.copy_from_slice(&[clip8(acc[0]), clip8(acc[1]), clip8(acc[2])]);
         }
     }
     Rgb8 {
         width: w,
-        height: out_h,
+        height: data.len() / (w * 3).max(1),
+        data,
+    }
+}
+
+/// Pillow's vertical pass for output rows `rows`; `img` holds the input rows from `first_row` on.
+fn vertical(img: &Rgb8, c: &Coeffs, rows: std::ops::Range<usize>, first_row: usize) -> Rgb8 {
+    let stride = img.width * 3;
+    let mut data = vec![0u8; stride * rows.len()];
+    let mut acc = vec![0i32; stride];
+    for (out_row, yy) in data.chunks_exact_mut(stride.max(1)).zip(rows) {
+        let (first, k) = c.of(yy);
+        acc.fill(1i32 << (PRECISION_BITS - 1));
+        for (j, &k) in k.iter().enumerate() {
+            let y = first + j - first_row;
+            for (a, &v) in acc.iter_mut().zip(&img.data[y * stride..(y + 1) * stride]) {
+                *a += v as i32 * k;
+            }
+        }
+        for (d, &a) in out_row.iter_mut().zip(&acc) {
+            *d = clip8(a);
+        }
+    }
+    Rgb8 {
+        width: img.width,
+        height: data.len() / stride.max(1),
         data,
     }
 }
@@ -292,25 +292,55 @@ fn nearest(img: &Rgb8, out_w: usize, out_h: usize) -> Rgb8 {
 
 /// Resize to `out_w × out_h` exactly as Pillow's `Image.resize((out_w, out_h), filter)`.
 pub fn resize(img: &Rgb8, out_w: usize, out_h: usize, filter: Filter) -> Rgb8 {
-    if out_w == 0 || out_h == 0 || img.width == 0 || img.height == 0 {
+    resize_window(img, out_w, out_h, filter, (0, 0, out_w, out_h))
+}
+
+/// The window `(left, top, w, h)` (inside `out_w × out_h`) of [`resize`]`(img, out_w, out_h,
+/// filter)`, computing only what the window needs: the horizontal pass for its columns and the
+/// input rows its vertical pass reads, the vertical pass for its rows. Every output pixel of a
+/// Pillow pass depends only on its own input pixels, so the values are exactly those of the full
+/// resize followed by a crop (torchvision's `Resize` + `CenterCrop`) at a fraction of the cost.
+pub fn resize_window(
+    img: &Rgb8,
+    out_w: usize,
+    out_h: usize,
+    filter: Filter,
+    (left, top, w, h): (usize, usize, usize, usize),
+) -> Rgb8 {
+    assert!(
+        left + w <= out_w && top + h <= out_h,
+        "window outside the resized image"
+    );
+    if w == 0 || h == 0 || img.width == 0 || img.height == 0 {
         return Rgb8 {
-            width: out_w,
-            height: out_h,
-            data: vec![0; out_w * out_h * 3],
+            width: w,
+            height: h,
+            data: vec![0; w * h * 3],
         };
     }
     if filter == Filter::Nearest {
-        return nearest(img, out_w, out_h);
+        return nearest(img, out_w, out_h).crop(left, top, w, h);
     }
-    let h = if out_w != img.width {
-        horizontal(img, out_w, filter)
-    } else {
-        img.clone()
+    // input rows the vertical pass reads (all of the window's rows when it is skipped)
+    let vc = (out_h != img.height).then(|| coefficients(img.height, out_h, filter));
+    let rows = match &vc {
+        Some(c) if h > 0 => {
+            let lo = (top..top + h).map(|y| c.of(y).0).min().unwrap_or(0);
+            let hi = (top..top + h).map(|y| c.of(y).0 + c.of(y).1.len()).max().unwrap_or(lo);
+            lo..hi.max(lo)
+        }
+        Some(_) => 0..0,
+        None => top..top + h,
     };
-    if out_h != h.height {
-        vertical(&h, out_h, filter)
+    let first_row = rows.start;
+    let horizontal_out = if out_w != img.width {
+        horizontal(img, &coefficients(img.width, out_w, filter), left..left + w, rows)
     } else {
-        h
+        img.crop(left, rows.start, w, rows.len())
+    };
+    match vc {
+        Some(c) => vertical(&horizontal_out, &c, top..top + h, first_row),
+        None => horizontal_out,
     }
 }
 
@@ -367,6 +397,46 @@ mod tests {
     fn nearest_samples_centres() {
         let out = resize(&grey(4, 1, &[1, 2, 3, 4]), 2, 1, Filter::Nearest);
         assert_eq!(channel0(&out), vec![2, 4]); // ⌊0.5·2⌋ = 1, ⌊1.5·2⌋ = 3
+    }
+
+    /// A window of the resize is the crop of the full resize, for every filter, up- and
+    /// downscaling, with one pass skipped or both run.
+    #[test]
+    fn window_equals_crop_of_full_resize() {
+        let mut state = 12345u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as usize
+        };
+        let filters = [
+            Filter::Nearest,
+            Filter::Box,
+            Filter::Bilinear,
+            Filter::Hamming,
+            Filter::Bicubic,
+            Filter::Lanczos,
+        ];
+        for case in 0..60 {
+            let (w, h) = (1 + next() % 40, 1 + next() % 40);
+            let img = Rgb8 {
+                width: w,
+                height: h,
+                data: (0..w * h * 3).map(|_| (next() % 256) as u8).collect(),
+            };
+            let out_w = if case % 5 == 0 { w } else { 1 + next() % 50 };
+            let out_h = if case % 7 == 0 { h } else { 1 + next() % 50 };
+            let filter = filters[case % filters.len()];
+            let full = resize(&img, out_w, out_h, filter);
+            let (ww, wh) = (1 + next() % out_w, 1 + next() % out_h);
+            let (left, top) = (next() % (out_w - ww + 1), next() % (out_h - wh + 1));
+            assert_eq!(
+                resize_window(&img, out_w, out_h, filter, (left, top, ww, wh)),
+                full.crop(left, top, ww, wh),
+                "case {case}: {w}x{h} -> {out_w}x{out_h} {filter:?} window {left},{top} {ww}x{wh}"
+            );
+        }
     }
 
     #[test]

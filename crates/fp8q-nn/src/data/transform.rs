@@ -8,7 +8,7 @@
 //!   flip, drawn from a generator seeded per image.
 
 pub use super::decode::decode;
-use super::resize::{resize, Filter, Rgb8};
+use super::resize::{resize, resize_window, Filter, Rgb8};
 use super::rng::Rng;
 
 /// ImageNet channel means.
@@ -58,9 +58,10 @@ impl Transform {
     pub fn apply(&self, img: &Rgb8, index: u64, out: &mut [f32]) {
         let cropped = match *self {
             Transform::Val { size, filter } => {
-                let r = resize_shorter(img, size + 24, filter);
-                let (left, top) = center_crop_offsets(r.width, r.height, size);
-                r.crop(left, top, size, size)
+                // Resize(size + 24) then CenterCrop(size), computing only the crop's pixels
+                let (w, h) = shorter_side_size(img.width, img.height, size + 24);
+                let (left, top) = center_crop_offsets(w, h, size);
+                resize_window(img, w, h, filter, (left, top, size.min(w), size.min(h)))
             }
             Transform::Train { size, filter, seed } => {
                 let mut rng = Rng::for_item(seed, index);
@@ -77,13 +78,19 @@ impl Transform {
     }
 }
 
+/// The size torchvision's `Resize(s)` gives a `w × h` image: the shorter side becomes `s`, the
+/// longer `⌊s · long / short⌋`.
+pub fn shorter_side_size(w: usize, h: usize, s: usize) -> (usize, usize) {
+    if w <= h {
+        (s, s * h / w.max(1))
+    } else {
+        (s * w / h.max(1), s)
+    }
+}
+
 /// torchvision's `Resize(s)`: the shorter side becomes `s`, the longer `⌊s · long / short⌋`.
 pub fn resize_shorter(img: &Rgb8, s: usize, filter: Filter) -> Rgb8 {
-    let (w, h) = (img.width, img.height);
-    let (nw, nh) = if w <= h { (s, s * h / w) } else { (s * w / h, s) };
-    if (w <= h && w == s) || (h <= w && h == s) {
-        return img.clone();
-    }
+    let (nw, nh) = shorter_side_size(img.width, img.height, s);
     resize(img, nw, nh, filter)
 }
 
