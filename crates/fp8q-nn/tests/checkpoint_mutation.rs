@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
 use fp8q_nn::checkpoint::Checkpoint;
-use mutate::{assert_no_panics, largest_allocation, mutants, truncations, Rng};
+use mutate::{assert_no_panics, largest_allocation, mutants, truncations, Below, Rng};
 
 #[global_allocator]
 static ALLOC: mutate::Tracking = mutate::Tracking;
