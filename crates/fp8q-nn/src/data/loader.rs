@@ -86,24 +86,29 @@ impl BatchLoader {
             let size = opts.transform.size();
             let per_image = 3 * size * size;
             for chunk in order.chunks(bs) {
-                let results: Vec<Result<Vec<f32>>> = chunk
-                    .par_iter()
-                    .map(|&i| {
+                // each image is transformed straight into its slot of the batch
+                let mut data = vec![0f32; chunk.len() * per_image];
+                let results: Vec<Result<()>> = data
+                    .par_chunks_mut(per_image.max(1))
+                    .zip(chunk.par_iter())
+                    .map(|(out, &i)| {
                         let img = decode(&samples[i].0)?;
-                        let mut out = vec![0f32; per_image];
-                        opts.transform.apply(&img, i as u64, &mut out);
-                        Ok(out)
+                        opts.transform.apply(&img, i as u64, out);
+                        Ok(())
                     })
                     .collect();
-                let mut data = Vec::with_capacity(chunk.len() * per_image);
                 let mut labels = Vec::with_capacity(chunk.len());
                 let mut indices = Vec::with_capacity(chunk.len());
                 let mut skipped = Vec::new();
                 let mut failure = None;
-                for (&i, r) in chunk.iter().zip(results) {
+                for (slot, (&i, r)) in chunk.iter().zip(results).enumerate() {
                     match r {
-                        Ok(v) => {
-                            data.extend_from_slice(&v);
+                        Ok(()) => {
+                            // close the gaps left by skipped images
+                            let kept = labels.len();
+                            if kept != slot {
+                                data.copy_within(slot * per_image..(slot + 1) * per_image, kept * per_image);
+                            }
                             labels.push(samples[i].1);
                             indices.push(i);
                         }
@@ -114,6 +119,7 @@ impl BatchLoader {
                         }
                     }
                 }
+                data.truncate(labels.len() * per_image);
                 let msg = match failure {
                     Some(e) => Err(e),
                     None => {
@@ -214,6 +220,41 @@ mod tests {
         let batches: Vec<Batch> = BatchLoader::new(&ds, opts).map(|b| b.unwrap()).collect();
         assert_eq!(batches[1].labels, vec![1]);
         assert_eq!(batches[1].skipped.len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A skipped image in the middle of a batch: the images after it move up, intact.
+    #[test]
+    fn skipped_images_leave_no_gap() {
+        let dir = std::env::temp_dir().join(format!("fp8q_loader_gap_{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("c")).unwrap();
+        std::fs::write(dir.join("c/0.png"), b"broken").unwrap();
+        write_png(&dir.join("c/1.png"), 12, 12, 200);
+        std::fs::write(dir.join("c/2.png"), b"broken too").unwrap();
+        write_png(&dir.join("c/3.png"), 12, 12, 51);
+        let ds = ImageFolder::open(&dir).unwrap();
+        let mut opts = LoaderOptions::new(
+            4,
+            Transform::Val {
+                size: 8,
+                filter: Filter::Bilinear,
+            },
+        );
+        opts.skip_bad_images = true;
+        let b = BatchLoader::new(&ds, opts).next().unwrap().unwrap();
+        assert_eq!(b.indices, vec![1, 3]);
+        assert_eq!(b.skipped.len(), 2);
+        assert_eq!(b.images.dims(), [2, 3, 8, 8]);
+        // every red-channel value of each image is its grey level, normalized
+        let per_image = 3 * 64;
+        for (k, v) in [(0, 200.0f32), (1, 51.0)] {
+            let red = &b.images.data[k * per_image..k * per_image + 64];
+            assert!(
+                red.iter().all(|&x| x == (v / 255.0 - 0.485) / 0.229),
+                "image {k}: {red:?}"
+            );
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
