@@ -20,6 +20,7 @@ pub mod layers;
 pub mod metrics;
 pub mod models;
 pub mod ptq;
+pub mod run;
 pub mod weights;
 
 pub use error::{NnError, Result};

@@ -4,7 +4,7 @@
 //! Like click, an option given twice keeps its last value, and `--opt=value` works everywhere.
 //! The `--x/--no-x` pairs are in [`super::switches`], the options without effect here in
 //! [`super::reference_options`]. Where our default differs from the reference's, the help says
-//! so. [`super::config::RunConfig::from_args`] turns the parsed options into one configuration.
+//! so. [`super::config::Invocation::from_args`] turns the parsed options into one configuration.
 
 use std::path::PathBuf;
 
@@ -97,6 +97,11 @@ pub struct ValidateQuantizedArgs {
     /// Evaluate only N validation images, spread evenly over the sorted list.
     #[arg(long = "max-val-images", value_name = "N")]
     pub max_val_images: Option<usize>,
+    /// Evaluate only the I-th of N disjoint, contiguous parts of the sorted validation list (I
+    /// counts from 0; after --max-val-images). Calibration and BN re-estimation are those of the
+    /// unsharded run; `fp8q merge` combines the shards' --json reports.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<fp8q_nn::run::Shard>,
     /// Skip images that cannot be decoded (listed in the report) instead of failing.
     #[arg(long = "skip-bad-images")]
     pub skip_bad_images: bool,

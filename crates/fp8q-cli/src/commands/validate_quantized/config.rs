@@ -1,62 +1,33 @@
-//! The options of a `validate-quantized` run, resolved and checked once: the quantization
-//! configuration of the PTQ engine, the data options and the outputs, plus the notes on
-//! options that change nothing here.
+//! The options of a `validate-quantized` run, resolved and checked once into the library's
+//! [`RunConfig`], plus the outputs and the notes on options that change nothing here.
 
 use std::path::PathBuf;
 
 use anyhow::bail;
-use fp8q_nn::data::{Filter, LoaderOptions, Transform};
-use fp8q_nn::models::Architecture;
 use fp8q_nn::ptq::{PtqConfig, QMethodKind};
+use fp8q_nn::run::{CalibTransform, RunConfig};
 
-use super::args::{name_of, CalibTransform, LoadType, QMethodArg, RangeMethodArg, ValidateQuantizedArgs};
+use super::args::{
+    name_of, CalibTransform as CalibTransformArg, LoadType, QMethodArg, RangeMethodArg, ValidateQuantizedArgs,
+};
 
-/// Everything a run needs, decided from the command line.
+/// A command line, resolved: the library's run configuration plus what the CLI does with the
+/// report (files, progress bars) and the notes on options without effect.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RunConfig {
-    /// The network.
-    pub arch: Architecture,
-    /// `--model-dir` (`None`: torchvision's weights, see `resolve_model_path`).
-    pub model_dir: Option<PathBuf>,
-    /// The ImageNet-layout root.
-    pub images_dir: PathBuf,
-    /// Quantizers and range estimation.
-    pub ptq: PtqConfig,
-    /// Calibration batches requested.
-    pub num_est_batches: usize,
-    /// Re-estimate BN statistics.
-    pub reestimate_bn: bool,
-    /// BN re-estimation batches (`None`: the reference's ⌊0.02 · training batches⌋).
-    pub bn_reestimation_batches: Option<usize>,
-    /// Images per batch.
-    pub batch_size: usize,
-    /// Seed of shuffling and of the training transform.
-    pub seed: u64,
-    /// Worker threads (`None`: all cores).
-    pub num_workers: Option<usize>,
-    /// Resampling filter.
-    pub interpolation: Filter,
-    /// Transform of calibration and BN re-estimation batches.
-    pub calib_transform: CalibTransform,
-    /// Evaluate only this many validation images.
-    pub max_val_images: Option<usize>,
-    /// Skip undecodable images.
-    pub skip_bad_images: bool,
+pub struct Invocation {
+    /// The run.
+    pub run: RunConfig,
     /// Show progress bars.
     pub progress_bar: bool,
     /// `--json` report.
     pub json: Option<PathBuf>,
     /// `--save-logits`.
     pub save_logits: Option<PathBuf>,
-    /// `--save-quant-params`.
-    pub save_quant_params: Option<PathBuf>,
-    /// `--load-quant-params`.
-    pub load_quant_params: Option<PathBuf>,
     /// One line per given option that has no effect here.
     pub notes: Vec<String>,
 }
 
-impl RunConfig {
+impl Invocation {
     /// Resolve and check the parsed options. Errors name the offending option.
     pub fn from_args(args: &ValidateQuantizedArgs) -> anyhow::Result<Self> {
         let sw = &args.switches;
@@ -79,15 +50,6 @@ impl RunConfig {
             if args.no_effect.value(opt) == Some("golden_section") && method == RangeMethodArg::Mse {
                 bail!("--{opt} golden_section is not supported by the MSE range estimator (only grid), as in the reference");
             }
-        }
-        if args.batch_size == 0 {
-            bail!("invalid --batch-size 0: must be at least 1");
-        }
-        if args.num_workers == Some(0) {
-            bail!("invalid --num-workers 0: must be at least 1");
-        }
-        if args.max_val_images == Some(0) {
-            bail!("invalid --max-val-images 0: must be at least 1");
         }
         if !(0.0..=1.0).contains(&args.act_momentum) {
             bail!("invalid --act-momentum {}: must lie in [0, 1]", args.act_momentum);
@@ -122,13 +84,6 @@ impl RunConfig {
                 bail!("invalid --fp8-maxval {m}: must be positive and finite");
             }
         }
-        let quantized = sw.weight_quant.on || sw.act_quant.on;
-        if args.num_est_batches == 0 && quantized && args.load_quant_params.is_none() {
-            bail!("invalid --num-est-batches 0: calibration needs at least one batch");
-        }
-        if !quantized && (args.load_quant_params.is_some() || args.save_quant_params.is_some()) {
-            bail!("--load-quant-params / --save-quant-params need quantization (weights or activations)");
-        }
 
         let kind = |m: QMethodArg| -> anyhow::Result<QMethodKind> { Ok(name_of(&m).parse()?) };
         let range = |m: RangeMethodArg| -> anyhow::Result<_> { Ok(PtqConfig::range_method(&name_of(&m))?) };
@@ -152,7 +107,7 @@ impl RunConfig {
         };
         let mut notes = sw.notes();
         notes.extend(args.no_effect.notes());
-        Ok(RunConfig {
+        let run = RunConfig {
             arch: args.architecture,
             model_dir: args.model_dir.clone(),
             images_dir: args.images_dir.clone(),
@@ -164,138 +119,33 @@ impl RunConfig {
             seed: args.seed,
             num_workers: args.num_workers,
             interpolation: args.interpolation,
-            calib_transform: args.calib_transform,
+            calib_transform: match args.calib_transform {
+                CalibTransformArg::Train => CalibTransform::Train,
+                CalibTransformArg::Val => CalibTransform::Val,
+            },
             max_val_images: args.max_val_images,
+            shard: args.shard,
             skip_bad_images: args.skip_bad_images,
+            save_quant_params: args.save_quant_params.clone(),
+            load_quant_params: args.load_quant_params.clone(),
+        };
+        run.validate()?;
+        Ok(Invocation {
+            run,
             progress_bar: sw.progress_bar.on,
             json: args.json.clone(),
             save_logits: args.save_logits.clone(),
-            save_quant_params: args.save_quant_params.clone(),
-            load_quant_params: args.load_quant_params.clone(),
             notes,
         })
     }
 
-    /// Whether any quantizer is installed.
-    pub fn quantized(&self) -> bool {
-        self.ptq.weight_quant || self.ptq.act_quant
-    }
-
-    /// A short description of the quantization, e.g. `W8 fp_quantizer / A8 fp_quantizer (fp8
-    /// mantissa bits 4)`, or `FP32`.
-    pub fn describe(&self) -> String {
-        if !self.quantized() {
-            return "FP32".into();
-        }
-        let p = &self.ptq;
-        let act = p.qmethod_act.unwrap_or(p.qmethod);
-        let w = if p.weight_quant {
-            format!("W{} {}", p.n_bits, p.qmethod.name())
-        } else {
-            "W32".into()
-        };
-        let a = if p.act_quant {
-            format!("A{} {}", p.n_bits_act.unwrap_or(p.n_bits), act.name())
-        } else {
-            "A32".into()
-        };
-        let fp = if p.qmethod == QMethodKind::FpQuantizer || act == QMethodKind::FpQuantizer {
-            format!(" (fp8 mantissa bits {})", p.fp8_mantissa_bits)
-        } else {
-            String::new()
-        };
-        format!("{w} / {a}{fp}")
-    }
-
-    /// The configuration as JSON, in the reference's option names (`--print-config`, and the
-    /// `config` member of the `--json` report).
+    /// The configuration as JSON, in the reference's option names (`--print-config`): the run's
+    /// plus the CLI's outputs.
     pub fn to_json(&self) -> serde_json::Value {
-        let p = &self.ptq;
-        serde_json::json!({
-            "architecture": self.arch.name(),
-            "model_dir": self.model_dir,
-            "images_dir": self.images_dir,
-            "load_type": "fp32",
-            "weight_quant": p.weight_quant,
-            "act_quant": p.act_quant,
-            "qmethod": p.qmethod.name(),
-            "qmethod_act": p.qmethod_act.map(|k| k.name()),
-            "n_bits": p.n_bits,
-            "n_bits_act": p.n_bits_act,
-            "per_channel": p.per_channel,
-            "weight_quant_method": p.weight_quant_method.name(),
-            "act_quant_method": p.act_quant_method.name(),
-            "act_momentum": f32_json(p.act_momentum),
-            "num_est_batches": self.num_est_batches,
-            "quant_setup": p.quant_setup.name(),
-            "fp8_maxval": p.fp8_maxval,
-            "fp8_mantissa_bits": p.fp8_mantissa_bits,
-            "fp8_set_maxval": p.fp8_set_maxval,
-            "fp8_mse_include_mantissa_bits": p.fp8_mse_include_mantissa_bits,
-            "fp8_allow_unsigned": p.fp8_allow_unsigned,
-            "reestimate_bn_stats": self.reestimate_bn,
-            "bn_reestimation_batches": self.bn_reestimation_batches,
-            "batch_size": self.batch_size,
-            "seed": self.seed,
-            "num_workers": self.num_workers,
-            "interpolation": format!("{:?}", self.interpolation).to_lowercase(),
-            "calib_transform": name_of(&self.calib_transform),
-            "max_val_images": self.max_val_images,
-            "skip_bad_images": self.skip_bad_images,
-            "progress_bar": self.progress_bar,
-            "json": self.json,
-            "save_logits": self.save_logits,
-            "save_quant_params": self.save_quant_params,
-            "load_quant_params": self.load_quant_params,
-        })
+        let mut v = self.run.to_json();
+        v["progress_bar"] = self.progress_bar.into();
+        v["json"] = serde_json::json!(self.json);
+        v["save_logits"] = serde_json::json!(self.save_logits);
+        v
     }
-
-    /// Loader options of the validation set.
-    pub fn val_options(&self) -> LoaderOptions {
-        let mut o = LoaderOptions::new(
-            self.batch_size,
-            Transform::Val {
-                size: 224,
-                filter: self.interpolation,
-            },
-        );
-        o.skip_bad_images = self.skip_bad_images;
-        o
-    }
-
-    /// Loader options of calibration (`epoch` 0) and BN re-estimation (`epoch` 1) batches. With
-    /// the training transform each pass is a fresh epoch, a new shuffle and new random crops from
-    /// `--seed` and the epoch, as the reference's DataLoader reshuffles on every iteration.
-    pub fn calib_options(&self, epoch: u64) -> LoaderOptions {
-        match self.calib_transform {
-            CalibTransform::Val => LoaderOptions::new(
-                self.batch_size,
-                Transform::Val {
-                    size: 224,
-                    filter: self.interpolation,
-                },
-            ),
-            CalibTransform::Train => {
-                let mut o = LoaderOptions::new(
-                    self.batch_size,
-                    Transform::Train {
-                        size: 224,
-                        filter: self.interpolation,
-                        seed: self.seed.wrapping_add(epoch),
-                    },
-                );
-                o.shuffle_seed = Some(self.seed.wrapping_add(epoch));
-                o
-            }
-        }
-    }
-}
-
-/// An f32 as the shortest decimal that reads back to it (0.9, not 0.8999999761581543).
-fn f32_json(x: f32) -> serde_json::Value {
-    x.to_string()
-        .parse::<f64>()
-        .ok()
-        .and_then(serde_json::Number::from_f64)
-        .map_or(serde_json::Value::Null, serde_json::Value::Number)
 }

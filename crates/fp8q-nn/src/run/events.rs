@@ -1,0 +1,61 @@
+//! What a run tells its caller while it works: notes and progress, so that a CLI can draw
+//! progress bars and a sweep or a binding can log or stay silent, with one pipeline.
+
+use std::path::Path;
+
+/// The stages of a run that go over images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Range calibration on training batches.
+    Calibration,
+    /// BN statistics re-estimation on training batches.
+    BnReestimation,
+    /// Evaluation on the validation images.
+    Validation,
+}
+
+impl Stage {
+    /// A lower-case label, e.g. `BN re-estimation`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Stage::Calibration => "calibration",
+            Stage::BnReestimation => "BN re-estimation",
+            Stage::Validation => "validation",
+        }
+    }
+}
+
+/// One thing that happened.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// A line for the user (what was loaded, what was decided).
+    Note(&'a str),
+    /// A stage starts and will go over about `images` images.
+    Begin {
+        /// The stage.
+        stage: Stage,
+        /// Images expected.
+        images: u64,
+    },
+    /// `images` more images of the current stage are done.
+    Advance {
+        /// Images just finished.
+        images: u64,
+    },
+    /// The current stage is over.
+    End,
+    /// Downloading a checkpoint: `done` of `total` bytes.
+    Download {
+        /// Where from.
+        url: &'a str,
+        /// Bytes so far.
+        done: u64,
+        /// Bytes in all, when known.
+        total: Option<u64>,
+    },
+    /// A download finished and was saved here.
+    Downloaded(&'a Path),
+}
+
+/// The receiver of a run's events (`&mut |_| {}` ignores them).
+pub type Observer<'o> = dyn FnMut(Event<'_>) + 'o;
