@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 mod commands;
 mod tensor_files;
+mod terminal;
 
 /// fp8q — FP8 and INT quantization: formats, quantizers, the analytical SQNR study and
 /// post-training quantization of CNNs (after "FP8 Quantization: The Power of the Exponent",

@@ -9,6 +9,7 @@
 //! Data flows one way: files ([`checkpoint`], [`data`]) → tensors ([`feature_map`]) → model
 //! units ([`layers`], [`models`]) → metrics ([`metrics`]).
 
+pub mod analyze;
 pub mod checkpoint;
 pub mod data;
 pub mod error;

@@ -185,28 +185,75 @@ impl MobileNetV2 {
         })
     }
 
-    /// Logits (`n · classes` values) of a batch of 224×224 images.
+    /// Logits (`n · classes` values) of a batch of 224×224 images: the stages in turn.
     pub fn forward(&mut self, x: FeatureMap) -> Result<Vec<f32>> {
-        let n = x.n;
-        let mut y = self.stem.forward(&x)?;
-        drop(x);
-        for b in &mut self.blocks {
-            y = b.forward(y)?;
+        let mut y = x;
+        for stage in 0..self.num_stages() {
+            y = self.forward_stage(stage, y)?;
         }
-        let y = self.head.forward(&y)?;
-        if y.h != 7 || y.w != 7 {
+        Ok(y.data)
+    }
+
+    /// Stages of [`MobileNetV2::forward_stage`]: the stem, one per block, the head conv, the
+    /// classifier.
+    pub fn num_stages(&self) -> usize {
+        self.blocks.len() + 3
+    }
+
+    /// Run one stage: 0 is `features.0`, `1 ..=B` the inverted-residual blocks, `B + 1` the
+    /// head conv (`features.18`), `B + 2` the 7×7 average pool (quantized by `features.18`'s
+    /// quantizer without updating it, except in `LSQ_paper`) and the classifier, whose logits
+    /// come back as an `n × classes × 1 × 1` map.
+    pub fn forward_stage(&mut self, stage: usize, x: FeatureMap) -> Result<FeatureMap> {
+        let blocks = self.blocks.len();
+        if stage == 0 {
+            return self.stem.forward(&x);
+        }
+        if stage <= blocks {
+            return self.blocks[stage - 1].forward(x);
+        }
+        if stage == blocks + 1 {
+            return self.head.forward(&x);
+        }
+        if stage != blocks + 2 {
+            return Err(NnError::invalid("stage", format!("{stage}: MobileNetV2 has {}", blocks + 3)));
+        }
+        let n = x.n;
+        if x.h != 7 || x.w != 7 {
             return Err(NnError::invalid(
                 "features.19",
-                format!("AvgPool2d(7) needs a 7×7 map (224×224 input), got {}×{}", y.h, y.w),
+                format!("AvgPool2d(7) needs a 7×7 map (224×224 input), got {}×{}", x.h, x.w),
             ));
         }
-        let mut pooled = pool::global_avg_pool(&y);
+        let mut pooled = pool::global_avg_pool(&x);
+        drop(x);
         // AvgPool2d(7) reuses features.18's quantizer without updating it (unless that quantizer
         // quantizes features.18's input, LSQ_paper, where the pool is not quantized).
         if !self.head.quantize_input {
             self.head.act_quantizer.apply(&mut pooled.data, 1, false)?;
         }
-        self.classifier.forward(pooled.data, n)
+        let classes = self.classifier.out_features();
+        FeatureMap::from_vec(self.classifier.forward(pooled.data, n)?, n, classes, 1, 1)
+    }
+
+    /// The stage in which each quantizer slot first acts, as `(unit, kind, stage)` in
+    /// execution order (the slots [`MobileNetV2::visit_slots`] visits).
+    pub fn slot_stages(&mut self) -> Vec<(String, SlotKind, usize)> {
+        let mut out = Vec::new();
+        visit_unit(&mut self.stem, &mut |u, k, _| out.push((u.to_string(), k, 0)));
+        for (i, b) in self.blocks.iter_mut().enumerate() {
+            for u in &mut b.units {
+                visit_unit(u, &mut |n, k, _| out.push((n.to_string(), k, i + 1)));
+            }
+            if b.residual {
+                out.push((b.name.clone(), SlotKind::BlockOutput, i + 1));
+            }
+        }
+        let head = self.blocks.len() + 1;
+        visit_unit(&mut self.head, &mut |u, k, _| out.push((u.to_string(), k, head)));
+        out.push((self.classifier.name.clone(), SlotKind::Weight, head + 1));
+        out.push((self.classifier.name.clone(), SlotKind::Output, head + 1));
+        out
     }
 
     /// Every conv+BN unit in execution order.

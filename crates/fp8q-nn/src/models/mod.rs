@@ -133,6 +133,33 @@ impl Model {
         }
     }
 
+    /// Stages of [`Model::forward_stage`]; running them in turn is [`Model::forward_fm`].
+    pub fn num_stages(&self) -> usize {
+        match self {
+            Model::ResNet(m) => m.num_stages(),
+            Model::MobileNetV2(m) => m.num_stages(),
+        }
+    }
+
+    /// Run one stage of the network (the stem, a block, the head): a later stage can be re-run
+    /// from a stored input of it, without the stages before. The last stage returns the logits
+    /// as an `n × classes × 1 × 1` map.
+    pub fn forward_stage(&mut self, stage: usize, x: FeatureMap) -> Result<FeatureMap> {
+        match self {
+            Model::ResNet(m) => m.forward_stage(stage, x),
+            Model::MobileNetV2(m) => m.forward_stage(stage, x),
+        }
+    }
+
+    /// The stage in which each quantizer slot first acts, as `(unit, kind, stage)`, in the
+    /// order of [`Model::visit_slots`].
+    pub fn slot_stages(&mut self) -> Vec<(String, SlotKind, usize)> {
+        match self {
+            Model::ResNet(m) => m.slot_stages(),
+            Model::MobileNetV2(m) => m.slot_stages(),
+        }
+    }
+
     /// Logits `[n, classes]` of an NCHW tensor.
     pub fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
         let fm = FeatureMap::from_tensor(x)?;

@@ -169,32 +169,86 @@ impl ResNet {
         Ok(ResNet { conv1, layers, fc })
     }
 
-    /// Logits (`n · classes` values) of a batch.
+    /// Logits (`n · classes` values) of a batch: the stages in turn.
     pub fn forward(&mut self, x: FeatureMap) -> Result<Vec<f32>> {
-        let n = x.n;
-        let y = self.conv1.forward(&x)?;
-        drop(x);
-        let mut y = pool::max_pool2d(
-            &y,
-            Window {
-                kh: 3,
-                kw: 3,
-                stride: 2,
-                pad: 1,
-            },
-            "maxpool",
-        )?;
-        for stage in &mut self.layers {
-            for block in stage {
-                y = block.forward(y)?;
-            }
+        let mut y = x;
+        for stage in 0..self.num_stages() {
+            y = self.forward_stage(stage, y)?;
         }
-        let mut pooled = pool::global_avg_pool(&y);
+        Ok(y.data)
+    }
+
+    /// Stages of [`ResNet::forward_stage`]: the stem, one per residual block, the head.
+    pub fn num_stages(&self) -> usize {
+        self.blocks_count() + 2
+    }
+
+    fn blocks_count(&self) -> usize {
+        self.layers.iter().map(Vec::len).sum()
+    }
+
+    /// Run one stage: 0 is `conv1` + max pool, `1 ..=B` the residual blocks in order, `B + 1`
+    /// the global average pool (quantized by the last block's output quantizer, without
+    /// updating it) and `fc`, whose logits come back as an `n × classes × 1 × 1` map.
+    pub fn forward_stage(&mut self, stage: usize, x: FeatureMap) -> Result<FeatureMap> {
+        let blocks = self.blocks_count();
+        if stage == 0 {
+            let y = self.conv1.forward(&x)?;
+            drop(x);
+            return pool::max_pool2d(
+                &y,
+                Window {
+                    kh: 3,
+                    kw: 3,
+                    stride: 2,
+                    pad: 1,
+                },
+                "maxpool",
+            );
+        }
+        if stage <= blocks {
+            let block = self
+                .layers
+                .iter_mut()
+                .flatten()
+                .nth(stage - 1)
+                .ok_or_else(|| NnError::invalid("stage", format!("{stage} of {blocks} blocks")))?;
+            return block.forward(x);
+        }
+        if stage != blocks + 1 {
+            return Err(NnError::invalid("stage", format!("{stage}: ResNet has {}", blocks + 2)));
+        }
+        let n = x.n;
+        let mut pooled = pool::global_avg_pool(&x);
+        drop(x);
         // The pool's output shares the last block's quantizer (same range, not updated).
         if let Some(last) = self.layers.last_mut().and_then(|s| s.last_mut()) {
             last.output_quantizer.apply(&mut pooled.data, 1, false)?;
         }
-        self.fc.forward(pooled.data, n)
+        let classes = self.fc.out_features();
+        FeatureMap::from_vec(self.fc.forward(pooled.data, n)?, n, classes, 1, 1)
+    }
+
+    /// The stage in which each quantizer slot first acts, as `(unit, kind, stage)` in
+    /// execution order.
+    pub fn slot_stages(&mut self) -> Vec<(String, SlotKind, usize)> {
+        let mut out = Vec::new();
+        let mut stage = 0;
+        visit_unit(&mut self.conv1, &mut |u, k, _| out.push((u.to_string(), k, stage)));
+        for block in self.layers.iter_mut().flatten() {
+            stage += 1;
+            for u in &mut block.units {
+                visit_unit(u, &mut |n, k, _| out.push((n.to_string(), k, stage)));
+            }
+            if let Some(d) = &mut block.downsample {
+                visit_unit(d, &mut |n, k, _| out.push((n.to_string(), k, stage)));
+            }
+            out.push((block.name.clone(), SlotKind::BlockOutput, stage));
+        }
+        stage += 1;
+        out.push((self.fc.name.clone(), SlotKind::Weight, stage));
+        out.push((self.fc.name.clone(), SlotKind::Output, stage));
+        out
     }
 
     /// Every conv+BN unit in execution order.

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-/// The stages of a run that go over images.
+/// The stages of a run (or an analysis) that report progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
     /// Range calibration on training batches.
@@ -12,6 +12,10 @@ pub enum Stage {
     BnReestimation,
     /// Evaluation on the validation images.
     Validation,
+    /// Analysis: each quantizer slot's tensor in each format.
+    SlotAnalysis,
+    /// Analysis: the network's output with one slot quantized, per slot and format.
+    Sensitivity,
 }
 
 impl Stage {
@@ -21,6 +25,17 @@ impl Stage {
             Stage::Calibration => "calibration",
             Stage::BnReestimation => "BN re-estimation",
             Stage::Validation => "validation",
+            Stage::SlotAnalysis => "tensor analysis",
+            Stage::Sensitivity => "sensitivity",
+        }
+    }
+
+    /// What the stage counts: `images`, `slots` or `cases` (slot × format).
+    pub fn unit(self) -> &'static str {
+        match self {
+            Stage::Calibration | Stage::BnReestimation | Stage::Validation => "images",
+            Stage::SlotAnalysis => "slots",
+            Stage::Sensitivity => "cases",
         }
     }
 }
@@ -30,17 +45,17 @@ impl Stage {
 pub enum Event<'a> {
     /// A line for the user (what was loaded, what was decided).
     Note(&'a str),
-    /// A stage starts and will go over about `images` images.
+    /// A stage starts and will go over about `total` items ([`Stage::unit`]).
     Begin {
         /// The stage.
         stage: Stage,
-        /// Images expected.
-        images: u64,
+        /// Items expected.
+        total: u64,
     },
-    /// `images` more images of the current stage are done.
+    /// `done` more items of the current stage are finished.
     Advance {
-        /// Images just finished.
-        images: u64,
+        /// Items just finished.
+        done: u64,
     },
     /// The current stage is over.
     End,

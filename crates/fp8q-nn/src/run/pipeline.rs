@@ -44,9 +44,9 @@ pub fn run(cfg: &RunConfig, observe: &mut Observer<'_>) -> Result<RunReport> {
     let loader = BatchLoader::new(&val.folder, cfg.val_options());
     observe(Event::Begin {
         stage: Stage::Validation,
-        images: val.folder.len() as u64,
+        total: val.folder.len() as u64,
     });
-    let eval = crate::evaluate::evaluate(&mut model, loader, |n| observe(Event::Advance { images: n as u64 }));
+    let eval = crate::evaluate::evaluate(&mut model, loader, |n| observe(Event::Advance { done: n as u64 }));
     observe(Event::End);
     let eval = eval?;
     timings.validation_seconds = t.elapsed().as_secs_f64();
@@ -219,11 +219,11 @@ pub fn quantize(
         let wanted = q.calibration_batches(cfg.num_est_batches);
         observe(Event::Begin {
             stage: Stage::Calibration,
-            images: (wanted * cfg.batch_size).min(train.len()) as u64,
+            total: (wanted * cfg.batch_size).min(train.len()) as u64,
         });
         let loader = BatchLoader::new(train, cfg.calib_options(0));
         let done = ptq::calibrate(model, &installed, loader, wanted, |n| {
-            observe(Event::Advance { images: n as u64 })
+            observe(Event::Advance { done: n as u64 })
         });
         observe(Event::End);
         calibration_batches = done?;
@@ -266,9 +266,9 @@ pub fn reestimate_bn(
     let loader = BatchLoader::new(train, cfg.calib_options(1));
     observe(Event::Begin {
         stage: Stage::BnReestimation,
-        images: (wanted * cfg.batch_size).min(train.len()) as u64,
+        total: (wanted * cfg.batch_size).min(train.len()) as u64,
     });
-    let done = ptq::reestimate_bn(model, loader, wanted, |n| observe(Event::Advance { images: n as u64 }));
+    let done = ptq::reestimate_bn(model, loader, wanted, |n| observe(Event::Advance { done: n as u64 }));
     observe(Event::End);
     let done = done?;
     observe(Event::Note(&format!(

@@ -20,7 +20,8 @@ use fp8q_nn::run::RunReport;
 
 pub use args::ValidateQuantizedArgs;
 use config::Invocation;
-use report::{write_npy, Terminal};
+use crate::terminal::Terminal;
+use report::write_npy;
 
 /// Run the command: resolve the options, print the notes on options without effect, then
 /// print the configuration (`--print-config`) or run the pipeline and write its report.
