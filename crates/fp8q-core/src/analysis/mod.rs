@@ -8,6 +8,13 @@
 //! * [`optimal_range`]: the `α` minimizing the analytical MSE (log-scan bracket + Brent), and the
 //!   reference's sampled 1000-candidate line search.
 //! * [`study`]: distributions × formats → results, in parallel.
+//! * [`tensor_stats`]: elements, mean, absmax, σ, kurtosis, max/σ of a tensor in one pass.
+//! * [`fit`]: a Gaussian or Student's t fitted to a tensor (kurtosis), and the analytical SQNR
+//!   of a quantizer at a given range for it.
+//! * [`quantize_measure`]: estimate a range and measure the SQNR of a quantized tensor (what
+//!   `fp8q quantize` reports).
+//! * [`format_choice`]: one tensor × many formats (measured and predicted SQNR, best format),
+//!   report rows and summaries (`fp8q analyze`).
 //!
 //! ```
 //! use fp8q_core::analysis::{distributions::Distribution, expected_error::expected_mse, grid_for};
@@ -20,9 +27,13 @@
 
 pub mod distributions;
 pub mod expected_error;
+pub mod fit;
+pub mod format_choice;
 pub mod optimal_range;
 pub(crate) mod quadrature;
+pub mod quantize_measure;
 pub mod study;
+pub mod tensor_stats;
 
 use crate::error::FormatError;
 use crate::format::{Format, IntKind};

@@ -1,0 +1,306 @@
+//! Fitting the paper's distributions to a tensor, and the analytical SQNR of a quantizer for the
+//! fitted distribution at a given range.
+//!
+//! **The fit: method of moments on the kurtosis.** A tensor is modelled as `X = μ + s·T`, where
+//! `T` is a standard Gaussian or a standard Student's t with ν degrees of freedom; `μ` is the
+//! mean and `s` is chosen so that the standard deviation matches (`s = σ·√((ν-2)/ν)` for t).
+//! The shape comes from the excess kurtosis `κ` (Student's t has `κ = 6/(ν-4)` for `ν > 4`):
+//!
+//! * `κ > 6/(NU_GAUSS - 4)`: Student's t with `ν = 4 + 6/κ` (heavier tails ⇒ smaller ν);
+//! * otherwise (light-tailed or platykurtic tensors): Gaussian. Beyond ν = [`NU_GAUSS`] the t
+//!   and the Gaussian differ by less than the sampling noise of the kurtosis itself.
+//!
+//! Why moments rather than maximum likelihood: the paper's point is that the *tails* (outliers)
+//! decide how many exponent bits a tensor needs, and the kurtosis measures exactly the tail
+//! weight; it comes from one streaming pass (see [`super::tensor_stats`]), which matters for
+//! billion-parameter checkpoints, whereas the t likelihood needs iterative passes (EM) over all
+//! the data. The price: a kurtosis-matched t can never have `ν ≤ 4`, so extremely heavy-tailed
+//! tensors are fitted with ν just above 4.
+//!
+//! The fitted distribution is clipped at the tensor's observed minimum and maximum (the tails
+//! beyond them become point masses there, as in [`Distribution`]): no real value lies beyond.
+//!
+//! **The prediction** ([`predict_sqnr_db`]) takes the exact grid the real quantizer uses for the
+//! range ([`quantizer_grid`]), maps it into the units of `T` (`(g - μ)/s`) and asks the study
+//! engine ([`expected_mse`]) for `E[(q(T) - T)²]`; the MSE of `X` is `s²` times that. With one
+//! range per channel, every channel has its own `μ_c`, `σ_c` and range and the shape is fitted
+//! to the pooled per-channel kurtosis. Up to [`MAX_EXACT_CHANNELS`] channels are evaluated one
+//! by one; for more, that many representative channels (evenly spaced quantiles of the
+//! normalized range `ρ_c = max(|lo_c|, |hi_c|)/σ_c`) are evaluated and the normalized MSE
+//! `mse_c/σ_c²` of the others is interpolated in `log ρ` (log-linear).
+
+use super::distributions::Distribution;
+use super::expected_error::expected_mse;
+use super::tensor_stats::Moments;
+use super::{AnalysisError, MAX_GRID_BITS};
+use crate::error::FormatError;
+use crate::quantizer::QuantMethod;
+use crate::range::Range;
+use rayon::prelude::*;
+use serde::Serialize;
+
+/// Above this ν (excess kurtosis below `6/(NU_GAUSS - 4)` ≈ 0.031) the fit is Gaussian.
+pub const NU_GAUSS: f64 = 200.0;
+
+/// With more channels than this, per-channel predictions interpolate between this many
+/// representative channels.
+pub const MAX_EXACT_CHANNELS: usize = 16;
+
+/// The family of a fit.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "family", rename_all = "kebab-case")]
+pub enum Family {
+    /// Standard Gaussian shape.
+    Gauss,
+    /// Standard Student's t shape.
+    StudentT {
+        /// Degrees of freedom (> 4).
+        nu: f64,
+    },
+}
+
+/// A fitted shape: the family, and the excess kurtosis it was fitted to.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Fit {
+    /// Family and shape parameter.
+    #[serde(flatten)]
+    pub family: Family,
+    /// The excess kurtosis fitted (of the whole tensor, or pooled over channels: the mean of
+    /// the channels' kurtosis weighted by their sizes).
+    pub fitted_kurtosis: f64,
+    /// Whether the fit is per channel (each channel standardized by its own mean and σ).
+    pub per_channel: bool,
+}
+
+impl Fit {
+    /// The method-of-moments fit to an excess kurtosis (see the module docs).
+    pub fn from_kurtosis(excess_kurtosis: f64, per_channel: bool) -> Fit {
+        let family = if excess_kurtosis.is_finite() && excess_kurtosis > 6.0 / (NU_GAUSS - 4.0) {
+            Family::StudentT {
+                nu: 4.0 + 6.0 / excess_kurtosis,
+            }
+        } else {
+            Family::Gauss
+        };
+        Fit {
+            family,
+            fitted_kurtosis: excess_kurtosis,
+            per_channel,
+        }
+    }
+
+    /// Fit to moments: of the whole tensor (one entry), or pooled over channels. `None` when no
+    /// channel has a positive variance.
+    pub fn from_moments(moments: &[Moments]) -> Option<Fit> {
+        let (mut w, mut k) = (0.0f64, 0.0f64);
+        for m in moments {
+            if let Some(kc) = m.excess_kurtosis() {
+                w += m.n as f64;
+                k += m.n as f64 * kc;
+            }
+        }
+        (w > 0.0).then(|| Fit::from_kurtosis(k / w, moments.len() > 1))
+    }
+
+    /// Standard deviation of the standard shape `T` (`√(ν/(ν-2))` for t, 1 for Gauss).
+    pub fn shape_std(&self) -> f64 {
+        match self.family {
+            Family::Gauss => 1.0,
+            Family::StudentT { nu } => (nu / (nu - 2.0)).sqrt(),
+        }
+    }
+
+    /// The standard shape clipped at `[lo, hi]` (in units of `T`).
+    pub fn standard(&self, lo: f64, hi: f64) -> Result<Distribution, AnalysisError> {
+        match self.family {
+            Family::Gauss => Distribution::gauss(0.0, 1.0, lo, hi),
+            Family::StudentT { nu } => Distribution::student_t(nu, lo, hi),
+        }
+    }
+
+    /// The expected quantization MSE (in data units) of values with the moments `m` (mean,
+    /// σ, observed min and max) modelled by this shape, rounded to `grid` (ascending, data
+    /// units). `None` when `m` has no spread.
+    pub fn expected_mse(&self, m: &Moments, grid: &[f64]) -> Result<Option<f64>, AnalysisError> {
+        let sigma = m.std();
+        if !(sigma > 0.0) || m.n == 0 {
+            return Ok(None);
+        }
+        let s = sigma / self.shape_std();
+        let (lo, hi) = ((m.min as f64 - m.mean) / s, (m.max as f64 - m.mean) / s);
+        let dist = self.standard(lo, hi)?;
+        let mut g: Vec<f64> = grid.iter().map(|v| (v - m.mean) / s).collect();
+        g.dedup();
+        if g.is_empty() || g.windows(2).any(|w| !(w[0] < w[1])) {
+            return Err(AnalysisError::Invalid {
+                what: "grid",
+                why: "the quantizer's grid is not ascending after standardization".into(),
+            });
+        }
+        Ok(Some(s * s * expected_mse(&dist, &g)))
+    }
+}
+
+/// The values the quantizer of `method` for the range `[lo, hi]` can output, ascending and
+/// distinct, as `f32` values in `f64` (what [`QuantMethod::quantizer_for_range`] builds).
+pub fn quantizer_grid(method: &QuantMethod, lo: f32, hi: f32) -> Result<Vec<f64>, AnalysisError> {
+    if method.n_bits() > MAX_GRID_BITS {
+        return Err(AnalysisError::Invalid {
+            what: "format",
+            why: format!(
+                "{} bits: the analytical prediction enumerates the grid and supports at most {MAX_GRID_BITS}",
+                method.n_bits()
+            ),
+        });
+    }
+    if !(lo.is_finite() && hi.is_finite()) {
+        return Err(FormatError::BadRange {
+            min: lo as f64,
+            max: hi as f64,
+            why: "bounds must be finite",
+        }
+        .into());
+    }
+    let alpha = lo.abs().max(hi.abs()) as f64;
+    let mut grid = match *method {
+        QuantMethod::Fp { .. } => {
+            let f = method.fp_format_for(lo)?.expect("an FP method");
+            if alpha == 0.0 {
+                vec![0.0]
+            } else {
+                f.with_maxval(alpha)?.grid()
+            }
+        }
+        QuantMethod::Int(f) => f.grid_for_range(lo, hi).values(),
+        QuantMethod::Standard(s) => {
+            if alpha == 0.0 {
+                vec![0.0]
+            } else {
+                let scale = alpha / s.max_value() as f64;
+                s.values().into_iter().map(|v| v as f64 * scale).collect()
+            }
+        }
+    };
+    // the quantizer outputs f32
+    for v in &mut grid {
+        *v = *v as f32 as f64;
+    }
+    grid.sort_by(f64::total_cmp);
+    grid.dedup();
+    Ok(grid)
+}
+
+/// The analytical SQNR in dB of quantizing a tensor with `method` at `range`, for the fitted
+/// shape `fit`. `moments` are per channel when `range` is (one entry per range channel), else
+/// one entry for the whole tensor. `None` when no channel has a spread to model.
+pub fn predict_sqnr_db(
+    fit: &Fit,
+    moments: &[Moments],
+    method: &QuantMethod,
+    range: &Range,
+) -> Result<Option<f64>, AnalysisError> {
+    if moments.len() != range.num_channels() {
+        return Err(AnalysisError::Invalid {
+            what: "range",
+            why: format!(
+                "{} channel range(s) for {} channel(s) of statistics",
+                range.num_channels(),
+                moments.len()
+            ),
+        });
+    }
+    let signal: f64 = moments.iter().map(|m| m.sum_sq).sum();
+    // channels with a spread, with their normalized range ρ = max(|lo|, |hi|)/σ
+    let mut live: Vec<(usize, f64)> = moments
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.n > 0 && m.std() > 0.0)
+        .map(|(c, m)| (c, range.min[c].abs().max(range.max[c].abs()) as f64 / m.std()))
+        .collect();
+    if live.is_empty() {
+        return Ok(None);
+    }
+    let eval = |c: usize| -> Result<f64, AnalysisError> {
+        let grid = quantizer_grid(method, range.min[c], range.max[c])?;
+        Ok(fit.expected_mse(&moments[c], &grid)?.unwrap_or(0.0))
+    };
+    let noise: f64 = if live.len() <= MAX_EXACT_CHANNELS {
+        let per: Vec<f64> = live
+            .par_iter()
+            .map(|&(c, _)| eval(c).map(|mse| mse * moments[c].n as f64))
+            .collect::<Result<_, _>>()?;
+        per.iter().sum()
+    } else {
+        live.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let k = MAX_EXACT_CHANNELS;
+        let picks: Vec<usize> = (0..k).map(|i| i * (live.len() - 1) / (k - 1)).collect();
+        // (log ρ, log normalized MSE) of the representatives
+        let mut reps: Vec<(f64, f64)> = picks
+            .par_iter()
+            .map(|&i| {
+                let (c, rho) = live[i];
+                let v = moments[c].variance();
+                eval(c).map(|mse| (rho.ln(), (mse / v).max(f64::MIN_POSITIVE).ln()))
+            })
+            .collect::<Result<_, _>>()?;
+        reps.dedup_by(|a, b| a.0 == b.0);
+        live.iter()
+            .map(|&(c, rho)| {
+                let m = &moments[c];
+                m.n as f64 * m.variance() * interpolate(&reps, rho.ln()).exp()
+            })
+            .sum()
+    };
+    Ok(Some(10.0 * (signal / noise).log10()))
+}
+
+/// Piecewise-linear interpolation through `points` (ascending in x), constant beyond the ends.
+fn interpolate(points: &[(f64, f64)], x: f64) -> f64 {
+    let j = points.partition_point(|p| p.0 < x);
+    if j == 0 {
+        return points[0].1;
+    }
+    if j == points.len() {
+        return points[j - 1].1;
+    }
+    let (a, b) = (points[j - 1], points[j]);
+    a.1 + (b.1 - a.1) * (x - a.0) / (b.0 - a.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kurtosis_fit() {
+        assert_eq!(Fit::from_kurtosis(-1.2, false).family, Family::Gauss);
+        assert_eq!(Fit::from_kurtosis(0.01, false).family, Family::Gauss);
+        // t(8): κ = 6/(8-4) = 1.5
+        assert_eq!(Fit::from_kurtosis(1.5, false).family, Family::StudentT { nu: 8.0 });
+        assert!((Fit::from_kurtosis(1.5, false).shape_std() - (8.0f64 / 6.0).sqrt()).abs() < 1e-15);
+    }
+
+    #[test]
+    fn grids_match_the_quantizer() {
+        for (f, lo, hi) in [
+            ("e4m3", -0.7f32, 1.3f32),
+            ("int8", -2.0, 0.5),
+            ("int8-asym", -0.2, 3.0),
+            ("float8_e4m3fn", -1.0, 1.0),
+            ("ue4m4", 0.0, 2.0),
+        ] {
+            let m = QuantMethod::from_format(f.parse().unwrap());
+            let q = m.quantizer_for_range(lo, hi).unwrap();
+            let grid = quantizer_grid(&m, lo, hi).unwrap();
+            // every grid value is a fixed point of the quantizer, and a fine sweep lands on the grid
+            for &g in &grid {
+                assert_eq!(q.quantize_value(g as f32) as f64, g, "{f}: {g}");
+            }
+            for i in 0..=10_000 {
+                let x = lo - 0.5 + (hi - lo + 1.0) * i as f32 / 10_000.0;
+                let y = q.quantize_value(x) as f64;
+                assert!(grid.binary_search_by(|v| v.total_cmp(&y)).is_ok(), "{f}: {x} -> {y}");
+            }
+        }
+    }
+}
