@@ -1,6 +1,6 @@
 //! NumPy arrays in and out: float32/float64/float16 of any shape, read as `f32` in row-major
 //! order. A C-contiguous float32 array is used in place (no copy); other layouts are copied and
-//! other float widths converted (float64 by round-to-odd, see [`narrow`]).
+//! other float widths converted to `f32` (float64 rounded to nearest, see [`narrow`]).
 
 use crate::errors::{type_error, value_error};
 use half::f16;
@@ -97,7 +97,7 @@ impl<'py> FloatArray<'py> {
         }
     }
 
-    /// The values as `f32` in row-major order (a copy; see [`narrow`] for float64).
+    /// The values as `f32` in row-major order (a copy; float64 through [`narrow`]).
     pub(crate) fn to_f32_vec(&self, py: Python<'_>) -> PyResult<Vec<f32>> {
         let contiguous = self.untyped().is_c_contiguous();
         Ok(match self {
@@ -194,21 +194,10 @@ pub(crate) fn check_out(x: &FloatArray<'_>, out: &FloatArray<'_>) -> PyResult<()
     Ok(())
 }
 
-/// `f64 -> f32` rounded to odd: truncate, then set the lowest bit if anything was lost. Rounding
-/// that result again to a grid of at most 22 significant bits gives the same value as rounding the
-/// `f64` itself (no double-rounding error), so float64 inputs are quantized and encoded exactly
-/// as ml_dtypes casts them. NaN stays NaN; values beyond `f32` become `±f32::MAX` (odd), which
-/// still lies beyond every grid.
+/// `f64 -> f32`, rounded to nearest even: what the CLI does with float64 files and what ml_dtypes
+/// does before it casts float64 to a float8 type (so encodings stay bit-exact with it).
 pub(crate) fn narrow(x: f64) -> f32 {
-    let r = x as f32;
-    if x.is_nan() || f64::from(r) == x {
-        return r;
-    }
-    let mut bits = r.to_bits();
-    if f64::from(r).abs() > x.abs() {
-        bits -= 1; // one step toward zero (r is not zero here)
-    }
-    f32::from_bits(bits | 1)
+    x as f32
 }
 
 /// Map a slice in parallel.

@@ -57,9 +57,9 @@ def quantize(x, fmt, maxval=None, *, per_channel=False, range="minmax", mantissa
     ----------
     x : numpy.ndarray
         float32, float64 or float16, any shape. A C-contiguous float32 array is read in place;
-        other layouts are copied first. float64 is narrowed to float32 with round-to-odd, so the
-        result is exactly the quantization of the float64 value; float16 widens exactly. The
-        result has the dtype of ``x`` (float16 results are rounded to float16).
+        other layouts are copied first. float64 is rounded to float32 first (as the CLI does with
+        float64 files), float16 widens exactly; the kernels compute in float32. The result has
+        the dtype of ``x`` (float16 results are rounded to float16).
     fmt : str
         A format name as printed by ``fp8q formats`` (``"e4m3"``, ``"int8"``, ``"float8_e4m3fn"``).
     maxval : float or array of float, optional
@@ -123,7 +123,8 @@ def encode(x, fmt="float8_e4m3fn", saturate=True):
     """Encode ``x`` into the 8-bit codes of a standard encoding, bit-exact with ml_dtypes
     (round to nearest, ties to even).
 
-    ``x`` is float32/float64/float16 of any shape (float64 rounds once, as ml_dtypes casts it).
+    ``x`` is float32/float64/float16 of any shape (float64 is rounded to float32 first, exactly
+    as ml_dtypes casts float64).
     With ``saturate=True`` values beyond the largest finite value become +-max (what
     quantization simulation wants); with ``saturate=False`` they cast as ml_dtypes does (+-Inf
     for float8_e5m2, NaN for the others). Returns an array of the shape of ``x`` holding the
