@@ -106,11 +106,14 @@ class _FakeQuant(torch.autograd.Function):
                 # M = clamp(round(b), 1, n - sign), E = n - sign - M,
                 # bias = 2^E - log2(maxval) + log2(2 - 2^-M) - 1, s = 2^(k - M - bias):
                 # d s / d M = s ln2 (2^E ln2 - 1 - 2^-M / (2 - 2^-M))
-                r = torch.round(mantissa_t.detach())
-                m = torch.clamp(r, 1, ctx.n_bits - ctx.sign_bits)
+                r = torch.round(mantissa_t.detach().to(torch.float64)).requires_grad_()
+                with torch.enable_grad():
+                    m = torch.clamp(r, 1, ctx.n_bits - ctx.sign_bits)
+                    # torch's own clamp rule decides whether the gradient passes at a bound
+                    (inside,) = torch.autograd.grad(m.sum(), r)
+                m = m.detach()
                 e = ctx.n_bits - ctx.sign_bits - m
                 ds = _LN2 * (2.0 ** e * _LN2 - 1.0 - 2.0 ** (-m) / (2.0 - 2.0 ** (-m)))
-                inside = ((r >= 1) & (r <= ctx.n_bits - ctx.sign_bits)).to(mantissa_t.dtype)
                 gb = (dy.sum() * ds * inside).reshape(mantissa_t.shape).to(mantissa_t.dtype)
         return gx, gm, gb, None, None, None, None, None, None, None, None, None
 
