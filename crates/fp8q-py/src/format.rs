@@ -143,7 +143,7 @@ impl Format {
 
     fn __repr__(&self) -> String {
         match self.maxval {
-            Some(a) => format!("fp8q.Format('{}', maxval={a})", self.spec),
+            Some(a) => format!("fp8q.Format('{}', maxval={a:?})", self.spec),
             None => format!("fp8q.Format('{}')", self.spec),
         }
     }

@@ -200,5 +200,12 @@ def sqnr(dists=None, formats=None, maxval=None, *, range_search="analytic", samp
     """
     if maxval is not None:
         maxval = float(maxval)
+    samples, seed = int(samples), int(seed)
+    verify = None if verify is None else int(verify)
+    for what, n in (("samples", samples), ("verify", verify)):
+        if n is not None and n < 2:
+            raise ValueError(f"{what}: '{n}' is not a whole number of at least 2")
+    if not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be a whole number in 0 .. 2^64 (got {seed})")
     return _native.sqnr(_names(dists, "dists"), _names(formats, "formats"), maxval, range_search,
-                        int(samples), int(seed), None if verify is None else int(verify), int(points_per_octave))
+                        samples, seed, verify, int(points_per_octave))
