@@ -1,0 +1,32 @@
+//! # fp8q-py
+//!
+//! The native part of the `fp8q` Python package (`fp8q._native`, built by maturin): thin PyO3
+//! wrappers around `fp8q-core`. Arrays pass as NumPy buffers without copies (float32, C order);
+//! every kernel and range estimator runs with the GIL released, threaded by rayon. Bad input
+//! raises `ValueError`/`TypeError` with the messages of the `fp8q` command line.
+//!
+//! The Python layer (`python/fp8q/`) adds the keyword-only signatures, ml_dtypes views of codes
+//! and the PyTorch autograd function; the public API is documented there and in the `.pyi` stubs.
+
+mod arrays;
+mod codes;
+mod errors;
+mod format;
+mod quantize;
+mod study;
+
+use pyo3::prelude::*;
+
+/// The native module `fp8q._native`.
+#[pymodule]
+#[pyo3(name = "_native")]
+fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(quantize::quantize, m)?)?;
+    m.add_function(wrap_pyfunction!(quantize::estimate_range, m)?)?;
+    m.add_function(wrap_pyfunction!(codes::encode, m)?)?;
+    m.add_function(wrap_pyfunction!(codes::decode, m)?)?;
+    m.add_function(wrap_pyfunction!(study::sqnr, m)?)?;
+    m.add_class::<format::Format>()?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
