@@ -27,7 +27,10 @@ impl Terminal {
                 self.finish();
                 self.bar = Some(self.new_bar(
                     Some(total),
-                    &format!("{{msg}} [{{bar:30}}] {{pos}}/{{len}} {}  {{per_sec}}  eta {{eta}}", stage.unit()),
+                    &format!(
+                        "{{msg}} [{{bar:30}}] {{pos}}/{{len}} {}  {{per_sec}}  eta {{eta}}",
+                        stage.unit()
+                    ),
                     stage.label(),
                 ));
             }

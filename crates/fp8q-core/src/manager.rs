@@ -238,21 +238,6 @@ impl QuantManager {
                     vec![Quantizer::Fp(FpQuantizer::new(format, self.fixed_alpha()?)?)]
                 }
             }
-            QuantMethod::Int(f)
-                if f.kind == IntKind::Symmetric && range.min.len() > 1 && range.min.iter().any(|&m| m < 0.0) =>
-            {
-                // The reference picks signed vs unsigned once for the whole tensor (signed when any
-                // channel's minimum is negative): a channel whose own minimum is >= 0 then gets the
-                // signed grid of its absolute maximum (a minimum of -MIN_POSITIVE decides the sign
-                // without changing the absolute maximum).
-                let mut signed = range.clone();
-                for m in &mut signed.min {
-                    if *m >= 0.0 {
-                        *m = -f32::MIN_POSITIVE;
-                    }
-                }
-                signed.quantizers(&self.method)?
-            }
             _ => range.quantizers(&self.method)?,
         };
         self.range = Some(range);

@@ -114,7 +114,10 @@ pub fn analyze_tensor(
     }
     let dim0 = dim0.max(1);
     if !data.len().is_multiple_of(dim0) {
-        return Err(invalid(format!("{} elements do not split into {dim0} rows", data.len())));
+        return Err(invalid(format!(
+            "{} elements do not split into {dim0} rows",
+            data.len()
+        )));
     }
     let per_channel = match source {
         RangeSource::Estimate(o) => o.per_channel && dim0 > 1,

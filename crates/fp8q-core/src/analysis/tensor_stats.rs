@@ -250,7 +250,10 @@ mod tests {
         let e = tensor_stats(&[]);
         assert_eq!((e.numel, e.std, e.kurtosis, e.max_over_sigma), (0, 0.0, 0.0, 0.0));
         let c = tensor_stats(&[2.5; 100]);
-        assert_eq!((c.numel, c.mean, c.absmax, c.std, c.kurtosis), (100, 2.5, 2.5, 0.0, 0.0));
+        assert_eq!(
+            (c.numel, c.mean, c.absmax, c.std, c.kurtosis),
+            (100, 2.5, 2.5, 0.0, 0.0)
+        );
         // the integers 1..=n: variance (n²-1)/12, excess kurtosis -6(n²+1)/(5(n²-1))
         let n = 100_001usize;
         let x: Vec<f32> = (1..=n).map(|i| i as f32).collect();

@@ -23,6 +23,7 @@ pub mod line_search;
 pub mod mse;
 
 use crate::error::{FormatError, Result};
+use crate::format::IntKind;
 use crate::quantizer::{QuantMethod, Quantizer};
 use rayon::prelude::*;
 use std::fmt;
@@ -122,11 +123,26 @@ impl Range {
         self.min.len()
     }
     /// One quantizer per channel for `method`.
+    ///
+    /// Symmetric INT per channel follows the reference, which picks signed vs unsigned once for
+    /// the whole tensor (signed when any channel's minimum is negative): a channel whose own
+    /// minimum is ≥ 0 then gets the signed grid of its absolute maximum.
     pub fn quantizers(&self, method: &QuantMethod) -> Result<Vec<Quantizer>> {
+        let whole_tensor_signed = matches!(method, QuantMethod::Int(f) if f.kind == IntKind::Symmetric)
+            && self.min.len() > 1
+            && self.min.iter().any(|&m| m < 0.0);
         self.min
             .iter()
             .zip(&self.max)
-            .map(|(&lo, &hi)| method.quantizer_for_range(lo, hi))
+            .map(|(&lo, &hi)| {
+                // a minimum of -MIN_POSITIVE decides the sign without changing the absolute maximum
+                let lo = if whole_tensor_signed && lo >= 0.0 {
+                    -f32::MIN_POSITIVE
+                } else {
+                    lo
+                };
+                method.quantizer_for_range(lo, hi)
+            })
             .collect()
     }
 }

@@ -25,7 +25,9 @@ pub mod sensitivity;
 
 use std::sync::{Arc, Mutex};
 
-use fp8q_core::analysis::format_choice::{analyze_tensor, summarize, AnalysisRow, PerFormat, RangeSource, Slot, Summary};
+use fp8q_core::analysis::format_choice::{
+    analyze_tensor, summarize, AnalysisRow, PerFormat, RangeSource, Slot, Summary,
+};
 use fp8q_core::format::Format;
 use fp8q_core::manager::{QuantConfig, QuantManager};
 use fp8q_core::quantizer::QuantMethod;
@@ -147,10 +149,18 @@ pub fn analyze_network(cfg: &AnalysisConfig, observe: &mut Observer<'_>) -> Resu
     observe(Event::End);
 
     if cfg.sensitivity_images > 0 {
-        let outputs = sensitivity::output_sqnr(&cfg.run, &mut model, &mut train, &slots, cfg.sensitivity_images, observe)?;
+        let outputs = sensitivity::output_sqnr(
+            &cfg.run,
+            &mut model,
+            &mut train,
+            &slots,
+            cfg.sensitivity_images,
+            observe,
+        )?;
         for (slot, per_format) in slots.iter_mut().zip(outputs) {
             let names: Vec<String> = slot.row.sqnr_db.formats().map(String::from).collect();
-            slot.row.set_output_sqnr(PerFormat(names.into_iter().zip(per_format).collect()));
+            slot.row
+                .set_output_sqnr(PerFormat(names.into_iter().zip(per_format).collect()));
         }
     }
     let rows: Vec<AnalysisRow> = slots.into_iter().map(|s| s.row).collect();
@@ -241,7 +251,13 @@ fn capture(
 /// Calibrate one manager per format on the slot's batches, then analyse the whole captured
 /// tensor at those ranges.
 fn analyse_slot(ptq: &PtqConfig, plan: SlotPlan, rec: Recording, formats: &[Format]) -> Result<AnalysedSlot> {
-    let name = || format!("{} ({})", plan.unit, if plan.kind == SlotKind::Weight { "weight" } else { "act" });
+    let name = || {
+        format!(
+            "{} ({})",
+            plan.unit,
+            if plan.kind == SlotKind::Weight { "weight" } else { "act" }
+        )
+    };
     let err = |e: &dyn std::fmt::Display| NnError::Quantizer {
         unit: name(),
         why: e.to_string(),
@@ -273,8 +289,16 @@ fn analyse_slot(ptq: &PtqConfig, plan: SlotPlan, rec: Recording, formats: &[Form
         rec.batches.concat()
     };
     let analysis = analyze_tensor(&data, dim0, formats, &RangeSource::Given(ranges)).map_err(|e| err(&e))?;
-    let slot = if plan.kind == SlotKind::Weight { Slot::Weight } else { Slot::Act };
-    let shape = if dim0 > 1 { vec![dim0, data.len() / dim0] } else { vec![data.len()] };
+    let slot = if plan.kind == SlotKind::Weight {
+        Slot::Weight
+    } else {
+        Slot::Act
+    };
+    let shape = if dim0 > 1 {
+        vec![dim0, data.len() / dim0]
+    } else {
+        vec![data.len()]
+    };
     let row = AnalysisRow::new(plan.unit.clone(), slot, None, shape, analysis);
     Ok(AnalysedSlot { plan, row, managers })
 }

@@ -216,7 +216,10 @@ impl MobileNetV2 {
             return self.head.forward(&x);
         }
         if stage != blocks + 2 {
-            return Err(NnError::invalid("stage", format!("{stage}: MobileNetV2 has {}", blocks + 3)));
+            return Err(NnError::invalid(
+                "stage",
+                format!("{stage}: MobileNetV2 has {}", blocks + 3),
+            ));
         }
         let n = x.n;
         if x.h != 7 || x.w != 7 {

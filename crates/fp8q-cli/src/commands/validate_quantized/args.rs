@@ -15,16 +15,36 @@ use fp8q_nn::models::Architecture;
 use super::reference_options::NoEffectOptions;
 use super::switches::Switches;
 
-/// Options of `fp8q validate-quantized` (the reference's names).
+/// Options of `fp8q validate-quantized` (the reference's names): the run's, then the outputs.
 #[derive(clap::Args, Debug)]
 #[command(args_override_self = true)]
 pub struct ValidateQuantizedArgs {
-    /// ImageNet-layout root with `train/` and `val/` class folders.
+    /// Network, data, quantization, calibration.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Write a JSON report (config, top-1, top-5, loss, labels, logits, quantizer states).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write the logits as an `[images, classes]` float32 .npy file.
+    #[arg(long = "save-logits", value_name = "FILE")]
+    pub save_logits: Option<PathBuf>,
+    /// Print the resolved configuration as JSON and exit (nothing is read).
+    #[arg(long = "print-config")]
+    pub print_config: bool,
+}
+
+/// The options that define a run — network, data, quantization, calibration — shared by
+/// `validate-quantized` and `analyze` (network mode). `--images-dir` and `--architecture` are
+/// required by the commands that run a network (clap cannot mark them required here, as
+/// `analyze CHECKPOINT` runs without them).
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// ImageNet-layout root with `train/` and `val/` class folders (required).
     #[arg(long = "images-dir", value_name = "DIR")]
-    pub images_dir: PathBuf,
-    /// Network. The reference's names and the plain ones are the same networks.
+    pub images_dir: Option<PathBuf>,
+    /// Network (required). The reference's names and the plain ones are the same networks.
     #[arg(long, value_parser = architecture_parser())]
-    pub architecture: Architecture,
+    pub architecture: Option<Architecture>,
     /// The FP32 checkpoint file: torch.save's zip format or its legacy (pre-1.6) stream, such as
     /// the paper's mobilenet_v2.pth.tar, or .safetensors; a bare state dict or a training
     /// checkpoint that wraps one (`state_dict`, `model`, …; `module.` prefixes dropped). Without it: torchvision's IMAGENET1K_V1 weights from the torch hub cache, as the
@@ -105,12 +125,6 @@ pub struct ValidateQuantizedArgs {
     /// Skip images that cannot be decoded (listed in the report) instead of failing.
     #[arg(long = "skip-bad-images")]
     pub skip_bad_images: bool,
-    /// Write a JSON report (config, top-1, top-5, loss, labels, logits, quantizer states).
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-    /// Write the logits as an `[images, classes]` float32 .npy file.
-    #[arg(long = "save-logits", value_name = "FILE")]
-    pub save_logits: Option<PathBuf>,
     /// Write the calibrated quantizer states (JSON: unit → {weight, act}).
     #[arg(long = "save-quant-params", value_name = "FILE")]
     pub save_quant_params: Option<PathBuf>,
@@ -118,9 +132,6 @@ pub struct ValidateQuantizedArgs {
     /// run report whose "quantizers" member holds them.
     #[arg(long = "load-quant-params", value_name = "FILE")]
     pub load_quant_params: Option<PathBuf>,
-    /// Print the resolved configuration as JSON and exit (nothing is read).
-    #[arg(long = "print-config")]
-    pub print_config: bool,
 
     /// The `--x/--no-x` pairs.
     #[command(flatten)]

@@ -18,9 +18,10 @@ mod switches;
 use anyhow::Context;
 use fp8q_nn::run::RunReport;
 
-pub use args::ValidateQuantizedArgs;
-use config::Invocation;
 use crate::terminal::Terminal;
+pub use args::{RunArgs, ValidateQuantizedArgs};
+pub use config::run_config;
+use config::Invocation;
 use report::write_npy;
 
 /// Run the command: resolve the options, print the notes on options without effect, then
