@@ -129,7 +129,10 @@ fn given_ranges_rows_and_summary() {
     assert_eq!(rows[0].recommended, "e4m3");
     assert_eq!(rows[1].recommended, "int8");
     let s = summarize(&rows);
-    assert_eq!((s.tensors, s.parameters, s.predictions, s.prediction_matches), (2, 2 * N as u64, 2, 2));
+    assert_eq!(
+        (s.tensors, s.parameters, s.predictions, s.prediction_matches),
+        (2, 2 * N as u64, 2, 2)
+    );
     assert_eq!((s.formats[0].format.as_str(), s.formats[0].tensors), ("int8", 1));
     assert_eq!((s.formats[1].format.as_str(), s.formats[1].tensors), ("e4m3", 1));
     let e4m3 = rows[0].sqnr_db.get("e4m3").copied().unwrap();

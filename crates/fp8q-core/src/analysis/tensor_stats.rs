@@ -153,7 +153,7 @@ impl Moments {
     /// Excess kurtosis `n·M4 / M2² - 3` (Fisher: 0 for a Gaussian), or `None` when the variance
     /// is zero (fewer than two distinct values).
     pub fn excess_kurtosis(&self) -> Option<f64> {
-        if self.n == 0 || self.m2 <= 0.0 || !(self.variance() > 0.0) {
+        if self.n == 0 || self.m2.is_nan() || self.m2 <= 0.0 || self.variance() <= 0.0 {
             return None;
         }
         Some(self.n as f64 * self.m4 / (self.m2 * self.m2) - 3.0)
@@ -250,7 +250,10 @@ mod tests {
         let e = tensor_stats(&[]);
         assert_eq!((e.numel, e.std, e.kurtosis, e.max_over_sigma), (0, 0.0, 0.0, 0.0));
         let c = tensor_stats(&[2.5; 100]);
-        assert_eq!((c.numel, c.mean, c.absmax, c.std, c.kurtosis), (100, 2.5, 2.5, 0.0, 0.0));
+        assert_eq!(
+            (c.numel, c.mean, c.absmax, c.std, c.kurtosis),
+            (100, 2.5, 2.5, 0.0, 0.0)
+        );
         // the integers 1..=n: variance (n²-1)/12, excess kurtosis -6(n²+1)/(5(n²-1))
         let n = 100_001usize;
         let x: Vec<f32> = (1..=n).map(|i| i as f32).collect();
