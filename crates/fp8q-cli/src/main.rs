@@ -30,6 +30,11 @@ enum Command {
         after_help = "The pipeline and where quantizers sit: docs/ptq.md; reproducing the paper: docs/reproduce.md; differences from the reference: docs/differences.md (fp8q repository)."
     )]
     ValidateQuantized(Box<commands::validate_quantized::ValidateQuantizedArgs>),
+    /// Which format suits each tensor: statistics, measured and analytical SQNR per format, the
+    /// network's sensitivity, and a recommendation per layer (a network on images, or the weights
+    /// of any checkpoint).
+    #[command(after_help = "What is computed and how: docs/analyze.md (fp8q repository).")]
+    Analyze(Box<commands::analyze::AnalyzeArgs>),
     /// Measure kernel throughput against a plain copy of the same buffer.
     Bench(commands::bench::BenchArgs),
 }
@@ -41,6 +46,7 @@ fn main() -> std::process::ExitCode {
         Command::Quantize(args) => commands::quantize::run(&args),
         Command::Sqnr(args) => commands::sqnr::run(&args),
         Command::ValidateQuantized(args) => commands::validate_quantized::run(&args),
+        Command::Analyze(args) => commands::analyze::run(&args),
         Command::Bench(args) => commands::bench::run(&args),
     };
     match result {

@@ -1,5 +1,6 @@
 //! One module per subcommand: arguments become a configuration value, then the libraries work.
 
+pub mod analyze;
 pub mod bench;
 pub mod formats;
 pub mod quantize;

@@ -2,9 +2,10 @@
 
 use crate::tensor_files::{self, NamedTensor};
 use anyhow::{bail, Context, Result};
+use fp8q_core::analysis::quantize_measure::{measure_at_range, method_name, quantize_and_measure, RangeOptions};
 use fp8q_core::format::Format;
 use fp8q_core::quantizer::{quantize_channels, QuantMethod};
-use fp8q_core::range::{Range, RangeEstimator, RangeMethod};
+use fp8q_core::range::Range;
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -68,24 +69,13 @@ struct TensorReport {
 /// Run the command.
 pub fn run(args: &QuantizeArgs) -> Result<()> {
     let format: Format = args.format.parse().context("--format")?;
-    let mut base = QuantMethod::from_format(format);
-    if args.allow_unsigned {
-        match &mut base {
-            QuantMethod::Fp { allow_unsigned, .. } => *allow_unsigned = true,
-            _ => bail!("--allow-unsigned applies to flexible-bias FP formats (eXmY) only"),
-        }
-    }
-    let range_method: RangeMethod = args.range.parse().context("--range")?;
-    let range_method = match (range_method, args.mantissa_search) {
-        (RangeMethod::Mse { .. }, true) => {
-            if base.mantissa_bits().is_none() {
-                bail!("--mantissa-search needs a flexible-bias FP format (eXmY), not {format}");
-            }
-            RangeMethod::Mse { mantissa_search: true }
-        }
-        (_, true) => bail!("--mantissa-search works with --range mse only"),
-        (m, false) => m,
+    let opts = RangeOptions {
+        method: args.range.parse().context("--range")?,
+        per_channel: args.per_channel,
+        mantissa_search: args.mantissa_search,
+        allow_unsigned: args.allow_unsigned,
     };
+    let (base, _) = opts.resolve(&format)?;
     if let Some(a) = args.maxval {
         anyhow::ensure!(
             a.is_finite() && a > 0.0,
@@ -104,7 +94,7 @@ pub fn run(args: &QuantizeArgs) -> Result<()> {
         if !args.tensors.is_empty() && !args.tensors.contains(&t.name) {
             continue;
         }
-        let report = quantize_tensor(t, base, range_method, args).with_context(|| format!("tensor '{}'", t.name))?;
+        let report = quantize_tensor(t, &format, base, &opts, args).with_context(|| format!("tensor '{}'", t.name))?;
         reports.push(report);
     }
 
@@ -122,52 +112,43 @@ pub fn run(args: &QuantizeArgs) -> Result<()> {
     Ok(())
 }
 
+/// Estimate the range and measure the SQNR with the library's shared path
+/// ([`fp8q_core::analysis::quantize_measure`], also behind `fp8q analyze`), then quantize the
+/// tensor in place for `--output`.
 fn quantize_tensor(
     t: &mut NamedTensor,
+    format: &Format,
     base: QuantMethod,
-    range_method: RangeMethod,
+    opts: &RangeOptions,
     args: &QuantizeArgs,
 ) -> Result<TensorReport> {
     if t.data.is_empty() {
         bail!("the tensor is empty");
     }
-    let channels = if args.per_channel {
-        t.shape.first().copied().unwrap_or(1).max(1)
-    } else {
-        1
+    let dim0 = t.shape.first().copied().unwrap_or(1).max(1);
+    let m = match args.maxval {
+        Some(a) => {
+            let channels = if args.per_channel { dim0 } else { 1 };
+            let range = Range {
+                min: vec![-a as f32; channels],
+                max: vec![a as f32; channels],
+            };
+            measure_at_range(&t.data, base, range, None)?
+        }
+        None => quantize_and_measure(&t.data, dim0, format, opts)?,
     };
-    let mut method = base;
-    let range = match args.maxval {
-        Some(a) => Range {
-            min: vec![-a as f32; channels],
-            max: vec![a as f32; channels],
-        },
-        None => RangeEstimator::new(range_method, args.per_channel).update(&t.data, channels, &mut method)?,
-    };
-    let quantizers = range.quantizers(&method)?;
-    let original = t.data.clone();
-    quantize_channels(&quantizers, &mut t.data)?;
-    let (mut signal, mut noise) = (0.0f64, 0.0f64);
-    for (x, q) in original.iter().zip(&t.data) {
-        signal += (*x as f64).powi(2);
-        noise += (*q as f64 - *x as f64).powi(2);
+    if args.output.is_some() {
+        quantize_channels(&m.range.quantizers(&m.method)?, &mut t.data)?;
     }
-    let n = original.len() as f64;
     Ok(TensorReport {
         name: t.name.clone(),
         shape: t.shape.clone(),
         stored_dtype: t.stored_dtype,
-        format: match method {
-            QuantMethod::Fp {
-                n_bits, mantissa_bits, ..
-            } => format!("E{}M{}", n_bits - 1 - mantissa_bits, mantissa_bits),
-            QuantMethod::Int(f) => f.name(),
-            QuantMethod::Standard(s) => s.name().to_string(),
-        },
-        mantissa_bits: method.mantissa_bits(),
-        range,
-        mse: noise / n,
-        sqnr_db: 10.0 * (signal / noise).log10(),
+        format: method_name(&m.method),
+        mantissa_bits: m.method.mantissa_bits(),
+        range: m.range,
+        mse: m.mse,
+        sqnr_db: m.sqnr_db,
     })
 }
 

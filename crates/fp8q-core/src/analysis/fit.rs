@@ -123,7 +123,7 @@ impl Fit {
     /// units). `None` when `m` has no spread.
     pub fn expected_mse(&self, m: &Moments, grid: &[f64]) -> Result<Option<f64>, AnalysisError> {
         let sigma = m.std();
-        if !(sigma > 0.0) || m.n == 0 {
+        if sigma.is_nan() || sigma <= 0.0 || m.n == 0 {
             return Ok(None);
         }
         let s = sigma / self.shape_std();
@@ -131,7 +131,10 @@ impl Fit {
         let dist = self.standard(lo, hi)?;
         let mut g: Vec<f64> = grid.iter().map(|v| (v - m.mean) / s).collect();
         g.dedup();
-        if g.is_empty() || g.windows(2).any(|w| !(w[0] < w[1])) {
+        if g.is_empty()
+            || g.windows(2)
+                .any(|w| w[0].partial_cmp(&w[1]) != Some(std::cmp::Ordering::Less))
+        {
             return Err(AnalysisError::Invalid {
                 what: "grid",
                 why: "the quantizer's grid is not ascending after standardization".into(),

@@ -36,7 +36,8 @@ use serde::Serialize;
 /// Where each format's range comes from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RangeSource {
-    /// Estimated from the tensor as `fp8q quantize` does (one batch).
+    /// Estimated from the tensor as `fp8q quantize` does (one batch). With `mantissa_search`,
+    /// only flexible-bias FP formats search their mantissa; the others are estimated without.
     Estimate(RangeOptions),
     /// Given: one range per format, in the order of the formats (one channel, or one per index
     /// of dimension 0). The quantizer is the format's default method
@@ -173,7 +174,10 @@ pub fn analyze_tensor(
         }
         RangeSource::Estimate(opts) => {
             for f in formats {
-                ranged.push(estimate_range(data, dim0, f, opts)?);
+                // the mantissa search applies to the formats that have a variable mantissa
+                let mut o = *opts;
+                o.mantissa_search &= matches!(f, Format::Fp(_));
+                ranged.push(estimate_range(data, dim0, f, &o)?);
             }
         }
         RangeSource::Given(ranges) => {

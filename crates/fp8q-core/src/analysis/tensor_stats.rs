@@ -153,7 +153,7 @@ impl Moments {
     /// Excess kurtosis `n·M4 / M2² - 3` (Fisher: 0 for a Gaussian), or `None` when the variance
     /// is zero (fewer than two distinct values).
     pub fn excess_kurtosis(&self) -> Option<f64> {
-        if self.n == 0 || self.m2 <= 0.0 || !(self.variance() > 0.0) {
+        if self.n == 0 || self.m2.is_nan() || self.m2 <= 0.0 || self.variance() <= 0.0 {
             return None;
         }
         Some(self.n as f64 * self.m4 / (self.m2 * self.m2) - 3.0)

@@ -91,6 +91,11 @@ impl<'a> Cursor<'a> {
 
 /// Read the state dict of a legacy `torch.save` stream.
 pub fn read(bytes: &[u8], budget: &mut Budget) -> Result<BTreeMap<String, Tensor>, String> {
+    read_typed(bytes, budget).map(super::untyped)
+}
+
+/// [`read`], with the element type each tensor was stored with.
+pub fn read_typed(bytes: &[u8], budget: &mut Budget) -> Result<super::Typed, String> {
     let mut c = Cursor { bytes, pos: 0 };
     let magic = c.pickle("magic number")?;
     if magic.get(magic.root()) != &Value::BigInt(MAGIC.to_vec()) {

@@ -6,17 +6,18 @@ use std::collections::{BTreeMap, HashMap};
 use candle_core::{Device, Tensor};
 
 use super::rebuild::TensorRef;
-use super::storage::{gather, Budget};
+use super::storage::{gather, Budget, Dtype};
 
 /// Decode every `(key, tensor record)` against `storages` (root storage key → its bytes).
 ///
 /// The storage must hold its declared number of elements; a view window and the tensor's
-/// offset, sizes and strides must stay inside it; the output is charged to `budget`.
+/// offset, sizes and strides must stay inside it; the output is charged to `budget`. Each
+/// tensor comes with the element type it was stored with.
 pub fn materialize(
     entries: Vec<(String, TensorRef)>,
     storages: &HashMap<String, &[u8]>,
     budget: &mut Budget,
-) -> Result<BTreeMap<String, Tensor>, String> {
+) -> Result<BTreeMap<String, (Tensor, Dtype)>, String> {
     let mut out = BTreeMap::new();
     for (key, t) in entries {
         let s = &t.storage;
@@ -45,7 +46,7 @@ pub fn materialize(
         let shape: Vec<usize> = t.view.size.iter().map(|&d| d as usize).collect();
         let tensor =
             Tensor::from_vec(values, shape.as_slice(), &Device::Cpu).map_err(|e| format!("tensor {key}: {e}"))?;
-        out.insert(key, tensor);
+        out.insert(key, (tensor, s.dtype));
     }
     Ok(out)
 }

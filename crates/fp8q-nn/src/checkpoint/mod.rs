@@ -46,6 +46,14 @@ pub struct Checkpoint {
     pub tensors: BTreeMap<String, Tensor>,
 }
 
+/// Tensors by key with the element type they were stored with.
+pub type Typed = BTreeMap<String, (Tensor, storage::Dtype)>;
+
+/// Drop the element types.
+fn untyped(t: Typed) -> BTreeMap<String, Tensor> {
+    t.into_iter().map(|(k, (v, _))| (k, v)).collect()
+}
+
 /// The formats tried, for the message of a file that is none of them.
 pub const FORMATS_TRIED: &str = "not a PyTorch zip checkpoint, a legacy torch.save stream or a safetensors file";
 
@@ -66,13 +74,19 @@ impl Checkpoint {
 
     /// Read a checkpoint held in memory; the error says which format was read and what is wrong.
     pub fn from_bytes(bytes: &[u8]) -> std::result::Result<BTreeMap<String, Tensor>, String> {
+        Self::from_bytes_typed(bytes).map(untyped)
+    }
+
+    /// [`Checkpoint::from_bytes`], with the element type each tensor was stored with (every
+    /// tensor is converted to `f32`; the dtype tells which were integers or booleans).
+    pub fn from_bytes_typed(bytes: &[u8]) -> std::result::Result<Typed, String> {
         let mut budget = Budget::for_file(bytes.len());
         let (name, raw) = if zip_pth::sniff(bytes) {
-            (zip_pth::NAME, zip_pth::read(bytes, &mut budget))
+            (zip_pth::NAME, zip_pth::read_typed(bytes, &mut budget))
         } else if legacy_pth::sniff(bytes) {
-            (legacy_pth::NAME, legacy_pth::read(bytes, &mut budget))
+            (legacy_pth::NAME, legacy_pth::read_typed(bytes, &mut budget))
         } else if safetensors::sniff(bytes) {
-            (safetensors::NAME, safetensors::read(bytes))
+            (safetensors::NAME, safetensors::read_typed(bytes))
         } else {
             let head: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
             return Err(if bytes.is_empty() {

@@ -35,13 +35,18 @@ fn dtype(d: StDtype) -> Option<Dtype> {
 
 /// Read every tensor of a safetensors file as `f32`.
 pub fn read(bytes: &[u8]) -> Result<BTreeMap<String, Tensor>, String> {
+    read_typed(bytes).map(super::untyped)
+}
+
+/// [`read`], with the element type each tensor was stored with.
+pub fn read_typed(bytes: &[u8]) -> Result<super::Typed, String> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
     let mut out = BTreeMap::new();
     for (name, view) in st.tensors() {
         let d = dtype(view.dtype()).ok_or_else(|| format!("tensor {name}: unsupported dtype {:?}", view.dtype()))?;
         let values: Vec<f32> = view.data().chunks_exact(d.size()).map(|b| d.decode(b)).collect();
         let t = Tensor::from_vec(values, view.shape(), &Device::Cpu).map_err(|e| format!("tensor {name}: {e}"))?;
-        out.insert(name, t);
+        out.insert(name, (t, d));
     }
     Ok(out)
 }

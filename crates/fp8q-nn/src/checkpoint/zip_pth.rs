@@ -28,6 +28,11 @@ fn read_entry<R: Read + std::io::Seek>(zip: &mut zip::ZipArchive<R>, name: &str)
 
 /// Read the state dict of a zip-format `.pth`.
 pub fn read(bytes: &[u8], budget: &mut Budget) -> Result<BTreeMap<String, Tensor>, String> {
+    read_typed(bytes, budget).map(super::untyped)
+}
+
+/// [`read`], with the element type each tensor was stored with.
+pub fn read_typed(bytes: &[u8], budget: &mut Budget) -> Result<super::Typed, String> {
     // torch.save archives start at byte 0. zip's default offset detection mis-reads some valid
     // archives (one of the golden MobileNetV2 files), so the offset is fixed.
     let config = zip::read::Config {

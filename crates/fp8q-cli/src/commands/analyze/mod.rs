@@ -1,0 +1,131 @@
+//! `fp8q analyze`: which format suits each tensor — statistics, measured and analytical SQNR per
+//! format, the best format and a recommendation (`docs/analyze.md`).
+//!
+//! * [`weights`]: weights only, from a checkpoint (`.safetensors` or `.pth`), no architecture.
+//! * [`output`]: the table, `--json`, `--csv`, `--plot` and `--write-layer-formats`, for any
+//!   slice of `AnalysisRow`s (weights or network mode alike).
+
+pub mod output;
+pub mod weights;
+
+use anyhow::{bail, Context, Result};
+use fp8q_core::analysis::quantize_measure::RangeOptions;
+use fp8q_core::format::Format;
+use std::path::{Path, PathBuf};
+
+/// Analyse which number format suits each tensor: per tensor the statistics (elements, absmax,
+/// σ, kurtosis, max/σ), per format the range it gets and the SQNR of the quantized tensor, the
+/// analytical SQNR of a Gaussian or Student's t fitted to the tensor, and the best format.
+///
+/// Weights mode (`fp8q analyze CHECKPOINT`): every weight tensor (two or more dimensions) of a
+/// `.safetensors` (F32/F16/BF16/F64, memory-mapped) or `.pth` file; non-float tensors are
+/// skipped and listed.
+#[derive(clap::Args, Debug)]
+pub struct AnalyzeArgs {
+    /// Checkpoint (.safetensors or .pth) to analyse the weights of.
+    pub checkpoint: Option<PathBuf>,
+    /// Formats to compare (any that `fp8q formats` names), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "e5m2,e4m3,e3m4,e2m5,int8")]
+    pub formats: Vec<String>,
+    /// Range estimator (as `fp8q quantize --range`): current_minmax, allminmax, running_minmax,
+    /// mse, line_search; one batch = the whole tensor (or each channel with --per-channel).
+    #[arg(long, default_value = "current_minmax")]
+    pub range: String,
+    /// One range per index of dimension 0 (output channel of a weight).
+    #[arg(long)]
+    pub per_channel: bool,
+    /// With --range mse: FP formats also search their mantissa bits (keeping the width); the
+    /// split used is reported.
+    #[arg(long)]
+    pub mantissa_search: bool,
+    /// Print the report as JSON (one object per slot, a summary, the skipped tensors).
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Print one CSV line per slot instead of the table.
+    #[arg(long)]
+    pub csv: bool,
+    /// Draw a heat map (slots × formats, recommendation marked, kurtosis beside) to this SVG.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// Write the recommended format per unit as `{unit: {"weight": fmt, "act": fmt}}`.
+    #[arg(long, value_name = "FILE.json")]
+    pub write_layer_formats: Option<PathBuf>,
+    // Network mode (`--architecture`, `--images-dir`, …) adds its options here (network.rs).
+}
+
+/// What `fp8q analyze` runs.
+#[derive(Debug)]
+pub enum Mode<'a> {
+    /// Weights of a checkpoint.
+    Weights(&'a Path),
+    // Network(...) — with --architecture
+}
+
+impl AnalyzeArgs {
+    /// The mode the arguments ask for. Network mode (with `--architecture`) goes here.
+    pub fn mode(&self) -> Result<Mode<'_>> {
+        match &self.checkpoint {
+            Some(p) => Ok(Mode::Weights(p)),
+            None => bail!("give a CHECKPOINT (.safetensors or .pth) to analyse its weights"),
+        }
+    }
+
+    /// The formats, parsed and checked for duplicates.
+    pub fn parsed_formats(&self) -> Result<Vec<Format>> {
+        let mut out: Vec<Format> = Vec::new();
+        for s in self.formats.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+            let f: Format = s.parse().with_context(|| format!("--formats: '{s}'"))?;
+            if out.contains(&f) {
+                bail!("--formats: {s} is listed twice");
+            }
+            out.push(f);
+        }
+        if out.is_empty() {
+            bail!("--formats: no format given");
+        }
+        Ok(out)
+    }
+
+    /// The range options (checked against every format).
+    pub fn range_options(&self, formats: &[Format]) -> Result<RangeOptions> {
+        let opts = RangeOptions::new(
+            self.range.parse().context("--range")?,
+            self.per_channel,
+            self.mantissa_search,
+        );
+        if self.mantissa_search && !formats.iter().any(|f| matches!(f, Format::Fp(_))) {
+            bail!("--mantissa-search needs a flexible-bias FP format (eXmY) among --formats");
+        }
+        for f in formats {
+            let mut o = opts;
+            o.mantissa_search &= matches!(f, Format::Fp(_));
+            o.resolve(f)?;
+        }
+        Ok(opts)
+    }
+}
+
+/// Run the command.
+pub fn run(args: &AnalyzeArgs) -> Result<()> {
+    match args.mode()? {
+        Mode::Weights(path) => weights::run(args, path),
+    }
+}
+
+/// Write every requested output for `rows` (shared by the modes).
+pub fn emit(args: &AnalyzeArgs, report: &output::Report<'_>) -> Result<()> {
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else if args.csv {
+        output::write_csv(report.slots, &mut std::io::stdout().lock())?;
+    } else {
+        output::print_table(report);
+    }
+    if let Some(p) = &args.plot {
+        output::write_plot(report.slots, p)?;
+    }
+    if let Some(p) = &args.write_layer_formats {
+        output::write_layer_formats(report.slots, p)?;
+    }
+    Ok(())
+}

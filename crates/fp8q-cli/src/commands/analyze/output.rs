@@ -1,0 +1,391 @@
+//! The outputs of `fp8q analyze`, for any slice of [`AnalysisRow`]s: a readable table with the
+//! best format marked, the JSON report, CSV, an SVG heat map, and the layer-formats file.
+
+use anyhow::{anyhow, Context, Result};
+use fp8q_core::analysis::fit::Family;
+use fp8q_core::analysis::format_choice::{AnalysisRow, Summary};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+/// A tensor that was not analysed, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    /// Its name.
+    pub name: String,
+    /// Stored element type.
+    pub dtype: String,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Why.
+    pub reason: String,
+}
+
+/// Everything `--json` prints: how the analysis was run, one object per slot, the summary, and
+/// the tensors skipped.
+#[derive(Debug, Serialize)]
+pub struct Report<'a> {
+    /// What was analysed (the checkpoint path, or the model).
+    pub source: String,
+    /// `weights` or `network`.
+    pub mode: &'static str,
+    /// The formats, in order.
+    pub formats: Vec<String>,
+    /// The range estimator.
+    pub range: String,
+    /// Ranges per channel.
+    pub per_channel: bool,
+    /// Mantissa search (with `mse`).
+    pub mantissa_search: bool,
+    /// One row per slot.
+    pub slots: &'a [AnalysisRow],
+    /// The summary of `slots`.
+    pub summary: Summary,
+    /// Tensors not analysed (non-float dtypes).
+    pub skipped: Vec<Skipped>,
+    /// Float tensors with fewer than two dimensions (biases, norms), not analysed.
+    pub not_weights: usize,
+}
+
+fn family(r: &AnalysisRow) -> String {
+    match r.fit.map(|f| f.family) {
+        Some(Family::Gauss) => "gauss".into(),
+        Some(Family::StudentT { nu }) => format!("t({nu:.1})"),
+        None => "-".into(),
+    }
+}
+
+fn cut(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let tail: String = s
+            .chars()
+            .rev()
+            .take(n - 1)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        format!("…{tail}")
+    }
+}
+
+/// Print the table: one row per slot with each format's measured / predicted SQNR, `*` on the
+/// recommended format and `^` on the predicted best; then the summary and skipped tensors.
+pub fn print_table(report: &Report<'_>) {
+    let rows = report.slots;
+    println!(
+        "{} — {} mode, range {}{}{}",
+        report.source,
+        report.mode,
+        report.range,
+        if report.per_channel { ", per channel" } else { "" },
+        if report.mantissa_search {
+            ", mantissa search"
+        } else {
+            ""
+        }
+    );
+    println!("SQNR in dB, measured/predicted; * recommended, ^ predicted best");
+    let formats = &report.formats;
+    let uw = rows
+        .iter()
+        .map(|r| r.unit.chars().count())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 40);
+    let mut head = format!(
+        "{:<uw$} {:<6} {:>11} {:>8} {:>7} {:<8}",
+        "unit", "slot", "numel", "kurt", "max/σ", "fit"
+    );
+    for f in formats {
+        head.push_str(&format!(" {:>13}", f));
+    }
+    println!("{head}");
+    for r in rows {
+        let mut line = format!(
+            "{:<uw$} {:<6} {:>11} {:>8.2} {:>7.1} {:<8}",
+            cut(&r.unit, uw),
+            r.slot.name(),
+            r.numel,
+            r.stats.kurtosis,
+            r.stats.max_over_sigma,
+            family(r)
+        );
+        for f in formats {
+            let m = r.sqnr_db.get(f).copied().unwrap_or(f64::NAN);
+            let p = r.predicted_sqnr_db.get(f).copied().flatten();
+            let mark = match (r.recommended == *f, r.predicted_best.as_deref() == Some(f.as_str())) {
+                (true, true) => "*^",
+                (true, false) => "* ",
+                (false, true) => " ^",
+                _ => "  ",
+            };
+            let cell = match p {
+                Some(p) => format!("{m:.1}/{p:.1}{mark}"),
+                None => format!("{m:.1}/-{mark}"),
+            };
+            line.push_str(&format!(" {cell:>13}"));
+        }
+        if let Some(out) = &r.output_sqnr_db {
+            let cells: Vec<String> = out.iter().map(|(f, v)| format!("{f}:{v:.1}")).collect();
+            line.push_str(&format!("  output {}", cells.join(" ")));
+        }
+        println!("{line}");
+    }
+    print_summary(report);
+}
+
+fn print_summary(report: &Report<'_>) {
+    let s = &report.summary;
+    println!();
+    println!("{} slots, {} parameters", s.tensors, s.parameters);
+    println!(
+        "{:<16} {:>8} {:>14} {:>10} {:>22} {:>22}",
+        "format", "slots", "parameters", "share", "weighted SQNR dB", "weighted predicted dB"
+    );
+    for f in &s.formats {
+        let share = if s.parameters > 0 {
+            100.0 * f.parameters as f64 / s.parameters as f64
+        } else {
+            0.0
+        };
+        let pred = f
+            .weighted_predicted_sqnr_db
+            .map(|v| format!("{v:.2}"))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{:<16} {:>8} {:>14} {:>9.1}% {:>22.2} {:>22}",
+            f.format, f.tensors, f.parameters, share, f.weighted_sqnr_db, pred
+        );
+    }
+    println!(
+        "prediction = measured best format: {}/{} slots",
+        s.prediction_matches, s.predictions
+    );
+    if report.not_weights > 0 {
+        println!(
+            "{} float tensors with fewer than two dimensions (biases, norms) not analysed",
+            report.not_weights
+        );
+    }
+    if !report.skipped.is_empty() {
+        println!("skipped {} tensors:", report.skipped.len());
+        for k in &report.skipped {
+            println!("  {} ({}, {:?}): {}", k.name, k.dtype, k.shape, k.reason);
+        }
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn num(v: Option<f64>) -> String {
+    match v {
+        Some(v) if v.is_finite() => format!("{v}"),
+        Some(v) if v.is_nan() => "nan".into(),
+        Some(v) => (if v > 0.0 { "inf" } else { "-inf" }).into(),
+        None => String::new(),
+    }
+}
+
+/// Write one CSV line per slot: the statistics and fit, then per format the range maximum, the
+/// measured, predicted and (network mode) output SQNR, then the best formats.
+pub fn write_csv(rows: &[AnalysisRow], out: &mut dyn Write) -> Result<()> {
+    let formats: Vec<String> = rows
+        .first()
+        .map(|r| r.sqnr_db.formats().map(String::from).collect())
+        .unwrap_or_default();
+    let mut head: Vec<String> = [
+        "unit",
+        "slot",
+        "tensor",
+        "numel",
+        "mean",
+        "absmax",
+        "std",
+        "kurtosis",
+        "max_over_sigma",
+        "fit",
+        "nu",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for f in &formats {
+        for k in [
+            "range_min",
+            "range_max",
+            "sqnr_db",
+            "predicted_sqnr_db",
+            "output_sqnr_db",
+        ] {
+            head.push(format!("{k}_{f}"));
+        }
+    }
+    head.extend(["predicted_best", "measured_best", "recommended"].map(String::from));
+    writeln!(out, "{}", head.join(","))?;
+    for r in rows {
+        let (fam, nu) = match r.fit.map(|f| f.family) {
+            Some(Family::Gauss) => ("gauss", None),
+            Some(Family::StudentT { nu }) => ("student-t", Some(nu)),
+            None => ("", None),
+        };
+        let mut f: Vec<String> = vec![
+            csv_field(&r.unit),
+            r.slot.name().into(),
+            csv_field(r.tensor.as_deref().unwrap_or("")),
+            r.numel.to_string(),
+            num(Some(r.stats.mean)),
+            num(Some(r.stats.absmax)),
+            num(Some(r.stats.std)),
+            num(Some(r.stats.kurtosis)),
+            num(Some(r.stats.max_over_sigma)),
+            fam.into(),
+            num(nu),
+        ];
+        for fmt in &formats {
+            let range = r.range.get(fmt);
+            f.push(num(range.map(|x| x.min as f64)));
+            f.push(num(range.map(|x| x.max as f64)));
+            f.push(num(r.sqnr_db.get(fmt).copied()));
+            f.push(num(r.predicted_sqnr_db.get(fmt).copied().flatten()));
+            f.push(num(r.output_sqnr_db.as_ref().and_then(|o| o.get(fmt).copied())));
+        }
+        f.push(r.predicted_best.clone().unwrap_or_default());
+        f.push(r.measured_best.clone());
+        f.push(r.recommended.clone());
+        writeln!(out, "{}", f.join(","))?;
+    }
+    Ok(())
+}
+
+/// `{unit: {"weight": fmt, "act": fmt}}` with each slot's recommended format (only the slots
+/// present), units in sorted order.
+pub fn layer_formats(rows: &[AnalysisRow]) -> BTreeMap<String, BTreeMap<&'static str, String>> {
+    let mut map: BTreeMap<String, BTreeMap<&'static str, String>> = BTreeMap::new();
+    for r in rows {
+        map.entry(r.unit.clone())
+            .or_default()
+            .insert(r.slot.name(), r.recommended.clone());
+    }
+    map
+}
+
+/// Write [`layer_formats`] as pretty JSON.
+pub fn write_layer_formats(rows: &[AnalysisRow], path: &Path) -> Result<()> {
+    let text = serde_json::to_string_pretty(&layer_formats(rows))?;
+    std::fs::write(path, text + "\n").with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Colour of a cell `d` dB below the row's best: green at 0, yellow at 6, red from 12 on.
+fn cell_colour(d: f64) -> plotters::style::RGBColor {
+    let t = (d / 12.0).clamp(0.0, 1.0);
+    let (r, g) = if t < 0.5 {
+        (60.0 + 390.0 * t, 180.0 + 40.0 * t)
+    } else {
+        (255.0, 200.0 - 300.0 * (t - 0.5))
+    };
+    plotters::style::RGBColor(r.min(255.0) as u8, g.clamp(0.0, 255.0) as u8, 70)
+}
+
+/// An SVG heat map: one row per slot, one column per format; each cell shows the SQNR (network
+/// SQNR when present, else the measured tensor SQNR) and is coloured by how far it is below the
+/// row's best; the recommended cell is framed, and the kurtosis is written beside each row.
+pub fn write_plot(rows: &[AnalysisRow], path: &Path) -> Result<()> {
+    use plotters::prelude::*;
+    let err = |e: &dyn std::fmt::Display| anyhow!("{}: {e}", path.display());
+    let formats: Vec<String> = rows
+        .first()
+        .map(|r| r.sqnr_db.formats().map(String::from).collect())
+        .unwrap_or_default();
+    let (cell_w, cell_h) = (90i32, 22i32);
+    let label_w = 8 * rows
+        .iter()
+        .map(|r| r.unit.chars().count() + 6)
+        .max()
+        .unwrap_or(10)
+        .min(60) as i32;
+    let (top, right) = (60i32, 130i32);
+    let width = (label_w + cell_w * formats.len() as i32 + right).max(400);
+    let height = top + cell_h * rows.len().max(1) as i32 + 20;
+    let root = SVGBackend::new(path, (width as u32, height as u32)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let font = ("sans-serif", 13).into_font();
+    let bold = ("sans-serif", 14).into_font().style(FontStyle::Bold);
+    let value_of = |r: &AnalysisRow, f: &str| -> f64 {
+        match &r.output_sqnr_db {
+            Some(o) => o.get(f).copied().unwrap_or(f64::NAN),
+            None => r.sqnr_db.get(f).copied().unwrap_or(f64::NAN),
+        }
+    };
+    root.draw(&Text::new(
+        "SQNR (dB) per slot and format: * recommended (framed); kurtosis at the right",
+        (8, 8),
+        bold.clone(),
+    ))
+    .map_err(|e| err(&e))?;
+    for (j, f) in formats.iter().enumerate() {
+        let x = label_w + cell_w * j as i32 + 8;
+        root.draw(&Text::new(f.clone(), (x, top - 22), bold.clone()))
+            .map_err(|e| err(&e))?;
+    }
+    let kx = label_w + cell_w * formats.len() as i32 + 8;
+    root.draw(&Text::new("kurtosis", (kx, top - 22), bold.clone()))
+        .map_err(|e| err(&e))?;
+    for (i, r) in rows.iter().enumerate() {
+        let y = top + cell_h * i as i32;
+        let label = format!("{} [{}]", cut(&r.unit, 54), r.slot.name());
+        root.draw(&Text::new(label, (4, y + 5), font.clone()))
+            .map_err(|e| err(&e))?;
+        let best = formats
+            .iter()
+            .map(|f| value_of(r, f))
+            .filter(|v| !v.is_nan())
+            .fold(f64::NEG_INFINITY, f64::max);
+        for (j, f) in formats.iter().enumerate() {
+            let x = label_w + cell_w * j as i32;
+            let v = value_of(r, f);
+            let colour = if v.is_nan() {
+                RGBColor(200, 200, 200)
+            } else {
+                cell_colour(best - v)
+            };
+            root.draw(&Rectangle::new(
+                [(x, y), (x + cell_w - 2, y + cell_h - 2)],
+                colour.filled(),
+            ))
+            .map_err(|e| err(&e))?;
+            let rec = r.recommended == *f;
+            if rec {
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell_w - 2, y + cell_h - 2)],
+                    BLACK.stroke_width(2),
+                ))
+                .map_err(|e| err(&e))?;
+            }
+            let text = format!("{v:.1}{}", if rec { " *" } else { "" });
+            root.draw(&Text::new(
+                text,
+                (x + 8, y + 5),
+                if rec { bold.clone() } else { font.clone() },
+            ))
+            .map_err(|e| err(&e))?;
+        }
+        root.draw(&Text::new(
+            format!("{:.2}", r.stats.kurtosis),
+            (kx, y + 5),
+            font.clone(),
+        ))
+        .map_err(|e| err(&e))?;
+    }
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}
