@@ -1,10 +1,13 @@
 //! `fp8q analyze`: which format suits each tensor — statistics, measured and analytical SQNR per
 //! format, the best format and a recommendation (`docs/analyze.md`).
 //!
+//! * [`network`]: a network (`--architecture`, `--images-dir`, validate-quantized's options):
+//!   every quantizer slot, weights and activations, with the network's sensitivity.
 //! * [`weights`]: weights only, from a checkpoint (`.safetensors` or `.pth`), no architecture.
 //! * [`output`]: the table, `--json`, `--csv`, `--plot` and `--write-layer-formats`, for any
 //!   slice of `AnalysisRow`s (weights or network mode alike).
 
+pub mod network;
 pub mod output;
 pub mod weights;
 
@@ -13,9 +16,16 @@ use fp8q_core::analysis::quantize_measure::RangeOptions;
 use fp8q_core::format::Format;
 use std::path::{Path, PathBuf};
 
+use super::validate_quantized::RunArgs;
+
 /// Analyse which number format suits each tensor: per tensor the statistics (elements, absmax,
 /// σ, kurtosis, max/σ), per format the range it gets and the SQNR of the quantized tensor, the
 /// analytical SQNR of a Gaussian or Student's t fitted to the tensor, and the best format.
+///
+/// Network mode (`fp8q analyze --architecture A --images-dir DIR …`, with validate-quantized's
+/// options): every quantizer slot the quant setup places, weights and activations (captured on
+/// the calibration batches), plus the network's sensitivity: the SQNR of the logits against FP32
+/// with only that slot quantized. The recommendation is the format with the best sensitivity.
 ///
 /// Weights mode (`fp8q analyze CHECKPOINT`): every weight tensor (two or more dimensions) of a
 /// `.safetensors` (F32/F16/BF16/F64, memory-mapped) or `.pth` file; non-float tensors are
@@ -28,12 +38,11 @@ pub struct AnalyzeArgs {
     #[arg(long, value_delimiter = ',', default_value = "e5m2,e4m3,e3m4,e2m5,int8")]
     pub formats: Vec<String>,
     /// Range estimator (as `fp8q quantize --range`): current_minmax, allminmax, running_minmax,
-    /// mse, line_search; one batch = the whole tensor (or each channel with --per-channel).
-    #[arg(long, default_value = "current_minmax")]
-    pub range: String,
-    /// One range per index of dimension 0 (output channel of a weight).
+    /// mse, line_search; one batch = the whole tensor (or each channel with --per-channel)
+    /// [default: current_minmax]. Network mode: overrides --weight-quant-method and
+    /// --act-quant-method (`--range mse`: the MSE-optimal range everywhere).
     #[arg(long)]
-    pub per_channel: bool,
+    pub range: Option<String>,
     /// With --range mse: FP formats also search their mantissa bits (keeping the width); the
     /// split used is reported.
     #[arg(long)]
@@ -50,7 +59,14 @@ pub struct AnalyzeArgs {
     /// Write the recommended format per unit as `{unit: {"weight": fmt, "act": fmt}}`.
     #[arg(long, value_name = "FILE.json")]
     pub write_layer_formats: Option<PathBuf>,
-    // Network mode (`--architecture`, `--images-dir`, …) adds its options here (network.rs).
+    /// Network mode: images (training images, validation transform, spread evenly) on which the
+    /// sensitivity of each slot is measured; 0 skips it.
+    #[arg(long = "sensitivity-images", value_name = "N", default_value_t = 64)]
+    pub sensitivity_images: usize,
+    /// Network mode: validate-quantized's options (network, images, calibration, estimators,
+    /// quant setup). `--per-channel` applies to weights mode too.
+    #[command(flatten)]
+    pub network: RunArgs,
 }
 
 /// What `fp8q analyze` runs.
@@ -58,15 +74,24 @@ pub struct AnalyzeArgs {
 pub enum Mode<'a> {
     /// Weights of a checkpoint.
     Weights(&'a Path),
-    // Network(...) — with --architecture
+    /// A network on images (`--architecture`).
+    Network,
 }
 
 impl AnalyzeArgs {
-    /// The mode the arguments ask for. Network mode (with `--architecture`) goes here.
+    /// The mode the arguments ask for: network mode with `--architecture`, else weights mode.
     pub fn mode(&self) -> Result<Mode<'_>> {
-        match &self.checkpoint {
-            Some(p) => Ok(Mode::Weights(p)),
-            None => bail!("give a CHECKPOINT (.safetensors or .pth) to analyse its weights"),
+        match (&self.checkpoint, self.network.architecture) {
+            (Some(p), None) => Ok(Mode::Weights(p)),
+            (None, Some(_)) => Ok(Mode::Network),
+            (Some(p), Some(_)) => bail!(
+                "give either a CHECKPOINT ({}) for its weights, or --architecture (with --model-dir) for a network",
+                p.display()
+            ),
+            (None, None) => bail!(
+                "give a CHECKPOINT (.safetensors or .pth) to analyse its weights, or --architecture and \
+                 --images-dir to analyse a network"
+            ),
         }
     }
 
@@ -89,8 +114,8 @@ impl AnalyzeArgs {
     /// The range options (checked against every format).
     pub fn range_options(&self, formats: &[Format]) -> Result<RangeOptions> {
         let opts = RangeOptions::new(
-            self.range.parse().context("--range")?,
-            self.per_channel,
+            self.range_name().parse().context("--range")?,
+            self.per_channel(),
             self.mantissa_search,
         );
         if self.mantissa_search && !formats.iter().any(|f| matches!(f, Format::Fp(_))) {
@@ -105,10 +130,23 @@ impl AnalyzeArgs {
     }
 }
 
+impl AnalyzeArgs {
+    /// `--range`, or its default `current_minmax`.
+    pub fn range_name(&self) -> &str {
+        self.range.as_deref().unwrap_or("current_minmax")
+    }
+
+    /// `--per-channel` (the last of `--per-channel` / `--no-per-channel`).
+    pub fn per_channel(&self) -> bool {
+        self.network.switches.per_channel.on
+    }
+}
+
 /// Run the command.
 pub fn run(args: &AnalyzeArgs) -> Result<()> {
     match args.mode()? {
         Mode::Weights(path) => weights::run(args, path),
+        Mode::Network => network::run(args),
     }
 }
 
