@@ -5,9 +5,10 @@
 use std::path::PathBuf;
 
 use anyhow::bail;
+use fp8q_core::format::Format;
 use fp8q_nn::data::{Filter, LoaderOptions, Transform};
 use fp8q_nn::models::Architecture;
-use fp8q_nn::ptq::{PtqConfig, QMethodKind};
+use fp8q_nn::ptq::{LayerFormats, PtqConfig, QMethodKind};
 
 use super::args::{name_of, CalibTransform, LoadType, QMethodArg, RangeMethodArg, ValidateQuantizedArgs};
 
@@ -149,9 +150,24 @@ impl RunConfig {
             weight_quant: sw.weight_quant.on,
             act_quant: sw.act_quant.on,
             quant_setup: name_of(&args.quant_setup).parse()?,
+            layer_formats: args.layer_formats.as_deref().map(LayerFormats::read).transpose()?,
         };
         let mut notes = sw.notes();
         notes.extend(args.no_effect.notes());
+        if let Some(formats) = &ptq.layer_formats {
+            if !ptq.fp8_set_maxval && formats.slots().any(|(_, _, f)| matches!(f, Format::Fp(_))) {
+                notes.push(format!(
+                    "--layer-formats {} lists FP formats but --fp8-set-maxval is off: their maximum is the \
+                     format's default-bias one{}, not the estimated range (pass --fp8-set-maxval for flexible bias)",
+                    formats.source.as_deref().unwrap_or(std::path::Path::new("")).display(),
+                    if ptq.fp8_maxval.is_some() {
+                        " or --fp8-maxval"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+        }
         Ok(RunConfig {
             arch: args.architecture,
             model_dir: args.model_dir.clone(),
@@ -204,7 +220,11 @@ impl RunConfig {
         } else {
             String::new()
         };
-        format!("{w} / {a}{fp}")
+        let mixed = match &p.layer_formats {
+            Some(l) => format!(", {} slot(s) in their own format", l.len()),
+            None => String::new(),
+        };
+        format!("{w} / {a}{fp}{mixed}")
     }
 
     /// The configuration as JSON, in the reference's option names (`--print-config`, and the
@@ -228,6 +248,10 @@ impl RunConfig {
             "act_momentum": f32_json(p.act_momentum),
             "num_est_batches": self.num_est_batches,
             "quant_setup": p.quant_setup.name(),
+            "layer_formats": p.layer_formats.as_ref().map(|l| serde_json::json!({
+                "file": l.source,
+                "formats": l.to_json(),
+            })),
             "fp8_maxval": p.fp8_maxval,
             "fp8_mantissa_bits": p.fp8_mantissa_bits,
             "fp8_set_maxval": p.fp8_set_maxval,
