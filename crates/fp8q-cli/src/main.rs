@@ -28,7 +28,7 @@ enum Command {
     #[command(
         after_help = "The pipeline and where quantizers sit: docs/ptq.md; reproducing the paper: docs/reproduce.md; differences from the reference: docs/differences.md (fp8q repository)."
     )]
-    ValidateQuantized(commands::validate_quantized::ValidateQuantizedArgs),
+    ValidateQuantized(Box<commands::validate_quantized::ValidateQuantizedArgs>),
     /// Measure kernel throughput against a plain copy of the same buffer.
     Bench(commands::bench::BenchArgs),
 }

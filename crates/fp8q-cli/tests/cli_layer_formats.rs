@@ -170,6 +170,13 @@ fn bad_layer_formats_files_are_user_errors() {
         all.extend_from_slice(needles);
         assert_user_error(&run(&args), &all);
     }
+    // the FP32 baseline has no slot to give a format
+    let fine = dir.join("fine.json");
+    std::fs::write(&fine, MIXED).unwrap();
+    assert_user_error(
+        &run(&["--layer-formats", &s(&fine), "--no-weight-quant", "--no-act-quant"]),
+        &["--layer-formats", "FP32"],
+    );
     let missing = dir.join("missing.json");
     assert_user_error(
         &run(&["--layer-formats", &s(&missing), "--print-config"]),

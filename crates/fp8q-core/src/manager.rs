@@ -680,7 +680,7 @@ mod tests {
     #[test]
     fn states_record_their_format() {
         let mut slot = QuantManager::new(fp_config(true)).unwrap();
-        slot.forward(&mut vec![0.5f32, 3.0, 0.0, 1.0], 2).unwrap();
+        slot.forward(&mut [0.5f32, 3.0, 0.0, 1.0], 2).unwrap();
         let state = slot.state().unwrap();
         // non-negative data, unsigned allowed: 8 bits with 3 mantissa bits and no sign
         assert_eq!(state.format().unwrap().to_string(), "ue5m3");
@@ -704,7 +704,7 @@ mod tests {
             fp_maxval: None,
         };
         let mut asym = QuantManager::new(int_config(IntKind::Asymmetric)).unwrap();
-        asym.forward(&mut vec![-1.0f32, 2.0], 2).unwrap();
+        asym.forward(&mut [-1.0f32, 2.0], 2).unwrap();
         let state = asym.state().unwrap();
         assert_eq!(state.format().unwrap().to_string(), "int8-asym");
         let err = QuantManager::new(int_config(IntKind::Symmetric))

@@ -260,7 +260,7 @@ mod tests {
             (r#"{"conv1": {"bias": "e3m4"}}"#, &["'conv1'", "unknown key 'bias'"]),
             (r#"{"conv1": {"weight": 8}}"#, &["'conv1' weight", "not a format name"]),
             (r#"{"conv1": {"act": "fp8"}}"#, &["'conv1' act", "'fp8'", "e4m3"]),
-            (r#"{"conv1": {"act": "e0m7"}}"#, &["'conv1' act", "e0m7"]),
+            (r#"{"conv1": {"act": "e0m7"}}"#, &["'conv1' act", "exponent bits"]),
         ] {
             let msg = parse(text).unwrap_err().to_string();
             assert!(msg.contains("/tmp/mixed.json"), "{text}: {msg}");

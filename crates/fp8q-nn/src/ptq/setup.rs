@@ -1,7 +1,8 @@
 //! Where quantizers go and how each is configured (`docs/ptq.md`).
 //!
 //! [`plan`] lists, for a model and a [`PtqConfig`], every slot that gets a quantizer with its
-//! bit width (and whether it quantizes its unit's input, `LSQ_paper`); [`install`] builds a
+//! bit width (and whether it quantizes its unit's input, `LSQ_paper`; and its own format when
+//! `--layer-formats` lists it, see [`crate::ptq::layer_formats`]); [`install`] builds a
 //! [`QuantManager`] per planned slot, puts it into the model and returns the [`Installed`]
 //! registry that fixes ranges and saves / loads the per-quantizer states.
 //!
@@ -372,7 +373,9 @@ fn landmarks(model: &mut Model) -> Landmarks {
     }
 }
 
-/// The slots `cfg` quantizes in `model`, in execution order.
+/// The slots `cfg` quantizes in `model`, in execution order. With layer formats, listed slots
+/// carry their format, and a listed slot that is not planned (or not in the model) is an error
+/// naming the file and the unit.
 pub fn plan(model: &mut Model, cfg: &PtqConfig) -> Result<Vec<SlotPlan>> {
     let marks = landmarks(model);
     let setup = cfg.quant_setup;

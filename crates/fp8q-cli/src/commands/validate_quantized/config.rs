@@ -130,6 +130,9 @@ impl RunConfig {
         if !quantized && (args.load_quant_params.is_some() || args.save_quant_params.is_some()) {
             bail!("--load-quant-params / --save-quant-params need quantization (weights or activations)");
         }
+        if !quantized && args.layer_formats.is_some() {
+            bail!("--layer-formats needs quantization (weights or activations): the FP32 baseline has no quantizers");
+        }
 
         let kind = |m: QMethodArg| -> anyhow::Result<QMethodKind> { Ok(name_of(&m).parse()?) };
         let range = |m: RangeMethodArg| -> anyhow::Result<_> { Ok(PtqConfig::range_method(&name_of(&m))?) };
