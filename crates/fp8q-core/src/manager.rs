@@ -35,7 +35,7 @@
 //! ```
 
 use crate::error::{FormatError, Result};
-use crate::format::{FpFormat, IntFormat, IntGrid, IntKind, StandardFp8};
+use crate::format::{Format, FpFormat, IntFormat, IntGrid, IntKind, StandardFp8};
 use crate::quantizer::{quantize_channels, FpQuantizer, IntQuantizer, QuantMethod, Quantizer};
 use crate::range::{Range, RangeEstimator, RangeMethod};
 
@@ -68,12 +68,17 @@ pub enum SlotState {
 /// files (`kind`, `maxval`, `mantissa_bits`, `sign_bits`; `delta`, `zero_point`), which are also
 /// read: there, counts may be written as floats (`3.0`), FP states have no `n_bits` (the slot's
 /// is used), INT states no `int_min`/`int_max` (derived for asymmetric grids) and one zero point
-/// may stand for every channel.
+/// may stand for every channel. Each state also records its `format` (`e3m4`, `ue4m4`, `int8`,
+/// `int8-asym`, `float8_e4m3fn`): the format of the stored quantizers. Older files (and the golden
+/// ones) have none; when present, it must agree with the other fields.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum QuantizerState {
     /// Flexible-bias FP.
     Fp {
+        /// The format of the quantizers (`None` in files written before it was recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        format: Option<Format>,
         /// Total bits (`None`: the slot's).
         #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "whole_opt")]
         n_bits: Option<u32>,
@@ -88,6 +93,9 @@ pub enum QuantizerState {
     },
     /// Uniform INT.
     Int {
+        /// The format of the quantizers (`None` in files written before it was recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        format: Option<Format>,
         /// Total bits.
         #[serde(deserialize_with = "whole")]
         n_bits: u32,
@@ -104,11 +112,52 @@ pub enum QuantizerState {
     },
     /// A standard 8-bit encoding, scaled per channel.
     Standard {
+        /// The format of the quantizers (`None` in files written before it was recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        format: Option<Format>,
         /// ml_dtypes name.
         encoding: String,
         /// Scale per channel.
         scale: Vec<f64>,
     },
+}
+
+impl QuantizerState {
+    /// The format the state records (`None` in older files).
+    pub fn format(&self) -> Option<Format> {
+        match self {
+            QuantizerState::Fp { format, .. }
+            | QuantizerState::Int { format, .. }
+            | QuantizerState::Standard { format, .. } => *format,
+        }
+    }
+}
+
+impl QuantConfig {
+    /// Whether a slot of this configuration can end up with quantizers of `format`: the same
+    /// family and width; for FP the configured mantissa bits (any, when the MSE estimator searches
+    /// them) and the signed format (or the unsigned one of the same mantissa bits, when unsigned
+    /// formats are allowed); for INT the same kind; for a standard encoding the same encoding.
+    pub fn admits(&self, format: Format) -> bool {
+        match (self.method, format) {
+            (
+                QuantMethod::Fp {
+                    n_bits,
+                    mantissa_bits,
+                    allow_unsigned,
+                },
+                Format::Fp(f),
+            ) => {
+                let searched = matches!(self.range_method, RangeMethod::Mse { mantissa_search: true });
+                f.n_bits() == n_bits
+                    && (searched || f.mantissa_bits() == mantissa_bits)
+                    && (f.is_signed() || allow_unsigned)
+            }
+            (QuantMethod::Int(a), Format::Int(b)) => a == b,
+            (QuantMethod::Standard(a), Format::Standard(b)) => a == b,
+            _ => false,
+        }
+    }
 }
 
 /// A non-negative whole number written as an integer or as an integral float (`3` or `3.0`).
@@ -276,6 +325,7 @@ impl QuantManager {
         Some(match self.quantizers[0] {
             Quantizer::Fp(first) => match self.method {
                 QuantMethod::Standard(s) => QuantizerState::Standard {
+                    format: Some(Format::Standard(s)),
                     encoding: s.name().into(),
                     scale: self
                         .fp_quantizers()
@@ -283,6 +333,7 @@ impl QuantManager {
                         .collect(),
                 },
                 _ => QuantizerState::Fp {
+                    format: Some(Format::Fp(first.format())),
                     n_bits: Some(first.format().n_bits()),
                     maxval: self.fp_quantizers().map(|q| q.maxval()).collect(),
                     mantissa_bits: first.format().mantissa_bits(),
@@ -299,6 +350,10 @@ impl QuantManager {
                     })
                     .collect();
                 QuantizerState::Int {
+                    format: match self.method {
+                        QuantMethod::Int(f) => Some(Format::Int(f)),
+                        _ => None,
+                    },
                     n_bits: self.method.n_bits(),
                     delta: grids.iter().map(|g| g.delta).collect(),
                     zero_point: grids.iter().map(|g| g.zero_point).collect(),
@@ -326,6 +381,7 @@ impl QuantManager {
         self.quantizers = match (state, self.method) {
             (
                 QuantizerState::Fp {
+                    format: recorded,
                     n_bits,
                     maxval,
                     mantissa_bits,
@@ -339,6 +395,13 @@ impl QuantManager {
             ) => {
                 let n_bits = n_bits.unwrap_or(slot_bits);
                 let format = FpFormat::new(n_bits, *mantissa_bits, *sign_bits == 1)?;
+                if let Some(f) = recorded.filter(|f| *f != Format::Fp(format)) {
+                    return Err(mismatch(format!(
+                        "the recorded format {f} does not match its fields ({n_bits} bits, {mantissa_bits} \
+                         mantissa bits, {sign_bits} sign bit: {})",
+                        Format::Fp(format)
+                    )));
+                }
                 self.method = QuantMethod::Fp {
                     n_bits,
                     mantissa_bits: *mantissa_bits,
@@ -351,6 +414,7 @@ impl QuantManager {
             }
             (
                 QuantizerState::Int {
+                    format: recorded,
                     n_bits,
                     delta,
                     zero_point,
@@ -359,6 +423,12 @@ impl QuantManager {
                 },
                 QuantMethod::Int(f),
             ) => {
+                if let Some(r) = recorded.filter(|r| *r != Format::Int(f)) {
+                    return Err(mismatch(format!(
+                        "a saved {r} quantizer cannot be loaded into a {} slot",
+                        Format::Int(f)
+                    )));
+                }
                 let broadcast = zero_point.len() == 1 && delta.len() > 1;
                 if *n_bits != f.n_bits || (delta.len() != zero_point.len() && !broadcast) {
                     return Err(mismatch(format!(
@@ -395,8 +465,15 @@ impl QuantManager {
                     })
                     .collect::<Result<_>>()?
             }
-            (QuantizerState::Standard { encoding, scale }, QuantMethod::Standard(s)) => {
-                if StandardFp8::from_name(encoding) != Some(s) {
+            (
+                QuantizerState::Standard {
+                    format: recorded,
+                    encoding,
+                    scale,
+                },
+                QuantMethod::Standard(s),
+            ) => {
+                if StandardFp8::from_name(encoding) != Some(s) || recorded.is_some_and(|r| r != Format::Standard(s)) {
                     return Err(mismatch(format!("encoding {encoding} does not match {}", s.name())));
                 }
                 scale
@@ -488,6 +565,7 @@ mod tests {
     fn load_rejects_a_mismatched_state() {
         let mut slot = QuantManager::new(fp_config(true)).unwrap();
         let int_state = QuantizerState::Int {
+            format: None,
             n_bits: 8,
             delta: vec![0.1],
             zero_point: vec![0.0],
@@ -580,5 +658,62 @@ mod tests {
         let mut sym = QuantManager::new(int_config(IntKind::Symmetric)).unwrap();
         let err = sym.load_state(&int_state).unwrap_err().to_string();
         assert!(err.contains("int_min"), "{err}");
+    }
+
+    /// States record their format; a recorded format that contradicts the fields, or an INT kind
+    /// other than the slot's, is refused; `admits` follows the configuration's freedoms.
+    #[test]
+    fn states_record_their_format() {
+        let mut slot = QuantManager::new(fp_config(true)).unwrap();
+        slot.forward(&mut [0.5f32, 3.0, 0.0, 1.0], 2).unwrap();
+        let state = slot.state().unwrap();
+        // non-negative data, unsigned allowed: 8 bits with 3 mantissa bits and no sign
+        assert_eq!(state.format().unwrap().to_string(), "ue5m3");
+        let json = serde_json::to_value(&state).unwrap();
+        assert_eq!(json["format"], "ue5m3");
+        let mut lying = json.clone();
+        lying["format"] = "e4m3".into();
+        let lying: QuantizerState = serde_json::from_value(lying).unwrap();
+        let err = QuantManager::new(fp_config(true))
+            .unwrap()
+            .load_state(&lying)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("e4m3") && err.contains("ue5m3"), "{err}");
+
+        let int_config = |kind| QuantConfig {
+            method: QuantMethod::Int(IntFormat::new(8, kind).unwrap()),
+            range_method: RangeMethod::CurrentMinMax,
+            per_channel: false,
+            fp_set_maxval: true,
+            fp_maxval: None,
+        };
+        let mut asym = QuantManager::new(int_config(IntKind::Asymmetric)).unwrap();
+        asym.forward(&mut [-1.0f32, 2.0], 2).unwrap();
+        let state = asym.state().unwrap();
+        assert_eq!(state.format().unwrap().to_string(), "int8-asym");
+        let err = QuantManager::new(int_config(IntKind::Symmetric))
+            .unwrap()
+            .load_state(&state)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("int8-asym") && err.contains("int8 slot"), "{err}");
+
+        let f = |s: &str| s.parse::<Format>().unwrap();
+        let fp = fp_config(true); // E4M3 (8 bits, m = 3), unsigned allowed, no MSE search
+        assert!(fp.admits(f("e4m3")) && fp.admits(f("ue5m3")));
+        assert!(!fp.admits(f("e3m4")) && !fp.admits(f("int8")) && !fp.admits(f("e3m3")));
+        let searched = QuantConfig {
+            range_method: RangeMethod::Mse { mantissa_search: true },
+            method: QuantMethod::Fp {
+                n_bits: 8,
+                mantissa_bits: 3,
+                allow_unsigned: false,
+            },
+            ..fp
+        };
+        assert!(searched.admits(f("e3m4")) && !searched.admits(f("ue4m4")));
+        assert!(int_config(IntKind::Symmetric).admits(f("int8")));
+        assert!(!int_config(IntKind::Symmetric).admits(f("int8-asym")));
     }
 }

@@ -45,6 +45,7 @@ fn config_of(c: &Value) -> PtqConfig {
         weight_quant: b("weight_quant"),
         act_quant: b("act_quant"),
         quant_setup: s("quant_setup").parse().unwrap(),
+        layer_formats: None,
     }
 }
 

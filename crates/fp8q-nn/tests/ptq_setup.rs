@@ -325,8 +325,9 @@ fn bad_quant_params_files_name_the_file_and_unit() {
     assert!(err.contains(&path.display().to_string()), "{err}");
     assert!(err.contains("layer2.1.conv1") && err.contains("missing"), "{err}");
 
-    // the wrong kind: an INT state in an FP slot
+    // the wrong kind: an INT state (without a recorded format, as in older files) in an FP slot
     let int = fp8q_core::manager::QuantizerState::Int {
+        format: None,
         n_bits: 8,
         delta: vec![0.1],
         zero_point: vec![0.0],

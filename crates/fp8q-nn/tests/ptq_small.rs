@@ -75,6 +75,7 @@ fn seed_config() -> PtqConfig {
         weight_quant: true,
         act_quant: true,
         quant_setup: "all".parse().unwrap(),
+        layer_formats: None,
     }
 }
 

@@ -74,6 +74,21 @@ impl fmt::Display for Format {
     }
 }
 
+/// Written as its parseable spelling (`"e4m3"`, `"int8-asym"`, `"float8_e4m3fn"`).
+impl serde::Serialize for Format {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Read from any spelling [`Format::from_str`] accepts; the parser's message on failure.
+impl<'de> serde::Deserialize<'de> for Format {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let name = <String as serde::Deserialize>::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 const FORMAT_HINT: &str = "expected eXmY (signed FP with X exponent and Y mantissa bits, e.g. e4m3), ueXmY (unsigned FP), intN (symmetric INT, e.g. int8), intN-asym, or one of float8_e4m3fn, float8_e5m2, float8_e4m3fnuz, float8_e5m2fnuz";
 
 impl FromStr for Format {
@@ -145,5 +160,14 @@ mod tests {
         }
         let msg = "fp8".parse::<Format>().unwrap_err().to_string();
         assert!(msg.contains("'fp8'") && msg.contains("e4m3"), "{msg}");
+    }
+
+    #[test]
+    fn serde_uses_the_spelling() {
+        let f: Format = serde_json::from_str("\"int4-asym\"").unwrap();
+        assert_eq!(serde_json::to_string(&f).unwrap(), "\"int4-asym\"");
+        let err = serde_json::from_str::<Format>("\"fp8\"").unwrap_err().to_string();
+        assert!(err.contains("'fp8'"), "{err}");
+        assert!(serde_json::from_str::<Format>("8").is_err());
     }
 }

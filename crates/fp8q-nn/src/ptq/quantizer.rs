@@ -30,7 +30,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use fp8q_core::manager::{QuantManager, QuantizerState, SlotState};
+use fp8q_core::manager::{QuantConfig, QuantManager, QuantizerState, SlotState};
 
 use crate::error::{NnError, Result};
 use crate::layers::{SlotKind, TensorQuantizer};
@@ -107,6 +107,19 @@ impl SlotHandle {
             unit: format!("{} ({})", self.unit, self.role()),
             why: e.to_string(),
         })?;
+        s.generation = next_generation();
+        Ok(())
+    }
+
+    /// Replace the manager with a fresh one of `config` (estimate state, no range): a slot
+    /// rebuilt in another format, e.g. the format recorded in loaded quantization parameters.
+    pub fn reconfigure(&self, config: QuantConfig) -> Result<()> {
+        let manager = QuantManager::new(config).map_err(|e| NnError::Quantizer {
+            unit: format!("{} ({})", self.unit, self.role()),
+            why: e.to_string(),
+        })?;
+        let mut s = lock(&self.shared);
+        s.manager = manager;
         s.generation = next_generation();
         Ok(())
     }

@@ -1,7 +1,8 @@
 //! Where quantizers go and how each is configured (`docs/ptq.md`).
 //!
 //! [`plan`] lists, for a model and a [`PtqConfig`], every slot that gets a quantizer with its
-//! bit width (and whether it quantizes its unit's input, `LSQ_paper`); [`install`] builds a
+//! bit width (and whether it quantizes its unit's input, `LSQ_paper`; and its own format when
+//! `--layer-formats` lists it, see [`crate::ptq::layer_formats`]); [`install`] builds a
 //! [`QuantManager`] per planned slot, puts it into the model and returns the [`Installed`]
 //! registry that fixes ranges and saves / loads the per-quantizer states.
 //!
@@ -21,7 +22,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
 
-use fp8q_core::format::FpFormat;
+use fp8q_core::format::{Format, FpFormat};
 use fp8q_core::manager::{int_method, QuantConfig, QuantManager, QuantizerState};
 use fp8q_core::quantizer::QuantMethod;
 use fp8q_core::range::RangeMethod;
@@ -29,6 +30,7 @@ use fp8q_core::range::RangeMethod;
 use crate::error::{NnError, Result};
 use crate::layers::SlotKind;
 use crate::models::Model;
+use crate::ptq::layer_formats::{role_of, LayerFormats};
 use crate::ptq::quantizer::{ManagedQuantizer, SlotHandle};
 
 /// `--quant-setup`.
@@ -161,6 +163,9 @@ pub struct PtqConfig {
     pub act_quant: bool,
     /// `--quant-setup`.
     pub quant_setup: QuantSetup,
+    /// `--layer-formats`: per-slot formats in place of the global method and widths
+    /// ([`crate::ptq::layer_formats`]); `None`: every slot follows the options above.
+    pub layer_formats: Option<LayerFormats>,
 }
 
 impl Default for PtqConfig {
@@ -184,6 +189,7 @@ impl Default for PtqConfig {
             weight_quant: true,
             act_quant: true,
             quant_setup: QuantSetup::All,
+            layer_formats: None,
         }
     }
 }
@@ -240,7 +246,36 @@ impl PtqConfig {
         }
     }
 
-    /// The manager configuration of one planned slot.
+    /// The method of a slot listed in `--layer-formats`. An unsigned FP format falls back to the
+    /// signed one of its mantissa bits on negative ranges, which must exist.
+    fn listed_method(&self, format: Format, slot: &SlotPlan) -> Result<QuantMethod> {
+        let method = QuantMethod::from_format(format);
+        if let (
+            Format::Fp(f),
+            QuantMethod::Fp {
+                n_bits, mantissa_bits, ..
+            },
+        ) = (format, method)
+        {
+            if !f.is_signed() && FpFormat::new(n_bits, mantissa_bits, true).is_err() {
+                let what = self.layer_formats.as_ref().map(|l| l.what()).unwrap_or_default();
+                return Err(NnError::invalid(
+                    what,
+                    format!(
+                        "unit '{}' {}: {format} has no signed counterpart with {mantissa_bits} mantissa bits in \
+                         {n_bits} bits, which an unsigned slot uses for negative ranges",
+                        slot.unit,
+                        role_of(slot.kind)
+                    ),
+                ));
+            }
+        }
+        Ok(method)
+    }
+
+    /// The manager configuration of one planned slot: its own format if the plan lists one
+    /// (`--layer-formats`; the MSE estimator then keeps its mantissa bits), else the global
+    /// method and width.
     pub fn slot_config(&self, slot: &SlotPlan) -> Result<QuantConfig> {
         let weight = slot.kind == SlotKind::Weight;
         let kind = if weight {
@@ -248,15 +283,20 @@ impl PtqConfig {
         } else {
             self.qmethod_act.unwrap_or(self.qmethod)
         };
-        let method = self.method(kind, slot.bits, &slot.unit)?;
-        let is_fp = matches!(method, QuantMethod::Fp { .. });
+        let method = match slot.format {
+            Some(format) => self.listed_method(format, slot)?,
+            None => self.method(kind, slot.bits, &slot.unit)?,
+        };
+        // a listed format fixes the mantissa bits
+        let search_mantissa =
+            matches!(method, QuantMethod::Fp { .. }) && slot.format.is_none() && self.fp8_mse_include_mantissa_bits;
         let range_method = match if weight {
             self.weight_quant_method
         } else {
             self.act_quant_method
         } {
             RangeMethod::Mse { .. } => RangeMethod::Mse {
-                mantissa_search: is_fp && self.fp8_mse_include_mantissa_bits,
+                mantissa_search: search_mantissa,
             },
             RangeMethod::RunningMinMax { momentum } => RangeMethod::RunningMinMax {
                 momentum: if weight { momentum } else { self.act_momentum },
@@ -284,6 +324,9 @@ pub struct SlotPlan {
     pub bits: u32,
     /// The activation quantizer acts on the unit's input (`LSQ_paper`).
     pub quantize_input: bool,
+    /// The slot's own format (`--layer-formats`; `bits` is then its width), or `None` for the
+    /// global options.
+    pub format: Option<Format>,
 }
 
 /// Names the setups refer to.
@@ -330,7 +373,9 @@ fn landmarks(model: &mut Model) -> Landmarks {
     }
 }
 
-/// The slots `cfg` quantizes in `model`, in execution order.
+/// The slots `cfg` quantizes in `model`, in execution order. With layer formats, listed slots
+/// carry their format, and a listed slot that is not planned (or not in the model) is an error
+/// naming the file and the unit.
 pub fn plan(model: &mut Model, cfg: &PtqConfig) -> Result<Vec<SlotPlan>> {
     let marks = landmarks(model);
     let setup = cfg.quant_setup;
@@ -344,7 +389,7 @@ pub fn plan(model: &mut Model, cfg: &PtqConfig) -> Result<Vec<SlotPlan>> {
     let mut slots = Vec::new();
     model.visit_slots(&mut |unit, kind, _| slots.push((unit.to_string(), kind)));
     let mut out = Vec::new();
-    for (unit, kind) in slots {
+    for (unit, kind) in slots.iter().cloned() {
         let is = |name: &str| unit == name;
         let first = is(&marks.first_conv);
         let fc = is(&marks.classifier);
@@ -375,15 +420,70 @@ pub fn plan(model: &mut Model, cfg: &PtqConfig) -> Result<Vec<SlotPlan>> {
             _ => {}
         }
         if active {
+            let format = cfg.layer_formats.as_ref().and_then(|l| l.get(&unit, kind));
             out.push(SlotPlan {
+                bits: format.map_or(bits, |f| f.n_bits()),
                 unit,
                 kind,
-                bits,
                 quantize_input,
+                format,
             });
         }
     }
+    if let Some(formats) = &cfg.layer_formats {
+        check_layer_formats(formats, &slots, &out, cfg)?;
+    }
     Ok(out)
+}
+
+/// Every slot `formats` lists must be one the plan quantizes: errors name the file, the unit
+/// and why (no such unit, no such slot, or the quant setup / options place no quantizer there).
+fn check_layer_formats(
+    formats: &LayerFormats,
+    slots: &[(String, SlotKind)],
+    planned: &[SlotPlan],
+    cfg: &PtqConfig,
+) -> Result<()> {
+    let err = |why: String| NnError::invalid(formats.what(), why);
+    for (unit, role, format) in formats.slots() {
+        let kinds: Vec<SlotKind> = slots.iter().filter(|(u, _)| u == unit).map(|(_, k)| *k).collect();
+        if kinds.is_empty() {
+            let mut examples: Vec<&str> = slots.iter().map(|(u, _)| u.as_str()).collect();
+            examples.dedup();
+            let n = slots
+                .iter()
+                .map(|(u, _)| u)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len();
+            return Err(err(format!(
+                "unit '{unit}' is not in this model (its {n} units are named like {}{})",
+                examples
+                    .iter()
+                    .take(4)
+                    .map(|u| format!("'{u}'"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if n > 4 { ", …" } else { "" }
+            )));
+        }
+        let Some(&kind) = kinds.iter().find(|k| role_of(**k) == role) else {
+            return Err(err(format!(
+                "unit '{unit}' has no {role} slot (it has only {})",
+                kinds.iter().map(|k| role_of(*k)).collect::<Vec<_>>().join(", ")
+            )));
+        };
+        if !planned.iter().any(|p| p.unit == unit && p.kind == kind) {
+            let why = match kind {
+                SlotKind::Weight if !cfg.weight_quant => "weight quantization is off (--no-weight-quant)".to_string(),
+                SlotKind::Output | SlotKind::BlockOutput if !cfg.act_quant => {
+                    "activation quantization is off (--no-act-quant)".to_string()
+                }
+                _ => format!("quant setup '{}' places no quantizer there", cfg.quant_setup.name()),
+            };
+            return Err(err(format!("unit '{unit}' {role} is listed as {format}, but {why}")));
+        }
+    }
+    Ok(())
 }
 
 /// The states of a model's quantizers: unit name → `{weight?, act?}` (the golden files'
@@ -484,8 +584,27 @@ impl Installed {
         out
     }
 
+    /// Whether some slot has its own format (`--layer-formats`).
+    pub fn mixed(&self) -> bool {
+        self.plan.iter().any(|p| p.format.is_some())
+    }
+
+    /// The format of every quantizer with a range, as a layer-formats table.
+    pub fn formats(&self) -> LayerFormats {
+        LayerFormats::from_states(&self.states())
+    }
+
     /// Load every quantizer's state from `states` (read from `source`, named in errors) and fix
     /// them. Every installed quantizer needs an entry, and every entry an installed quantizer.
+    ///
+    /// Formats: a state that records its format (files written since formats are recorded) and
+    /// that this run's slot cannot produce ([`QuantConfig::admits`]) is
+    /// * applied when no slot has its own format (no `--layer-formats`): the slot is rebuilt in
+    ///   the file's format, so the saved run is reproduced, mixed formats included;
+    /// * refused, naming the unit, when the run lists formats: the file and `--layer-formats`
+    ///   (or the global options, for an unlisted slot) disagree.
+    ///
+    /// States without a format load as before (an FP state sets the slot's FP split).
     pub fn load_states(&self, states: &UnitStates, source: &Path) -> Result<()> {
         let err = |why: String| NnError::invalid(format!("quantization parameters {}", source.display()), why);
         for (unit, entry) in states {
@@ -512,6 +631,35 @@ impl Installed {
                     if entry.is_none() { " (unit missing)" } else { "" }
                 )));
             };
+            if let Some(format) = state.format() {
+                let config = *h.manager().config();
+                if !config.admits(format) {
+                    if self.mixed() {
+                        let planned = self.plan.iter().find(|p| p.unit == h.unit && p.kind == h.kind);
+                        let source = match planned.and_then(|p| p.format) {
+                            Some(_) => "from --layer-formats",
+                            None => "from the global options",
+                        };
+                        return Err(err(format!(
+                            "unit '{}' {}: the file's quantizer is {format}, but this run gives the slot {} \
+                             ({source}); drop --layer-formats to apply the file's formats",
+                            h.unit,
+                            h.role(),
+                            describe_config(&config)
+                        )));
+                    }
+                    let range_method = match config.range_method {
+                        RangeMethod::Mse { .. } => RangeMethod::Mse { mantissa_search: false },
+                        other => other,
+                    };
+                    h.reconfigure(QuantConfig {
+                        method: QuantMethod::from_format(format),
+                        range_method,
+                        ..config
+                    })
+                    .map_err(|e| err(e.to_string()))?;
+                }
+            }
             h.load_state(state)
                 .map_err(|e| err(format!("unit '{}' {}: {e}", h.unit, h.role())))?;
         }
@@ -532,6 +680,34 @@ impl Installed {
     pub fn load_json(&self, path: &Path) -> Result<()> {
         let states = read_states(path)?;
         self.load_states(&states, path)
+    }
+}
+
+/// The formats a slot configuration produces, for messages: `e3m4`, `e3m4 (or ue4m4 on
+/// non-negative ranges)`, `8-bit FP (mantissa bits searched)`, `int8`.
+fn describe_config(config: &QuantConfig) -> String {
+    match config.method {
+        QuantMethod::Fp {
+            n_bits,
+            mantissa_bits,
+            allow_unsigned,
+        } => {
+            if matches!(config.range_method, RangeMethod::Mse { mantissa_search: true }) {
+                return format!("{n_bits}-bit FP (mantissa bits searched)");
+            }
+            let name = |signed| {
+                FpFormat::new(n_bits, mantissa_bits, signed)
+                    .map(|f| Format::Fp(f).to_string())
+                    .unwrap_or_else(|_| format!("{n_bits}-bit FP with {mantissa_bits} mantissa bits"))
+            };
+            if allow_unsigned {
+                format!("{} (or {} on non-negative ranges)", name(true), name(false))
+            } else {
+                name(true)
+            }
+        }
+        QuantMethod::Int(f) => Format::Int(f).to_string(),
+        QuantMethod::Standard(s) => Format::Standard(s).to_string(),
     }
 }
 

@@ -197,7 +197,11 @@ impl RunConfig {
         } else {
             String::new()
         };
-        format!("{w} / {a}{fp}")
+        let mixed = match &p.layer_formats {
+            Some(l) => format!(", {} slot(s) in their own format", l.len()),
+            None => String::new(),
+        };
+        format!("{w} / {a}{fp}{mixed}")
     }
 
     /// The configuration as JSON, in the reference's option names (the `config` member of a
@@ -221,6 +225,10 @@ impl RunConfig {
             "act_momentum": f32_json(p.act_momentum),
             "num_est_batches": self.num_est_batches,
             "quant_setup": p.quant_setup.name(),
+            "layer_formats": p.layer_formats.as_ref().map(|l| json!({
+                "file": l.source,
+                "formats": l.to_json(),
+            })),
             "fp8_maxval": p.fp8_maxval,
             "fp8_mantissa_bits": p.fp8_mantissa_bits,
             "fp8_set_maxval": p.fp8_set_maxval,

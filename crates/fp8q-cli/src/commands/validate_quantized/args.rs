@@ -28,7 +28,7 @@ pub struct ValidateQuantizedArgs {
     /// Write the logits as an `[images, classes]` float32 .npy file.
     #[arg(long = "save-logits", value_name = "FILE")]
     pub save_logits: Option<PathBuf>,
-    /// Print the resolved configuration as JSON and exit (nothing is read).
+    /// Print the resolved configuration as JSON and exit (nothing is read but --layer-formats).
     #[arg(long = "print-config")]
     pub print_config: bool,
 }
@@ -106,6 +106,14 @@ pub struct RunArgs {
     /// Where quantizers sit.
     #[arg(long = "quant-setup", value_enum, default_value_t = QuantSetupArg::All)]
     pub quant_setup: QuantSetupArg,
+    /// Mixed-format PTQ (fp8q's addition): a JSON file of unit → {"weight": FORMAT, "act":
+    /// FORMAT} (either key optional; any format `fp8q formats` names: eXmY, ueXmY, intN,
+    /// intN-asym, float8_*). Listed slots use their own format (and width); range estimators,
+    /// per-channel and --fp8-set-maxval / --fp8-maxval still apply; the MSE estimator keeps their
+    /// mantissa bits. Unlisted slots follow the options above. Each listed slot must be one the
+    /// quant setup quantizes.
+    #[arg(long = "layer-formats", value_name = "FILE")]
+    pub layer_formats: Option<PathBuf>,
 
     /// Batches for BN re-estimation [default: ⌊0.02 · training batches⌋, as the reference].
     #[arg(long = "bn-reestimation-batches")]

@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use anyhow::bail;
-use fp8q_nn::ptq::{PtqConfig, QMethodKind};
+use fp8q_core::format::Format;
+use fp8q_nn::ptq::{LayerFormats, PtqConfig, QMethodKind};
 use fp8q_nn::run::{CalibTransform, RunConfig};
 
 use super::args::{
@@ -115,6 +116,10 @@ pub fn run_config(args: &RunArgs) -> anyhow::Result<(RunConfig, Vec<String>)> {
         }
     }
 
+    let quantized = sw.weight_quant.on || sw.act_quant.on;
+    if !quantized && args.layer_formats.is_some() {
+        bail!("--layer-formats needs quantization (weights or activations): the FP32 baseline has no quantizers");
+    }
     let kind = |m: QMethodArg| -> anyhow::Result<QMethodKind> { Ok(name_of(&m).parse()?) };
     let range = |m: RangeMethodArg| -> anyhow::Result<_> { Ok(PtqConfig::range_method(&name_of(&m))?) };
     let ptq = PtqConfig {
@@ -134,9 +139,24 @@ pub fn run_config(args: &RunArgs) -> anyhow::Result<(RunConfig, Vec<String>)> {
         weight_quant: sw.weight_quant.on,
         act_quant: sw.act_quant.on,
         quant_setup: name_of(&args.quant_setup).parse()?,
+        layer_formats: args.layer_formats.as_deref().map(LayerFormats::read).transpose()?,
     };
     let mut notes = sw.notes();
     notes.extend(args.no_effect.notes());
+    if let Some(formats) = &ptq.layer_formats {
+        if !ptq.fp8_set_maxval && formats.slots().any(|(_, _, f)| matches!(f, Format::Fp(_))) {
+            notes.push(format!(
+                "--layer-formats {} lists FP formats but --fp8-set-maxval is off: their maximum is the \
+                 format's default-bias one{}, not the estimated range (pass --fp8-set-maxval for flexible bias)",
+                formats.source.as_deref().unwrap_or(std::path::Path::new("")).display(),
+                if ptq.fp8_maxval.is_some() {
+                    " or --fp8-maxval"
+                } else {
+                    ""
+                }
+            ));
+        }
+    }
     let run = RunConfig {
         arch: architecture,
         model_dir: args.model_dir.clone(),
