@@ -11,7 +11,7 @@ use fp8q_nn::analyze::{analyze_network, slot_config, AnalysisConfig};
 use fp8q_nn::data::{BatchLoader, ImageFolder, LoaderOptions, Transform};
 use fp8q_nn::layers::SlotKind;
 use fp8q_nn::models::{Architecture, Model};
-use fp8q_nn::ptq::{self, ManagedQuantizer, PtqConfig};
+use fp8q_nn::ptq::{self, ManagedQuantizer, PtqConfig, SlotPlan};
 use fp8q_nn::run::{CalibTransform, RunConfig};
 
 const MODELS: [(Architecture, &str); 2] = [
@@ -49,8 +49,15 @@ fn db(signal: f64, noise: f64) -> f64 {
 
 /// SQNR of `x` quantized by a fresh `format` quantizer of a weight slot, calibrated on `x` by the
 /// manager the PTQ pipeline uses.
-fn weight_sqnr(ptq: &PtqConfig, format: &str, x: &[f32], channels: usize) -> (f64, QuantManager) {
-    let mut m = QuantManager::new(slot_config(ptq, SlotKind::Weight, format.parse().unwrap())).unwrap();
+fn weight_sqnr(ptq: &PtqConfig, unit: &str, format: &str, x: &[f32], channels: usize) -> (f64, QuantManager) {
+    let slot = SlotPlan {
+        unit: unit.to_string(),
+        kind: SlotKind::Weight,
+        bits: 8,
+        quantize_input: false,
+        format: None,
+    };
+    let mut m = QuantManager::new(slot_config(ptq, &slot, format.parse().unwrap()).unwrap()).unwrap();
     let mut q = x.to_vec();
     m.forward(&mut q, channels).unwrap();
     m.fix();
@@ -90,7 +97,7 @@ fn one_row_per_planned_slot_with_the_pipelines_weight_sqnr() {
             let w: Vec<f32> = u.conv.weight.flatten_all().unwrap().to_vec1().unwrap();
             assert_eq!(row.numel as usize, w.len());
             for f in FORMATS {
-                let (want, _) = weight_sqnr(&cfg.run.ptq, f, &w, u.conv.out_channels);
+                let (want, _) = weight_sqnr(&cfg.run.ptq, &u.name, f, &w, u.conv.out_channels);
                 let got = *row.sqnr_db.get(f).unwrap_or_else(|| panic!("{}: no {f}", u.name));
                 assert!(
                     (got - want).abs() <= 1e-9 * want.abs().max(1.0),
@@ -139,7 +146,7 @@ fn sensitivity_equals_a_full_forward_with_one_slot_quantized() {
             for f in FORMATS {
                 let u = model.units_mut().into_iter().find(|u| &u.name == unit).unwrap();
                 let w: Vec<f32> = u.conv.weight.flatten_all().unwrap().to_vec1().unwrap();
-                let (_, manager) = weight_sqnr(&cfg.run.ptq, f, &w, u.conv.out_channels);
+                let (_, manager) = weight_sqnr(&cfg.run.ptq, &u.name, f, &w, u.conv.out_channels);
                 model.visit_slots(&mut |n, k, slot| {
                     slot.take();
                     if n == unit && k == SlotKind::Weight {

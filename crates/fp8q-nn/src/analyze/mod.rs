@@ -30,8 +30,6 @@ use fp8q_core::analysis::format_choice::{
 };
 use fp8q_core::format::Format;
 use fp8q_core::manager::{QuantConfig, QuantManager};
-use fp8q_core::quantizer::QuantMethod;
-use fp8q_core::range::RangeMethod;
 
 use crate::data::BatchLoader;
 use crate::error::{NnError, Result};
@@ -70,32 +68,21 @@ pub struct NetworkAnalysis {
     pub sensitivity_images: usize,
 }
 
-/// The manager configuration of a slot analysed in `format`.
-pub fn slot_config(ptq: &PtqConfig, kind: SlotKind, format: Format) -> QuantConfig {
-    let weight = kind == SlotKind::Weight;
-    let mut method = QuantMethod::from_format(format);
-    if let QuantMethod::Fp { allow_unsigned, .. } = &mut method {
-        *allow_unsigned |= ptq.fp8_allow_unsigned;
-    }
-    let range_method = match if weight {
-        ptq.weight_quant_method
-    } else {
-        ptq.act_quant_method
-    } {
-        // the format is given: no mantissa search
-        RangeMethod::Mse { .. } => RangeMethod::Mse { mantissa_search: false },
-        RangeMethod::RunningMinMax { momentum } => RangeMethod::RunningMinMax {
-            momentum: if weight { momentum } else { ptq.act_momentum },
-        },
-        other => other,
+/// The manager configuration of `slot` analysed in `format`: the PTQ pipeline's own for that
+/// slot listed in `--layer-formats` as `format` (so a mixed-format run built from the
+/// recommendation quantizes exactly as analysed), with flexible bias (`--fp8-set-maxval`).
+pub fn slot_config(ptq: &PtqConfig, slot: &SlotPlan, format: Format) -> Result<QuantConfig> {
+    let flexible = PtqConfig {
+        fp8_set_maxval: true,
+        fp8_maxval: None,
+        layer_formats: None,
+        ..ptq.clone()
     };
-    QuantConfig {
-        method,
-        range_method,
-        per_channel: weight && ptq.per_channel,
-        fp_set_maxval: true,
-        fp_maxval: None,
-    }
+    flexible.slot_config(&SlotPlan {
+        bits: format.n_bits(),
+        format: Some(format),
+        ..slot.clone()
+    })
 }
 
 /// Parse format names, naming the bad one.
@@ -272,7 +259,7 @@ fn analyse_slot(ptq: &PtqConfig, plan: SlotPlan, rec: Recording, formats: &[Form
     let mut managers = Vec::with_capacity(formats.len());
     let mut ranges = Vec::with_capacity(formats.len());
     for &format in formats {
-        let mut m = QuantManager::new(slot_config(ptq, plan.kind, format)).map_err(|e| err(&e))?;
+        let mut m = QuantManager::new(slot_config(ptq, &plan, format)?).map_err(|e| err(&e))?;
         let mut scratch = Vec::new();
         for b in &rec.batches {
             scratch.clear();
