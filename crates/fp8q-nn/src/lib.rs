@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod models;
 pub mod ptq;
 pub mod run;
+pub mod sweep;
 pub mod weights;
 
 pub use error::{NnError, Result};
