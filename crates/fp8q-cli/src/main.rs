@@ -29,6 +29,11 @@ enum Command {
         after_help = "The pipeline and where quantizers sit: docs/ptq.md; reproducing the paper: docs/reproduce.md; differences from the reference: docs/differences.md (fp8q repository)."
     )]
     ValidateQuantized(Box<commands::validate_quantized::ValidateQuantizedArgs>),
+    /// Combine the --json reports of `validate-quantized --shard I/N` runs into the unsharded run's.
+    Merge(commands::merge::MergeArgs),
+    /// Run a plan of PTQ configurations: --list, --index I (or a job array's index), --all, --report.
+    #[command(after_help = "Plans, job arrays and Indexed Jobs: docs/sweeps.md (fp8q repository).")]
+    Sweep(commands::sweep::SweepArgs),
     /// Measure kernel throughput against a plain copy of the same buffer.
     Bench(commands::bench::BenchArgs),
 }
@@ -40,6 +45,8 @@ fn main() -> std::process::ExitCode {
         Command::Quantize(args) => commands::quantize::run(&args),
         Command::Sqnr(args) => commands::sqnr::run(&args),
         Command::ValidateQuantized(args) => commands::validate_quantized::run(&args),
+        Command::Merge(args) => commands::merge::run(&args),
+        Command::Sweep(args) => commands::sweep::run(&args),
         Command::Bench(args) => commands::bench::run(&args),
     };
     match result {

@@ -2,6 +2,8 @@
 
 pub mod bench;
 pub mod formats;
+pub mod merge;
 pub mod quantize;
 pub mod sqnr;
+pub mod sweep;
 pub mod validate_quantized;

@@ -19,8 +19,9 @@ use anyhow::Context;
 use fp8q_nn::run::RunReport;
 
 pub use args::ValidateQuantizedArgs;
-use config::Invocation;
-use report::{write_npy, Terminal};
+pub use config::Invocation;
+pub use report::Terminal;
+use report::write_npy;
 
 /// Run the command: resolve the options, print the notes on options without effect, then
 /// print the configuration (`--print-config`) or run the pipeline and write its report.
