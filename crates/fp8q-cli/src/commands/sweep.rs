@@ -155,7 +155,7 @@ pub fn resolve(run: &PlannedRun) -> anyhow::Result<RunConfig> {
             let similar: Vec<String> = cmd
                 .get_arguments()
                 .filter_map(|a| a.get_long())
-                .filter(|l| !l.starts_with("no-") && (l.contains(key.as_str()) || key.contains(l)))
+                .filter(|l| !l.starts_with("no-") && edit_distance(l, key) <= 2)
                 .map(|l| format!("'{l}'"))
                 .collect();
             bail!(
@@ -185,6 +185,22 @@ pub fn resolve(run: &PlannedRun) -> anyhow::Result<RunConfig> {
         .map_err(|e| anyhow!("{}", e.render().to_string().trim_start_matches("error: ").trim()))?;
     let wrapper = Wrapper::from_arg_matches(&matches).map_err(|e| anyhow!("{e}"))?;
     Ok(Invocation::from_args(&wrapper.args)?.run)
+}
+
+/// Levenshtein distance of two option names (for "did you mean").
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let next = (prev + usize::from(ca != cb)).min(row[j] + 1).min(row[j + 1] + 1);
+            prev = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
 }
 
 /// `--report`: the table on stdout, the plot beside the results.
