@@ -99,10 +99,22 @@ fn merged_shards_are_the_unsharded_run() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let got = read(&merged);
         assert_eq!(logit_bits(&merged), want_bits, "logits, N = {n}");
-        for key in ["top1", "top5", "loss", "labels", "indices", "images", "total_images", "quantizers"] {
+        for key in [
+            "top1",
+            "top5",
+            "loss",
+            "labels",
+            "indices",
+            "images",
+            "total_images",
+            "quantizers",
+        ] {
             assert_eq!(got[key], want[key], "{key}, N = {n}");
         }
-        assert_eq!(got["loss"].as_f64().unwrap().to_bits(), want["loss"].as_f64().unwrap().to_bits());
+        assert_eq!(
+            got["loss"].as_f64().unwrap().to_bits(),
+            want["loss"].as_f64().unwrap().to_bits()
+        );
         by_n.push(parts);
     }
 
@@ -110,17 +122,36 @@ fn merged_shards_are_the_unsharded_run() {
     let (two, three) = (&by_n[1], &by_n[2]);
     let out_path = dir.join("refused.json");
     // missing shard
-    assert_user_error(&merge(&[&three[0], &three[2]], &out_path), &["missing", &s(&three[0]), &s(&three[2])]);
+    assert_user_error(
+        &merge(&[&three[0], &three[2]], &out_path),
+        &["missing", &s(&three[0]), &s(&three[2])],
+    );
     // overlapping shards of different splits
-    assert_user_error(&merge(&[&two[0], &three[0], &three[1], &three[2]], &out_path), &["overlapping", &s(&two[0])]);
+    assert_user_error(
+        &merge(&[&two[0], &three[0], &three[1], &three[2]], &out_path),
+        &["overlapping", &s(&two[0])],
+    );
     // the same file twice, the same shard twice
-    assert_user_error(&merge(&[&two[0], &two[1], &two[1]], &out_path), &["duplicate", &s(&two[1])]);
+    assert_user_error(
+        &merge(&[&two[0], &two[1], &two[1]], &out_path),
+        &["duplicate", &s(&two[1])],
+    );
     let copy = dir.join("copy.json");
     std::fs::copy(&two[1], &copy).unwrap();
-    assert_user_error(&merge(&[&two[0], &two[1], &copy], &out_path), &["duplicate", &s(&copy), "1/2"]);
+    assert_user_error(
+        &merge(&[&two[0], &two[1], &copy], &out_path),
+        &["duplicate", &s(&copy), "1/2"],
+    );
     // a different configuration
     let other = dir.join("other.json");
-    run_ok(&args(&["--shard", "1/2", "--fp8-mantissa-bits", "4", "--json", &s(&other)]));
+    run_ok(&args(&[
+        "--shard",
+        "1/2",
+        "--fp8-mantissa-bits",
+        "4",
+        "--json",
+        &s(&other),
+    ]));
     assert_user_error(
         &merge(&[&two[0], &other], &out_path),
         &["different configurations", &s(&other), "fp8_mantissa_bits"],
@@ -146,7 +177,17 @@ fn f32_json_round_trip_is_exact() {
         })
         .filter(|v| v.is_finite())
         .collect();
-    values.extend([0.0, -0.0, f32::MIN_POSITIVE, f32::MAX, f32::MIN, f32::EPSILON, 1e-45, 0.1, 16777217.0]);
+    values.extend([
+        0.0,
+        -0.0,
+        f32::MIN_POSITIVE,
+        f32::MAX,
+        f32::MIN,
+        f32::EPSILON,
+        1e-45,
+        0.1,
+        16777217.0,
+    ]);
     let text = serde_json::to_string(&values).unwrap();
     let back: Vec<f32> = serde_json::from_str(&text).unwrap();
     assert_eq!(

@@ -102,23 +102,40 @@ fn a_plan_by_index_all_and_report() {
         assert_eq!(cells[3], "done");
         assert_eq!(cells[4], "8");
         for (k, key) in ["top1", "top5", "loss"].iter().enumerate() {
-            assert_eq!(cells[5 + k].parse::<f64>().unwrap(), r[key].as_f64().unwrap(), "{n} {key}");
+            assert_eq!(
+                cells[5 + k].parse::<f64>().unwrap(),
+                r[key].as_f64().unwrap(),
+                "{n} {key}"
+            );
         }
     }
     let md = ok(sweep(&[&ps, "--report"], &[]));
-    let t1 = |n: &str| format!("{:.2}", 100.0 * read(&out.join(format!("{n}.json")))["top1"].as_f64().unwrap());
+    let t1 = |n: &str| {
+        format!(
+            "{:.2}",
+            100.0 * read(&out.join(format!("{n}.json")))["top1"].as_f64().unwrap()
+        )
+    };
     assert!(md.contains(&format!("| {} | {} |", t1(NAMES[0]), t1(NAMES[1]))), "{md}");
     assert!(md.contains("| 2 | `INT8` |"), "{md}");
-    assert!(std::fs::read_to_string(out.join("report.svg")).unwrap().contains("<svg"));
+    assert!(std::fs::read_to_string(out.join("report.svg"))
+        .unwrap()
+        .contains("<svg"));
 
     // --all in one process, with the image cache, gives the same reports
     let b = plan(&dir, "b", 1);
     let log = sweep(&[&b.display().to_string(), "--all", "--cache-mb", "64"], &[]);
     let stderr = String::from_utf8_lossy(&log.stderr).into_owned();
     ok(log);
-    assert!(stderr.contains("image cache: 8 images") && stderr.contains("16 hits"), "{stderr}");
+    assert!(
+        stderr.contains("image cache: 8 images") && stderr.contains("16 hits"),
+        "{stderr}"
+    );
     for n in NAMES {
-        let (x, y) = (read(&out.join(format!("{n}.json"))), read(&dir.join(format!("b-results/{n}.json"))));
+        let (x, y) = (
+            read(&out.join(format!("{n}.json"))),
+            read(&dir.join(format!("b-results/{n}.json"))),
+        );
         assert_eq!(x["logits"], y["logits"], "{n}");
     }
 
@@ -184,9 +201,18 @@ fn bad_plans_are_refused() {
             text.replace("fp8-mantissa-bits = [3, 4]", "fp8-mantissa-bits = [3, 9]"),
             vec!["fp8-mantissa-bits=9", "--fp8-mantissa-bits 9"],
         ),
-        (text.replace("fp8-mantissa-bits = [3, 4]", "fp8-mantissa-bits = []"), vec!["empty"]),
-        (text.replace("batch-size = 3", "batch-size = \"three\""), vec!["batch-size", "three"]),
-        (text.replace("reestimate-bn-stats = false", "reestimate-bn-stats = 2"), vec!["switch"]),
+        (
+            text.replace("fp8-mantissa-bits = [3, 4]", "fp8-mantissa-bits = []"),
+            vec!["empty"],
+        ),
+        (
+            text.replace("batch-size = 3", "batch-size = \"three\""),
+            vec!["batch-size", "three"],
+        ),
+        (
+            text.replace("reestimate-bn-stats = false", "reestimate-bn-stats = 2"),
+            vec!["switch"],
+        ),
     ] {
         std::fs::write(&p, edit).unwrap();
         let mut all = needles.clone();
@@ -196,6 +222,9 @@ fn bad_plans_are_refused() {
     std::fs::write(&p, text).unwrap();
     assert_user_error(&sweep(&[&ps, "--index", "3"], &[]), &["3 indexes"]);
     assert_user_error(&sweep(&[&ps], &[]), &["--index"]);
-    assert_user_error(&sweep(&[&ps], &[("SLURM_ARRAY_TASK_ID", "x")]), &["SLURM_ARRAY_TASK_ID"]);
+    assert_user_error(
+        &sweep(&[&ps], &[("SLURM_ARRAY_TASK_ID", "x")]),
+        &["SLURM_ARRAY_TASK_ID"],
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -21,11 +21,10 @@ pub struct MergeArgs {
 
 /// Run the command.
 pub fn run(args: &MergeArgs) -> anyhow::Result<()> {
-    let reports = args
-        .reports
-        .iter()
-        .map(|p| ShardReport::read(p))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut reports = Vec::with_capacity(args.reports.len());
+    for path in &args.reports {
+        reports.push(ShardReport::read(path)?);
+    }
     let merged = merge(&reports)?;
     write_json_atomically(&args.output, &merged)?;
     println!(

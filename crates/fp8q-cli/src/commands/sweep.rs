@@ -56,11 +56,12 @@ pub struct SweepArgs {
 /// Run the command.
 pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
     let plan = Plan::read(&args.plan)?;
-    let out = args
-        .out
-        .clone()
-        .or_else(|| plan.out.clone())
-        .ok_or_else(|| anyhow!("no results folder: pass --out DIR or set out = \"DIR\" in {}", args.plan.display()))?;
+    let out = args.out.clone().or_else(|| plan.out.clone()).ok_or_else(|| {
+        anyhow!(
+            "no results folder: pass --out DIR or set out = \"DIR\" in {}",
+            args.plan.display()
+        )
+    })?;
     if args.report {
         return report(args, &plan, &out);
     }
@@ -225,17 +226,18 @@ fn report(args: &SweepArgs, plan: &Plan, out: &Path) -> anyhow::Result<()> {
 fn plot(plan: &Plan, results: &[sweep::RunResult], path: &Path) -> anyhow::Result<()> {
     use plotters::prelude::*;
     let err = |e: &dyn std::fmt::Display| anyhow!("cannot draw {}: {e}", path.display());
-    let (xs, series): (Vec<String>, Vec<(String, Vec<Option<f64>>)>) =
-        match plan.columns.as_deref().and_then(|c| sweep::pivot(plan, results, c)) {
-            Some(p) => (
-                p.columns.clone(),
-                p.rows.iter().map(|r| r.join(" ")).zip(p.top1.clone()).collect(),
-            ),
-            None => (
-                results.iter().map(|r| r.run.to_string()).collect(),
-                vec![("top-1".into(), results.iter().map(|r| r.top1()).collect())],
-            ),
-        };
+    type Series = Vec<(String, Vec<Option<f64>>)>;
+    let (xs, series): (Vec<String>, Series) = match plan.columns.as_deref().and_then(|c| sweep::pivot(plan, results, c))
+    {
+        Some(p) => (
+            p.columns.clone(),
+            p.rows.iter().map(|r| r.join(" ")).zip(p.top1.clone()).collect(),
+        ),
+        None => (
+            results.iter().map(|r| r.run.to_string()).collect(),
+            vec![("top-1".into(), results.iter().map(|r| r.top1()).collect())],
+        ),
+    };
     let root = SVGBackend::new(path, (960, 540)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let n = xs.len().max(1);

@@ -76,7 +76,10 @@ pub unsafe fn matmul(dst: &mut [f32], lhs: &[f32], rhs: &[f32], m: usize, k: usi
 /// (`[outputs, inputs]`), all row-major: each row on its own (the matrix–vector kernel), so a
 /// row's result does not depend on the other rows.
 pub fn linear_rows(x: &[f32], w: &[f32], rows: usize, inputs: usize, outputs: usize) -> Vec<f32> {
-    assert!(x.len() == rows * inputs && w.len() == outputs * inputs, "linear_rows: shapes");
+    assert!(
+        x.len() == rows * inputs && w.len() == outputs * inputs,
+        "linear_rows: shapes"
+    );
     let mut y = vec![0f32; rows * outputs];
     if inputs == 0 {
         return y;

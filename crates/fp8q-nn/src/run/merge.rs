@@ -94,7 +94,10 @@ impl ShardReport {
         }
         let classes = rows.logits.first().map_or(0, Vec::len);
         if let Some((i, r)) = rows.logits.iter().enumerate().find(|(_, r)| r.len() != classes) {
-            return Err(bad(format!("logit row {i} has {} values, row 0 has {classes}", r.len())));
+            return Err(bad(format!(
+                "logit row {i} has {} values, row 0 has {classes}",
+                r.len()
+            )));
         }
         if let Some(l) = rows.labels.iter().find(|&&l| l >= classes) {
             return Err(bad(format!("label {l} but {classes} classes")));
@@ -260,7 +263,13 @@ pub fn merge(reports: &[ShardReport]) -> Result<Value> {
     // the rows in list order
     let mut rows: Vec<(usize, &Vec<f32>, usize)> = reports
         .iter()
-        .flat_map(|r| r.indices.iter().zip(&r.logits).zip(&r.labels).map(|((&i, l), &y)| (i, l, y)))
+        .flat_map(|r| {
+            r.indices
+                .iter()
+                .zip(&r.logits)
+                .zip(&r.labels)
+                .map(|((&i, l), &y)| (i, l, y))
+        })
         .collect();
     rows.sort_by_key(|&(i, _, _)| i);
     let classes = rows.first().map_or(0, |r| r.1.len());

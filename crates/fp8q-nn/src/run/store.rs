@@ -10,7 +10,10 @@ use crate::error::{NnError, Result};
 
 /// The temporary file [`write_atomically`] writes `path` through (this process's).
 pub fn temporary_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 
@@ -32,7 +35,8 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Write `value` as pretty JSON to `path` through a temporary file and a rename.
 pub fn write_json_atomically(path: &Path, value: &serde_json::Value) -> Result<()> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| NnError::invalid(path.display().to_string(), e.to_string()))?;
+    let text =
+        serde_json::to_string_pretty(value).map_err(|e| NnError::invalid(path.display().to_string(), e.to_string()))?;
     write_atomically(path, text.as_bytes())
 }
 
@@ -50,7 +54,10 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "new");
         assert!(!temporary_path(&target).exists());
         let missing = dir.join("no/such/dir/r.json");
-        assert!(write_atomically(&missing, b"x").unwrap_err().to_string().contains("no/such/dir"));
+        assert!(write_atomically(&missing, b"x")
+            .unwrap_err()
+            .to_string()
+            .contains("no/such/dir"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

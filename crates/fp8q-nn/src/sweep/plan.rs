@@ -160,7 +160,12 @@ impl Plan {
         let options_of = |t: &toml::Table, skip_name: bool, at: &str| -> Result<Vec<(String, OptionValue)>> {
             t.iter()
                 .filter(|(k, _)| !(skip_name && k.as_str() == "name"))
-                .map(|(k, v)| Ok((k.clone(), option_value(&dir, k, v).map_err(|why| bad(format!("{at}: {why}")))?)))
+                .map(|(k, v)| {
+                    Ok((
+                        k.clone(),
+                        option_value(&dir, k, v).map_err(|why| bad(format!("{at}: {why}")))?,
+                    ))
+                })
                 .collect()
         };
         let base = options_of(&table("base")?, false, "[base]")?;
@@ -181,7 +186,9 @@ impl Plan {
                         let options = options_of(t, true, &at)?;
                         let label = match t.get("name") {
                             Some(toml::Value::String(s)) => s.clone(),
-                            Some(other) => return Err(bad(format!("{at}: name must be a string, not {}", show(other)))),
+                            Some(other) => {
+                                return Err(bad(format!("{at}: name must be a string, not {}", show(other))))
+                            }
                             None => options
                                 .iter()
                                 .map(|(k, v)| format!("{k}={v}"))
@@ -208,7 +215,11 @@ impl Plan {
                 values: out,
             });
         }
-        let product: usize = axes.iter().map(|a| a.values.len()).try_fold(1usize, |p, n| p.checked_mul(n)).unwrap_or(usize::MAX);
+        let product: usize = axes
+            .iter()
+            .map(|a| a.values.len())
+            .try_fold(1usize, |p, n| p.checked_mul(n))
+            .unwrap_or(usize::MAX);
 
         let explicit = match doc.get("runs") {
             None => Vec::new(),
@@ -220,7 +231,11 @@ impl Plan {
             Some(toml::Value::Integer(n)) if *n >= 1 => *n as usize,
             Some(other) => return Err(bad(format!("shards must be an integer ≥ 1, not {}", show(other)))),
         };
-        let count = if axes.is_empty() && !explicit.is_empty() { 0 } else { product };
+        let count = if axes.is_empty() && !explicit.is_empty() {
+            0
+        } else {
+            product
+        };
         if count.saturating_add(explicit.len()).saturating_mul(shards) > MAX_TASKS {
             return Err(bad(format!("more than {MAX_TASKS} runs × shards")));
         }
@@ -261,7 +276,11 @@ impl Plan {
             let name = match t.get("name") {
                 Some(toml::Value::String(s)) => s.clone(),
                 Some(other) => return Err(bad(format!("{at}: name must be a string, not {}", show(other)))),
-                None => own.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+                None => own
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
             };
             let mut options = base.clone();
             options.extend(own);
@@ -285,7 +304,12 @@ impl Plan {
         let columns = match report.get("columns") {
             None => None,
             Some(toml::Value::String(s)) if axes.iter().any(|a| &a.name == s) => Some(s.clone()),
-            Some(other) => return Err(bad(format!("[report] columns = {} is not one of the axes", show(other)))),
+            Some(other) => {
+                return Err(bad(format!(
+                    "[report] columns = {} is not one of the axes",
+                    show(other)
+                )))
+            }
         };
         if let Some(k) = report.keys().find(|k| k.as_str() != "columns") {
             return Err(bad(format!("unknown key '{k}' in [report] (expected columns)")));
@@ -320,7 +344,12 @@ fn option_value(dir: &Path, key: &str, v: &toml::Value) -> std::result::Result<O
             OptionValue::Text(dir.join(s).to_string_lossy().into_owned())
         }
         toml::Value::String(s) => OptionValue::Text(s.clone()),
-        other => return Err(format!("option '{key}' = {}: expected a boolean, number or string", show(other))),
+        other => {
+            return Err(format!(
+                "option '{key}' = {}: expected a boolean, number or string",
+                show(other)
+            ))
+        }
     })
 }
 
@@ -393,9 +422,18 @@ mod tests {
             ]
         );
         assert_eq!(p.tasks(), 10);
-        assert_eq!(p.runs[1].options[1], ("images-dir".into(), OptionValue::Text("/plans/imgs".into())));
-        assert_eq!(p.runs[1].options[3], ("reestimate-bn-stats".into(), OptionValue::Bool(false)));
-        assert_eq!(p.runs[4].options[2], ("qmethod".into(), OptionValue::Text("symmetric_uniform".into())));
+        assert_eq!(
+            p.runs[1].options[1],
+            ("images-dir".into(), OptionValue::Text("/plans/imgs".into()))
+        );
+        assert_eq!(
+            p.runs[1].options[3],
+            ("reestimate-bn-stats".into(), OptionValue::Bool(false))
+        );
+        assert_eq!(
+            p.runs[4].options[2],
+            ("qmethod".into(), OptionValue::Text("symmetric_uniform".into()))
+        );
     }
 
     #[test]

@@ -61,7 +61,10 @@ impl RunResult {
     }
 
     fn label(&self, axis: &str) -> &str {
-        self.labels.iter().find(|(a, _)| a == axis).map_or("", |(_, l)| l.as_str())
+        self.labels
+            .iter()
+            .find(|(a, _)| a == axis)
+            .map_or("", |(_, l)| l.as_str())
     }
 }
 
@@ -79,7 +82,10 @@ pub fn collect(plan: &Plan, out: &Path) -> Result<Vec<RunResult>> {
                 .collect::<Result<_>>()?;
             let present: Vec<_> = paths.iter().filter(|p| p.is_file()).collect();
             if present.len() == plan.shards {
-                let reports = present.iter().map(|p| ShardReport::read(p)).collect::<Result<Vec<_>>>()?;
+                let reports = present
+                    .iter()
+                    .map(|p| ShardReport::read(p))
+                    .collect::<Result<Vec<_>>>()?;
                 let merged = merge(&reports)?;
                 write_json_atomically(&whole, &merged)?;
                 done(&merged)
@@ -167,7 +173,12 @@ pub struct Pivot {
 pub fn pivot(plan: &Plan, results: &[RunResult], column: &str) -> Option<Pivot> {
     let axis = plan.axes.iter().find(|a| a.name == column)?;
     let columns: Vec<String> = axis.values.iter().map(|v| v.label.clone()).collect();
-    let row_axes: Vec<String> = plan.axes.iter().filter(|a| a.name != column).map(|a| a.name.clone()).collect();
+    let row_axes: Vec<String> = plan
+        .axes
+        .iter()
+        .filter(|a| a.name != column)
+        .map(|a| a.name.clone())
+        .collect();
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut top1: Vec<Vec<Option<f64>>> = Vec::new();
     for r in results.iter().filter(|r| !r.labels.is_empty()) {
@@ -207,7 +218,11 @@ pub fn markdown(plan: &Plan, results: &[RunResult]) -> String {
         let _ = writeln!(out, "|{}", " --- |".repeat(head.len()));
         for (labels, cells) in p.rows.iter().zip(&p.top1) {
             let cells: Vec<String> = cells.iter().map(|&c| percent(c)).collect();
-            let _ = writeln!(out, "| {} |", labels.iter().chain(&cells).cloned().collect::<Vec<_>>().join(" | "));
+            let _ = writeln!(
+                out,
+                "| {} |",
+                labels.iter().chain(&cells).cloned().collect::<Vec<_>>().join(" | ")
+            );
         }
         out.push('\n');
     }
@@ -225,7 +240,12 @@ pub fn markdown(plan: &Plan, results: &[RunResult]) -> String {
                 top5,
                 loss,
                 images,
-            } => row.extend([percent(Some(*top1)), percent(Some(*top5)), format!("{loss:.4}"), images.to_string()]),
+            } => row.extend([
+                percent(Some(*top1)),
+                percent(Some(*top5)),
+                format!("{loss:.4}"),
+                images.to_string(),
+            ]),
             RunStatus::Partial { done, shards } => {
                 row.extend([format!("{done}/{shards} shards"), "—".into(), "—".into(), "—".into()])
             }

@@ -20,8 +20,8 @@ use fp8q_nn::run::RunReport;
 
 pub use args::ValidateQuantizedArgs;
 pub use config::Invocation;
-pub use report::Terminal;
 use report::write_npy;
+pub use report::Terminal;
 
 /// Run the command: resolve the options, print the notes on options without effect, then
 /// print the configuration (`--print-config`) or run the pipeline and write its report.
