@@ -35,6 +35,11 @@ enum Command {
     /// of any checkpoint).
     #[command(after_help = "What is computed and how: docs/analyze.md (fp8q repository).")]
     Analyze(Box<commands::analyze::AnalyzeArgs>),
+    /// Combine the --json reports of `validate-quantized --shard I/N` runs into the unsharded run's.
+    Merge(commands::merge::MergeArgs),
+    /// Run a plan of PTQ configurations: --list, --index I (or a job array's index), --all, --report.
+    #[command(after_help = "Plans, job arrays and Indexed Jobs: docs/sweeps.md (fp8q repository).")]
+    Sweep(commands::sweep::SweepArgs),
     /// Measure kernel throughput against a plain copy of the same buffer.
     Bench(commands::bench::BenchArgs),
 }
@@ -47,6 +52,8 @@ fn main() -> std::process::ExitCode {
         Command::Sqnr(args) => commands::sqnr::run(&args),
         Command::ValidateQuantized(args) => commands::validate_quantized::run(&args),
         Command::Analyze(args) => commands::analyze::run(&args),
+        Command::Merge(args) => commands::merge::run(&args),
+        Command::Sweep(args) => commands::sweep::run(&args),
         Command::Bench(args) => commands::bench::run(&args),
     };
     match result {

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod models;
 pub mod ptq;
 pub mod run;
+pub mod sweep;
 pub mod weights;
 
 pub use error::{NnError, Result};

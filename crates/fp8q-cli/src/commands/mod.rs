@@ -3,6 +3,8 @@
 pub mod analyze;
 pub mod bench;
 pub mod formats;
+pub mod merge;
 pub mod quantize;
 pub mod sqnr;
+pub mod sweep;
 pub mod validate_quantized;

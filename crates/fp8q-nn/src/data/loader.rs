@@ -13,10 +13,12 @@
 
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use rayon::prelude::*;
 
+use super::cache::ImageCache;
 use super::folder::ImageFolder;
 use super::rng::Rng;
 use super::transform::{decode, Transform};
@@ -36,6 +38,9 @@ pub struct LoaderOptions {
     pub skip_bad_images: bool,
     /// Batches prepared ahead of the consumer.
     pub prefetch: usize,
+    /// Keep transformed images here and take them from here (deterministic transforms only;
+    /// `fp8q sweep --cache-mb`).
+    pub cache: Option<Arc<ImageCache>>,
 }
 
 impl LoaderOptions {
@@ -47,6 +52,7 @@ impl LoaderOptions {
             shuffle_seed: None,
             skip_bad_images: false,
             prefetch: 2,
+            cache: None,
         }
     }
 }
@@ -92,8 +98,17 @@ impl BatchLoader {
                     .par_chunks_mut(per_image.max(1))
                     .zip(chunk.par_iter())
                     .map(|(out, &i)| {
-                        let img = decode(&samples[i].0)?;
+                        let path = &samples[i].0;
+                        if let Some(cache) = &opts.cache {
+                            if cache.fetch(path, &opts.transform, out) {
+                                return Ok(());
+                            }
+                        }
+                        let img = decode(path)?;
                         opts.transform.apply(&img, i as u64, out);
+                        if let Some(cache) = &opts.cache {
+                            cache.store(path, &opts.transform, out);
+                        }
                         Ok(())
                     })
                     .collect();
@@ -255,6 +270,37 @@ mod tests {
                 "image {k}: {red:?}"
             );
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// With a cache, a second pass takes every image from it, with the same values.
+    #[test]
+    fn cached_images_are_the_decoded_ones() {
+        let dir = std::env::temp_dir().join(format!("fp8q_loader_cache_{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("c")).unwrap();
+        for (i, v) in [10u8, 90, 170].iter().enumerate() {
+            write_png(&dir.join(format!("c/{i}.png")), 9 + i as u32, 12, *v);
+        }
+        let ds = ImageFolder::open(&dir).unwrap();
+        let t = Transform::Val {
+            size: 8,
+            filter: Filter::Bilinear,
+        };
+        let plain: Vec<f32> = BatchLoader::new(&ds, LoaderOptions::new(2, t))
+            .flat_map(|b| b.unwrap().images.data)
+            .collect();
+        let cache = ImageCache::with_mib(1);
+        let mut opts = LoaderOptions::new(2, t);
+        opts.cache = Some(cache.clone());
+        for pass in 0..2 {
+            let got: Vec<f32> = BatchLoader::new(&ds, opts.clone())
+                .flat_map(|b| b.unwrap().images.data)
+                .collect();
+            assert_eq!(got, plain, "pass {pass}");
+        }
+        assert_eq!(cache.len(), 3);
+        assert_eq!(cache.hits_and_misses(), (3, 3));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

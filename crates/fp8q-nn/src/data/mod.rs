@@ -2,8 +2,10 @@
 //!
 //! [`folder`] lists the samples (sorted classes, sorted files), [`decode`] reads image files to
 //! RGB exactly as Pillow does, [`resize`] is a Pillow-exact resampler, [`transform`] holds the validation and training transforms, [`loader`] decodes and
-//! transforms batches on rayon threads while the model runs.
+//! transforms batches on rayon threads while the model runs, [`cache`] keeps transformed
+//! validation images across runs.
 
+pub mod cache;
 pub mod decode;
 pub mod folder;
 pub mod loader;
@@ -11,6 +13,7 @@ pub mod resize;
 pub mod rng;
 pub mod transform;
 
+pub use cache::ImageCache;
 pub use folder::ImageFolder;
 pub use loader::{Batch, BatchLoader, LoaderOptions};
 pub use resize::Filter;

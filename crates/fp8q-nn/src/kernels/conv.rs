@@ -11,7 +11,8 @@
 //! late 7×7 layers have only 49 columns per image) and the images split evenly over the
 //! threads. Each gemm runs on one thread, so nothing nests; a batch smaller than the thread
 //! count instead lets gemm split one product over the threads. Column and product buffers are
-//! per-thread scratch, reused across calls.
+//! per-thread scratch, reused across calls. The products go through [`super::matmul::matmul`], so
+//! an image's output does not depend on the images it is grouped with.
 
 use std::cell::RefCell;
 
@@ -19,6 +20,7 @@ use candle_core::Tensor;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+use super::matmul::matmul;
 use super::{PhasePlane, Window};
 use crate::error::{NnError, Result, TensorContext};
 use crate::feature_map::{with_f32_slice, FeatureMap};
@@ -150,39 +152,6 @@ fn conv_group(
             }
         }
     });
-}
-
-/// `dst[m, n] = lhs[m, k] · rhs[k, n]`, all row-major and contiguous.
-///
-/// # Safety
-/// The slices must hold at least `m·n`, `m·k` and `k·n` values.
-unsafe fn matmul(dst: &mut [f32], lhs: &[f32], rhs: &[f32], m: usize, k: usize, n: usize, par: Parallelism) {
-    debug_assert!(dst.len() >= m * n && lhs.len() >= m * k && rhs.len() >= k * n);
-    // SAFETY: the strides describe the row-major layouts the caller guarantees; `read_dst` is
-    // false, so `dst` is only written.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            lhs.as_ptr(),
-            1,
-            k as isize,
-            rhs.as_ptr(),
-            1,
-            n as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            par,
-        )
-    }
 }
 
 /// Write one image's column matrix (`[c·kh·kw]` rows of `oh·ow` values, padding as zeros) into

@@ -35,6 +35,7 @@ macro_rules! dispatch_by_cpu {
 pub mod conv;
 pub mod depthwise;
 pub mod elementwise;
+pub mod matmul;
 pub mod pool;
 
 /// Geometry of a 2-D convolution or pooling window.

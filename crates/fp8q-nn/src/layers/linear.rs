@@ -1,9 +1,10 @@
 //! The final fully connected layer with its weight and logits quantizer slots.
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 
-use crate::error::{NnError, Result, TensorContext};
+use crate::error::{NnError, Result};
 use crate::feature_map::with_f32_slice;
+use crate::kernels::matmul::linear_rows;
 use crate::layers::QuantSlot;
 use crate::weights::WeightPath;
 
@@ -59,21 +60,29 @@ impl Linear {
         if self.quantize_input {
             self.act_quantizer.apply(&mut x, 1, true)?;
         }
-        let w = if self.weight_quantizer.is_active() {
-            let mut w = with_f32_slice(&self.weight, &self.name, |s| s.to_vec())?;
-            self.weight_quantizer.apply(&mut w, out_f, true)?;
-            Tensor::from_vec(w, (out_f, in_f), &Device::Cpu).at(&self.name)?
-        } else {
-            self.weight.clone()
-        };
-        let xt = Tensor::from_vec(x, (n, in_f), &Device::Cpu).at(&self.name)?;
-        let y = xt
-            .matmul(&w.t().at(&self.name)?)
-            .and_then(|y| y.broadcast_add(&self.bias))
-            .and_then(|y| y.flatten_all())
-            .and_then(|y| y.to_vec1::<f32>())
-            .at(&self.name)?;
-        let mut y = y;
+        let quantizer = &mut self.weight_quantizer;
+        let y = with_f32_slice(&self.weight, &self.name, |w| {
+            let quantized;
+            let w = if quantizer.is_active() {
+                let mut q = w.to_vec();
+                quantizer.apply(&mut q, out_f, true)?;
+                quantized = q;
+                &quantized[..]
+            } else {
+                w
+            };
+            // each row on its own, so an image's logits do not depend on its batch
+            Ok::<_, NnError>(linear_rows(&x, w, n, in_f, out_f))
+        })??;
+        let mut y = with_f32_slice(&self.bias, &self.name, |b| {
+            let mut y = y;
+            for row in y.chunks_mut(out_f.max(1)) {
+                for (v, &b) in row.iter_mut().zip(b) {
+                    *v += b;
+                }
+            }
+            y
+        })?;
         if !self.quantize_input {
             self.act_quantizer.apply(&mut y, 1, true)?;
         }

@@ -16,13 +16,17 @@
 //! * [`events`]: notes and progress reported while running.
 //! * [`pipeline`]: the steps and [`run`].
 //! * [`report`]: the report value and its JSON form.
+//! * [`merge`]: the shards' reports combined into the unsharded run's (`fp8q merge`).
+//! * [`store`]: results written through a temporary file and a rename.
 
 pub mod config;
 pub mod events;
+pub mod merge;
 pub mod pipeline;
 pub mod report;
+pub mod store;
 
 pub use config::{CalibTransform, RunConfig, Shard};
 pub use events::{Event, Observer, Stage};
-pub use pipeline::{load_model, quantize, reestimate_bn, run, Quantized, TrainingSet, ValidationSet};
+pub use pipeline::{load_model, quantize, reestimate_bn, run, run_with, Quantized, TrainingSet, ValidationSet};
 pub use report::{peak_memory_mib, RunReport, Timings};

@@ -5,9 +5,10 @@
 //! can stop after calibration.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
-use crate::data::{BatchLoader, ImageFolder};
+use crate::data::{BatchLoader, ImageCache, ImageFolder};
 use crate::error::{NnError, Result};
 use crate::hub;
 use crate::layers::SlotKind;
@@ -20,6 +21,12 @@ use super::report::{peak_memory_mib, RunReport, Timings};
 
 /// Run `cfg` from checkpoint to report, telling `observe` what happens.
 pub fn run(cfg: &RunConfig, observe: &mut Observer<'_>) -> Result<RunReport> {
+    run_with(cfg, None, observe)
+}
+
+/// [`run`], with the validation images taken from and kept in `cache` (a sweep shares one
+/// cache across its runs; the values are those a fresh decode gives).
+pub fn run_with(cfg: &RunConfig, cache: Option<Arc<ImageCache>>, observe: &mut Observer<'_>) -> Result<RunReport> {
     cfg.validate()?;
     if let Some(n) = cfg.num_workers {
         // Only the first call configures the global pool; later calls keep it.
@@ -41,7 +48,9 @@ pub fn run(cfg: &RunConfig, observe: &mut Observer<'_>) -> Result<RunReport> {
     timings.bn_reestimation_seconds = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let loader = BatchLoader::new(&val.folder, cfg.val_options());
+    let mut val_options = cfg.val_options();
+    val_options.cache = cache;
+    let loader = BatchLoader::new(&val.folder, val_options);
     observe(Event::Begin {
         stage: Stage::Validation,
         total: val.folder.len() as u64,

@@ -18,10 +18,9 @@ mod switches;
 use anyhow::Context;
 use fp8q_nn::run::RunReport;
 
-use crate::terminal::Terminal;
+pub use crate::terminal::Terminal;
 pub use args::{RunArgs, ValidateQuantizedArgs};
-pub use config::run_config;
-use config::Invocation;
+pub use config::{run_config, Invocation};
 use report::write_npy;
 
 /// Run the command: resolve the options, print the notes on options without effect, then
