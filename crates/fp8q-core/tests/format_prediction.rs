@@ -19,6 +19,7 @@ use fp8q_core::analysis::distributions::Distribution;
 use fp8q_core::analysis::format_choice::{analyze_tensor, summarize, AnalysisRow, RangeSource, Slot};
 use fp8q_core::analysis::quantize_measure::RangeOptions;
 use fp8q_core::format::Format;
+use fp8q_core::quantizer::QuantMethod;
 use fp8q_core::range::Range;
 
 const N: usize = 1 << 16;
@@ -112,6 +113,12 @@ fn given_ranges_rows_and_summary() {
     assert_eq!(a.figures[0].range, Range::per_tensor(-1.0, 1.0));
     assert_eq!(a.measured_best, "e4m3");
     assert_eq!(a.predicted_best.as_deref(), Some("e4m3"));
+    // the same with explicit methods
+    let methods = RangeSource::GivenMethods(vec![
+        (QuantMethod::from_format(fm[0]), Range::per_tensor(-1.0, 1.0)),
+        (QuantMethod::from_format(fm[1]), Range::per_tensor(-6.0, 6.0)),
+    ]);
+    assert_eq!(analyze_tensor(&x, 1, &fm, &methods).unwrap(), a);
     // wrong number of ranges, or of channels
     assert!(analyze_tensor(&x, 1, &fm, &RangeSource::Given(vec![Range::per_tensor(-1.0, 1.0)])).is_err());
     let three = Range {

@@ -43,6 +43,10 @@ pub enum RangeSource {
     /// of dimension 0). The quantizer is the format's default method
     /// ([`QuantMethod::from_format`]).
     Given(Vec<Range>),
+    /// Given: one quantization method and range per format, in the order of the formats (for
+    /// calibrated quantizers whose method differs from the format's default, e.g. after a
+    /// mantissa search or with unsigned FP allowed). The format names still label the figures.
+    GivenMethods(Vec<(QuantMethod, Range)>),
 }
 
 /// The figures of one format for one tensor.
@@ -122,7 +126,12 @@ pub fn analyze_tensor(
     }
     let per_channel = match source {
         RangeSource::Estimate(o) => o.per_channel && dim0 > 1,
-        RangeSource::Given(ranges) => {
+        RangeSource::Given(_) | RangeSource::GivenMethods(_) => {
+            let ranges: Vec<&Range> = match source {
+                RangeSource::Given(r) => r.iter().collect(),
+                RangeSource::GivenMethods(r) => r.iter().map(|(_, r)| r).collect(),
+                RangeSource::Estimate(_) => unreachable!(),
+            };
             if ranges.len() != formats.len() {
                 return Err(invalid(format!(
                     "{} given ranges for {} formats",
@@ -130,7 +139,7 @@ pub fn analyze_tensor(
                     formats.len()
                 )));
             }
-            for r in ranges {
+            for r in &ranges {
                 if r.num_channels() != 1 && r.num_channels() != dim0 {
                     return Err(invalid(format!(
                         "a given range has {} channels; the tensor has {dim0} rows",
@@ -185,6 +194,7 @@ pub fn analyze_tensor(
                 ranged.push((QuantMethod::from_format(*f), r.clone()));
             }
         }
+        RangeSource::GivenMethods(given) => ranged.extend(given.iter().cloned()),
     }
 
     let mut figures = Vec::with_capacity(formats.len());
