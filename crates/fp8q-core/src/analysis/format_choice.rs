@@ -176,7 +176,18 @@ pub fn analyze_tensor(
     let mut ranged: Vec<(QuantMethod, Range)> = Vec::with_capacity(formats.len());
     match source {
         RangeSource::Estimate(opts) if format_independent(opts.method) => {
-            let (_, range) = estimate_range(data, dim0, &formats[0], opts)?;
+            // one batch: every min–max estimator gives the channels' min and max, which the
+            // moments already hold (NaNs ignored as there); with ±Inf present, the estimator
+            // itself runs (and reports the error)
+            let range = if whole.non_finite == 0 {
+                let ms = if per_channel { &channels[..] } else { whole_slice };
+                Range {
+                    min: ms.iter().map(|m| m.min).collect(),
+                    max: ms.iter().map(|m| m.max).collect(),
+                }
+            } else {
+                estimate_range(data, dim0, &formats[0], opts)?.1
+            };
             for f in formats {
                 ranged.push((opts.resolve(f)?.0, range.clone()));
             }
