@@ -24,7 +24,7 @@
 //! ```
 
 use super::fit::{predict_sqnr_db, Fit};
-use super::quantize_measure::{estimate_range, measure_at_range, method_name, RangeOptions};
+use super::quantize_measure::{estimate_range, measure_many, method_name, RangeOptions};
 use super::tensor_stats::{channel_moments, Moments, TensorStats};
 use super::AnalysisError;
 use crate::format::Format;
@@ -208,29 +208,32 @@ pub fn analyze_tensor(
         RangeSource::GivenMethods(given) => ranged.extend(given.iter().cloned()),
     }
 
-    let mut figures = Vec::with_capacity(formats.len());
-    for (f, (method, range)) in formats.iter().zip(ranged) {
-        let predicted = if range.num_channels() > 1 {
+    let mut predicted = Vec::with_capacity(formats.len());
+    for (method, range) in &ranged {
+        predicted.push(if range.num_channels() > 1 {
             match &fit_channels {
-                Some(fit) => predict_sqnr_db(fit, &channels, &method, &range)?,
+                Some(fit) => predict_sqnr_db(fit, &channels, method, range)?,
                 None => None,
             }
         } else {
             match &fit_whole {
-                Some(fit) => predict_sqnr_db(fit, whole_slice, &method, &range)?,
+                Some(fit) => predict_sqnr_db(fit, whole_slice, method, range)?,
                 None => None,
             }
-        };
-        let m = measure_at_range(data, method, range, signal)?;
-        figures.push(FormatFigures {
+        });
+    }
+    let figures: Vec<FormatFigures> = measure_many(data, dim0, ranged, signal)?
+        .into_iter()
+        .zip(formats.iter().zip(predicted))
+        .map(|(m, (f, predicted))| FormatFigures {
             format: f.to_string(),
             used: method_name(&m.method),
             range: m.range,
             mse: m.mse,
             sqnr_db: m.sqnr_db,
             predicted_sqnr_db: predicted,
-        });
-    }
+        })
+        .collect();
     let measured_best = argmax(figures.iter().map(|f| Some(f.sqnr_db))).unwrap_or(0);
     let predicted_best = argmax(figures.iter().map(|f| f.predicted_sqnr_db));
     Ok(TensorAnalysis {
