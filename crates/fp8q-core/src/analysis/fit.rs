@@ -7,8 +7,13 @@
 //! The shape comes from the excess kurtosis `κ` (Student's t has `κ = 6/(ν-4)` for `ν > 4`):
 //!
 //! * `κ > 6/(NU_GAUSS - 4)`: Student's t with `ν = 4 + 6/κ` (heavier tails ⇒ smaller ν);
-//! * otherwise (light-tailed or platykurtic tensors): Gaussian. Beyond ν = [`NU_GAUSS`] the t
-//!   and the Gaussian differ by less than the sampling noise of the kurtosis itself.
+//! * `κ ≤` [`KURTOSIS_UNIFORM`] (-0.6, halfway between the Gaussian's 0 and the uniform's
+//!   -1.2): uniform on the observed `[min, max]` — the paper's third distribution, for bounded
+//!   tensors (range-matched: a moment-matched `μ ± √3·σ` would put mass beyond a min–max range
+//!   whenever the sample σ comes out a little high, and that clipping would swamp the rounding
+//!   error);
+//! * otherwise: Gaussian. Beyond ν = [`NU_GAUSS`] the t and the Gaussian differ by less than
+//!   the sampling noise of the kurtosis itself.
 //!
 //! Why moments rather than maximum likelihood: the paper's point is that the *tails* (outliers)
 //! decide how many exponent bits a tensor needs, and the kurtosis measures exactly the tail
@@ -42,6 +47,9 @@ use serde::Serialize;
 /// Above this ν (excess kurtosis below `6/(NU_GAUSS - 4)` ≈ 0.031) the fit is Gaussian.
 pub const NU_GAUSS: f64 = 200.0;
 
+/// At or below this excess kurtosis the fit is uniform.
+pub const KURTOSIS_UNIFORM: f64 = -0.6;
+
 /// With more channels than this, per-channel predictions interpolate between this many
 /// representative channels.
 pub const MAX_EXACT_CHANNELS: usize = 16;
@@ -50,6 +58,8 @@ pub const MAX_EXACT_CHANNELS: usize = 16;
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(tag = "family", rename_all = "kebab-case")]
 pub enum Family {
+    /// Uniform on the observed range.
+    Uniform,
     /// Standard Gaussian shape.
     Gauss,
     /// Standard Student's t shape.
@@ -79,6 +89,8 @@ impl Fit {
             Family::StudentT {
                 nu: 4.0 + 6.0 / excess_kurtosis,
             }
+        } else if excess_kurtosis <= KURTOSIS_UNIFORM {
+            Family::Uniform
         } else {
             Family::Gauss
         };
@@ -105,14 +117,15 @@ impl Fit {
     /// Standard deviation of the standard shape `T` (`√(ν/(ν-2))` for t, 1 for Gauss).
     pub fn shape_std(&self) -> f64 {
         match self.family {
-            Family::Gauss => 1.0,
+            Family::Uniform | Family::Gauss => 1.0,
             Family::StudentT { nu } => (nu / (nu - 2.0)).sqrt(),
         }
     }
 
-    /// The standard shape clipped at `[lo, hi]` (in units of `T`).
+    /// The standard shape clipped at `[lo, hi]` (in units of `T`; the uniform is on `[lo, hi]`).
     pub fn standard(&self, lo: f64, hi: f64) -> Result<Distribution, AnalysisError> {
         match self.family {
+            Family::Uniform => Distribution::uniform(lo, hi),
             Family::Gauss => Distribution::gauss(0.0, 1.0, lo, hi),
             Family::StudentT { nu } => Distribution::student_t(nu, lo, hi),
         }
@@ -276,7 +289,8 @@ mod tests {
 
     #[test]
     fn kurtosis_fit() {
-        assert_eq!(Fit::from_kurtosis(-1.2, false).family, Family::Gauss);
+        assert_eq!(Fit::from_kurtosis(-1.2, false).family, Family::Uniform);
+        assert_eq!(Fit::from_kurtosis(-0.5, false).family, Family::Gauss);
         assert_eq!(Fit::from_kurtosis(0.01, false).family, Family::Gauss);
         // t(8): κ = 6/(8-4) = 1.5
         assert_eq!(Fit::from_kurtosis(1.5, false).family, Family::StudentT { nu: 8.0 });

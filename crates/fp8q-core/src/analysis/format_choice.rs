@@ -24,7 +24,7 @@
 //! ```
 
 use super::fit::{predict_sqnr_db, Fit};
-use super::quantize_measure::{estimate_range, measure_at_range, method_name, RangeOptions};
+use super::quantize_measure::{estimate_range, measure_many, method_name, RangeOptions};
 use super::tensor_stats::{channel_moments, Moments, TensorStats};
 use super::AnalysisError;
 use crate::format::Format;
@@ -43,6 +43,10 @@ pub enum RangeSource {
     /// of dimension 0). The quantizer is the format's default method
     /// ([`QuantMethod::from_format`]).
     Given(Vec<Range>),
+    /// Given: one quantization method and range per format, in the order of the formats (for
+    /// calibrated quantizers whose method differs from the format's default, e.g. after a
+    /// mantissa search or with unsigned FP allowed). The format names still label the figures.
+    GivenMethods(Vec<(QuantMethod, Range)>),
 }
 
 /// The figures of one format for one tensor.
@@ -122,7 +126,12 @@ pub fn analyze_tensor(
     }
     let per_channel = match source {
         RangeSource::Estimate(o) => o.per_channel && dim0 > 1,
-        RangeSource::Given(ranges) => {
+        RangeSource::Given(_) | RangeSource::GivenMethods(_) => {
+            let ranges: Vec<&Range> = match source {
+                RangeSource::Given(r) => r.iter().collect(),
+                RangeSource::GivenMethods(r) => r.iter().map(|(_, r)| r).collect(),
+                RangeSource::Estimate(_) => unreachable!(),
+            };
             if ranges.len() != formats.len() {
                 return Err(invalid(format!(
                     "{} given ranges for {} formats",
@@ -130,7 +139,7 @@ pub fn analyze_tensor(
                     formats.len()
                 )));
             }
-            for r in ranges {
+            for r in &ranges {
                 if r.num_channels() != 1 && r.num_channels() != dim0 {
                     return Err(invalid(format!(
                         "a given range has {} channels; the tensor has {dim0} rows",
@@ -167,7 +176,18 @@ pub fn analyze_tensor(
     let mut ranged: Vec<(QuantMethod, Range)> = Vec::with_capacity(formats.len());
     match source {
         RangeSource::Estimate(opts) if format_independent(opts.method) => {
-            let (_, range) = estimate_range(data, dim0, &formats[0], opts)?;
+            // one batch: every min–max estimator gives the channels' min and max, which the
+            // moments already hold (NaNs ignored as there); with ±Inf present, the estimator
+            // itself runs (and reports the error)
+            let range = if whole.non_finite == 0 {
+                let ms = if per_channel { &channels[..] } else { whole_slice };
+                Range {
+                    min: ms.iter().map(|m| m.min).collect(),
+                    max: ms.iter().map(|m| m.max).collect(),
+                }
+            } else {
+                estimate_range(data, dim0, &formats[0], opts)?.1
+            };
             for f in formats {
                 ranged.push((opts.resolve(f)?.0, range.clone()));
             }
@@ -185,31 +205,35 @@ pub fn analyze_tensor(
                 ranged.push((QuantMethod::from_format(*f), r.clone()));
             }
         }
+        RangeSource::GivenMethods(given) => ranged.extend(given.iter().cloned()),
     }
 
-    let mut figures = Vec::with_capacity(formats.len());
-    for (f, (method, range)) in formats.iter().zip(ranged) {
-        let predicted = if range.num_channels() > 1 {
+    let mut predicted = Vec::with_capacity(formats.len());
+    for (method, range) in &ranged {
+        predicted.push(if range.num_channels() > 1 {
             match &fit_channels {
-                Some(fit) => predict_sqnr_db(fit, &channels, &method, &range)?,
+                Some(fit) => predict_sqnr_db(fit, &channels, method, range)?,
                 None => None,
             }
         } else {
             match &fit_whole {
-                Some(fit) => predict_sqnr_db(fit, whole_slice, &method, &range)?,
+                Some(fit) => predict_sqnr_db(fit, whole_slice, method, range)?,
                 None => None,
             }
-        };
-        let m = measure_at_range(data, method, range, signal)?;
-        figures.push(FormatFigures {
+        });
+    }
+    let figures: Vec<FormatFigures> = measure_many(data, dim0, ranged, signal)?
+        .into_iter()
+        .zip(formats.iter().zip(predicted))
+        .map(|(m, (f, predicted))| FormatFigures {
             format: f.to_string(),
             used: method_name(&m.method),
             range: m.range,
             mse: m.mse,
             sqnr_db: m.sqnr_db,
             predicted_sqnr_db: predicted,
-        });
-    }
+        })
+        .collect();
     let measured_best = argmax(figures.iter().map(|f| Some(f.sqnr_db))).unwrap_or(0);
     let predicted_best = argmax(figures.iter().map(|f| f.predicted_sqnr_db));
     Ok(TensorAnalysis {

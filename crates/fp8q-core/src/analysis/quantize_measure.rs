@@ -182,6 +182,73 @@ pub fn measure_at_range(
     })
 }
 
+/// [`measure_at_range`] for several `(method, range)` cases on the same data, in one pass over
+/// memory: each block (a group of channels, or 64 Ki elements) is measured by every case while
+/// it is in cache. Ranges have one channel or `dim0` channels.
+pub fn measure_many(
+    data: &[f32],
+    dim0: usize,
+    cases: Vec<(QuantMethod, Range)>,
+    signal: Option<f64>,
+) -> Result<Vec<Measured>, AnalysisError> {
+    let dim0 = dim0.max(1);
+    let quantizers: Vec<Vec<Quantizer>> = cases.iter().map(|(m, r)| r.quantizers(m)).collect::<Result<_, _>>()?;
+    for q in &quantizers {
+        if q.len() != 1 && (q.len() != dim0 || !data.len().is_multiple_of(dim0)) {
+            return Err(AnalysisError::Invalid {
+                what: "range",
+                why: format!(
+                    "{} channel range(s) for {} elements in {dim0} rows",
+                    q.len(),
+                    data.len()
+                ),
+            });
+        }
+    }
+    let per_channel = quantizers.iter().any(|q| q.len() > 1);
+    // rows of one channel each (per channel), or blocks of 64 Ki elements
+    let row = if per_channel { data.len() / dim0 } else { 1 << 16 };
+    let rows_per_task = if per_channel {
+        (1usize << 14).div_ceil(row.max(1))
+    } else {
+        1
+    };
+    let parts: Vec<Vec<f64>> = if row == 0 {
+        Vec::new()
+    } else {
+        data.par_chunks(row * rows_per_task)
+            .enumerate()
+            .map(|(t, block)| {
+                let mut acc = vec![0.0f64; quantizers.len()];
+                for (k, x) in block.chunks(row).enumerate() {
+                    let r = t * rows_per_task + k;
+                    for (a, q) in acc.iter_mut().zip(&quantizers) {
+                        let q = if q.len() == 1 { &q[0] } else { &q[r] };
+                        *a += q.sum_sq_error(x);
+                    }
+                }
+                acc
+            })
+            .collect()
+    };
+    let signal = signal.unwrap_or_else(|| sum_sq(data));
+    Ok(cases
+        .into_iter()
+        .enumerate()
+        .map(|(i, (method, range))| {
+            let noise: f64 = parts.iter().map(|p| p[i]).sum();
+            Measured {
+                method,
+                range,
+                signal,
+                noise,
+                mse: noise / data.len().max(1) as f64,
+                sqnr_db: 10.0 * (signal / noise).log10(),
+            }
+        })
+        .collect())
+}
+
 /// Estimate the range of `data` for `format` with `opts` and measure the SQNR of the
 /// quantize–dequantized tensor: what `fp8q quantize` reports for one tensor.
 pub fn quantize_and_measure(

@@ -50,6 +50,7 @@ pub struct Report<'a> {
 
 fn family(r: &AnalysisRow) -> String {
     match r.fit.map(|f| f.family) {
+        Some(Family::Uniform) => "uniform".into(),
         Some(Family::Gauss) => "gauss".into(),
         Some(Family::StudentT { nu }) => format!("t({nu:.1})"),
         None => "-".into(),
@@ -234,6 +235,7 @@ pub fn write_csv(rows: &[AnalysisRow], out: &mut dyn Write) -> Result<()> {
     writeln!(out, "{}", head.join(","))?;
     for r in rows {
         let (fam, nu) = match r.fit.map(|f| f.family) {
+            Some(Family::Uniform) => ("uniform", None),
             Some(Family::Gauss) => ("gauss", None),
             Some(Family::StudentT { nu }) => ("student-t", Some(nu)),
             None => ("", None),
