@@ -157,6 +157,12 @@ fn bad_input_names_the_problem() {
         &[&s(&r18), "features.0.0.weight"],
     );
     assert_user_error(&run(&args, &["--fp8-maxval=-1"]), &["--fp8-maxval"]);
+    // a negative number after a space is a value, as in click (not an unknown option)
+    assert_user_error(&run(&args, &["--fp8-maxval", "-1"]), &["invalid --fp8-maxval -1"]);
+    assert_user_error(
+        &run(&args, &["--act-momentum", "-0.5"]),
+        &["invalid --act-momentum -0.5"],
+    );
     let no_params = dir.join("params.json");
     assert_user_error(&run(&args, &["--load-quant-params", &s(&no_params)]), &[&s(&no_params)]);
     let garbage = dir.join("garbage.json");

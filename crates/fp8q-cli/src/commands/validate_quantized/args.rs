@@ -16,8 +16,9 @@ use super::reference_options::NoEffectOptions;
 use super::switches::Switches;
 
 /// Options of `fp8q validate-quantized` (the reference's names): the run's, then the outputs.
+/// Like click, a value may be a negative number after a space (`--fp8-maxval -1`).
 #[derive(clap::Args, Debug)]
-#[command(args_override_self = true)]
+#[command(args_override_self = true, allow_negative_numbers = true)]
 pub struct ValidateQuantizedArgs {
     /// Network, data, quantization, calibration.
     #[command(flatten)]
