@@ -1,10 +1,11 @@
-//! `fp8q.Format`: one number format with the figures `fp8q formats` prints (same definitions:
+//! `fp8q.Format`: one number format with the figures `fp8q formats` prints (the same function,
+//! `fp8q_core::format::figures`; definitions:
 //! default bias without a maximum; with `maxval` the flexible formats get the real-valued bias
 //! that makes it their largest value, INT the step `maxval/int_max`, and the standard encodings
 //! are scaled by `maxval/max`).
 
 use crate::errors::value_error;
-use fp8q_core::format::{self as core_format, IntKind};
+use fp8q_core::format as core_format;
 use numpy::PyArray1;
 use pyo3::prelude::*;
 
@@ -64,75 +65,22 @@ impl Format {
             }
         }
         let f: core_format::Format = name.parse().map_err(value_error)?;
-        let spec = f.to_string();
-        Ok(match f {
-            core_format::Format::Fp(fp) => {
-                let scaled = match maxval {
-                    Some(a) => fp.with_maxval(a).map_err(value_error)?,
-                    None => fp.with_default_bias(),
-                };
-                let grid = scaled.grid();
-                Format {
-                    name: fp.name(),
-                    spec,
-                    kind: "fp",
-                    n_bits: fp.n_bits(),
-                    exponent_bits: Some(fp.exponent_bits()),
-                    mantissa_bits: Some(fp.mantissa_bits()),
-                    bias: Some(scaled.bias()),
-                    max: scaled.maxval,
-                    min: grid[0],
-                    min_normal: scaled.min_normal(),
-                    min_subnormal: Some(scaled.min_subnormal()),
-                    distinct_values: fp.num_distinct_values(),
-                    maxval,
-                    grid,
-                }
-            }
-            core_format::Format::Int(int) => {
-                let alpha = maxval.unwrap_or(((1i64 << (int.n_bits - 1)) - 1) as f64);
-                let grid = match int.kind {
-                    IntKind::Symmetric | IntKind::Asymmetric => int.grid_for_range(-alpha as f32, alpha as f32),
-                };
-                let (lo, hi) = grid.bounds();
-                Format {
-                    name: int.name(),
-                    spec,
-                    kind: "int",
-                    n_bits: int.n_bits,
-                    exponent_bits: None,
-                    mantissa_bits: None,
-                    bias: None,
-                    max: hi,
-                    min: lo,
-                    min_normal: grid.delta as f64,
-                    min_subnormal: None,
-                    distinct_values: int.num_distinct_values(),
-                    maxval,
-                    grid: grid.values(),
-                }
-            }
-            core_format::Format::Standard(s) => {
-                let scale = maxval.map_or(1.0, |a| a / s.max_value() as f64);
-                let grid: Vec<f64> = s.values().iter().map(|&v| v as f64 * scale).collect();
-                Format {
-                    name: s.name().to_string(),
-                    spec,
-                    kind: "standard",
-                    n_bits: 8,
-                    exponent_bits: Some(s.exponent_bits()),
-                    mantissa_bits: Some(s.mantissa_bits()),
-                    // a scale s shifts the bias by -log2(s)
-                    bias: Some(s.bias() as f64 - scale.log2()),
-                    max: s.max_value() as f64 * scale,
-                    min: -(s.max_value() as f64) * scale,
-                    min_normal: s.min_normal() as f64 * scale,
-                    min_subnormal: Some(s.min_subnormal() as f64 * scale),
-                    distinct_values: grid.len() as u64,
-                    maxval,
-                    grid,
-                }
-            }
+        let fig = core_format::figures(f, maxval).map_err(value_error)?;
+        Ok(Format {
+            name: fig.name,
+            spec: fig.spec,
+            kind: fig.kind,
+            n_bits: fig.n_bits,
+            exponent_bits: fig.exponent_bits,
+            mantissa_bits: fig.mantissa_bits,
+            bias: fig.bias,
+            max: fig.max,
+            min: fig.min,
+            min_normal: fig.min_normal,
+            min_subnormal: fig.min_subnormal,
+            distinct_values: fig.distinct_values,
+            maxval,
+            grid: fig.values,
         })
     }
 

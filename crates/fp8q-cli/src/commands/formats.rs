@@ -1,7 +1,7 @@
 //! `fp8q formats`: a table of number formats, their grids, and the figures for a chosen maximum.
 
 use anyhow::{Context, Result};
-use fp8q_core::format::{Format, FpFormat, IntKind, StandardFp8};
+use fp8q_core::format::{figures, Format, FormatFigures};
 use serde::Serialize;
 
 /// Print a table of formats: exponent and mantissa bits, bias, largest value, smallest normal
@@ -32,25 +32,11 @@ pub struct FormatsArgs {
     pub json: bool,
 }
 
-/// One row of the table.
+/// One row of the table: the format's figures, and its values with `--values`.
 #[derive(Debug, Serialize)]
 struct FormatRow {
-    name: String,
-    spec: String,
-    kind: &'static str,
-    n_bits: u32,
-    exponent_bits: Option<u32>,
-    mantissa_bits: Option<u32>,
-    /// bias (real-valued when a maximum is given)
-    bias: Option<f64>,
-    max: f64,
-    /// smallest value (most negative)
-    min: f64,
-    /// smallest positive normal value (FP) or the step (INT)
-    min_normal: f64,
-    /// smallest positive subnormal (FP)
-    min_subnormal: Option<f64>,
-    distinct_values: u64,
+    #[serde(flatten)]
+    figures: FormatFigures,
     #[serde(skip_serializing_if = "Option::is_none")]
     values: Option<Vec<f64>>,
 }
@@ -79,7 +65,7 @@ pub fn run(args: &FormatsArgs) -> Result<()> {
     if args.values {
         for r in &rows {
             let vals = r.values.as_deref().unwrap_or_default();
-            println!("\n{} ({} values):", r.name, vals.len());
+            println!("\n{} ({} values):", r.figures.name, vals.len());
             let text: Vec<String> = vals.iter().map(|v| format!("{v}")).collect();
             println!("{}", text.join(" "));
         }
@@ -88,79 +74,9 @@ pub fn run(args: &FormatsArgs) -> Result<()> {
 }
 
 fn row(f: Format, maxval: Option<f64>, with_values: bool) -> Result<FormatRow> {
-    let spec = f.to_string();
-    Ok(match f {
-        Format::Fp(fp) => fp_row(fp, spec, maxval, with_values)?,
-        Format::Int(int) => {
-            let alpha = maxval.unwrap_or(((1i64 << (int.n_bits - 1)) - 1) as f64);
-            let grid = match int.kind {
-                IntKind::Symmetric => int.grid_for_range(-alpha as f32, alpha as f32),
-                IntKind::Asymmetric => int.grid_for_range(-alpha as f32, alpha as f32),
-            };
-            let values = grid.values();
-            let (lo, hi) = grid.bounds();
-            FormatRow {
-                name: int.name(),
-                spec,
-                kind: "int",
-                n_bits: int.n_bits,
-                exponent_bits: None,
-                mantissa_bits: None,
-                bias: None,
-                max: hi,
-                min: lo,
-                min_normal: grid.delta as f64,
-                min_subnormal: None,
-                distinct_values: int.num_distinct_values(),
-                values: with_values.then_some(values),
-            }
-        }
-        Format::Standard(s) => std_row(s, spec, maxval, with_values),
-    })
-}
-
-fn fp_row(fp: FpFormat, spec: String, maxval: Option<f64>, with_values: bool) -> Result<FormatRow> {
-    let scaled = match maxval {
-        Some(a) => fp.with_maxval(a)?,
-        None => fp.with_default_bias(),
-    };
-    let values = scaled.grid();
-    Ok(FormatRow {
-        name: fp.name(),
-        spec,
-        kind: "fp",
-        n_bits: fp.n_bits(),
-        exponent_bits: Some(fp.exponent_bits()),
-        mantissa_bits: Some(fp.mantissa_bits()),
-        bias: Some(scaled.bias()),
-        max: scaled.maxval,
-        min: values[0],
-        min_normal: scaled.min_normal(),
-        min_subnormal: Some(scaled.min_subnormal()),
-        distinct_values: fp.num_distinct_values(),
-        values: with_values.then_some(values),
-    })
-}
-
-fn std_row(s: StandardFp8, spec: String, maxval: Option<f64>, with_values: bool) -> FormatRow {
-    let scale = maxval.map_or(1.0, |a| a / s.max_value() as f64);
-    let values: Vec<f64> = s.values().iter().map(|&v| v as f64 * scale).collect();
-    FormatRow {
-        name: s.name().to_string(),
-        spec,
-        kind: "standard",
-        n_bits: 8,
-        exponent_bits: Some(s.exponent_bits()),
-        mantissa_bits: Some(s.mantissa_bits()),
-        // a scale s shifts the bias by -log2(s)
-        bias: Some(s.bias() as f64 - scale.log2()),
-        max: s.max_value() as f64 * scale,
-        min: -(s.max_value() as f64) * scale,
-        min_normal: s.min_normal() as f64 * scale,
-        min_subnormal: Some(s.min_subnormal() as f64 * scale),
-        distinct_values: values.len() as u64,
-        values: with_values.then_some(values),
-    }
+    let figures = figures(f, maxval)?;
+    let values = with_values.then(|| figures.values.clone());
+    Ok(FormatRow { figures, values })
 }
 
 fn print_table(rows: &[FormatRow], maxval: Option<f64>) {
@@ -173,7 +89,7 @@ fn print_table(rows: &[FormatRow], maxval: Option<f64>) {
         "format", "bits", "e", "m", "bias", "max", "min", "min normal", "min subnorm", "values"
     );
     let opt = |v: Option<u32>| v.map_or("-".to_string(), |v| v.to_string());
-    for r in rows {
+    for r in rows.iter().map(|r| &r.figures) {
         println!(
             "{:<16} {:>4} {:>2} {:>2} {:>10} {:>12} {:>12} {:>12} {:>12} {:>8}",
             r.name,

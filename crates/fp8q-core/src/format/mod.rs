@@ -1,10 +1,12 @@
 //! Number formats: the flexible-bias FP format of the paper, INT formats and the deployed
 //! 8-bit interchange encodings; [`Format`] names any of them and parses the CLI spelling.
 
+pub mod figures;
 pub mod fp_format;
 pub mod int_format;
 pub mod standard_fp8;
 
+pub use figures::{figures, FormatFigures};
 pub use fp_format::{FpFormat, ScaledFpFormat};
 pub use int_format::{IntFormat, IntGrid, IntKind};
 pub use standard_fp8::{Overflow, StandardFp8};

@@ -1,0 +1,129 @@
+//! The figures of a format that `fp8q formats` prints and `fp8q.Format` exposes: bits, bias,
+//! largest and smallest values, the smallest normal and subnormal, the number of distinct values
+//! and the grid — with the format's default bias, or scaled to a maximum value (flexible FP: the
+//! real-valued bias that makes it the largest value; INT: the step `maxval/int_max`; standard
+//! encodings: scaled by `maxval/max`).
+//!
+//! ```
+//! use fp8q_core::format::{figures, Format};
+//! let f: Format = "e4m3".parse().unwrap();
+//! let e4m3 = figures(f, None).unwrap();
+//! assert_eq!((e4m3.max, e4m3.bias), (240.0, Some(8.0)));
+//! assert_eq!(figures(f, Some(1.0)).unwrap().max, 1.0);
+//! ```
+
+use serde::Serialize;
+
+use super::{Format, IntKind};
+use crate::error::{FormatError, Result};
+
+/// What [`figures`] gives.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FormatFigures {
+    /// Display name (`E4M3`, `INT8`, `float8_e4m3fn`).
+    pub name: String,
+    /// Parseable spelling (`e4m3`, `int8`).
+    pub spec: String,
+    /// `fp`, `int` or `standard`.
+    pub kind: &'static str,
+    /// Total bits.
+    pub n_bits: u32,
+    /// Exponent bits (`None` for INT).
+    pub exponent_bits: Option<u32>,
+    /// Mantissa bits (`None` for INT).
+    pub mantissa_bits: Option<u32>,
+    /// Bias (real-valued when a maximum is given; `None` for INT).
+    pub bias: Option<f64>,
+    /// Largest value.
+    pub max: f64,
+    /// Smallest (most negative) value.
+    pub min: f64,
+    /// Smallest positive normal value (FP) or the step (INT).
+    pub min_normal: f64,
+    /// Smallest positive subnormal (FP).
+    pub min_subnormal: Option<f64>,
+    /// Number of distinct values (standard encodings: finite values).
+    pub distinct_values: u64,
+    /// Every distinct value, ascending.
+    #[serde(skip)]
+    pub values: Vec<f64>,
+}
+
+/// The figures of `format`, with its default bias or scaled to `maxval` (positive, finite).
+pub fn figures(format: Format, maxval: Option<f64>) -> Result<FormatFigures> {
+    if let Some(a) = maxval {
+        if !(a.is_finite() && a > 0.0) {
+            return Err(FormatError::Invalid {
+                what: "maxval",
+                why: format!("must be positive and finite (got {a})"),
+            });
+        }
+    }
+    let spec = format.to_string();
+    Ok(match format {
+        Format::Fp(fp) => {
+            let scaled = match maxval {
+                Some(a) => fp.with_maxval(a)?,
+                None => fp.with_default_bias(),
+            };
+            let values = scaled.grid();
+            FormatFigures {
+                name: fp.name(),
+                spec,
+                kind: "fp",
+                n_bits: fp.n_bits(),
+                exponent_bits: Some(fp.exponent_bits()),
+                mantissa_bits: Some(fp.mantissa_bits()),
+                bias: Some(scaled.bias()),
+                max: scaled.maxval,
+                min: values[0],
+                min_normal: scaled.min_normal(),
+                min_subnormal: Some(scaled.min_subnormal()),
+                distinct_values: fp.num_distinct_values(),
+                values,
+            }
+        }
+        Format::Int(int) => {
+            let alpha = maxval.unwrap_or(((1i64 << (int.n_bits - 1)) - 1) as f64);
+            let grid = match int.kind {
+                IntKind::Symmetric | IntKind::Asymmetric => int.grid_for_range(-alpha as f32, alpha as f32),
+            };
+            let (lo, hi) = grid.bounds();
+            FormatFigures {
+                name: int.name(),
+                spec,
+                kind: "int",
+                n_bits: int.n_bits,
+                exponent_bits: None,
+                mantissa_bits: None,
+                bias: None,
+                max: hi,
+                min: lo,
+                min_normal: grid.delta as f64,
+                min_subnormal: None,
+                distinct_values: int.num_distinct_values(),
+                values: grid.values(),
+            }
+        }
+        Format::Standard(s) => {
+            let scale = maxval.map_or(1.0, |a| a / s.max_value() as f64);
+            let values: Vec<f64> = s.values().iter().map(|&v| v as f64 * scale).collect();
+            FormatFigures {
+                name: s.name().to_string(),
+                spec,
+                kind: "standard",
+                n_bits: 8,
+                exponent_bits: Some(s.exponent_bits()),
+                mantissa_bits: Some(s.mantissa_bits()),
+                // a scale s shifts the bias by -log2(s)
+                bias: Some(s.bias() as f64 - scale.log2()),
+                max: s.max_value() as f64 * scale,
+                min: -(s.max_value() as f64) * scale,
+                min_normal: s.min_normal() as f64 * scale,
+                min_subnormal: Some(s.min_subnormal() as f64 * scale),
+                distinct_values: values.len() as u64,
+                values,
+            }
+        }
+    })
+}
