@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 mod commands;
+mod plot;
 mod tensor_files;
 mod terminal;
 

@@ -311,15 +311,7 @@ fn plot(study: &Study, path: &std::path::Path, curves: bool) -> Result<()> {
         .y_label_area_size(60)
         .build_cartesian_2d(-0.5f64..(nf as f64 - 0.5), (ymin - pad)..(ymax + pad))
         .map_err(|e| err(&e))?;
-    let names = formats.clone();
-    let label_of = move |x: &f64| {
-        let i = x.round();
-        if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < names.len() {
-            names[i as usize].clone()
-        } else {
-            String::new()
-        }
-    };
+    let label_of = crate::plot::category_labels(formats.clone());
     chart
         .configure_mesh()
         .x_labels(nf.max(2) * 2 + 1)

@@ -248,15 +248,7 @@ fn plot(plan: &Plan, results: &[sweep::RunResult], path: &Path) -> anyhow::Resul
         .y_label_area_size(60)
         .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..100f64)
         .map_err(|e| err(&e))?;
-    let names = xs.clone();
-    let label_of = move |x: &f64| {
-        let i = x.round();
-        if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < names.len() {
-            names[i as usize].clone()
-        } else {
-            String::new()
-        }
-    };
+    let label_of = crate::plot::category_labels(xs.clone());
     chart
         .configure_mesh()
         .x_labels(n * 2 + 1)
