@@ -191,36 +191,15 @@ fn capture(
         stage: Stage::Calibration,
         total: (wanted * cfg.batch_size).min(train.len()) as u64,
     });
-    let mut done = 0;
-    let mut result = Ok(());
-    for batch in BatchLoader::new(train, cfg.calib_options(0)) {
-        let step = batch.and_then(|b| {
-            let n = b.labels.len();
-            if n > 0 {
-                model.forward_fm(b.images)?;
-            }
-            Ok(n)
+    let result =
+        ptq::pipeline::forward_batches(model, BatchLoader::new(train, cfg.calib_options(0)), wanted, &mut |n| {
+            observe(Event::Advance { done: n as u64 })
         });
-        match step {
-            Ok(0) => continue,
-            Ok(n) => {
-                done += 1;
-                observe(Event::Advance { done: n as u64 });
-            }
-            Err(e) => {
-                result = Err(e);
-                break;
-            }
-        }
-        if done >= wanted {
-            break;
-        }
-    }
     observe(Event::End);
     model.visit_slots(&mut |_, _, slot| {
         slot.take();
     });
-    result?;
+    let done = result?;
     if done == 0 {
         return Err(NnError::invalid(
             "calibration",

@@ -74,7 +74,7 @@ pub fn reestimate_bn(
 }
 
 /// Run the model forward on up to `max_batches` non-empty batches; returns how many ran.
-fn forward_batches(
+pub(crate) fn forward_batches(
     model: &mut Model,
     batches: impl IntoIterator<Item = Result<Batch>>,
     max_batches: usize,
