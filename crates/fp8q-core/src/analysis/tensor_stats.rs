@@ -21,7 +21,7 @@ use serde::Serialize;
 pub const CHUNK: usize = 1 << 14;
 
 /// Independent accumulators per pass of [`Moments::of`].
-pub const LANES: usize = 8;
+pub const LANES: usize = 32;
 
 /// Mergeable moments of a set of values: count, mean, central sums `M_k = Σ(x-x̄)^k`, extremes.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -168,9 +168,78 @@ impl Moments {
     }
 }
 
-/// The body of [`Moments::of`], inlined into each CPU-specific copy.
+/// The body of [`Moments::of`], inlined into each CPU-specific copy: the branch-free fast path
+/// when every value is finite (checked on the way), else [`moments_filtered`].
 #[inline(always)]
 fn moments_generic(x: &[f32]) -> Moments {
+    const L: usize = LANES;
+    let mut chunks = x.chunks_exact(L);
+    // pass 1: sum, extremes, and whether any value is NaN or infinite (exponent all ones)
+    let mut sum = [0.0f64; L];
+    let (mut lo, mut hi) = ([f32::INFINITY; L], [f32::NEG_INFINITY; L]);
+    let mut special = 0u32;
+    for c in &mut chunks {
+        let c: &[f32; L] = c.try_into().expect("lane block");
+        for i in 0..L {
+            let v = c[i];
+            special |= ((v.to_bits() & 0x7f80_0000) == 0x7f80_0000) as u32;
+            sum[i] += v as f64;
+            lo[i] = if v < lo[i] { v } else { lo[i] };
+            hi[i] = if v > hi[i] { v } else { hi[i] };
+        }
+    }
+    for &v in chunks.remainder() {
+        special |= !v.is_finite() as u32;
+    }
+    if special != 0 || x.is_empty() {
+        return moments_filtered(x);
+    }
+    let mut m = Moments {
+        n: x.len() as u64,
+        ..Moments::default()
+    };
+    let mut total = sum.iter().sum::<f64>();
+    for &v in chunks.remainder() {
+        total += v as f64;
+        lo[0] = lo[0].min(v);
+        hi[0] = hi[0].max(v);
+    }
+    m.min = lo.iter().copied().fold(f32::INFINITY, f32::min);
+    m.max = hi.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    m.mean = total / m.n as f64;
+    // pass 2: central sums
+    let mean = m.mean;
+    let (mut a2, mut a3, mut a4) = ([0.0f64; L], [0.0f64; L], [0.0f64; L]);
+    let mut chunks = x.chunks_exact(L);
+    for c in &mut chunks {
+        let c: &[f32; L] = c.try_into().expect("lane block");
+        for i in 0..L {
+            let d = c[i] as f64 - mean;
+            let d2 = d * d;
+            a2[i] += d2;
+            a3[i] += d2 * d;
+            a4[i] += d2 * d2;
+        }
+    }
+    for &v in chunks.remainder() {
+        let d = v as f64 - mean;
+        let d2 = d * d;
+        a2[0] += d2;
+        a3[0] += d2 * d;
+        a4[0] += d2 * d2;
+    }
+    m.m2 = a2.iter().sum();
+    m.m3 = a3.iter().sum();
+    m.m4 = a4.iter().sum();
+    // Σx² = M2 + n·mean² (both terms non-negative: no cancellation)
+    m.sum_sq = m.m2 + m.n as f64 * m.mean * m.mean;
+    m
+}
+
+/// [`moments_generic`] for slices with non-finite values: the same two passes, selecting instead
+/// of branching so that NaN and ±Inf are left out and counted.
+#[inline(always)]
+fn moments_filtered(x: &[f32]) -> Moments {
     const L: usize = LANES;
     let mut m = Moments::default();
     // pass 1: count, sum, extremes
@@ -185,14 +254,8 @@ fn moments_generic(x: &[f32]) -> Moments {
         lo[i] = if l < lo[i] { l } else { lo[i] };
         hi[i] = if h > hi[i] { h } else { hi[i] };
     };
-    let mut chunks = x.chunks_exact(L);
-    for c in &mut chunks {
-        for (i, &v) in c.iter().enumerate() {
-            lane1(i, v);
-        }
-    }
-    for (i, &v) in chunks.remainder().iter().enumerate() {
-        lane1(i, v);
+    for (j, &v) in x.iter().enumerate() {
+        lane1(j % L, v);
     }
     m.n = cnt.iter().sum();
     m.non_finite = x.len() as u64 - m.n;
@@ -205,27 +268,17 @@ fn moments_generic(x: &[f32]) -> Moments {
     // pass 2: central sums and Σx²
     let mean = m.mean;
     let (mut a2, mut a3, mut a4) = ([0.0f64; L], [0.0f64; L], [0.0f64; L]);
-    let mut lane2 = |i: usize, v: f32| {
-        let f = v.is_finite();
-        let d = if f { v as f64 - mean } else { 0.0 };
+    for (j, &v) in x.iter().enumerate() {
+        let i = j % L;
+        let d = if v.is_finite() { v as f64 - mean } else { 0.0 };
         let d2 = d * d;
         a2[i] += d2;
         a3[i] += d2 * d;
         a4[i] += d2 * d2;
-    };
-    let mut chunks = x.chunks_exact(L);
-    for c in &mut chunks {
-        for (i, &v) in c.iter().enumerate() {
-            lane2(i, v);
-        }
-    }
-    for (i, &v) in chunks.remainder().iter().enumerate() {
-        lane2(i, v);
     }
     m.m2 = a2.iter().sum();
     m.m3 = a3.iter().sum();
     m.m4 = a4.iter().sum();
-    // Σx² = M2 + n·mean² (both terms non-negative: no cancellation)
     m.sum_sq = m.m2 + m.n as f64 * m.mean * m.mean;
     m
 }
@@ -346,5 +399,40 @@ mod tests {
         let (_, var8, kurt8) = direct(&x[..200_000]);
         assert!((whole.variance() / var8 - 1.0).abs() < 1e-9);
         assert!((whole.excess_kurtosis().unwrap() - kurt8).abs() < 1e-8);
+    }
+
+    /// The all-finite fast path and the filtering path give the same moments, and a non-finite
+    /// value anywhere (a full lane block or the tail) sends a slice to the filtering path,
+    /// which leaves it out: the moments equal those of the finite values alone.
+    #[test]
+    fn fast_path_equals_filtering_path() {
+        for len in [1usize, 5, LANES - 1, LANES, LANES + 3, 1000, CHUNK] {
+            let x: Vec<f32> = (0..len)
+                .map(|i| ((i as f32 * 0.377).sin() * 2.0).powi(3) - 0.25)
+                .collect();
+            let fast = Moments::of(&x);
+            let filtered = moments_filtered(&x);
+            let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs().max(1e-300);
+            assert_eq!(
+                (fast.n, fast.min, fast.max, fast.non_finite),
+                (filtered.n, filtered.min, filtered.max, 0)
+            );
+            for (a, b) in [
+                (fast.mean, filtered.mean),
+                (fast.m2, filtered.m2),
+                (fast.m4, filtered.m4),
+            ] {
+                assert!(close(a, b), "{len}: {a} vs {b}");
+            }
+            for at in [0, len / 2, len - 1] {
+                for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                    let mut y = x.clone();
+                    y.insert(at, bad);
+                    let m = Moments::of(&y);
+                    assert_eq!((m.n, m.non_finite, m.min, m.max), (len as u64, 1, fast.min, fast.max));
+                    assert!(close(m.m2, fast.m2) && close(m.mean, fast.mean), "{len} {at} {bad}");
+                }
+            }
+        }
     }
 }
