@@ -1,14 +1,16 @@
 //! Network sensitivity of each slot: the SQNR of the logits against FP32 when only that slot is
 //! quantized, per format. The FP32 network runs once over the images, keeping the input of every
-//! stage ([`Model::forward_stage`]); each (slot, format) case then re-runs only the stages from
-//! the slot's own onward, from the cached input, with that one quantizer in place.
+//! stage ([`Model::forward_stage`]) and the output of every unit inside a block stage; each
+//! (slot, format) case then re-runs only what follows the latest of those points before the
+//! slot ([`Model::slot_stages`]: the slot's own unit, or a block's join for its shortcut and
+//! output slots), with that one quantizer in place.
 
 use fp8q_core::manager::QuantManager;
 
 use crate::data::{BatchLoader, LoaderOptions, Transform};
 use crate::error::{NnError, Result};
 use crate::feature_map::FeatureMap;
-use crate::models::Model;
+use crate::models::{Model, Resume};
 use crate::ptq::ManagedQuantizer;
 use crate::run::{Event, Observer, RunConfig, Stage, TrainingSet};
 
@@ -23,21 +25,49 @@ fn db(signal: f64, noise: f64) -> f64 {
     }
 }
 
-/// The FP32 input of every stage and the FP32 logits of one batch.
+/// The FP32 input of every stage, the FP32 outputs of the units of every block stage, and the
+/// FP32 logits of one batch.
 struct StageCache {
     inputs: Vec<FeatureMap>,
+    units: Vec<Vec<FeatureMap>>,
     logits: Vec<f32>,
 }
 
-fn cache_stages(model: &mut Model, images: FeatureMap) -> Result<StageCache> {
-    let stages = model.num_stages();
-    let mut inputs = Vec::with_capacity(stages);
-    let mut y = images;
-    for s in 0..stages {
-        inputs.push(y.clone());
-        y = model.forward_stage(s, y)?;
+impl StageCache {
+    fn new(model: &mut Model, images: FeatureMap) -> Result<Self> {
+        let stages = model.num_stages();
+        let (mut inputs, mut units) = (Vec::with_capacity(stages), Vec::with_capacity(stages));
+        let mut y = images;
+        for s in 0..stages {
+            let mut keep = Vec::new();
+            let next = model.forward_stage_keeping(s, &y, &mut keep)?;
+            inputs.push(std::mem::replace(&mut y, next));
+            units.push(keep);
+        }
+        Ok(StageCache {
+            inputs,
+            units,
+            logits: y.data,
+        })
     }
-    Ok(StageCache { inputs, logits: y.data })
+
+    /// The logits with the network run from `at` on (from the cached values there).
+    fn logits_from(&self, model: &mut Model, at: Resume) -> Result<FeatureMap> {
+        let x = &self.inputs[at.stage];
+        let mut y = match at.step {
+            0 => model.forward_stage(at.stage, x.clone())?,
+            step => {
+                let y = self.units[at.stage].get(step - 1).ok_or_else(|| {
+                    NnError::invalid("stage", format!("no unit output {step} cached for stage {}", at.stage))
+                })?;
+                model.resume_stage(at.stage, step, x, y.clone())?
+            }
+        };
+        for s in at.stage + 1..self.inputs.len() {
+            y = model.forward_stage(s, y)?;
+        }
+        Ok(y)
+    }
 }
 
 /// Put `manager` (fixed) into `slot` and empty every other slot (`None`: FP32 everywhere).
@@ -68,7 +98,7 @@ pub fn output_sqnr(
     }
     let mut folder = train.get()?.clone();
     folder.subsample(images);
-    let stage_of: Vec<usize> = {
+    let resume_at: Vec<Resume> = {
         let stages = model.slot_stages();
         slots
             .iter()
@@ -76,7 +106,7 @@ pub fn output_sqnr(
                 stages
                     .iter()
                     .find(|(u, k, _)| *u == s.plan.unit && *k == s.plan.kind)
-                    .map(|&(_, _, st)| st)
+                    .map(|&(_, _, at)| at)
                     .ok_or_else(|| NnError::Quantizer {
                         unit: s.plan.unit.clone(),
                         why: "slot not found among the network's stages".into(),
@@ -106,15 +136,12 @@ pub fn output_sqnr(
                 continue;
             }
             quantize_only(model, None);
-            let cache = cache_stages(model, batch.images)?;
+            let cache = StageCache::new(model, batch.images)?;
             signal += cache.logits.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>();
-            for ((slot, &stage), noise) in slots.iter().zip(&stage_of).zip(noise.iter_mut()) {
+            for ((slot, &at), noise) in slots.iter().zip(&resume_at).zip(noise.iter_mut()) {
                 for (m, acc) in slot.managers.iter().zip(noise.iter_mut()) {
                     quantize_only(model, Some((slot, m)));
-                    let mut y = cache.inputs[stage].clone();
-                    for s in stage..cache.inputs.len() {
-                        y = model.forward_stage(s, y)?;
-                    }
+                    let y = cache.logits_from(model, at)?;
                     *acc += y
                         .data
                         .iter()
@@ -137,4 +164,66 @@ pub fn output_sqnr(
         .into_iter()
         .map(|per_format| per_format.into_iter().map(|n| db(signal, n)).collect())
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::Architecture;
+    use crate::ptq::{PtqConfig, SlotPlan};
+    use fp8q_core::range::Range;
+
+    /// Every slot, resumed from the point [`Model::slot_stages`] gives, yields the logits of a
+    /// full forward pass with that slot quantized, bit for bit (and the quantizer did act: the
+    /// logits differ from FP32's), for both networks of the in-repository fixture.
+    #[test]
+    fn resuming_equals_a_full_forward_for_every_slot() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ptq_small");
+        for (arch, file) in [
+            (Architecture::Resnet18, "resnet18_narrow.pth"),
+            (Architecture::MobilenetV2, "mobilenet_v2_narrow.pth.tar"),
+        ] {
+            let mut model = Model::load(arch, dir.join(file)).unwrap();
+            let data: Vec<f32> = (0..2 * 3 * 224 * 224)
+                .map(|i| ((i as f32 * 0.618).sin() * 1.7).clamp(-1.5, 1.5))
+                .collect();
+            let x = FeatureMap::from_vec(data, 2, 3, 224, 224).unwrap();
+            quantize_only(&mut model, None);
+            let cache = StageCache::new(&mut model, x.clone()).unwrap();
+            assert_eq!(cache.logits, model.forward_fm(x.clone()).unwrap(), "{file}: FP32");
+            let mut resumed_inside = 0;
+            for (unit, kind, at) in model.slot_stages() {
+                let plan = SlotPlan {
+                    unit: unit.clone(),
+                    kind,
+                    bits: 8,
+                    quantize_input: false,
+                    format: None,
+                };
+                let config = super::super::slot_config(&PtqConfig::default(), &plan, "e3m4".parse().unwrap());
+                let mut m = QuantManager::new(config.unwrap()).unwrap();
+                m.set_range(Range {
+                    min: vec![-0.37],
+                    max: vec![0.37],
+                })
+                .unwrap();
+                m.fix();
+                model.visit_slots(&mut |u, k, s| {
+                    s.take();
+                    if u == unit && k == kind {
+                        s.set(Box::new(ManagedQuantizer::new(u, k, m.clone()).0));
+                    }
+                });
+                let full = model.forward_fm(x.clone()).unwrap();
+                let resumed = cache.logits_from(&mut model, at).unwrap().data;
+                assert_eq!(resumed, full, "{file} {unit} {kind:?} from {at:?}");
+                assert_ne!(full, cache.logits, "{file} {unit} {kind:?}: the quantizer did not act");
+                resumed_inside += (at.step > 0) as usize;
+            }
+            assert!(
+                resumed_inside > 10,
+                "{file}: {resumed_inside} slots resumed inside a block"
+            );
+        }
+    }
 }

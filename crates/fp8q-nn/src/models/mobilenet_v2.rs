@@ -17,6 +17,7 @@ use crate::kernels::pool;
 use crate::layers::conv_bn_act::ConvSpec;
 use crate::layers::{Activation, BatchNorm2d, ConvBnAct, Linear, QuantSlot, SlotKind};
 use crate::models::resnet::visit_unit;
+use crate::models::Resume;
 use crate::weights::WeightPath;
 
 /// `(t, c, n, s)`: expansion, output channels, repeats, first stride.
@@ -101,10 +102,38 @@ impl InvertedResidual {
 
     /// Run the block.
     pub fn forward(&mut self, x: FeatureMap) -> Result<FeatureMap> {
-        let mut y = self.units[0].forward(&x)?;
+        let y = self.units[0].forward(&x)?;
+        self.resume(&x, 1, y)
+    }
+
+    /// Run the block, pushing the output of each of its units onto `keep` (the points
+    /// [`InvertedResidual::resume`] can start from).
+    pub fn forward_keeping(&mut self, x: &FeatureMap, keep: &mut Vec<FeatureMap>) -> Result<FeatureMap> {
+        let mut y = self.units[0].forward(x)?;
+        keep.push(y.clone());
         for u in &mut self.units[1..] {
             y = u.forward(&y)?;
+            keep.push(y.clone());
         }
+        self.join(x, y)
+    }
+
+    /// Finish the block from its input `x` and `y`, the output of its first `step` units
+    /// (`1 ..= units.len()`): the remaining units and, in a residual block, the join.
+    pub fn resume(&mut self, x: &FeatureMap, step: usize, mut y: FeatureMap) -> Result<FeatureMap> {
+        let units = self.units.len();
+        let rest = self
+            .units
+            .get_mut(step..)
+            .ok_or_else(|| NnError::invalid(&self.name, format!("step {step} of a block of {units} units")))?;
+        for u in rest {
+            y = u.forward(&y)?;
+        }
+        self.join(x, y)
+    }
+
+    /// `quantize(x + y)` in a residual block; `y` otherwise.
+    fn join(&mut self, x: &FeatureMap, mut y: FeatureMap) -> Result<FeatureMap> {
         if self.residual {
             residual_join(&mut y.data, &x.data, Activation::Identity, &mut self.output_quantizer)?;
         }
@@ -239,24 +268,61 @@ impl MobileNetV2 {
         FeatureMap::from_vec(self.classifier.forward(pooled.data, n)?, n, classes, 1, 1)
     }
 
-    /// The stage in which each quantizer slot first acts, as `(unit, kind, stage)` in
-    /// execution order (the slots [`MobileNetV2::visit_slots`] visits).
-    pub fn slot_stages(&mut self) -> Vec<(String, SlotKind, usize)> {
+    /// Where a forward pass must start for each quantizer slot to act, as `(unit, kind, resume)`
+    /// in execution order (the slots [`MobileNetV2::visit_slots`] visits).
+    pub fn slot_stages(&mut self) -> Vec<(String, SlotKind, Resume)> {
         let mut out = Vec::new();
-        visit_unit(&mut self.stem, &mut |u, k, _| out.push((u.to_string(), k, 0)));
+        visit_unit(&mut self.stem, &mut |u, k, _| {
+            out.push((u.to_string(), k, Resume::stage(0)))
+        });
         for (i, b) in self.blocks.iter_mut().enumerate() {
-            for u in &mut b.units {
-                visit_unit(u, &mut |n, k, _| out.push((n.to_string(), k, i + 1)));
+            let stage = i + 1;
+            for (step, u) in b.units.iter_mut().enumerate() {
+                visit_unit(u, &mut |n, k, _| out.push((n.to_string(), k, Resume { stage, step })));
             }
             if b.residual {
-                out.push((b.name.clone(), SlotKind::BlockOutput, i + 1));
+                let step = b.units.len();
+                out.push((b.name.clone(), SlotKind::BlockOutput, Resume { stage, step }));
             }
         }
         let head = self.blocks.len() + 1;
-        visit_unit(&mut self.head, &mut |u, k, _| out.push((u.to_string(), k, head)));
-        out.push((self.classifier.name.clone(), SlotKind::Weight, head + 1));
-        out.push((self.classifier.name.clone(), SlotKind::Output, head + 1));
+        visit_unit(&mut self.head, &mut |u, k, _| {
+            out.push((u.to_string(), k, Resume::stage(head)))
+        });
+        out.push((self.classifier.name.clone(), SlotKind::Weight, Resume::stage(head + 1)));
+        out.push((self.classifier.name.clone(), SlotKind::Output, Resume::stage(head + 1)));
         out
+    }
+
+    /// The inverted-residual block that is stage `stage`, if it is one.
+    fn block_mut(&mut self, stage: usize) -> Option<&mut InvertedResidual> {
+        stage.checked_sub(1).and_then(|b| self.blocks.get_mut(b))
+    }
+
+    /// [`MobileNetV2::forward_stage`] from a borrowed input, pushing the outputs of a block's
+    /// units onto `keep` (nothing for the stem, the head conv and the classifier).
+    pub fn forward_stage_keeping(
+        &mut self,
+        stage: usize,
+        x: &FeatureMap,
+        keep: &mut Vec<FeatureMap>,
+    ) -> Result<FeatureMap> {
+        match self.block_mut(stage) {
+            Some(block) => block.forward_keeping(x, keep),
+            None => self.forward_stage(stage, x.clone()),
+        }
+    }
+
+    /// Finish stage `stage` (a block) from its input `x` and `y`, the output of its first
+    /// `step` units ([`InvertedResidual::resume`]).
+    pub fn resume_stage(&mut self, stage: usize, step: usize, x: &FeatureMap, y: FeatureMap) -> Result<FeatureMap> {
+        match self.block_mut(stage) {
+            Some(block) => block.resume(x, step, y),
+            None => Err(NnError::invalid(
+                "stage",
+                format!("{stage} is not an inverted-residual block"),
+            )),
+        }
     }
 
     /// Every conv+BN unit in execution order.

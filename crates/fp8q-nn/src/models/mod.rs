@@ -22,6 +22,24 @@ use crate::weights::Weights;
 use mobilenet_v2::MobileNetV2;
 use resnet::{BlockKind, ResNet};
 
+/// Where a forward pass can start: stage `stage` (see [`Model::forward_stage`]) from its input
+/// when `step` is 0; inside a block stage, after its first `step` units, from the stage's input
+/// and the output of unit `step - 1` ([`Model::resume_stage`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resume {
+    /// The stage.
+    pub stage: usize,
+    /// Units of the stage's block already run (0 outside blocks).
+    pub step: usize,
+}
+
+impl Resume {
+    /// The start of `stage`.
+    pub fn stage(stage: usize) -> Self {
+        Resume { stage, step: 0 }
+    }
+}
+
 /// A network architecture (`--architecture`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Architecture {
@@ -151,9 +169,34 @@ impl Model {
         }
     }
 
-    /// The stage in which each quantizer slot first acts, as `(unit, kind, stage)`, in the
-    /// order of [`Model::visit_slots`].
-    pub fn slot_stages(&mut self) -> Vec<(String, SlotKind, usize)> {
+    /// [`Model::forward_stage`] from a borrowed input, pushing the output of each unit of a
+    /// block stage onto `keep` (the inputs [`Model::resume_stage`] takes; nothing for other
+    /// stages).
+    pub fn forward_stage_keeping(
+        &mut self,
+        stage: usize,
+        x: &FeatureMap,
+        keep: &mut Vec<FeatureMap>,
+    ) -> Result<FeatureMap> {
+        match self {
+            Model::ResNet(m) => m.forward_stage_keeping(stage, x, keep),
+            Model::MobileNetV2(m) => m.forward_stage_keeping(stage, x, keep),
+        }
+    }
+
+    /// Finish block stage `stage` from its input `x` and `y`, the output of its first `step`
+    /// units (`1 ..=` the block's units; the last runs only the shortcut and the join).
+    pub fn resume_stage(&mut self, stage: usize, step: usize, x: &FeatureMap, y: FeatureMap) -> Result<FeatureMap> {
+        match self {
+            Model::ResNet(m) => m.resume_stage(stage, step, x, y),
+            Model::MobileNetV2(m) => m.resume_stage(stage, step, x, y),
+        }
+    }
+
+    /// The latest point a forward pass can start from and still pass through each quantizer
+    /// slot, as `(unit, kind, resume)`, in the order of [`Model::visit_slots`]: a unit's slots
+    /// from that unit on, a block's shortcut and output slots from its join.
+    pub fn slot_stages(&mut self) -> Vec<(String, SlotKind, Resume)> {
         match self {
             Model::ResNet(m) => m.slot_stages(),
             Model::MobileNetV2(m) => m.slot_stages(),

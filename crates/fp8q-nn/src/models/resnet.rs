@@ -8,6 +8,7 @@ use crate::kernels::elementwise::residual_join;
 use crate::kernels::{pool, Window};
 use crate::layers::conv_bn_act::ConvSpec;
 use crate::layers::{Activation, BatchNorm2d, ConvBnAct, Linear, QuantSlot, SlotKind};
+use crate::models::Resume;
 use crate::weights::WeightPath;
 
 /// Which block a ResNet is made of.
@@ -88,12 +89,44 @@ impl ResidualBlock {
 
     /// Run the block.
     pub fn forward(&mut self, x: FeatureMap) -> Result<FeatureMap> {
-        let mut y = self.units[0].forward(&x)?;
+        let y = self.units[0].forward(&x)?;
+        self.resume(&x, 1, y)
+    }
+
+    /// Run the block, pushing the output of each of its units onto `keep` (the points
+    /// [`ResidualBlock::resume`] can start from).
+    pub fn forward_keeping(&mut self, x: &FeatureMap, keep: &mut Vec<FeatureMap>) -> Result<FeatureMap> {
+        let mut y = self.units[0].forward(x)?;
+        keep.push(y.clone());
         for u in &mut self.units[1..] {
             y = u.forward(&y)?;
+            keep.push(y.clone());
         }
+        self.join(x, y)
+    }
+
+    /// Finish the block from its input `x` and `y`, the output of its first `step` units
+    /// (`1 ..= units.len()`): the remaining units, the shortcut and the join.
+    pub fn resume(&mut self, x: &FeatureMap, step: usize, mut y: FeatureMap) -> Result<FeatureMap> {
+        let units = self.units.len();
+        let rest = self
+            .units
+            .get_mut(step..)
+            .ok_or_else(|| NnError::invalid(&self.name, format!("step {step} of a block of {units} units")))?;
+        for u in rest {
+            y = u.forward(&y)?;
+        }
+        self.join(x, y)
+    }
+
+    /// `relu(y + shortcut(x))`, then the block's output quantizer.
+    fn join(&mut self, x: &FeatureMap, mut y: FeatureMap) -> Result<FeatureMap> {
+        let projected;
         let shortcut = match &mut self.downsample {
-            Some(d) => d.forward(&x)?,
+            Some(d) => {
+                projected = d.forward(x)?;
+                &projected
+            }
             None => x,
         };
         if shortcut.dims() != y.dims() {
@@ -229,26 +262,61 @@ impl ResNet {
         FeatureMap::from_vec(self.fc.forward(pooled.data, n)?, n, classes, 1, 1)
     }
 
-    /// The stage in which each quantizer slot first acts, as `(unit, kind, stage)` in
-    /// execution order.
-    pub fn slot_stages(&mut self) -> Vec<(String, SlotKind, usize)> {
+    /// Where a forward pass must start for each quantizer slot to act, as `(unit, kind, resume)`
+    /// in execution order.
+    pub fn slot_stages(&mut self) -> Vec<(String, SlotKind, Resume)> {
         let mut out = Vec::new();
-        let mut stage = 0;
-        visit_unit(&mut self.conv1, &mut |u, k, _| out.push((u.to_string(), k, stage)));
-        for block in self.layers.iter_mut().flatten() {
-            stage += 1;
-            for u in &mut block.units {
-                visit_unit(u, &mut |n, k, _| out.push((n.to_string(), k, stage)));
+        visit_unit(&mut self.conv1, &mut |u, k, _| {
+            out.push((u.to_string(), k, Resume::stage(0)))
+        });
+        for (b, block) in self.layers.iter_mut().flatten().enumerate() {
+            let stage = b + 1;
+            let end = block.units.len();
+            for (step, u) in block.units.iter_mut().enumerate() {
+                visit_unit(u, &mut |n, k, _| out.push((n.to_string(), k, Resume { stage, step })));
             }
+            // the shortcut and the join run after every unit
             if let Some(d) = &mut block.downsample {
-                visit_unit(d, &mut |n, k, _| out.push((n.to_string(), k, stage)));
+                visit_unit(d, &mut |n, k, _| {
+                    out.push((n.to_string(), k, Resume { stage, step: end }))
+                });
             }
-            out.push((block.name.clone(), SlotKind::BlockOutput, stage));
+            out.push((block.name.clone(), SlotKind::BlockOutput, Resume { stage, step: end }));
         }
-        stage += 1;
-        out.push((self.fc.name.clone(), SlotKind::Weight, stage));
-        out.push((self.fc.name.clone(), SlotKind::Output, stage));
+        let head = Resume::stage(self.blocks_count() + 1);
+        out.push((self.fc.name.clone(), SlotKind::Weight, head));
+        out.push((self.fc.name.clone(), SlotKind::Output, head));
         out
+    }
+
+    /// The residual block that is stage `stage`, if it is one.
+    fn block_mut(&mut self, stage: usize) -> Option<&mut ResidualBlock> {
+        stage
+            .checked_sub(1)
+            .and_then(|b| self.layers.iter_mut().flatten().nth(b))
+    }
+
+    /// [`ResNet::forward_stage`] from a borrowed input, pushing the outputs of a residual
+    /// block's units onto `keep` (nothing for the stem and the head).
+    pub fn forward_stage_keeping(
+        &mut self,
+        stage: usize,
+        x: &FeatureMap,
+        keep: &mut Vec<FeatureMap>,
+    ) -> Result<FeatureMap> {
+        match self.block_mut(stage) {
+            Some(block) => block.forward_keeping(x, keep),
+            None => self.forward_stage(stage, x.clone()),
+        }
+    }
+
+    /// Finish stage `stage` (a residual block) from its input `x` and `y`, the output of its
+    /// first `step` units ([`ResidualBlock::resume`]).
+    pub fn resume_stage(&mut self, stage: usize, step: usize, x: &FeatureMap, y: FeatureMap) -> Result<FeatureMap> {
+        match self.block_mut(stage) {
+            Some(block) => block.resume(x, step, y),
+            None => Err(NnError::invalid("stage", format!("{stage} is not a residual block"))),
+        }
     }
 
     /// Every conv+BN unit in execution order.
