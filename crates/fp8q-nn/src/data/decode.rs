@@ -11,7 +11,10 @@
 //!   byte for colour, clipped to 255 for 16-bit grey).
 //! * [`pnm`]: binary and plain PBM/PGM/PPM, Pillow's scaling of other maximum values.
 //! * [`tiff`]: 8-bit grey/RGB/RGBA/palette TIFF without JPEG compression (the `tiff` crate).
-//! * [`other`]: BMP and WebP through the `image` crate.
+//! * [`bmp`]: BMP headers read with Pillow's rules; 16-bit, bitfield and run-length ([`bmp_rle`])
+//!   pixels unpacked as Pillow unpacks them, the common uncompressed layouts through the `image`
+//!   crate.
+//! * [`other`]: WebP, and uncompressed BMP for [`bmp`], through the `image` crate.
 //!
 //! What Pillow's `Image.open` does not do, we do not do either: EXIF orientation and ICC
 //! profiles are ignored, alpha is dropped (not composited), palettes are looked up.
@@ -29,6 +32,8 @@ use std::path::Path;
 use super::resize::Rgb8;
 use crate::error::{NnError, Result};
 
+pub mod bmp;
+pub mod bmp_rle;
 pub mod jpeg;
 pub mod other;
 pub mod png;
@@ -94,7 +99,8 @@ pub fn decode_bytes(bytes: &[u8]) -> std::result::Result<Rgb8, String> {
         Format::Png => png::decode(bytes),
         Format::Pnm => pnm::decode(bytes),
         Format::Tiff => tiff::decode(bytes),
-        Format::Bmp | Format::WebP => other::decode(bytes, format),
+        Format::Bmp => bmp::decode(bytes),
+        Format::WebP => other::decode(bytes, format),
     }?;
     if img.width == 0 || img.height == 0 {
         return Err("empty image".into());
