@@ -395,6 +395,84 @@ def bmp_fixtures(photo_rgb):
     return f
 
 
+def tiff_packed(idx, bits, colormap=None):
+    """An uncompressed little-endian TIFF of 1/2/4-bit samples (grey, or palette with a
+    `colormap` of 3 x 2**bits 16-bit values) by hand: tifffile packs sub-byte samples only with
+    imagecodecs, Pillow not at all."""
+    h, w = idx.shape
+    rows = b"".join(np.packbits(np.unpackbits(r[:, None], axis=1)[:, 8 - bits:].reshape(-1)).tobytes()
+                    for r in idx.astype(np.uint8))
+    tags = [(256, 3, [w]), (257, 3, [h]), (258, 3, [bits]), (259, 3, [1]), (262, 3, [3 if colormap is not None else 1]),
+            (273, 4, [0]), (277, 3, [1]), (278, 3, [h]), (279, 4, [len(rows)])]
+    if colormap is not None:
+        tags.append((320, 3, [int(v) for v in np.asarray(colormap).reshape(-1)]))
+    tags.sort()
+    ifd_size = 2 + 12 * len(tags) + 4
+    extra, entries = bytearray(), []
+    data_at = 8 + ifd_size
+    for tag, typ, vals in tags:
+        fmt = "<%d%s" % (len(vals), "H" if typ == 3 else "I")
+        raw = struct.pack(fmt, *vals)
+        if len(raw) <= 4:
+            entries.append(struct.pack("<HHI", tag, typ, len(vals)) + raw.ljust(4, b"\x00"))
+        else:
+            entries.append(struct.pack("<HHII", tag, typ, len(vals), data_at + len(extra)))
+            extra += raw
+    strip_at = data_at + len(extra)
+    entries = [e if not e.startswith(struct.pack("<H", 273)) else struct.pack("<HHII", 273, 4, 1, strip_at)
+               for e in entries]
+    return (b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", len(tags)) + b"".join(entries) + bytes(4)
+            + bytes(extra) + rows)
+
+
+def tiff_fixtures(photo_rgb):
+    """The TIFF layouts beyond 8-bit grey/RGB: palette, 1/2/4/16-bit grey, 16-bit RGB, CMYK,
+    white-is-zero, the Orientation tag; and variants we refuse (CCITT G4)."""
+    import tifffile  # writes what Pillow cannot: 16-bit RGB and big-endian files
+
+    def tif(**kw):
+        b = io.BytesIO()
+        tifffile.imwrite(b, **kw)
+        return b.getvalue()
+
+    f = []
+    arr = np.asarray(photo_rgb)  # 29x37
+    grey = np.asarray(photo_rgb.convert("L"))
+    pal = photo_rgb.quantize(64)
+    f.append(("tif_p8_raw.tif", saved(pal, "TIFF")))
+    f.append(("tif_p8_lzw.tif", saved(pal, "TIFF", compression="tiff_lzw")))
+    cmap = np.stack([np.arange(16) * 4369, 65535 - np.arange(16) * 4000, (np.arange(16) * 7919) % 65536])
+    f.append(("tif_p4_raw.tif", tiff_packed(grey >> 4, 4, cmap)))
+    f.append(("tif_l4_raw.tif", tiff_packed(grey >> 4, 4)))
+    f.append(("tif_l2_raw.tif", tiff_packed(grey >> 6, 2)))
+    f.append(("tif_1bit_raw.tif", saved(photo_rgb.convert("1"), "TIFF")))
+    f.append(("tif_1bit_packbits.tif", saved(photo_rgb.convert("1"), "TIFF", compression="packbits")))
+    f.append(("tif_1bit_g4.tif", saved(photo_rgb.convert("1"), "TIFF", compression="group4")))
+    # 16-bit grey spanning 0..~400: Pillow clips above 255
+    g16 = (grey.astype(np.uint16) * 3 // 2 + np.arange(grey.size).reshape(grey.shape) % 5).astype(np.uint16)
+    f.append(("tif_l16_raw.tif", saved(Image.frombytes("I;16", photo_rgb.size, g16.astype("<u2").tobytes()), "TIFF")))
+    f.append(("tif_l16_deflate.tif", saved(Image.frombytes("I;16", photo_rgb.size, g16.astype("<u2").tobytes()),
+                                           "TIFF", compression="tiff_adobe_deflate")))
+    f.append(("tif_l16be_raw.tif", tif(data=g16, byteorder=">", photometric="minisblack")))
+    f.append(("tif_l16be_deflate_predictor.tif", tif(data=g16, byteorder=">", photometric="minisblack",
+                                                     compression="zlib", predictor=True)))
+    rgb16 = (arr.astype(np.uint16) * 257 + np.arange(arr.size).reshape(arr.shape) % 301).astype(np.uint16)
+    f.append(("tif_rgb16_raw.tif", tif(data=rgb16, photometric="rgb")))
+    f.append(("tif_rgb16be_deflate.tif", tif(data=rgb16, photometric="rgb", byteorder=">", compression="zlib")))
+    f.append(("tif_rgba16_raw.tif", tif(data=np.dstack([rgb16, rgb16[..., :1] ^ 0x5A5A]), photometric="rgb",
+                                        extrasamples=["unassalpha"])))
+    cmyk = photo_rgb.convert("CMYK")
+    f.append(("tif_cmyk_raw.tif", saved(cmyk, "TIFF")))
+    f.append(("tif_cmyk_lzw.tif", saved(cmyk, "TIFF", compression="tiff_lzw")))
+    c16 = (np.asarray(cmyk).astype(np.uint16) * 257 + 99).astype(np.uint16)
+    f.append(("tif_cmyk16_raw.tif", tif(data=c16, photometric="separated")))
+    f.append(("tif_miniswhite_raw.tif", tif(data=grey, photometric="miniswhite")))
+    small = photo_rgb.crop((3, 5, 16, 12))  # 13x7
+    for o in range(2, 9):
+        f.append((f"tif_orientation{o}.tif", saved(small, "TIFF", tiffinfo={274: o})))
+    return f
+
+
 def saved(im, fmt, **kw):
     b = io.BytesIO()
     im.save(b, fmt, **kw)
@@ -520,6 +598,7 @@ def fixtures():
     f.append(("tif_l_lzw.tif", saved(small.convert("L"), "TIFF", compression="tiff_lzw")))
     f.append(("tif_rgba_raw.tif", saved(small.convert("RGBA"), "TIFF")))
     f.append(("tif_rgb_jpeg.tif", saved(small, "TIFF", compression="jpeg", quality=85)))
+    f += tiff_fixtures(chelsea.resize((37, 29), Image.LANCZOS))
     # --- WebP
     f.append(("webp_lossless_rgb.webp", saved(small, "WEBP", lossless=True)))
     f.append(("webp_lossless_rgba.webp", saved(Image.merge("RGBA", (*small.split(), small.convert("L"))), "WEBP",

@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 /// Files we refuse on purpose although Pillow decodes them, with the error we give.
 const REFUSED: &[(&str, &str)] = &[
     ("tif_rgb_jpeg.tif", "unsupported TIFF variant: compression 7"),
+    ("tif_1bit_g4.tif", "unsupported TIFF variant: compression 4"),
     // Pillow's grey-palette shortcut reads these 8-bit pixels as 1-bit ones
     (
         "bmp_8bit_bilevel_palette.bmp",
@@ -218,6 +219,12 @@ fn mutated_files_are_decoded_or_refused_never_crash() {
         "ppm_p3_plain.ppm",
         "pgm_p5_16bit.pgm",
         "tif_rgb_lzw.tiff",
+        "tif_p8_lzw.tif",
+        "tif_p4_raw.tif",
+        "tif_l16be_deflate_predictor.tif",
+        "tif_rgb16be_deflate.tif",
+        "tif_cmyk_lzw.tif",
+        "tif_orientation6.tif",
         "webp_lossy_q80.webp",
         "webp_lossless_rgba.webp",
     ];
