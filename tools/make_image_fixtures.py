@@ -11,6 +11,13 @@ camera, ...) are re-encoded with Pillow at small sizes in every variant our Imag
 * PNG (8/16-bit, grey, grey+alpha, palette with and without tRNS, 1-bit, interlaced), BMP, PPM/PGM
   (binary, 16-bit, plain text), TIFF (raw, LZW, deflate, packbits, JPEG), WebP (lossy, lossless,
   with alpha).
+* BMP that Pillow cannot write, built by hand (37x29 crops): 16-bit 5-5-5 and 5-6-5 (bitfields,
+  V3/V4/OS2 headers, top-down), 32-bit bitfields, RLE8/RLE4 (with every command: deltas, runs
+  past the row end, absolute runs into the next row, indices past the palette), grey-ramp and
+  black-and-white palettes, truncated and early-ending files.
+* TIFF beyond 8-bit grey/RGB: palette (8-bit from Pillow, 4-bit by hand), 1/2/4-bit grey, 16-bit
+  grey and RGB (little- and big-endian, deflate with predictor; tifffile), CMYK 8/16-bit,
+  white-is-zero, the Orientation tag 2-8, CCITT G4 (refused by fp8q).
 
 For each file, `expected.json` holds what `Image.open(p).convert('RGB')` gives (the reference's
 loader): width, height, the SHA-256 of the RGB bytes, per-channel sums and 64 evenly spaced
