@@ -11,6 +11,13 @@ camera, ...) are re-encoded with Pillow at small sizes in every variant our Imag
 * PNG (8/16-bit, grey, grey+alpha, palette with and without tRNS, 1-bit, interlaced), BMP, PPM/PGM
   (binary, 16-bit, plain text), TIFF (raw, LZW, deflate, packbits, JPEG), WebP (lossy, lossless,
   with alpha).
+* BMP that Pillow cannot write, built by hand (37x29 crops): 16-bit 5-5-5 and 5-6-5 (bitfields,
+  V3/V4/OS2 headers, top-down), 32-bit bitfields, RLE8/RLE4 (with every command: deltas, runs
+  past the row end, absolute runs into the next row, indices past the palette), grey-ramp and
+  black-and-white palettes, truncated and early-ending files.
+* TIFF beyond 8-bit grey/RGB: palette (8-bit from Pillow, 4-bit by hand), 1/2/4-bit grey, 16-bit
+  grey and RGB (little- and big-endian, deflate with predictor; tifffile), CMYK 8/16-bit,
+  white-is-zero, the Orientation tag 2-8, CCITT G4 (refused by fp8q).
 
 For each file, `expected.json` holds what `Image.open(p).convert('RGB')` gives (the reference's
 loader): width, height, the SHA-256 of the RGB bytes, per-channel sums and 64 evenly spaced
@@ -270,6 +277,209 @@ def cjpeg(im, *args):
     return subprocess.run(["cjpeg", *args], input=ppm, capture_output=True, check=True).stdout
 
 
+def bmp_file(w, h, bits, compression, pixels, palette=b"", header=40, masks=None, colors=0, top_down=False):
+    """A BMP by hand (Pillow writes only 1/8/24/32-bit uncompressed ones): file header, info
+    header of `header` bytes (12: OS/2 1.x; 40: with `masks` after it; 56/108: masks inside),
+    palette (BGRX entries, BGR for the OS/2 header), pixel data."""
+    if header == 12:
+        info = struct.pack("<IHHHH", 12, w, h, 1, bits)
+    else:
+        info = struct.pack("<IIIHHIIiiII", header, w, 2**32 - h if top_down else h, 1, bits, compression,
+                           len(pixels), 2835, 2835, colors, 0)
+        extra = struct.pack("<%dI" % len(masks), *masks) if masks else b""
+        info += extra if header == 40 else (extra + bytes(header - 40))[:header - 40]
+    offset = 14 + len(info) + len(palette)
+    return b"BM" + struct.pack("<IHHI", offset + len(pixels), 0, 0, offset) + info + palette + pixels
+
+
+def bmp_rows16(arr, r_bits, g_bits, stride_pad=True):
+    """HxWx3 uint8 to 16-bit pixels (5-5-5 or 5-6-5), bottom row first, rows padded to 4 bytes."""
+    a = arr.astype(np.uint32)
+    v = ((a[..., 0] >> (8 - r_bits)) << (5 + g_bits)) | ((a[..., 1] >> (8 - g_bits)) << 5) | (a[..., 2] >> 3)
+    rows = [v[y].astype("<u2").tobytes() for y in range(v.shape[0])][::-1]
+    return b"".join(r + bytes(-len(r) % 4) for r in rows)
+
+
+def rle_bytes(rows, rle4=False):
+    """RLE8/RLE4 data for rows of palette indices (in stored order): a run for 3 or more equal
+    pixels (RLE4: a repeating pair), an absolute run for the rest, end of line after each row,
+    end of bitmap."""
+    out = bytearray()
+    for row in rows:
+        row, i, n = [int(v) for v in row], 0, len(row)
+        while i < n:
+            j = i + 1
+            while j < n and j - i < 255 and row[j] == row[i + (j - i) % 2 if rle4 else i]:
+                j += 1
+            if j - i >= 3 or n - i < 3:
+                k = j - i
+                out += bytes([k, (row[i] << 4 | (row[i + 1] if k > 1 else 0)) if rle4 else row[i]])
+                i = j
+                continue
+            j = i + 3
+            while j < n and j - i < 255 and not (j + 2 < n and row[j] == row[j + 1] == row[j + 2]):
+                j += 1
+            seg = row[i:j]
+            if rle4:
+                seg = seg + [0] * (len(seg) % 2)
+                packed = bytes(seg[t] << 4 | seg[t + 1] for t in range(0, len(seg), 2))
+            else:
+                packed = bytes(seg)
+            out += bytes([0, j - i]) + packed + bytes(len(packed) % 2)
+            i = j
+        out += b"\x00\x00"
+    return bytes(out + b"\x00\x01")
+
+
+def bgrx(palette_rgb):
+    return b"".join(bytes([b, g, r, 0]) for r, g, b in palette_rgb)
+
+
+def bmp_fixtures(photo_rgb):
+    """The BMP variants Pillow cannot write: 16-bit (5-5-5, 5-6-5 bitfields), RLE8/RLE4, 32-bit
+    bitfields, grey-ramp palettes; and run-length streams using every command."""
+    f = []
+    arr = np.asarray(photo_rgb)  # 29x37
+    h, w = arr.shape[:2]
+    f.append(("bmp_rgb16_555.bmp", bmp_file(w, h, 16, 0, bmp_rows16(arr, 5, 5))))
+    f.append(("bmp_rgb16_565_bitfields.bmp", bmp_file(w, h, 16, 3, bmp_rows16(arr, 5, 6),
+                                                      masks=[0xF800, 0x7E0, 0x1F])))
+    f.append(("bmp_rgb16_555_bitfields_v4.bmp", bmp_file(w, h, 16, 3, bmp_rows16(arr, 5, 5), header=108,
+                                                         masks=[0x7C00, 0x3E0, 0x1F, 0])))
+    top = bmp_rows16(arr[::-1], 5, 6)  # rows stored top first
+    f.append(("bmp_rgb16_565_topdown_v3.bmp", bmp_file(w, h, 16, 3, top, header=56, masks=[0xF800, 0x7E0, 0x1F, 0],
+                                                       top_down=True)))
+    f.append(("bmp_rgb16_os2.bmp", bmp_file(w, h, 16, 0, bmp_rows16(arr, 5, 5), header=12)))
+    f.append(("bmp_rgb16_bad_masks.bmp", bmp_file(w, h, 16, 3, bmp_rows16(arr, 5, 5),
+                                                  masks=[0x1F, 0x3E0, 0x7C00])))
+    f.append(("bmp_rgb16_truncated.bmp", bmp_file(w, h, 16, 0, bmp_rows16(arr, 5, 5))[:-200]))
+    x = np.concatenate([arr, np.full((h, w, 1), 77, np.uint8)], axis=2)  # R G B X in memory
+    xbgr = x[::-1][..., [3, 2, 1, 0]]  # little-endian words 0xRRGGBBXX: bytes X B G R
+    f.append(("bmp_bitfields32_xbgr.bmp", bmp_file(w, h, 32, 3, xbgr.tobytes(),
+                                                   masks=[0xFF000000, 0xFF0000, 0xFF00])))
+    # palette files: 8-bit with 64 colours, 4-bit with 16
+    p8 = photo_rgb.quantize(64)
+    idx8 = np.asarray(p8)
+    pal8 = np.asarray(p8.getpalette()[:64 * 3]).reshape(-1, 3)
+    f.append(("bmp_rle8.bmp", bmp_file(w, h, 8, 1, rle_bytes(idx8[::-1]), bgrx(pal8), colors=64)))
+    p4 = photo_rgb.quantize(16)
+    idx4 = np.asarray(p4)
+    pal4 = np.asarray(p4.getpalette()[:16 * 3]).reshape(-1, 3)
+    f.append(("bmp_rle4.bmp", bmp_file(w, h, 4, 2, rle_bytes(idx4[::-1], rle4=True), bgrx(pal4), colors=16)))
+    f.append(("bmp_rle4_topdown.bmp", bmp_file(w, h, 4, 2, rle_bytes(idx4, rle4=True), bgrx(pal4), colors=16,
+                                               top_down=True)))
+    f.append(("bmp_rle8_truncated.bmp", bmp_file(w, h, 8, 1, rle_bytes(idx8[::-1])[:-300], bgrx(pal8), colors=64)))
+    f.append(("bmp_rle8_early_end.bmp", bmp_file(w, h, 8, 1, rle_bytes(idx8[::-1][:-3]), bgrx(pal8), colors=64)))
+    # every command, and what Pillow does at the edges: deltas (skipped pixels are index 0), a
+    # run longer than the row (cut), absolute runs into the next row, indices past a 20-entry
+    # palette (black), an RLE4 pair run and an odd absolute run
+    s8 = bytes([5, 3, 0, 2, 4, 0, 40, 9, 0, 0,  # run, delta 4 right, run cut at the row end
+                0, 2, 3, 2, 7, 60])  # delta 3 right 2 up, run
+    s8 += bytes([0, 0]) + bytes([0, 41]) + bytes(range(100, 141)) + bytes(1)  # absolute run over a row end
+    s8 += bytes([0, 0]) + bytes([0, 3, 250, 19, 20, 0, 12, 200, 0, 0])
+    s8 += b"".join(rle_bytes(idx8[::-1][7:] % 20)[:-2] for _ in range(1)) + b"\x00\x01"
+    f.append(("bmp_rle8_commands.bmp", bmp_file(w, h, 8, 1, s8, bgrx(pal8[:20]), colors=20)))
+    s4 = bytes([7, 0x5A, 0, 2, 3, 1, 9, 0x12, 0, 0, 0, 5, 0x12, 0x34, 0x50, 0, 0, 0]) + bytes([0, 0])
+    s4 += rle_bytes(idx4[::-1][2:], rle4=True)
+    f.append(("bmp_rle4_commands.bmp", bmp_file(w, h, 4, 2, s4, bgrx(pal4), colors=16)))
+    # grey ramps: Pillow ignores the palette (index = grey level, even past the ramp; for a
+    # black-and-white palette any non-zero index is white)
+    ramp = lambda n: b"".join(bytes([i, i, i, 0]) for i in range(n))
+    grey = np.asarray(photo_rgb.convert("L"))
+    f.append(("bmp_rle8_grey_ramp.bmp", bmp_file(w, h, 8, 1, rle_bytes(grey[::-1]), ramp(100), colors=100)))
+    f.append(("bmp_rle8_bilevel.bmp", bmp_file(w, h, 8, 1, rle_bytes((grey[::-1] // 50) % 3), bgrx([(0, 0, 0),
+                                               (255, 255, 255)]), colors=2)))
+    rows8 = b"".join(r.tobytes() + bytes(-w % 4) for r in grey[::-1])
+    f.append(("bmp_l8_short_ramp.bmp", bmp_file(w, h, 8, 0, rows8, ramp(100), colors=100)))
+    f.append(("bmp_p8_short_palette.bmp", bmp_file(w, h, 8, 0, rows8, bgrx(pal8[:20]), colors=20)))
+    # Pillow's grey shortcut at the wrong bit depth (refused by fp8q: Pillow reads these 4-bit
+    # pixels as 8-bit ones, and these 8-bit pixels as 1-bit ones)
+    rows4 = b"".join(np.packbits(np.unpackbits((r >> 4)[:, None], axis=1)[:, 4:].reshape(-1)).tobytes().ljust(
+        (w * 4 + 31) // 32 * 4, b"\x00") for r in grey[::-1])
+    f.append(("bmp_4bit_grey_ramp.bmp", bmp_file(w, h, 4, 0, rows4, ramp(16), colors=16)))
+    f.append(("bmp_8bit_bilevel_palette.bmp", bmp_file(w, h, 8, 0, rows8, bgrx([(0, 0, 0), (255, 255, 255)]),
+                                                       colors=2)))
+    return f
+
+
+def tiff_packed(idx, bits, colormap=None):
+    """An uncompressed little-endian TIFF of 1/2/4-bit samples (grey, or palette with a
+    `colormap` of 3 x 2**bits 16-bit values) by hand: tifffile packs sub-byte samples only with
+    imagecodecs, Pillow not at all."""
+    h, w = idx.shape
+    rows = b"".join(np.packbits(np.unpackbits(r[:, None], axis=1)[:, 8 - bits:].reshape(-1)).tobytes()
+                    for r in idx.astype(np.uint8))
+    tags = [(256, 3, [w]), (257, 3, [h]), (258, 3, [bits]), (259, 3, [1]), (262, 3, [3 if colormap is not None else 1]),
+            (273, 4, [0]), (277, 3, [1]), (278, 3, [h]), (279, 4, [len(rows)])]
+    if colormap is not None:
+        tags.append((320, 3, [int(v) for v in np.asarray(colormap).reshape(-1)]))
+    tags.sort()
+    ifd_size = 2 + 12 * len(tags) + 4
+    extra, entries = bytearray(), []
+    data_at = 8 + ifd_size
+    for tag, typ, vals in tags:
+        fmt = "<%d%s" % (len(vals), "H" if typ == 3 else "I")
+        raw = struct.pack(fmt, *vals)
+        if len(raw) <= 4:
+            entries.append(struct.pack("<HHI", tag, typ, len(vals)) + raw.ljust(4, b"\x00"))
+        else:
+            entries.append(struct.pack("<HHII", tag, typ, len(vals), data_at + len(extra)))
+            extra += raw
+    strip_at = data_at + len(extra)
+    entries = [e if not e.startswith(struct.pack("<H", 273)) else struct.pack("<HHII", 273, 4, 1, strip_at)
+               for e in entries]
+    return (b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", len(tags)) + b"".join(entries) + bytes(4)
+            + bytes(extra) + rows)
+
+
+def tiff_fixtures(photo_rgb):
+    """The TIFF layouts beyond 8-bit grey/RGB: palette, 1/2/4/16-bit grey, 16-bit RGB, CMYK,
+    white-is-zero, the Orientation tag; and variants we refuse (CCITT G4)."""
+    import tifffile  # writes what Pillow cannot: 16-bit RGB and big-endian files
+
+    def tif(**kw):
+        b = io.BytesIO()
+        tifffile.imwrite(b, **kw)
+        return b.getvalue()
+
+    f = []
+    arr = np.asarray(photo_rgb)  # 29x37
+    grey = np.asarray(photo_rgb.convert("L"))
+    pal = photo_rgb.quantize(64)
+    f.append(("tif_p8_raw.tif", saved(pal, "TIFF")))
+    f.append(("tif_p8_lzw.tif", saved(pal, "TIFF", compression="tiff_lzw")))
+    cmap = np.stack([np.arange(16) * 4369, 65535 - np.arange(16) * 4000, (np.arange(16) * 7919) % 65536])
+    f.append(("tif_p4_raw.tif", tiff_packed(grey >> 4, 4, cmap)))
+    f.append(("tif_l4_raw.tif", tiff_packed(grey >> 4, 4)))
+    f.append(("tif_l2_raw.tif", tiff_packed(grey >> 6, 2)))
+    f.append(("tif_1bit_raw.tif", saved(photo_rgb.convert("1"), "TIFF")))
+    f.append(("tif_1bit_packbits.tif", saved(photo_rgb.convert("1"), "TIFF", compression="packbits")))
+    f.append(("tif_1bit_g4.tif", saved(photo_rgb.convert("1"), "TIFF", compression="group4")))
+    # 16-bit grey spanning 0..~400: Pillow clips above 255
+    g16 = (grey.astype(np.uint16) * 3 // 2 + np.arange(grey.size).reshape(grey.shape) % 5).astype(np.uint16)
+    f.append(("tif_l16_raw.tif", saved(Image.frombytes("I;16", photo_rgb.size, g16.astype("<u2").tobytes()), "TIFF")))
+    f.append(("tif_l16_deflate.tif", saved(Image.frombytes("I;16", photo_rgb.size, g16.astype("<u2").tobytes()),
+                                           "TIFF", compression="tiff_adobe_deflate")))
+    f.append(("tif_l16be_raw.tif", tif(data=g16, byteorder=">", photometric="minisblack")))
+    f.append(("tif_l16be_deflate_predictor.tif", tif(data=g16, byteorder=">", photometric="minisblack",
+                                                     compression="zlib", predictor=True)))
+    rgb16 = (arr.astype(np.uint16) * 257 + np.arange(arr.size).reshape(arr.shape) % 301).astype(np.uint16)
+    f.append(("tif_rgb16_raw.tif", tif(data=rgb16, photometric="rgb")))
+    f.append(("tif_rgb16be_deflate.tif", tif(data=rgb16, photometric="rgb", byteorder=">", compression="zlib")))
+    f.append(("tif_rgba16_raw.tif", tif(data=np.dstack([rgb16, rgb16[..., :1] ^ 0x5A5A]), photometric="rgb",
+                                        extrasamples=["unassalpha"])))
+    cmyk = photo_rgb.convert("CMYK")
+    f.append(("tif_cmyk_raw.tif", saved(cmyk, "TIFF")))
+    f.append(("tif_cmyk_lzw.tif", saved(cmyk, "TIFF", compression="tiff_lzw")))
+    c16 = (np.asarray(cmyk).astype(np.uint16) * 257 + 99).astype(np.uint16)
+    f.append(("tif_cmyk16_raw.tif", tif(data=c16, photometric="separated")))
+    f.append(("tif_miniswhite_raw.tif", tif(data=grey, photometric="miniswhite")))
+    small = photo_rgb.crop((3, 5, 16, 12))  # 13x7
+    for o in range(2, 9):
+        f.append((f"tif_orientation{o}.tif", saved(small, "TIFF", tiffinfo={274: o})))
+    return f
+
+
 def saved(im, fmt, **kw):
     b = io.BytesIO()
     im.save(b, fmt, **kw)
@@ -378,6 +588,7 @@ def fixtures():
     f.append(("bmp_p8.bmp", saved(pal, "BMP")))
     f.append(("bmp_1bit.bmp", saved(small.convert("1"), "BMP")))
     f.append(("bmp_rgba32.bmp", saved(small.convert("RGBA"), "BMP")))
+    f += bmp_fixtures(chelsea.resize((37, 29), Image.LANCZOS))
     # --- PPM / PGM
     f.append(("ppm_p6.ppm", saved(small, "PPM")))
     f.append(("pgm_p5.pgm", saved(small.convert("L"), "PPM")))
@@ -394,6 +605,7 @@ def fixtures():
     f.append(("tif_l_lzw.tif", saved(small.convert("L"), "TIFF", compression="tiff_lzw")))
     f.append(("tif_rgba_raw.tif", saved(small.convert("RGBA"), "TIFF")))
     f.append(("tif_rgb_jpeg.tif", saved(small, "TIFF", compression="jpeg", quality=85)))
+    f += tiff_fixtures(chelsea.resize((37, 29), Image.LANCZOS))
     # --- WebP
     f.append(("webp_lossless_rgb.webp", saved(small, "WEBP", lossless=True)))
     f.append(("webp_lossless_rgba.webp", saved(Image.merge("RGBA", (*small.split(), small.convert("L"))), "WEBP",

@@ -16,7 +16,15 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// Files we refuse on purpose although Pillow decodes them, with the error we give.
-const REFUSED: &[(&str, &str)] = &[("tif_rgb_jpeg.tif", "unsupported TIFF variant: compression 7")];
+const REFUSED: &[(&str, &str)] = &[
+    ("tif_rgb_jpeg.tif", "unsupported TIFF variant: compression 7"),
+    ("tif_1bit_g4.tif", "unsupported TIFF variant: compression 4"),
+    // Pillow's grey-palette shortcut reads these 8-bit pixels as 1-bit ones
+    (
+        "bmp_8bit_bilevel_palette.bmp",
+        "8-bit pixels with a grey-ramp or black-and-white palette",
+    ),
+];
 
 /// Files with corrupt entropy-coded data: libjpeg recovers with a warning, but the recovered
 /// coefficients can be far out of range, where libjpeg-turbo's SIMD IDCT (16-bit lanes, used by
@@ -201,9 +209,22 @@ fn mutated_files_are_decoded_or_refused_never_crash() {
         "png_p_4bit.png",
         "png_rgb8_adam7.png",
         "bmp_p8.bmp",
+        "bmp_rgb16_565_bitfields.bmp",
+        "bmp_rgb16_os2.bmp",
+        "bmp_bitfields32_xbgr.bmp",
+        "bmp_rle8.bmp",
+        "bmp_rle8_commands.bmp",
+        "bmp_rle4_commands.bmp",
+        "bmp_rle8_grey_ramp.bmp",
         "ppm_p3_plain.ppm",
         "pgm_p5_16bit.pgm",
         "tif_rgb_lzw.tiff",
+        "tif_p8_lzw.tif",
+        "tif_p4_raw.tif",
+        "tif_l16be_deflate_predictor.tif",
+        "tif_rgb16be_deflate.tif",
+        "tif_cmyk_lzw.tif",
+        "tif_orientation6.tif",
         "webp_lossy_q80.webp",
         "webp_lossless_rgba.webp",
     ];

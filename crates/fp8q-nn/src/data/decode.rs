@@ -10,11 +10,23 @@
 //! * [`png`]: the `png` crate, 16-bit samples reduced as Pillow reduces them (most significant
 //!   byte for colour, clipped to 255 for 16-bit grey).
 //! * [`pnm`]: binary and plain PBM/PGM/PPM, Pillow's scaling of other maximum values.
-//! * [`tiff`]: 8-bit grey/RGB/RGBA/palette TIFF without JPEG compression (the `tiff` crate).
-//! * [`other`]: BMP and WebP through the `image` crate.
+//! * [`tiff`]: grey (1 to 16 bits), RGB (8, 16), palette, CMYK (8, 16) TIFF, uncompressed, LZW,
+//!   Deflate or PackBits (the `tiff` crate), converted as Pillow converts its modes, [`cmyk`]
+//!   and the Orientation tag ([`orientation`]) included. JPEG-compressed and YCbCr TIFF are
+//!   refused.
+//! * [`bmp`]: BMP headers read with Pillow's rules; 16-bit, bitfield and run-length ([`bmp_rle`])
+//!   pixels unpacked as Pillow unpacks them, the common uncompressed layouts through the `image`
+//!   crate.
+//! * [`other`]: WebP, and uncompressed BMP for [`bmp`], through the `image` crate.
 //!
-//! What Pillow's `Image.open` does not do, we do not do either: EXIF orientation and ICC
-//! profiles are ignored, alpha is dropped (not composited), palettes are looked up.
+//! What Pillow's `Image.open` does not do, we do not do either: EXIF orientation (of a JPEG;
+//! Pillow does apply a TIFF's Orientation tag) and ICC profiles are ignored, alpha is dropped
+//! (not composited), palettes are looked up.
+//!
+//! Variants whose exact bytes we cannot reproduce are refused with an error naming the variant
+//! (`unsupported … variant`), never decoded approximately: TIFF with JPEG compression or YCbCr
+//! samples (libtiff's own conversions), CCITT fax and other rarer compressions, separate planes,
+//! float samples; the BMP layouts Pillow misreads (see [`bmp`]).
 //!
 //! Images larger than Pillow's decompression-bomb limit ([`MAX_PIXELS`]) are refused before
 //! any pixel memory is allocated.
@@ -29,7 +41,11 @@ use std::path::Path;
 use super::resize::Rgb8;
 use crate::error::{NnError, Result};
 
+pub mod bmp;
+pub mod bmp_rle;
+pub mod cmyk;
 pub mod jpeg;
+pub mod orientation;
 pub mod other;
 pub mod png;
 pub mod pnm;
@@ -94,7 +110,8 @@ pub fn decode_bytes(bytes: &[u8]) -> std::result::Result<Rgb8, String> {
         Format::Png => png::decode(bytes),
         Format::Pnm => pnm::decode(bytes),
         Format::Tiff => tiff::decode(bytes),
-        Format::Bmp | Format::WebP => other::decode(bytes, format),
+        Format::Bmp => bmp::decode(bytes),
+        Format::WebP => other::decode(bytes, format),
     }?;
     if img.width == 0 || img.height == 0 {
         return Err("empty image".into());

@@ -13,7 +13,8 @@
 //!   16-bit SIMD IDCT and the 32-bit C IDCT agree; there we give Pillow's bytes with SIMD off,
 //!   `JSIMD_FORCENONE=1`.)
 //! * CMYK: Pillow always reads 4-component JPEGs as `CMYK;I` (inverted, the Adobe convention,
-//!   with or without an Adobe marker) and converts with its own formula, see [`cmyk_to_rgb`].
+//!   with or without an Adobe marker) and converts with its own formula, see
+//!   [`cmyk_to_rgb`](super::cmyk::cmyk_to_rgb).
 //! * Truncation: Pillow feeds libjpeg a suspending source and raises "image file is truncated"
 //!   when the data ends before the image does; here libjpeg's "Premature end of JPEG file"
 //!   warning is that error. Other warnings (corrupt data that libjpeg recovers from) are
@@ -175,32 +176,8 @@ unsafe fn decode_with(d: &mut Decompressor, bytes: &[u8], prog: &mut jpeg_progre
             height: h,
             data: px,
         },
-        _ => cmyk_to_rgb(w, h, &px),
+        _ => super::cmyk::cmyk_to_rgb(w, h, &px, 4, true),
     })
-}
-
-/// Pillow's reading of libjpeg's CMYK output: unpack as `CMYK;I` (every byte inverted), then
-/// `cmyk2rgb`: with `nk = 255 - K`, each channel is `nk - MULDIV255(C, nk)` where
-/// `MULDIV255(a, b) = ((a·b + 128) >> 8 + a·b + 128) >> 8` (a rounded `a·b / 255`).
-pub fn cmyk_to_rgb(width: usize, height: usize, raw: &[u8]) -> Rgb8 {
-    fn muldiv255(a: i32, b: i32) -> i32 {
-        let t = a * b + 128;
-        ((t >> 8) + t) >> 8
-    }
-    let mut data = Vec::with_capacity(width * height * 3);
-    for p in raw.chunks_exact(4) {
-        let [c, m, y, k] = [
-            255 - p[0] as i32,
-            255 - p[1] as i32,
-            255 - p[2] as i32,
-            255 - p[3] as i32,
-        ];
-        let nk = 255 - k;
-        for v in [c, m, y] {
-            data.push((nk - muldiv255(v, nk)).clamp(0, 255) as u8);
-        }
-    }
-    Rgb8 { width, height, data }
 }
 
 #[cfg(test)]
@@ -216,15 +193,5 @@ mod tests {
         // a marker segment whose length points past the end
         let err = decode(b"\xff\xd8\xff\xdb\xff\xff\x00").unwrap_err();
         assert!(!err.is_empty());
-    }
-
-    #[test]
-    fn cmyk_formula() {
-        // raw (inverted) CMYK: 255 everywhere is C=M=Y=K=0 → white
-        assert_eq!(cmyk_to_rgb(1, 1, &[255, 255, 255, 255]).data, vec![255, 255, 255]);
-        // K = 255 (raw 0) → black whatever the inks
-        assert_eq!(cmyk_to_rgb(1, 1, &[3, 200, 90, 0]).data, vec![0, 0, 0]);
-        // C = 100, K = 0: 255 - round(100 · 255 / 255) = 155
-        assert_eq!(cmyk_to_rgb(1, 1, &[155, 255, 255, 255]).data, vec![155, 255, 255]);
     }
 }

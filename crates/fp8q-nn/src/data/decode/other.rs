@@ -1,9 +1,8 @@
 //! BMP and WebP through the `image` crate, for the variants whose pixels match Pillow's.
 //!
-//! * BMP: 1-, 4- and 8-bit palette, 24-bit and 32-bit uncompressed (the fourth byte dropped,
-//!   as Pillow reads it as padding or alpha and `convert('RGB')` drops it). 16-bit (5/6-bit
-//!   channels, which Pillow widens with its own rounding) and RLE-compressed BMPs are refused
-//!   rather than decoded differently.
+//! * BMP: only what [`bmp`](super::bmp) hands over after reading the headers as Pillow does:
+//!   uncompressed 1-, 4- and 8-bit palette files and 24- and 32-bit ones (the fourth byte
+//!   dropped, as Pillow reads it as padding and `convert('RGB')` would drop it as alpha).
 //! * WebP: lossless and lossy, alpha dropped. The first frame of an animation.
 
 use std::io::Cursor;
@@ -13,38 +12,10 @@ use image::{ImageDecoder, ImageReader};
 use super::{check_size, Format};
 use crate::data::resize::Rgb8;
 
-/// The BMP variants we decode, from the file header: `Err` names a refused one.
-fn check_bmp(bytes: &[u8]) -> Result<(), String> {
-    let u16_at = |i: usize| bytes.get(i..i + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
-    let u32_at = |i: usize| {
-        bytes
-            .get(i..i + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    };
-    let header = u32_at(14).ok_or("truncated BMP header")?;
-    let (bpp, compression) = if header == 12 {
-        (u16_at(24).ok_or("truncated BMP header")?, 0)
-    } else {
-        (
-            u16_at(28).ok_or("truncated BMP header")?,
-            u32_at(30).ok_or("truncated BMP header")?,
-        )
-    };
-    match (bpp, compression) {
-        (1 | 4 | 8 | 24 | 32, 0) => Ok(()),
-        _ => Err(format!(
-            "unsupported BMP variant: {bpp} bits per pixel, compression {compression} (convert it to PNG)"
-        )),
-    }
-}
-
 /// Decode a BMP or WebP file's bytes.
 pub fn decode(bytes: &[u8], format: Format) -> Result<Rgb8, String> {
     let image_format = match format {
-        Format::Bmp => {
-            check_bmp(bytes)?;
-            image::ImageFormat::Bmp
-        }
+        Format::Bmp => image::ImageFormat::Bmp,
         Format::WebP => image::ImageFormat::WebP,
         other => return Err(format!("{other:?} is not decoded here")),
     };

@@ -1,12 +1,28 @@
-//! TIFF through the `tiff` crate, limited to the layouts whose bytes are the same whoever decodes
-//! them (Pillow reads TIFF with libtiff): the first image of the file, 8-bit unsigned samples,
-//! contiguous (chunky) planes, black-is-zero grey (with or without alpha) or RGB (with or
-//! without an extra sample), uncompressed or compressed with LZW, Deflate or PackBits
-//! (predictors included). Alpha and extra samples are dropped, as `convert('RGB')` drops them.
+//! TIFF through the `tiff` crate, for the layouts of Pillow's `TiffImagePlugin` whose pixels do
+//! not depend on who decodes them (Pillow reads compressed TIFF with libtiff): the first image
+//! of the file, contiguous (chunky) planes, unsigned samples, uncompressed or compressed with
+//! LZW, Deflate or PackBits (predictors included), then converted as Pillow converts its mode
+//! to RGB:
 //!
-//! Anything else (JPEG-compressed TIFF, whose pixels depend on libtiff's JPEG set-up; palette,
-//! white-is-zero, CMYK, YCbCr, 16-bit and float samples; separate planes; premultiplied alpha)
-//! is refused with an error that names the variant, rather than decoded differently.
+//! * black-is-zero grey, 1-, 2-, 4-, 8-bit (`1`, `L;2`, `L;4`, `L`: scaled to 0-255) and 8-bit
+//!   white-is-zero (`L;I`, inverted), with or without an extra sample;
+//! * 16-bit grey (`I;16`/`I;16B`): values above 255 clip to 255 (Pillow's `I;16` → `RGB`);
+//! * RGB, 8- and 16-bit (16-bit samples keep their most significant byte, Pillow's `RGB;16`),
+//!   with or without an extra sample;
+//! * palette, 1- to 8-bit: the ColorMap's 16-bit entries divided by 256, as Pillow reads them;
+//! * CMYK, 8- and 16-bit, with Pillow's CMYK → RGB formula ([`cmyk_to_rgb`]);
+//! * the Orientation tag, which Pillow applies when it loads a TIFF ([`orientation`]).
+//!
+//! Alpha and extra samples are dropped, as `convert('RGB')` drops them.
+//!
+//! Refused with an error naming the variant, rather than decoded differently: JPEG compression
+//! and YCbCr (libtiff converts these with libjpeg and its own YCbCr tables; Pillow reads
+//! uncompressed YCbCr without upsampling), other compressions (CCITT fax, ZSTD, WebP, …),
+//! white-is-zero other than 8-bit, signed and float samples, separate planes, premultiplied
+//! alpha, fill order 2, CIELab.
+//!
+//! [`cmyk_to_rgb`]: super::cmyk::cmyk_to_rgb
+//! [`orientation`]: super::orientation
 
 use std::io::Cursor;
 
@@ -15,6 +31,16 @@ use ::tiff::tags::Tag;
 
 use super::check_size;
 use crate::data::resize::Rgb8;
+
+/// What the samples are, after Pillow's reading of the tags.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Grey,
+    WhiteIsZero,
+    Rgb,
+    Palette,
+    Cmyk,
+}
 
 /// Decode a TIFF file's bytes (first image).
 pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
@@ -29,49 +55,203 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
     let photometric = tag(&mut dec, Tag::PhotometricInterpretation, u32::MAX)?;
     let spp = tag(&mut dec, Tag::SamplesPerPixel, 1)?;
     let planar = tag(&mut dec, Tag::PlanarConfiguration, 1)?;
-    let bits = dec
-        .find_tag_unsigned_vec::<u32>(Tag::BitsPerSample)
-        .map_err(e)?
-        .unwrap_or_else(|| vec![1]);
-    let format = dec
-        .find_tag_unsigned_vec::<u32>(Tag::SampleFormat)
-        .map_err(e)?
-        .unwrap_or_else(|| vec![1]);
-    let extra = dec
-        .find_tag_unsigned_vec::<u32>(Tag::ExtraSamples)
-        .map_err(e)?
-        .unwrap_or_default();
+    let fill_order = tag(&mut dec, Tag::FillOrder, 1)?;
+    let orientation = tag(&mut dec, Tag::Orientation, 1)?;
+    let vec_tag = |dec: &mut Decoder<_>, t: Tag| dec.find_tag_unsigned_vec::<u32>(t).map_err(e);
+    let mut bits = vec_tag(&mut dec, Tag::BitsPerSample)?.unwrap_or_else(|| vec![1]);
+    let format = vec_tag(&mut dec, Tag::SampleFormat)?.unwrap_or_else(|| vec![1]);
+    let extra = vec_tag(&mut dec, Tag::ExtraSamples)?.unwrap_or_default();
     let unsupported = |what: String| Err(format!("unsupported TIFF variant: {what} (convert it to PNG)"));
     if !matches!(compression, 1 | 5 | 8 | 32946 | 32773) {
         return unsupported(format!("compression {compression}"));
     }
-    if bits.iter().any(|&b| b != 8) || format.iter().any(|&f| f != 1) {
+    // Pillow's reading: one BitsPerSample value stands for every sample, extra values are
+    // ignored
+    if bits.len() == 1 && spp > 1 && spp <= 6 {
+        bits = vec![bits[0]; spp as usize];
+    }
+    bits.truncate(spp as usize);
+    let depth = bits[0];
+    if bits.len() != spp as usize || bits.iter().any(|&b| b != depth) || format.iter().any(|&f| f != 1) {
         return unsupported(format!("{bits:?}-bit samples of format {format:?}"));
     }
     if planar != 1 && spp > 1 {
         return unsupported("separate colour planes".into());
     }
+    if fill_order != 1 {
+        return unsupported(format!("fill order {fill_order}"));
+    }
     if extra.contains(&1) {
         return unsupported("premultiplied alpha".into());
     }
-    let base = match (photometric, spp) {
-        (1, 1 | 2) => 1,
-        (2, 3 | 4) => 3,
-        _ => return unsupported(format!("photometric interpretation {photometric} with {spp} samples")),
+    let kind = match photometric {
+        0 => Kind::WhiteIsZero,
+        1 => Kind::Grey,
+        2 => Kind::Rgb,
+        3 => Kind::Palette,
+        5 => Kind::Cmyk,
+        _ => return unsupported(format!("photometric interpretation {photometric}")),
     };
-    let px = match dec.read_image().map_err(e)? {
-        DecodingResult::U8(v) => v,
-        _ => return unsupported("non-8-bit decoding result".into()),
+    let n = spp as usize;
+    // Pillow's OPEN_INFO table: the sample layouts it reads, by depth and extra samples
+    // (0: unspecified, 2: unassociated alpha, 999: Corel Draw's alpha; 1, premultiplied, is
+    // refused above)
+    let known = matches!(
+        (kind, depth, n, extra.as_slice()),
+        (Kind::Grey, 1 | 2 | 4 | 8 | 16, 1, [])
+            | (Kind::Grey | Kind::Palette, 8, 2, [0 | 2])
+            | (Kind::WhiteIsZero, 8, 1, [])
+            | (Kind::Palette, 1 | 2 | 4 | 8, 1, [])
+            | (Kind::Rgb, 8 | 16, 3, [])
+            | (Kind::Rgb, 8 | 16, 4, [] | [0] | [2])
+            | (Kind::Rgb, 8, 4, [999])
+            | (Kind::Rgb, 8, 5, [0 | 2, 0])
+            | (Kind::Rgb, 8, 6, [0 | 2, 0, 0])
+            | (Kind::Cmyk, 8 | 16, 4, [])
+            | (Kind::Cmyk, 8, 5, [0])
+            | (Kind::Cmyk, 8, 6, [0, 0])
+    );
+    if !known {
+        return unsupported(format!(
+            "photometric interpretation {photometric} with {n} {depth}-bit samples and extra samples {extra:?}"
+        ));
+    }
+    let palette = if kind == Kind::Palette {
+        let map = vec_tag(&mut dec, Tag::ColorMap)?.ok_or("palette image without a ColorMap")?;
+        let entries = 1usize << depth;
+        if map.len() != 3 * entries {
+            return Err(format!("ColorMap of {} values for {depth}-bit indices", map.len()));
+        }
+        (0..entries)
+            .map(|i| [0, 1, 2].map(|c| (map[c * entries + i] / 256) as u8))
+            .collect()
+    } else {
+        Vec::new()
     };
-    let (w, h, n) = (w as usize, h as usize, spp as usize);
-    if px.len() < w * h * n {
+    let (w, h) = (w as usize, h as usize);
+    let result = if kind == Kind::Palette {
+        // The `tiff` crate has no palette colour type and refuses to read these; the indices are
+        // read as the grey levels of a copy of the file that says black-is-zero.
+        let grey = as_black_is_zero(bytes).ok_or("palette image without a readable PhotometricInterpretation")?;
+        let mut dec = Decoder::new(Cursor::new(&grey[..])).map_err(e)?;
+        dec.read_image().map_err(e)?
+    } else {
+        dec.read_image().map_err(e)?
+    };
+    let img = match result {
+        DecodingResult::U8(px) if depth == 8 => {
+            let px = whole(px, w * h * n)?;
+            match kind {
+                // the `tiff` crate has already inverted white-is-zero samples, as Pillow's `L;I`
+                Kind::Grey | Kind::WhiteIsZero => super::grey_to_rgb(w, h, &every(&px, n)),
+                Kind::Rgb => super::first_three(w, h, &px, n),
+                Kind::Palette => lookup(w, h, &every(&px, n), &palette),
+                Kind::Cmyk => super::cmyk::cmyk_to_rgb(w, h, &px, n, false),
+            }
+        }
+        DecodingResult::U8(px) => {
+            // 1, 2, 4 bits: rows of packed samples, most significant first
+            let row = (w * depth as usize).div_ceil(8);
+            let px = whole(px, row * h)?;
+            let idx = unpack(&px, w, h, depth as usize);
+            if kind == Kind::Palette {
+                lookup(w, h, &idx, &palette)
+            } else {
+                let scale = 255 / ((1u32 << depth) - 1) as u8;
+                let grey: Vec<u8> = idx.iter().map(|&v| v * scale).collect();
+                super::grey_to_rgb(w, h, &grey)
+            }
+        }
+        DecodingResult::U16(px) => {
+            let px = whole(px, w * h * n)?;
+            match kind {
+                Kind::Grey => {
+                    let grey: Vec<u8> = px.iter().map(|&v| v.min(255) as u8).collect();
+                    super::grey_to_rgb(w, h, &grey)
+                }
+                _ => {
+                    let high: Vec<u8> = px.iter().map(|&v| (v >> 8) as u8).collect();
+                    if kind == Kind::Cmyk {
+                        super::cmyk::cmyk_to_rgb(w, h, &high, n, false)
+                    } else {
+                        super::first_three(w, h, &high, n)
+                    }
+                }
+            }
+        }
+        _ => return unsupported(format!("{depth}-bit decoding result")),
+    };
+    Ok(super::orientation::apply(img, orientation))
+}
+
+/// The first `len` values, or the truncation error.
+fn whole<T>(mut px: Vec<T>, len: usize) -> Result<Vec<T>, String> {
+    if px.len() < len {
         return Err("image file is truncated".into());
     }
-    let px = &px[..w * h * n];
-    Ok(if base == 1 {
-        let grey: Vec<u8> = px.chunks_exact(n).map(|p| p[0]).collect();
-        super::grey_to_rgb(w, h, &grey)
+    px.truncate(len);
+    Ok(px)
+}
+
+/// The first sample of every `n`.
+fn every(px: &[u8], n: usize) -> Vec<u8> {
+    px.iter().step_by(n).copied().collect()
+}
+
+/// Palette lookup (a full palette: `1 << bits` entries).
+fn lookup(w: usize, h: usize, idx: &[u8], palette: &[[u8; 3]]) -> Rgb8 {
+    Rgb8 {
+        width: w,
+        height: h,
+        data: idx.iter().flat_map(|&i| palette[i as usize]).collect(),
+    }
+}
+
+/// Samples of `bits` (1, 2, 4) packed most significant first, rows padded to whole bytes.
+fn unpack(px: &[u8], w: usize, h: usize, bits: usize) -> Vec<u8> {
+    let row = (w * bits).div_ceil(8);
+    let per_byte = 8 / bits;
+    let mask = ((1u16 << bits) - 1) as u8;
+    let mut out = Vec::with_capacity(w * h);
+    for r in px.chunks_exact(row).take(h) {
+        for x in 0..w {
+            let shift = 8 - bits * (x % per_byte + 1);
+            out.push((r[x / per_byte] >> shift) & mask);
+        }
+    }
+    out
+}
+
+/// A copy of the file whose first image says PhotometricInterpretation 1 (black is zero), or
+/// `None` when the tag is not a single SHORT in the first directory.
+fn as_black_is_zero(bytes: &[u8]) -> Option<Vec<u8>> {
+    let big = bytes.starts_with(b"MM");
+    let u16_at = |i: usize| {
+        let b: [u8; 2] = bytes.get(i..i + 2)?.try_into().ok()?;
+        Some(if big {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        })
+    };
+    let b: [u8; 4] = bytes.get(4..8)?.try_into().ok()?;
+    let ifd = (if big {
+        u32::from_be_bytes(b)
     } else {
-        super::first_three(w, h, px, n)
-    })
+        u32::from_le_bytes(b)
+    }) as usize;
+    let count = u16_at(ifd)? as usize;
+    for k in 0..count {
+        let entry = ifd.checked_add(2 + 12 * k)?;
+        if u16_at(entry)? == 262 {
+            if u16_at(entry + 2)? != 3 {
+                return None;
+            }
+            let mut copy = bytes.to_vec();
+            let one = if big { 1u16.to_be_bytes() } else { 1u16.to_le_bytes() };
+            copy.get_mut(entry + 8..entry + 10)?.copy_from_slice(&one);
+            return Some(copy);
+        }
+    }
+    None
 }
