@@ -2,8 +2,9 @@
 //! quantized, per format. The FP32 network runs once over the images, keeping the input of every
 //! stage ([`Model::forward_stage`]) and the output of every unit inside a block stage; each
 //! (slot, format) case then re-runs only what follows the latest of those points before the
-//! slot ([`Model::slot_stages`]: the slot's own unit, or a block's join for its shortcut and
-//! output slots), with that one quantizer in place.
+//! slot ([`Model::slot_stages`]: the slot's own unit; the unit's kept output, quantized, for its
+//! output quantizer; a block's join for its shortcut and output slots), with that one quantizer
+//! in place.
 
 use fp8q_core::manager::QuantManager;
 
@@ -60,7 +61,7 @@ impl StageCache {
                 let y = self.units[at.stage].get(step - 1).ok_or_else(|| {
                     NnError::invalid("stage", format!("no unit output {step} cached for stage {}", at.stage))
                 })?;
-                model.resume_stage(at.stage, step, x, y.clone())?
+                model.resume_stage(at, x, y.clone())?
             }
         };
         for s in at.stage + 1..self.inputs.len() {
@@ -169,6 +170,7 @@ pub fn output_sqnr(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layers::SlotKind;
     use crate::models::Architecture;
     use crate::ptq::{PtqConfig, SlotPlan};
     use fp8q_core::range::Range;
@@ -191,39 +193,51 @@ mod tests {
             quantize_only(&mut model, None);
             let cache = StageCache::new(&mut model, x.clone()).unwrap();
             assert_eq!(cache.logits, model.forward_fm(x.clone()).unwrap(), "{file}: FP32");
-            let mut resumed_inside = 0;
-            for (unit, kind, at) in model.slot_stages() {
-                let plan = SlotPlan {
-                    unit: unit.clone(),
-                    kind,
-                    bits: 8,
-                    quantize_input: false,
-                    format: None,
-                };
-                let config = super::super::slot_config(&PtqConfig::default(), &plan, "e3m4".parse().unwrap());
-                let mut m = QuantManager::new(config.unwrap()).unwrap();
-                m.set_range(Range {
-                    min: vec![-0.37],
-                    max: vec![0.37],
-                })
-                .unwrap();
-                m.fix();
-                model.visit_slots(&mut |u, k, s| {
-                    s.take();
-                    if u == unit && k == kind {
-                        s.set(Box::new(ManagedQuantizer::new(u, k, m.clone()).0));
-                    }
-                });
-                let full = model.forward_fm(x.clone()).unwrap();
-                let resumed = cache.logits_from(&mut model, at).unwrap().data;
-                assert_eq!(resumed, full, "{file} {unit} {kind:?} from {at:?}");
-                assert_ne!(full, cache.logits, "{file} {unit} {kind:?}: the quantizer did not act");
-                resumed_inside += (at.step > 0) as usize;
+            // output quantizers on the units' outputs, then on their inputs (`LSQ_paper`)
+            for quantize_input in [false, true] {
+                model
+                    .units_mut()
+                    .into_iter()
+                    .for_each(|u| u.quantize_input = quantize_input);
+                let mut resumed_inside = 0;
+                for (unit, kind, at) in model.slot_stages() {
+                    let plan = SlotPlan {
+                        unit: unit.clone(),
+                        kind,
+                        bits: 8,
+                        quantize_input,
+                        format: None,
+                    };
+                    let config = super::super::slot_config(&PtqConfig::default(), &plan, "e3m4".parse().unwrap());
+                    let mut m = QuantManager::new(config.unwrap()).unwrap();
+                    m.set_range(Range {
+                        min: vec![-0.37],
+                        max: vec![0.37],
+                    })
+                    .unwrap();
+                    m.fix();
+                    model.visit_slots(&mut |u, k, s| {
+                        s.take();
+                        if u == unit && k == kind {
+                            s.set(Box::new(ManagedQuantizer::new(u, k, m.clone()).0));
+                        }
+                    });
+                    let full = model.forward_fm(x.clone()).unwrap();
+                    let resumed = cache.logits_from(&mut model, at).unwrap().data;
+                    assert_eq!(resumed, full, "{file} {unit} {kind:?} from {at:?}");
+                    assert_ne!(full, cache.logits, "{file} {unit} {kind:?}: the quantizer did not act");
+                    resumed_inside += (at.step > 0) as usize;
+                    assert_eq!(
+                        at.quantize_kept,
+                        kind == SlotKind::Output && at.step > 0 && !quantize_input && !unit.contains("downsample"),
+                        "{file} {unit}"
+                    );
+                }
+                assert!(
+                    resumed_inside > 10,
+                    "{file}: {resumed_inside} slots resumed inside a block"
+                );
             }
-            assert!(
-                resumed_inside > 10,
-                "{file}: {resumed_inside} slots resumed inside a block"
-            );
         }
     }
 }

@@ -103,7 +103,7 @@ impl InvertedResidual {
     /// Run the block.
     pub fn forward(&mut self, x: FeatureMap) -> Result<FeatureMap> {
         let y = self.units[0].forward(&x)?;
-        self.resume(&x, 1, y)
+        self.resume(&x, 1, y, false)
     }
 
     /// Run the block, pushing the output of each of its units onto `keep` (the points
@@ -119,14 +119,26 @@ impl InvertedResidual {
     }
 
     /// Finish the block from its input `x` and `y`, the output of its first `step` units
-    /// (`1 ..= units.len()`): the remaining units and, in a residual block, the join.
-    pub fn resume(&mut self, x: &FeatureMap, step: usize, mut y: FeatureMap) -> Result<FeatureMap> {
+    /// (`1 ..= units.len()`), quantized first by unit `step - 1`'s output quantizer when
+    /// `quantize_kept`: the remaining units and, in a residual block, the join.
+    pub fn resume(
+        &mut self,
+        x: &FeatureMap,
+        step: usize,
+        mut y: FeatureMap,
+        quantize_kept: bool,
+    ) -> Result<FeatureMap> {
         let units = self.units.len();
-        let rest = self
-            .units
-            .get_mut(step..)
-            .ok_or_else(|| NnError::invalid(&self.name, format!("step {step} of a block of {units} units")))?;
-        for u in rest {
+        if step == 0 || step > units {
+            return Err(NnError::invalid(
+                &self.name,
+                format!("step {step} of a block of {units} units"),
+            ));
+        }
+        if quantize_kept {
+            self.units[step - 1].act_quantizer.apply(&mut y.data, 1, false)?;
+        }
+        for u in &mut self.units[step..] {
             y = u.forward(&y)?;
         }
         self.join(x, y)
@@ -278,11 +290,14 @@ impl MobileNetV2 {
         for (i, b) in self.blocks.iter_mut().enumerate() {
             let stage = i + 1;
             for (step, u) in b.units.iter_mut().enumerate() {
-                visit_unit(u, &mut |n, k, _| out.push((n.to_string(), k, Resume { stage, step })));
+                let input = u.quantize_input;
+                visit_unit(u, &mut |n, k, _| {
+                    out.push((n.to_string(), k, Resume::for_unit_slot(stage, step, k, input)))
+                });
             }
             if b.residual {
                 let step = b.units.len();
-                out.push((b.name.clone(), SlotKind::BlockOutput, Resume { stage, step }));
+                out.push((b.name.clone(), SlotKind::BlockOutput, Resume::inside(stage, step)));
             }
         }
         let head = self.blocks.len() + 1;
@@ -313,11 +328,12 @@ impl MobileNetV2 {
         }
     }
 
-    /// Finish stage `stage` (a block) from its input `x` and `y`, the output of its first
-    /// `step` units ([`InvertedResidual::resume`]).
-    pub fn resume_stage(&mut self, stage: usize, step: usize, x: &FeatureMap, y: FeatureMap) -> Result<FeatureMap> {
+    /// Finish stage `at.stage` (a block) from its input `x` and `y`, the output of its first
+    /// `at.step` units ([`InvertedResidual::resume`]).
+    pub fn resume_stage(&mut self, at: Resume, x: &FeatureMap, y: FeatureMap) -> Result<FeatureMap> {
+        let stage = at.stage;
         match self.block_mut(stage) {
-            Some(block) => block.resume(x, step, y),
+            Some(block) => block.resume(x, at.step, y, at.quantize_kept),
             None => Err(NnError::invalid(
                 "stage",
                 format!("{stage} is not an inverted-residual block"),

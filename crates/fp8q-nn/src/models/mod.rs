@@ -24,19 +24,46 @@ use resnet::{BlockKind, ResNet};
 
 /// Where a forward pass can start: stage `stage` (see [`Model::forward_stage`]) from its input
 /// when `step` is 0; inside a block stage, after its first `step` units, from the stage's input
-/// and the output of unit `step - 1` ([`Model::resume_stage`]).
+/// and the output of unit `step - 1` ([`Model::resume_stage`]), which that unit's own output
+/// quantizer first quantizes when `quantize_kept` is set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Resume {
     /// The stage.
     pub stage: usize,
     /// Units of the stage's block already run (0 outside blocks).
     pub step: usize,
+    /// Quantize the kept output of unit `step - 1` with that unit's output quantizer.
+    pub quantize_kept: bool,
 }
 
 impl Resume {
     /// The start of `stage`.
     pub fn stage(stage: usize) -> Self {
-        Resume { stage, step: 0 }
+        Resume::inside(stage, 0)
+    }
+
+    /// Inside block stage `stage`, after `step` units.
+    pub fn inside(stage: usize, step: usize) -> Self {
+        Resume {
+            stage,
+            step,
+            quantize_kept: false,
+        }
+    }
+
+    /// The slots of a block's unit `step` (its weight, and its output quantizer when that acts
+    /// on the unit's input) resume at the unit; an output quantizer acting on the unit's output
+    /// resumes after the unit, from its kept output, quantized.
+    pub fn for_unit_slot(stage: usize, step: usize, kind: SlotKind, quantize_input: bool) -> Self {
+        if kind == SlotKind::Output && !quantize_input {
+            Resume {
+                stage,
+                step: step + 1,
+                quantize_kept: true,
+            }
+        } else {
+            Resume::inside(stage, step)
+        }
     }
 }
 
@@ -184,18 +211,20 @@ impl Model {
         }
     }
 
-    /// Finish block stage `stage` from its input `x` and `y`, the output of its first `step`
-    /// units (`1 ..=` the block's units; the last runs only the shortcut and the join).
-    pub fn resume_stage(&mut self, stage: usize, step: usize, x: &FeatureMap, y: FeatureMap) -> Result<FeatureMap> {
+    /// Finish block stage `at.stage` from its input `x` and `y`, the output of its first
+    /// `at.step` units (`1 ..=` the block's units; the last runs only the shortcut and the join),
+    /// quantized first by the output quantizer of unit `at.step - 1` when `at.quantize_kept`.
+    pub fn resume_stage(&mut self, at: Resume, x: &FeatureMap, y: FeatureMap) -> Result<FeatureMap> {
         match self {
-            Model::ResNet(m) => m.resume_stage(stage, step, x, y),
-            Model::MobileNetV2(m) => m.resume_stage(stage, step, x, y),
+            Model::ResNet(m) => m.resume_stage(at, x, y),
+            Model::MobileNetV2(m) => m.resume_stage(at, x, y),
         }
     }
 
     /// The latest point a forward pass can start from and still pass through each quantizer
-    /// slot, as `(unit, kind, resume)`, in the order of [`Model::visit_slots`]: a unit's slots
-    /// from that unit on, a block's shortcut and output slots from its join.
+    /// slot, as `(unit, kind, resume)`, in the order of [`Model::visit_slots`]: a block unit's
+    /// slots from that unit on ([`Resume::for_unit_slot`]), a block's shortcut and output slots
+    /// from its join.
     pub fn slot_stages(&mut self) -> Vec<(String, SlotKind, Resume)> {
         match self {
             Model::ResNet(m) => m.slot_stages(),

@@ -90,7 +90,7 @@ impl ResidualBlock {
     /// Run the block.
     pub fn forward(&mut self, x: FeatureMap) -> Result<FeatureMap> {
         let y = self.units[0].forward(&x)?;
-        self.resume(&x, 1, y)
+        self.resume(&x, 1, y, false)
     }
 
     /// Run the block, pushing the output of each of its units onto `keep` (the points
@@ -106,14 +106,26 @@ impl ResidualBlock {
     }
 
     /// Finish the block from its input `x` and `y`, the output of its first `step` units
-    /// (`1 ..= units.len()`): the remaining units, the shortcut and the join.
-    pub fn resume(&mut self, x: &FeatureMap, step: usize, mut y: FeatureMap) -> Result<FeatureMap> {
+    /// (`1 ..= units.len()`), quantized first by unit `step - 1`'s output quantizer when
+    /// `quantize_kept`: the remaining units, the shortcut and the join.
+    pub fn resume(
+        &mut self,
+        x: &FeatureMap,
+        step: usize,
+        mut y: FeatureMap,
+        quantize_kept: bool,
+    ) -> Result<FeatureMap> {
         let units = self.units.len();
-        let rest = self
-            .units
-            .get_mut(step..)
-            .ok_or_else(|| NnError::invalid(&self.name, format!("step {step} of a block of {units} units")))?;
-        for u in rest {
+        if step == 0 || step > units {
+            return Err(NnError::invalid(
+                &self.name,
+                format!("step {step} of a block of {units} units"),
+            ));
+        }
+        if quantize_kept {
+            self.units[step - 1].act_quantizer.apply(&mut y.data, 1, false)?;
+        }
+        for u in &mut self.units[step..] {
             y = u.forward(&y)?;
         }
         self.join(x, y)
@@ -273,15 +285,18 @@ impl ResNet {
             let stage = b + 1;
             let end = block.units.len();
             for (step, u) in block.units.iter_mut().enumerate() {
-                visit_unit(u, &mut |n, k, _| out.push((n.to_string(), k, Resume { stage, step })));
+                let input = u.quantize_input;
+                visit_unit(u, &mut |n, k, _| {
+                    out.push((n.to_string(), k, Resume::for_unit_slot(stage, step, k, input)))
+                });
             }
             // the shortcut and the join run after every unit
             if let Some(d) = &mut block.downsample {
                 visit_unit(d, &mut |n, k, _| {
-                    out.push((n.to_string(), k, Resume { stage, step: end }))
+                    out.push((n.to_string(), k, Resume::inside(stage, end)))
                 });
             }
-            out.push((block.name.clone(), SlotKind::BlockOutput, Resume { stage, step: end }));
+            out.push((block.name.clone(), SlotKind::BlockOutput, Resume::inside(stage, end)));
         }
         let head = Resume::stage(self.blocks_count() + 1);
         out.push((self.fc.name.clone(), SlotKind::Weight, head));
@@ -310,11 +325,12 @@ impl ResNet {
         }
     }
 
-    /// Finish stage `stage` (a residual block) from its input `x` and `y`, the output of its
-    /// first `step` units ([`ResidualBlock::resume`]).
-    pub fn resume_stage(&mut self, stage: usize, step: usize, x: &FeatureMap, y: FeatureMap) -> Result<FeatureMap> {
+    /// Finish stage `at.stage` (a residual block) from its input `x` and `y`, the output of its
+    /// first `at.step` units ([`ResidualBlock::resume`]).
+    pub fn resume_stage(&mut self, at: Resume, x: &FeatureMap, y: FeatureMap) -> Result<FeatureMap> {
+        let stage = at.stage;
         match self.block_mut(stage) {
-            Some(block) => block.resume(x, step, y),
+            Some(block) => block.resume(x, at.step, y, at.quantize_kept),
             None => Err(NnError::invalid("stage", format!("{stage} is not a residual block"))),
         }
     }
