@@ -275,3 +275,27 @@ def test_no_grad_and_partial_grads():
     quantize_to_fp8_ste_MM(x, 8, mv, b1, 0).sum().backward()
     reference_fp_quant(x, 8, mv, b2, 0).sum().backward()
     assert mismatches(b1.grad, b2.grad) == 0
+
+
+@pytest.mark.parametrize("n_bits,sign_bits,mant,maxval", [
+    (8, 1, 3, 1e-30), (8, 1, 3, 1e30), (8, 1, 3, 3e38), (8, 1, 1, 1e-38), (8, 0, 1, 1e-7), (8, 0, 1, 2e-45),
+    (4, 1, 1, 2.0), (6, 0, 2, 0.3), (12, 1, 3, 5.0), (16, 1, 10, 5.0), (3, 1, 1, 1.0), (2, 1, 1, 1.0), (1, 0, 1, 1.0),
+])
+def test_extreme_ranges_and_other_widths(n_bits, sign_bits, mant, maxval):
+    """maxvals from the smallest subnormal to near float32's max (biases far from 8-bit ones,
+    subnormal binades), and widths other than 8 bits, including E = 0 (a uniform grid)."""
+    gen = torch.Generator().manual_seed(n_bits * 100 + mant)
+    x = mixture(100003, maxval, gen)
+    g = torch.randn(x.shape, generator=gen)
+    assert_identical(x, n_bits, torch.tensor([maxval]), torch.tensor([float(mant)]), sign_bits, g)
+
+
+def test_many_binades_run_the_formula():
+    """16 bits with 2 mantissa bits: 2^13 binades, more than the kernel's tables take; the formula
+    runs in torch (same result)."""
+    gen = torch.Generator().manual_seed(16)
+    x = mixture(10007, 5.0, gen)
+    g = torch.randn(x.shape, generator=gen)
+    before = ft.STATS["torch"]
+    assert_identical(x, 16, torch.tensor([5.0]), torch.tensor([2.0]), 1, g, kernel=False)
+    assert ft.STATS["torch"] == before + 1

@@ -242,6 +242,16 @@ def _calibrate():
     the model of _tails against it for this torch, CPU and thread count. False: no model fits
     (the reference arithmetic then runs in torch itself)."""
     threads = torch.get_num_threads()
+    # the thresholds assume one log2 whatever the loop (torch runs its log2 through the vectorized
+    # function even on loop tails and strided inputs; exhaustively checked for torch 2.15/AVX-512)
+    a = torch.randint(1, 0x7F800000, (1 << 16,), generator=torch.Generator().manual_seed(0),
+                      dtype=torch.int32).view(torch.float32)
+    whole = torch.log2(a).view(torch.int32)
+    if not torch.equal(whole, torch.log2(_scalar_path(a)).view(torch.int32)):
+        return False
+    short = torch.cat([torch.log2(a[i:i + 7]) for i in range(0, 7 * 200, 7)]).view(torch.int32)
+    if not torch.equal(short, whole[:7 * 200]):
+        return False
     y = torch.linspace(-20.0, 20.0, 1 << 16)
     vec = _vector_path(lambda t: 2.0 ** t, y)
     sca = 2.0 ** _scalar_path(y)
@@ -301,9 +311,13 @@ def _tables(lo, hi, b, M):
     """Per channel: the thresholds of binades 2.. (bit patterns, +inf padded), and the scales of
     binades 1.. as torch's vectorized and scalar pow give them. None if too many binades."""
     key = (lo.numpy().tobytes(), hi.numpy().tobytes(), b.numpy().tobytes(), M.numpy().tobytes())
-    if key in _TABLES:
-        _TABLES.move_to_end(key)
-        return _TABLES[key]
+    hit = _TABLES.get(key)
+    if hit is not None:
+        try:
+            _TABLES.move_to_end(key)
+        except KeyError:  # dropped by another thread meanwhile
+            pass
+        return hit
     bc = b.reshape(-1, 1)
 
     def binade(bits):  # the reference's floor(log2|xc| + bias), clamped to 1
@@ -340,8 +354,11 @@ def _tables(lo, hi, b, M):
     out = (thr.contiguous().view(torch.int32).numpy().view(np.uint32),
            vector.contiguous().numpy(), scalar.contiguous().numpy())
     _TABLES[key] = out
-    if len(_TABLES) > 64:
-        _TABLES.popitem(last=False)
+    while len(_TABLES) > 64:
+        try:
+            _TABLES.popitem(last=False)
+        except KeyError:
+            break
     return out
 
 
@@ -557,7 +574,8 @@ def quantize_to_fp8_ste_MM(x_float, n_bits, maxval, num_mantissa_bits, sign_bits
     one per channel along axis 0. torch's float32 ``log2`` and ``pow`` are evaluated with torch on
     the few values that matter (each channel's binade thresholds and scales), including the ulp
     by which torch's scalar ``pow`` loop can differ from its vectorized one on the last elements
-    of each loop. Other dtypes, layouts and broadcasts run the reference's formula in torch.
+    of each loop. Other dtypes, layouts and broadcasts, and formats of more than 4096 binades
+    (13 or more exponent bits), run the reference's formula in torch (same result, torch's speed).
 
     With ``arithmetic="exact"`` the forward pass is fp8q's exact kernel (:func:`fp8q.quantize`):
     bit-identical to the reference wherever its float32 arithmetic is exact (an integer bias),
