@@ -1,5 +1,7 @@
 """Throughput of fp8q's Python binding beside the alternatives, in one process, on the data of
-`fp8q bench` (16M float32 elements; E4M3). Each figure is the best of --repeats runs.
+`fp8q bench` (16M float32 elements; E4M3). Each figure is the best of --repeats runs. With torch:
+the reference's quantize_to_fp8_ste_MM (re-typed in torch) beside fp8q.torch's reference
+arithmetic (bit-identical), forward and forward+backward, and fake_quant's two arithmetics.
 
     python crates/fp8q-py/bench/bench.py [--elements N] [--repeats R] [--cli path/to/fp8q]
 
@@ -88,15 +90,58 @@ def main():
         sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
         from reference_formula import reference_fp_quant
 
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}")
+        import fp8q.torch as ft
+        from fp8q.torch import fake_quant, quantize_to_fp8_ste_MM
+
         t = torch.from_numpy(x)
         maxval, mb = torch.tensor([3.7]), torch.tensor([3.0])
-        with torch.no_grad():
-            report("reference formula re-typed in torch (E4M3, α = 3.7)",
-                   best_of(max(2, r // 3), lambda: reference_fp_quant(t, 8, maxval, mb, 1)))
-            from fp8q.torch import fake_quant
+        mvc = torch.from_numpy(mv.astype(np.float32))
+        tc = t.reshape(args.channels, -1)
+        g = torch.from_numpy(data(n)[::-1].copy())  # an incoming gradient
+        slow = max(2, r // 3)
 
-            report("fp8q.torch.fake_quant (E4M3, α = 3.7)", best_of(r, lambda: fake_quant(t, "e4m3", 3.7)))
+        def fwd_bwd(f, xt, m):
+            """forward + backward with x and maxval learned (the reference's QAT setting)"""
+            def step():
+                xx = xt.detach().requires_grad_()
+                mm = m.detach().requires_grad_()
+                f(xx, 8, mm, mb, 1).backward(g.reshape(xt.shape))
+            return step
+
+        with torch.no_grad():
+            report("reference formula re-typed in torch, forward (E4M3, α = 3.7)",
+                   best_of(slow, lambda: reference_fp_quant(t, 8, maxval, mb, 1)))
+            report("fp8q.torch.quantize_to_fp8_ste_MM (reference arithmetic), forward",
+                   best_of(r, lambda: quantize_to_fp8_ste_MM(t, 8, maxval, mb, 1)))
+            report("fp8q.torch.fake_quant E4M3 (default: reference), forward",
+                   best_of(r, lambda: fake_quant(t, "e4m3", 3.7)))
+            report("fp8q.torch.fake_quant E4M3, arithmetic='exact', forward",
+                   best_of(r, lambda: fake_quant(t, "e4m3", 3.7, arithmetic="exact")))
+            report(f"reference formula in torch, forward, per-channel ({args.channels})",
+                   best_of(slow, lambda: reference_fp_quant(tc, 8, mvc, mb, 1)))
+            report(f"fp8q.torch.quantize_to_fp8_ste_MM, forward, per-channel ({args.channels})",
+                   best_of(r, lambda: quantize_to_fp8_ste_MM(tc, 8, mvc, mb, 1)))
+        report("reference formula in torch, forward+backward (x, maxval)",
+               best_of(slow, fwd_bwd(reference_fp_quant, t, maxval)))
+        report("fp8q.torch.quantize_to_fp8_ste_MM (reference arithmetic), forward+backward",
+               best_of(r, fwd_bwd(quantize_to_fp8_ste_MM, t, maxval)))
+        report(f"reference formula in torch, forward+backward, per-channel ({args.channels})",
+               best_of(slow, fwd_bwd(reference_fp_quant, tc, mvc)))
+        report(f"fp8q.torch.quantize_to_fp8_ste_MM, forward+backward, per-channel ({args.channels})",
+               best_of(r, fwd_bwd(quantize_to_fp8_ste_MM, tc, mvc)))
+
+        def uncached(m):
+            def build():
+                ft._TABLES.clear()
+                with torch.no_grad():
+                    quantize_to_fp8_ste_MM(t[:64], 8, m, mb, 1) if m.numel() == 1 else \
+                        quantize_to_fp8_ste_MM(tc[:, :1].contiguous(), 8, m, mb, 1)
+            return build
+        for label, m in (("per-tensor", maxval), (f"{args.channels} channels", mvc)):
+            secs = best_of(r, uncached(m))
+            print(f"  (a maxval not seen before, {label}: +{secs * 1e3:.2f} ms for its thresholds and scales)")
+        with torch.no_grad():
             if hasattr(torch, "float8_e4m3fn"):
                 report("torch float8_e4m3fn cast round trip",
                        best_of(r, lambda: t.to(torch.float8_e4m3fn).to(torch.float32)))

@@ -13,6 +13,7 @@ mod codes;
 mod errors;
 mod format;
 mod quantize;
+mod reference;
 mod study;
 
 use pyo3::prelude::*;
@@ -26,6 +27,8 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(codes::encode, m)?)?;
     m.add_function(wrap_pyfunction!(codes::decode, m)?)?;
     m.add_function(wrap_pyfunction!(study::sqnr, m)?)?;
+    m.add_function(wrap_pyfunction!(reference::reference_forward, m)?)?;
+    m.add_function(wrap_pyfunction!(reference::reference_backward, m)?)?;
     m.add_class::<format::Format>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

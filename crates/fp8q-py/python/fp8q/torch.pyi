@@ -1,8 +1,13 @@
 """Type stubs of fp8q.torch (see the docstrings in fp8q/torch.py)."""
 
-from typing import Optional, Union
+from typing import Counter, Literal, Optional, Tuple, Union
 
 import torch
+
+_Arithmetic = Literal["reference", "exact"]
+
+ARITHMETICS: Tuple[str, str]
+STATS: Counter[str]
 
 def fake_quant(
     t: torch.Tensor,
@@ -12,8 +17,13 @@ def fake_quant(
     per_channel: bool = False,
     range: str = "minmax",
     mantissa_search: bool = False,
+    arithmetic: Optional[_Arithmetic] = None,
 ) -> torch.Tensor:
-    """Quantize-dequantize a CPU tensor with a straight-through gradient (and maxval's gradient)."""
+    """Quantize-dequantize a CPU tensor with a straight-through gradient (and maxval's gradient).
+
+    arithmetic: "reference" (default for eXmY/ueXmY: bit-identical values and gradients with the
+    reference's quantize_to_fp8_ste_MM) or "exact" (fp8q's exact grid, as fp8q.quantize; the only
+    one for INT formats and the standard encodings)."""
 
 def quantize_to_fp8_ste_MM(
     x_float: torch.Tensor,
@@ -21,5 +31,8 @@ def quantize_to_fp8_ste_MM(
     maxval: torch.Tensor,
     num_mantissa_bits: Union[float, torch.Tensor],
     sign_bits: int,
+    *,
+    arithmetic: _Arithmetic = "reference",
 ) -> torch.Tensor:
-    """Drop-in for the paper reference's function of this name."""
+    """Drop-in for the paper reference's function of this name: bit-identical values and
+    gradients (x, maxval, num_mantissa_bits) with arithmetic="reference" (the default)."""
