@@ -16,6 +16,7 @@ use crate::kernels::elementwise::residual_join;
 use crate::kernels::pool;
 use crate::layers::conv_bn_act::ConvSpec;
 use crate::layers::{Activation, BatchNorm2d, ConvBnAct, Linear, QuantSlot, SlotKind};
+use crate::models::block::Block;
 use crate::models::resnet::visit_unit;
 use crate::models::Resume;
 use crate::weights::WeightPath;
@@ -99,49 +100,15 @@ impl InvertedResidual {
     pub fn out_channels(&self) -> usize {
         self.units.last().map_or(0, |u| u.conv.out_channels)
     }
+}
 
-    /// Run the block.
-    pub fn forward(&mut self, x: FeatureMap) -> Result<FeatureMap> {
-        let y = self.units[0].forward(&x)?;
-        self.resume(&x, 1, y, false)
+impl Block for InvertedResidual {
+    fn name(&self) -> &str {
+        &self.name
     }
 
-    /// Run the block, pushing the output of each of its units onto `keep` (the points
-    /// [`InvertedResidual::resume`] can start from).
-    pub fn forward_keeping(&mut self, x: &FeatureMap, keep: &mut Vec<FeatureMap>) -> Result<FeatureMap> {
-        let mut y = self.units[0].forward(x)?;
-        keep.push(y.clone());
-        for u in &mut self.units[1..] {
-            y = u.forward(&y)?;
-            keep.push(y.clone());
-        }
-        self.join(x, y)
-    }
-
-    /// Finish the block from its input `x` and `y`, the output of its first `step` units
-    /// (`1 ..= units.len()`), quantized first by unit `step - 1`'s output quantizer when
-    /// `quantize_kept`: the remaining units and, in a residual block, the join.
-    pub fn resume(
-        &mut self,
-        x: &FeatureMap,
-        step: usize,
-        mut y: FeatureMap,
-        quantize_kept: bool,
-    ) -> Result<FeatureMap> {
-        let units = self.units.len();
-        if step == 0 || step > units {
-            return Err(NnError::invalid(
-                &self.name,
-                format!("step {step} of a block of {units} units"),
-            ));
-        }
-        if quantize_kept {
-            self.units[step - 1].act_quantizer.apply(&mut y.data, 1, false)?;
-        }
-        for u in &mut self.units[step..] {
-            y = u.forward(&y)?;
-        }
-        self.join(x, y)
+    fn units_mut(&mut self) -> &mut [ConvBnAct] {
+        &mut self.units
     }
 
     /// `quantize(x + y)` in a residual block; `y` otherwise.
@@ -309,36 +276,9 @@ impl MobileNetV2 {
         out
     }
 
-    /// The inverted-residual block that is stage `stage`, if it is one.
-    fn block_mut(&mut self, stage: usize) -> Option<&mut InvertedResidual> {
+    /// The block that is stage `stage`, if it is one.
+    pub fn block_mut(&mut self, stage: usize) -> Option<&mut InvertedResidual> {
         stage.checked_sub(1).and_then(|b| self.blocks.get_mut(b))
-    }
-
-    /// [`MobileNetV2::forward_stage`] from a borrowed input, pushing the outputs of a block's
-    /// units onto `keep` (nothing for the stem, the head conv and the classifier).
-    pub fn forward_stage_keeping(
-        &mut self,
-        stage: usize,
-        x: &FeatureMap,
-        keep: &mut Vec<FeatureMap>,
-    ) -> Result<FeatureMap> {
-        match self.block_mut(stage) {
-            Some(block) => block.forward_keeping(x, keep),
-            None => self.forward_stage(stage, x.clone()),
-        }
-    }
-
-    /// Finish stage `at.stage` (a block) from its input `x` and `y`, the output of its first
-    /// `at.step` units ([`InvertedResidual::resume`]).
-    pub fn resume_stage(&mut self, at: Resume, x: &FeatureMap, y: FeatureMap) -> Result<FeatureMap> {
-        let stage = at.stage;
-        match self.block_mut(stage) {
-            Some(block) => block.resume(x, at.step, y, at.quantize_kept),
-            None => Err(NnError::invalid(
-                "stage",
-                format!("{stage} is not an inverted-residual block"),
-            )),
-        }
     }
 
     /// Every conv+BN unit in execution order.

@@ -7,6 +7,7 @@
 //! println!("{} classes", model.num_classes());
 //! ```
 
+pub mod block;
 pub mod mobilenet_v2;
 pub mod resnet;
 
@@ -19,6 +20,7 @@ use crate::error::{NnError, Result, TensorContext};
 use crate::feature_map::FeatureMap;
 use crate::layers::{BatchNorm2d, ConvBnAct, QuantSlot, SlotKind};
 use crate::weights::Weights;
+use block::Block;
 use mobilenet_v2::MobileNetV2;
 use resnet::{BlockKind, ResNet};
 
@@ -196,6 +198,14 @@ impl Model {
         }
     }
 
+    /// The block that is stage `stage`, if it is one.
+    fn block_mut(&mut self, stage: usize) -> Option<&mut dyn Block> {
+        match self {
+            Model::ResNet(m) => m.block_mut(stage).map(|b| b as &mut dyn Block),
+            Model::MobileNetV2(m) => m.block_mut(stage).map(|b| b as &mut dyn Block),
+        }
+    }
+
     /// [`Model::forward_stage`] from a borrowed input, pushing the output of each unit of a
     /// block stage onto `keep` (the inputs [`Model::resume_stage`] takes; nothing for other
     /// stages).
@@ -205,19 +215,19 @@ impl Model {
         x: &FeatureMap,
         keep: &mut Vec<FeatureMap>,
     ) -> Result<FeatureMap> {
-        match self {
-            Model::ResNet(m) => m.forward_stage_keeping(stage, x, keep),
-            Model::MobileNetV2(m) => m.forward_stage_keeping(stage, x, keep),
+        match self.block_mut(stage) {
+            Some(block) => block.forward_keeping(x, keep),
+            None => self.forward_stage(stage, x.clone()),
         }
     }
 
     /// Finish block stage `at.stage` from its input `x` and `y`, the output of its first
-    /// `at.step` units (`1 ..=` the block's units; the last runs only the shortcut and the join),
-    /// quantized first by the output quantizer of unit `at.step - 1` when `at.quantize_kept`.
+    /// `at.step` units (`1 ..=` the block's units; the last runs only the join), quantized first
+    /// by the output quantizer of unit `at.step - 1` when `at.quantize_kept` ([`Block::resume`]).
     pub fn resume_stage(&mut self, at: Resume, x: &FeatureMap, y: FeatureMap) -> Result<FeatureMap> {
-        match self {
-            Model::ResNet(m) => m.resume_stage(at, x, y),
-            Model::MobileNetV2(m) => m.resume_stage(at, x, y),
+        match self.block_mut(at.stage) {
+            Some(block) => block.resume(x, at.step, y, at.quantize_kept),
+            None => Err(NnError::invalid("stage", format!("{} is not a block", at.stage))),
         }
     }
 
