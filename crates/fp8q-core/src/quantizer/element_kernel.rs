@@ -9,30 +9,33 @@
 use rayon::prelude::*;
 
 /// Defines `$vis fn $name(args) -> R` that dispatches to `$generic(args)` compiled for the best
-/// available instruction set.
+/// available instruction set. The function may take one type parameter with one bound
+/// (`fn map<K: ElementKernel>(...)`) or none; `$generic` must be `#[inline(always)]` so that each
+/// CPU-specific copy gets its own vectorized body.
 macro_rules! dispatch_by_cpu {
-    ($(#[$meta:meta])* $vis:vis fn $name:ident<K: ElementKernel>($($a:ident: $t:ty),* $(,)?) $(-> $r:ty)? => $generic:ident;) => {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident $(<$g:ident: $bound:path>)? ($($a:ident: $t:ty),* $(,)?) $(-> $r:ty)? => $generic:ident;) => {
         $(#[$meta])*
-        $vis fn $name<K: ElementKernel>($($a: $t),*) $(-> $r)? {
+        $vis fn $name $(<$g: $bound>)? ($($a: $t),*) $(-> $r)? {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")]
-                fn avx512<K: ElementKernel>($($a: $t),*) $(-> $r)? { $generic::<K>($($a),*) }
+                fn avx512 $(<$g: $bound>)? ($($a: $t),*) $(-> $r)? { $generic $(::<$g>)? ($($a),*) }
                 #[target_feature(enable = "avx2,fma")]
-                fn avx2<K: ElementKernel>($($a: $t),*) $(-> $r)? { $generic::<K>($($a),*) }
+                fn avx2 $(<$g: $bound>)? ($($a: $t),*) $(-> $r)? { $generic $(::<$g>)? ($($a),*) }
                 if $crate::quantizer::element_kernel::has_avx512() {
                     // SAFETY: the CPU supports every feature `avx512` was compiled for.
-                    return unsafe { avx512::<K>($($a),*) };
+                    return unsafe { avx512 $(::<$g>)? ($($a),*) };
                 }
                 if $crate::quantizer::element_kernel::has_avx2() {
                     // SAFETY: the CPU supports every feature `avx2` was compiled for.
-                    return unsafe { avx2::<K>($($a),*) };
+                    return unsafe { avx2 $(::<$g>)? ($($a),*) };
                 }
             }
-            $generic::<K>($($a),*)
+            $generic $(::<$g>)? ($($a),*)
         }
     };
 }
+pub(crate) use dispatch_by_cpu;
 
 /// Whether the AVX-512 path can run (cached by std).
 #[cfg(target_arch = "x86_64")]

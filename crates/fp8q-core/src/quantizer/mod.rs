@@ -6,10 +6,13 @@
 //! * [`QuantMethod`]: a grid *family* without a range (format and options); a range turns it
 //!   into a [`Quantizer`]. Range estimators (see [`crate::range`]) produce the ranges.
 //! * [`quantize_channels`]: one quantizer per index of dimension 0.
+//! * [`reference_arith`]: the elementwise part of the paper reference's `quantize_to_fp8_ste_MM`
+//!   in PyTorch's `float32` arithmetic, from tables of torch's `log2`/`pow` (for `fp8q.torch`).
 
 pub(crate) mod element_kernel;
 pub mod fp_quantizer;
 pub mod int_quantizer;
+pub mod reference_arith;
 
 pub use fp_quantizer::FpQuantizer;
 pub use int_quantizer::IntQuantizer;
