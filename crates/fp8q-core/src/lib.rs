@@ -1,6 +1,6 @@
 //! # fp8q-core
 //!
-//! The framework-free core of fp8q: low-bit number formats ([`format`]), fast quantize–dequantize
+//! The framework-free core of fp8q: low-bit number formats ([`format`](mod@format)), fast quantize–dequantize
 //! kernels ([`quantizer`]), range estimators ([`range`]) and the analytical error study
 //! ([`analysis`]); [`manager`] ties a quantizer and an estimator to one tensor slot of a network. Everything here works on plain `f32` slices in row-major layout, with
 //! per-channel parameters along dimension 0.

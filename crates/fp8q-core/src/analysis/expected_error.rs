@@ -153,9 +153,13 @@ pub fn expected_mse(dist: &Distribution, grid: &[f64]) -> f64 {
     error_terms(dist, grid, false).mse
 }
 
-/// Expected squared error of the product of two independent quantized variables,
-/// `E[(XY - q(X)q(Y))²] = E[Rx²]E[Y²] + E[Ry²]E[X²] + E[Rx²]E[Ry²] + 2E[XRx]E[YRy]
-/// + 2E[XRx]E[Ry²] + 2E[YRy]E[Rx²]`, from each side's error terms and second moment.
+/// Expected squared error of the product of two independent quantized variables, from each
+/// side's error terms and second moment:
+///
+/// ```text
+/// E[(XY - q(X)q(Y))²] = E[Rx²]E[Y²] + E[Ry²]E[X²] + E[Rx²]E[Ry²] + 2E[XRx]E[YRy]
+///                       + 2E[XRx]E[Ry²] + 2E[YRy]E[Rx²]
+/// ```
 pub fn dot_product_mse(x: ErrorTerms, x_second_moment: f64, y: ErrorTerms, y_second_moment: f64) -> f64 {
     x.mse * y_second_moment
         + y.mse * x_second_moment

@@ -17,7 +17,7 @@ pub struct Recording {
     pub dim0: usize,
 }
 
-/// The recorder in a slot; [`Recorder::recording`] reaches what it captured.
+/// The recorder in a slot; the handle [`Recorder::new`] returns reaches what it captured.
 #[derive(Debug)]
 pub struct Recorder {
     kind: SlotKind,
