@@ -8,6 +8,7 @@
 //!   flip, drawn from a generator seeded per image.
 
 pub use super::decode::decode;
+use super::fused::{needed_region, resize_window_normalized, NeededRegion, Region};
 use super::resize::{resize, resize_window, Filter, Rgb8};
 use super::rng::Rng;
 
@@ -46,6 +47,19 @@ impl Transform {
         }
     }
 
+    /// The pixels of a `width × height` image the validation transform reads, when less than
+    /// the whole image suffices (`None` for training, or when the image must be whole).
+    pub fn val_region(&self, width: usize, height: usize) -> Option<NeededRegion> {
+        match *self {
+            Transform::Val { size, filter } => {
+                let (w, h) = shorter_side_size(width, height, size + 24);
+                let (left, top) = center_crop_offsets(w, h, size);
+                needed_region((width, height), (w, h), filter, (left, top, size.min(w), size.min(h)))
+            }
+            Transform::Train { .. } => None,
+        }
+    }
+
     /// Output side length.
     pub fn size(&self) -> usize {
         match *self {
@@ -56,12 +70,18 @@ impl Transform {
     /// Transform an image; `index` selects the training transform's random draw. Writes
     /// `3 · size · size` values (CHW) into `out`.
     pub fn apply(&self, img: &Rgb8, index: u64, out: &mut [f32]) {
+        let whole = Region::whole(img);
         let cropped = match *self {
             Transform::Val { size, filter } => {
                 // Resize(size + 24) then CenterCrop(size), computing only the crop's pixels
                 let (w, h) = shorter_side_size(img.width, img.height, size + 24);
                 let (left, top) = center_crop_offsets(w, h, size);
-                resize_window(img, w, h, filter, (left, top, size.min(w), size.min(h)))
+                let window = (left, top, size.min(w), size.min(h));
+                // the fused path when it applies (both passes run), same values
+                if resize_window_normalized(whole, (w, h), filter, window, (MEAN, STD), out) {
+                    return;
+                }
+                resize_window(img, w, h, filter, window)
             }
             Transform::Train { size, filter, seed } => {
                 let mut rng = Rng::for_item(seed, index);
@@ -75,6 +95,22 @@ impl Transform {
             }
         };
         to_normalized_chw(&cropped, out);
+    }
+
+    /// The validation transform of an image of which only `region` is present, which must hold
+    /// [`val_region`](Self::val_region)'s pixels. Returns `false`, writing nothing, when that is
+    /// not enough (training, a region lacking pixels, a resize the fused path does not do):
+    /// then [`apply`](Self::apply) the whole image.
+    pub fn apply_region(&self, region: Region<'_>, out: &mut [f32]) -> bool {
+        match *self {
+            Transform::Val { size, filter } => {
+                let (w, h) = shorter_side_size(region.full_width, region.full_height, size + 24);
+                let (left, top) = center_crop_offsets(w, h, size);
+                let window = (left, top, size.min(w), size.min(h));
+                resize_window_normalized(region, (w, h), filter, window, (MEAN, STD), out)
+            }
+            Transform::Train { .. } => false,
+        }
     }
 }
 
