@@ -7,10 +7,14 @@
 //! * Training: RandomResizedCrop(size, scale 0.08–1, ratio 3/4–4/3) and a random horizontal
 //!   flip, drawn from a generator seeded per image.
 
+use std::path::Path;
+
 pub use super::decode::decode;
+use super::decode::{decode_bytes, jpeg, Format};
 use super::fused::{needed_region, resize_window_normalized, NeededRegion, Region};
 use super::resize::{resize, resize_window, Filter, Rgb8};
 use super::rng::Rng;
+use crate::error::{NnError, Result};
 
 /// ImageNet channel means.
 pub const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -95,6 +99,42 @@ impl Transform {
             }
         };
         to_normalized_chw(&cropped, out);
+    }
+
+    /// Read, decode and transform one file, as [`decode`] then [`apply`](Self::apply) do. The
+    /// validation transform of a JPEG decodes only the columns it reads
+    /// ([`decode_region`](super::decode::jpeg::decode_region)), with the same values.
+    pub fn load(&self, path: &Path, index: u64, out: &mut [f32]) -> Result<()> {
+        let bytes = std::fs::read(path).map_err(|err| NnError::Io {
+            path: path.to_path_buf(),
+            err,
+        })?;
+        let bad = |why| NnError::BadImage {
+            path: path.to_path_buf(),
+            why,
+        };
+        if matches!(self, Transform::Val { .. }) && Format::sniff(&bytes) == Some(Format::Jpeg) {
+            let part =
+                jpeg::decode_region(&bytes, |w, h| self.val_region(w, h).map(|r| (r.cols, r.rows))).map_err(bad)?;
+            let region = Region {
+                img: &part.img,
+                left: part.left,
+                top: part.top,
+                full_width: part.full_width,
+                full_height: part.full_height,
+            };
+            if self.apply_region(region, out) {
+                return Ok(());
+            }
+            if (part.img.width, part.img.height) == (part.full_width, part.full_height) {
+                self.apply(&part.img, index, out);
+                return Ok(());
+            }
+            // a part that is not enough (not expected): decode the whole file below
+        }
+        let img = decode_bytes(&bytes).map_err(bad)?;
+        self.apply(&img, index, out);
+        Ok(())
     }
 
     /// The validation transform of an image of which only `region` is present, which must hold
@@ -234,6 +274,55 @@ mod tests {
         assert_eq!(out[112], (1.0 - 0.485) / 0.229);
         // green channel of a white pixel: 51 / 255 = 0.2
         assert_eq!(out[224 * 224 + 112], (51.0f32 / 255.0 - 0.456) / 0.224);
+    }
+
+    /// `load` (a JPEG's needed columns only, fused resize) gives the bits of `decode` +
+    /// `apply`, and the same errors, on every image fixture, for several sizes and filters.
+    #[test]
+    fn load_equals_decode_then_apply() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/images");
+        let mut paths: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e != "json"))
+            .collect();
+        paths.sort();
+        let transforms = [
+            Transform::val(),
+            Transform::Val {
+                size: 64,
+                filter: Filter::Bicubic,
+            },
+            Transform::Val {
+                size: 100,
+                filter: Filter::Lanczos,
+            },
+            Transform::Val {
+                size: 32,
+                filter: Filter::Nearest,
+            },
+        ];
+        let mut jpegs = 0;
+        for path in &paths {
+            for t in &transforms {
+                let n = 3 * t.size() * t.size();
+                let (mut got, mut want) = (vec![f32::NAN; n], vec![f32::NAN; n]);
+                let loaded = t.load(path, 0, &mut got);
+                match decode(path) {
+                    Ok(img) => {
+                        t.apply(&img, 0, &mut want);
+                        assert!(loaded.is_ok(), "{path:?}: {loaded:?}");
+                        assert!(
+                            got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()),
+                            "{path:?} {t:?}"
+                        );
+                    }
+                    Err(e) => assert_eq!(loaded.unwrap_err().to_string(), e.to_string(), "{path:?}"),
+                }
+            }
+            jpegs += path.extension().is_some_and(|e| e == "jpg") as usize;
+        }
+        assert!(jpegs >= 20, "{jpegs}");
     }
 
     #[test]
