@@ -114,23 +114,25 @@ impl Transform {
             why,
         };
         if matches!(self, Transform::Val { .. }) && Format::sniff(&bytes) == Some(Format::Jpeg) {
-            let part =
-                jpeg::decode_region(&bytes, |w, h| self.val_region(w, h).map(|r| (r.cols, r.rows))).map_err(bad)?;
-            let region = Region {
-                img: &part.img,
-                left: part.left,
-                top: part.top,
-                full_width: part.full_width,
-                full_height: part.full_height,
-            };
-            if self.apply_region(region, out) {
-                return Ok(());
+            // On an error, the whole decode below gives the error (or the image, should only the
+            // region decode fail).
+            if let Ok(part) = jpeg::decode_region(&bytes, |w, h| self.val_region(w, h).map(|r| (r.cols, r.rows))) {
+                let region = Region {
+                    img: &part.img,
+                    left: part.left,
+                    top: part.top,
+                    full_width: part.full_width,
+                    full_height: part.full_height,
+                };
+                if self.apply_region(region, out) {
+                    return Ok(());
+                }
+                if (part.img.width, part.img.height) == (part.full_width, part.full_height) {
+                    self.apply(&part.img, index, out);
+                    return Ok(());
+                }
+                // a part that is not enough (not expected): decode the whole file below
             }
-            if (part.img.width, part.img.height) == (part.full_width, part.full_height) {
-                self.apply(&part.img, index, out);
-                return Ok(());
-            }
-            // a part that is not enough (not expected): decode the whole file below
         }
         let img = decode_bytes(&bytes).map_err(bad)?;
         self.apply(&img, index, out);
