@@ -8,7 +8,8 @@ path), optionally with a torchvision model running on them.
 `make` writes DIR/{train,val}/<class>/*.JPEG: random 500x375 crops (some 375x500) of the
 photographs shipped with scikit-image, saved as baseline 4:2:0 JPEG at quality 90 — the size and
 kind of a typical ImageNet validation image. `loader` prints images per second of the DataLoader
-alone and, with --model, of DataLoader + FP32 forward pass (torch threads = 2). Compare with
+alone and, with --model, of DataLoader + FP32 forward pass (torch threads = 2) and of the forward
+pass alone on the same batches held in memory (so the share the data path adds). Compare with
 
     fp8q validate-quantized --architecture resnet18 --model-dir W --images-dir DIR --no-reestimate-bn-stats ...
 
@@ -75,7 +76,17 @@ def loader(root, batch_size, workers, model_name):
             for x, _ in dl:
                 model(x)
                 n += x.shape[0]
-        print(f"PIL + DataLoader + torch {model_name} FP32: {n / (time.perf_counter() - t):.1f} img/s")
+        e2e = n / (time.perf_counter() - t)
+        print(f"PIL + DataLoader + torch {model_name} FP32: {e2e:.1f} img/s")
+        # the model alone on the same batches, already in memory: what the data path adds
+        batches = [x for x, _ in dl]
+        with torch.no_grad():
+            t = time.perf_counter()
+            for x in batches:
+                model(x)
+        alone = n / (time.perf_counter() - t)
+        print(f"torch {model_name} FP32 alone (same batches, in memory): {alone:.1f} img/s; "
+              f"the data path adds {100 * (alone / e2e - 1):.0f}% to the model's time")
 
 
 def main():

@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use super::cache::ImageCache;
 use super::folder::ImageFolder;
 use super::rng::Rng;
-use super::transform::{decode, Transform};
+use super::transform::Transform;
 use crate::error::{NnError, Result};
 use crate::feature_map::FeatureMap;
 
@@ -104,8 +104,7 @@ impl BatchLoader {
                                 return Ok(());
                             }
                         }
-                        let img = decode(path)?;
-                        opts.transform.apply(&img, i as u64, out);
+                        opts.transform.load(path, i as u64, out)?;
                         if let Some(cache) = &opts.cache {
                             cache.store(path, &opts.transform, out);
                         }

@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod decode;
 pub mod folder;
+pub mod fused;
 pub mod loader;
 pub mod resize;
 pub mod rng;

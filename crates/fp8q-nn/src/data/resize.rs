@@ -163,25 +163,25 @@ impl Filter {
     }
 }
 
-const PRECISION_BITS: u32 = 32 - 8 - 2;
+pub(crate) const PRECISION_BITS: u32 = 32 - 8 - 2;
 
 /// For each output index: first input index and fixed-point weights (Pillow's `int` arithmetic:
 /// the weights sum to 2^22, so a sum of 8-bit values times weights fits an `i32`).
-struct Coeffs {
-    start: Vec<usize>,
+pub(crate) struct Coeffs {
+    pub(crate) start: Vec<usize>,
     /// `weights[bounds[i]..bounds[i + 1]]` belong to output index `i`.
-    bounds: Vec<usize>,
-    weights: Vec<i32>,
+    pub(crate) bounds: Vec<usize>,
+    pub(crate) weights: Vec<i32>,
 }
 
 impl Coeffs {
     /// First input index and weights of output index `i`.
-    fn of(&self, i: usize) -> (usize, &[i32]) {
+    pub(crate) fn of(&self, i: usize) -> (usize, &[i32]) {
         (self.start[i], &self.weights[self.bounds[i]..self.bounds[i + 1]])
     }
 }
 
-fn coefficients(in_size: usize, out_size: usize, filter: Filter) -> Coeffs {
+pub(crate) fn coefficients(in_size: usize, out_size: usize, filter: Filter) -> Coeffs {
     let scale = in_size as f64 / out_size as f64;
     let filterscale = scale.max(1.0);
     let support = filter.support() * filterscale;
@@ -218,7 +218,7 @@ fn coefficients(in_size: usize, out_size: usize, filter: Filter) -> Coeffs {
 }
 
 #[inline]
-fn clip8(v: i32) -> u8 {
+pub(crate) fn clip8(v: i32) -> u8 {
     (v >> PRECISION_BITS).clamp(0, 255) as u8
 }
 

@@ -7,9 +7,14 @@
 //! * Training: RandomResizedCrop(size, scale 0.08–1, ratio 3/4–4/3) and a random horizontal
 //!   flip, drawn from a generator seeded per image.
 
+use std::path::Path;
+
 pub use super::decode::decode;
+use super::decode::{decode_bytes, jpeg, Format};
+use super::fused::{needed_region, resize_window_normalized, NeededRegion, Region};
 use super::resize::{resize, resize_window, Filter, Rgb8};
 use super::rng::Rng;
+use crate::error::{NnError, Result};
 
 /// ImageNet channel means.
 pub const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -46,6 +51,19 @@ impl Transform {
         }
     }
 
+    /// The pixels of a `width × height` image the validation transform reads, when less than
+    /// the whole image suffices (`None` for training, or when the image must be whole).
+    pub fn val_region(&self, width: usize, height: usize) -> Option<NeededRegion> {
+        match *self {
+            Transform::Val { size, filter } => {
+                let (w, h) = shorter_side_size(width, height, size + 24);
+                let (left, top) = center_crop_offsets(w, h, size);
+                needed_region((width, height), (w, h), filter, (left, top, size.min(w), size.min(h)))
+            }
+            Transform::Train { .. } => None,
+        }
+    }
+
     /// Output side length.
     pub fn size(&self) -> usize {
         match *self {
@@ -56,12 +74,18 @@ impl Transform {
     /// Transform an image; `index` selects the training transform's random draw. Writes
     /// `3 · size · size` values (CHW) into `out`.
     pub fn apply(&self, img: &Rgb8, index: u64, out: &mut [f32]) {
+        let whole = Region::whole(img);
         let cropped = match *self {
             Transform::Val { size, filter } => {
                 // Resize(size + 24) then CenterCrop(size), computing only the crop's pixels
                 let (w, h) = shorter_side_size(img.width, img.height, size + 24);
                 let (left, top) = center_crop_offsets(w, h, size);
-                resize_window(img, w, h, filter, (left, top, size.min(w), size.min(h)))
+                let window = (left, top, size.min(w), size.min(h));
+                // the fused path when it applies (both passes run), same values
+                if resize_window_normalized(whole, (w, h), filter, window, (MEAN, STD), out) {
+                    return;
+                }
+                resize_window(img, w, h, filter, window)
             }
             Transform::Train { size, filter, seed } => {
                 let mut rng = Rng::for_item(seed, index);
@@ -75,6 +99,60 @@ impl Transform {
             }
         };
         to_normalized_chw(&cropped, out);
+    }
+
+    /// Read, decode and transform one file, as [`decode`] then [`apply`](Self::apply) do. The
+    /// validation transform of a JPEG decodes only the columns it reads
+    /// ([`decode_region`](super::decode::jpeg::decode_region)), with the same values.
+    pub fn load(&self, path: &Path, index: u64, out: &mut [f32]) -> Result<()> {
+        let bytes = std::fs::read(path).map_err(|err| NnError::Io {
+            path: path.to_path_buf(),
+            err,
+        })?;
+        let bad = |why| NnError::BadImage {
+            path: path.to_path_buf(),
+            why,
+        };
+        if matches!(self, Transform::Val { .. }) && Format::sniff(&bytes) == Some(Format::Jpeg) {
+            // On an error, the whole decode below gives the error (or the image, should only the
+            // region decode fail).
+            if let Ok(part) = jpeg::decode_region(&bytes, |w, h| self.val_region(w, h).map(|r| (r.cols, r.rows))) {
+                let region = Region {
+                    img: &part.img,
+                    left: part.left,
+                    top: part.top,
+                    full_width: part.full_width,
+                    full_height: part.full_height,
+                };
+                if self.apply_region(region, out) {
+                    return Ok(());
+                }
+                if (part.img.width, part.img.height) == (part.full_width, part.full_height) {
+                    self.apply(&part.img, index, out);
+                    return Ok(());
+                }
+                // a part that is not enough (not expected): decode the whole file below
+            }
+        }
+        let img = decode_bytes(&bytes).map_err(bad)?;
+        self.apply(&img, index, out);
+        Ok(())
+    }
+
+    /// The validation transform of an image of which only `region` is present, which must hold
+    /// [`val_region`](Self::val_region)'s pixels. Returns `false`, writing nothing, when that is
+    /// not enough (training, a region lacking pixels, a resize the fused path does not do):
+    /// then [`apply`](Self::apply) the whole image.
+    pub fn apply_region(&self, region: Region<'_>, out: &mut [f32]) -> bool {
+        match *self {
+            Transform::Val { size, filter } => {
+                let (w, h) = shorter_side_size(region.full_width, region.full_height, size + 24);
+                let (left, top) = center_crop_offsets(w, h, size);
+                let window = (left, top, size.min(w), size.min(h));
+                resize_window_normalized(region, (w, h), filter, window, (MEAN, STD), out)
+            }
+            Transform::Train { .. } => false,
+        }
     }
 }
 
@@ -198,6 +276,55 @@ mod tests {
         assert_eq!(out[112], (1.0 - 0.485) / 0.229);
         // green channel of a white pixel: 51 / 255 = 0.2
         assert_eq!(out[224 * 224 + 112], (51.0f32 / 255.0 - 0.456) / 0.224);
+    }
+
+    /// `load` (a JPEG's needed columns only, fused resize) gives the bits of `decode` +
+    /// `apply`, and the same errors, on every image fixture, for several sizes and filters.
+    #[test]
+    fn load_equals_decode_then_apply() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/images");
+        let mut paths: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e != "json"))
+            .collect();
+        paths.sort();
+        let transforms = [
+            Transform::val(),
+            Transform::Val {
+                size: 64,
+                filter: Filter::Bicubic,
+            },
+            Transform::Val {
+                size: 100,
+                filter: Filter::Lanczos,
+            },
+            Transform::Val {
+                size: 32,
+                filter: Filter::Nearest,
+            },
+        ];
+        let mut jpegs = 0;
+        for path in &paths {
+            for t in &transforms {
+                let n = 3 * t.size() * t.size();
+                let (mut got, mut want) = (vec![f32::NAN; n], vec![f32::NAN; n]);
+                let loaded = t.load(path, 0, &mut got);
+                match decode(path) {
+                    Ok(img) => {
+                        t.apply(&img, 0, &mut want);
+                        assert!(loaded.is_ok(), "{path:?}: {loaded:?}");
+                        assert!(
+                            got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()),
+                            "{path:?} {t:?}"
+                        );
+                    }
+                    Err(e) => assert_eq!(loaded.unwrap_err().to_string(), e.to_string(), "{path:?}"),
+                }
+            }
+            jpegs += path.extension().is_some_and(|e| e == "jpg") as usize;
+        }
+        assert!(jpegs >= 20, "{jpegs}");
     }
 
     #[test]

@@ -31,9 +31,10 @@ use std::ffi::{c_int, c_ulong, CStr};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use mozjpeg_sys::{
-    boolean, jpeg_common_struct, jpeg_create_decompress, jpeg_decompress_struct, jpeg_destroy_decompress,
-    jpeg_error_mgr, jpeg_finish_decompress, jpeg_mem_src, jpeg_progress_mgr, jpeg_read_header, jpeg_read_scanlines,
-    jpeg_start_decompress, jpeg_std_error, JCS_CMYK, JCS_GRAYSCALE, JCS_RGB, J_DCT_METHOD,
+    boolean, jpeg_common_struct, jpeg_create_decompress, jpeg_crop_scanline, jpeg_decompress_struct,
+    jpeg_destroy_decompress, jpeg_error_mgr, jpeg_finish_decompress, jpeg_mem_src, jpeg_progress_mgr, jpeg_read_header,
+    jpeg_read_scanlines, jpeg_start_decompress, jpeg_std_error, JCS_CMYK, JCS_GRAYSCALE, JCS_RGB, JDIMENSION,
+    J_DCT_METHOD,
 };
 
 use super::check_size;
@@ -112,6 +113,43 @@ impl Drop for Decompressor {
 
 /// Decode a JPEG file's bytes (see the module documentation for the settings).
 pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
+    decode_region(bytes, |_, _| None).map(|d| d.img)
+}
+
+/// Part of a decoded image: `img` holds columns `left..left + img.width` and rows `top..top +
+/// img.height` of a `full_width × full_height` image, with exactly the bytes of the same pixels
+/// of [`decode`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partial {
+    /// The pixels decoded.
+    pub img: Rgb8,
+    /// Column of `img`'s first pixel.
+    pub left: usize,
+    /// Row of `img`'s first pixel.
+    pub top: usize,
+    /// Width of the whole image.
+    pub full_width: usize,
+    /// Height of the whole image.
+    pub full_height: usize,
+}
+
+/// Columns decoded on either side of the columns asked for and then dropped. libjpeg's fancy
+/// upsampling (h2v1, h2v2, h1v2) computes a pixel from its own chroma sample and the one next to
+/// it, and a cropped decode replicates its edge samples instead, so the pixel at each cropped
+/// edge differs from the whole decode (the test `regions_are_the_whole_decodes_pixels` fails with
+/// no margin and passes from one column on); the other sampling layouts replicate samples and
+/// read no neighbours. Eight columns is a wide safety factor on that one. (The left edge also
+/// moves down to an iMCU boundary.)
+const MARGIN: usize = 8;
+
+/// [`decode`] only (about) the pixels `want(width, height)` asks for, as `(columns, rows)`;
+/// `None` decodes the whole image. libjpeg-turbo's `jpeg_crop_scanline` skips the inverse DCT,
+/// upsampling and colour conversion of the columns left out (beyond a [`MARGIN`]); every line
+/// is still decoded in full, so errors, truncation included, are those of [`decode`].
+pub fn decode_region(
+    bytes: &[u8],
+    want: impl FnOnce(usize, usize) -> Option<(std::ops::Range<usize>, std::ops::Range<usize>)>,
+) -> Result<Partial, String> {
     // Boxed so that the addresses libjpeg keeps (err, progress) stay put.
     let mut err: Box<jpeg_error_mgr> = Box::new(unsafe { std::mem::zeroed() });
     let mut prog: Box<jpeg_progress_mgr> = Box::new(unsafe { std::mem::zeroed() });
@@ -126,7 +164,7 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
         let mut d = Box::new(Decompressor(std::mem::zeroed()));
         d.0.common.err = &mut *err;
         jpeg_create_decompress(&mut d.0);
-        decode_with(&mut d, bytes, &mut prog)
+        decode_with(&mut d, bytes, &mut prog, want)
     }));
     match result {
         Ok(r) => r,
@@ -138,7 +176,12 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
 }
 
 /// The decoding proper; may unwind with a [`JpegError`].
-unsafe fn decode_with(d: &mut Decompressor, bytes: &[u8], prog: &mut jpeg_progress_mgr) -> Result<Rgb8, String> {
+unsafe fn decode_with(
+    d: &mut Decompressor,
+    bytes: &[u8],
+    prog: &mut jpeg_progress_mgr,
+    want: impl FnOnce(usize, usize) -> Option<(std::ops::Range<usize>, std::ops::Range<usize>)>,
+) -> Result<Partial, String> {
     let cinfo = &mut d.0;
     cinfo.common.progress = prog;
     jpeg_mem_src(cinfo, bytes.as_ptr(), bytes.len() as c_ulong);
@@ -159,24 +202,70 @@ unsafe fn decode_with(d: &mut Decompressor, bytes: &[u8], prog: &mut jpeg_progre
     if (cinfo.output_width as usize, cinfo.output_height as usize) != (w, h) || n != comps as usize {
         return Err("unexpected output layout from libjpeg".into());
     }
-    let stride = w * n;
-    let mut px = vec![0u8; stride * h];
+    // the columns and rows asked for, and those decoded: widened by the margin (above, left and
+    // right; rows below are not affected by stopping), inside the image
+    let (want_cols, want_rows) = match want(w, h) {
+        Some((c, r)) if c.start < c.end && c.end <= w && r.start < r.end && r.end <= h => (c, r),
+        _ => (0..w, 0..h),
+    };
+    let mut cols = want_cols.start.saturating_sub(MARGIN)..(want_cols.end + MARGIN).min(w);
+    let rows = want_rows.clone();
+    if cols.len() < w {
+        let (mut xoffset, mut width) = (cols.start as JDIMENSION, cols.len() as JDIMENSION);
+        // libjpeg moves the left edge down to an iMCU boundary and keeps the right edge
+        jpeg_crop_scanline(cinfo, &mut xoffset, &mut width);
+        cols = xoffset as usize..xoffset as usize + width as usize;
+        if cols.start > want_cols.start
+            || cols.end != (want_cols.end + MARGIN).min(w)
+            || cinfo.output_width as usize != cols.len()
+        {
+            return Err("unexpected cropped layout from libjpeg".into());
+        }
+    }
+    let stride = cols.len() * n;
+    let mut px = vec![0u8; stride * rows.len()];
+    let mut discard = vec![0u8; if rows.len() < h { stride } else { 0 }];
+    // Lines outside `rows` are decoded into `discard`. (libjpeg's jpeg_skip_scanlines would
+    // save their inverse DCT, but it has had bugs in some sampling layouts, it skips to the end
+    // without reading the data, which would hide truncation, and the lines outside are a small
+    // part of a photograph's.)
     while (cinfo.output_scanline as usize) < h {
         let y = cinfo.output_scanline as usize;
-        let mut row = px[y * stride..].as_mut_ptr();
+        let mut row = if rows.contains(&y) {
+            px[(y - rows.start) * stride..].as_mut_ptr()
+        } else {
+            discard.as_mut_ptr()
+        };
         if jpeg_read_scanlines(cinfo, &mut row, 1) != 1 {
             return Err("image file is truncated".into());
         }
     }
     jpeg_finish_decompress(cinfo);
-    Ok(match n {
-        1 => super::grey_to_rgb(w, h, &px),
+    // keep the pixels asked for (those next to a cropped edge are not the whole decode's)
+    let (cw, rh) = (want_cols.len(), want_rows.len());
+    if (cw, rh) != (cols.len(), rows.len()) {
+        let skip = (want_cols.start - cols.start) * n;
+        for y in 0..rh {
+            let from = (y + want_rows.start - rows.start) * stride + skip;
+            px.copy_within(from..from + cw * n, y * cw * n);
+        }
+        px.truncate(cw * rh * n);
+    }
+    let img = match n {
+        1 => super::grey_to_rgb(cw, rh, &px),
         3 => Rgb8 {
-            width: w,
-            height: h,
+            width: cw,
+            height: rh,
             data: px,
         },
-        _ => super::cmyk::cmyk_to_rgb(w, h, &px, 4, true),
+        _ => super::cmyk::cmyk_to_rgb(cw, rh, &px, 4, true),
+    };
+    Ok(Partial {
+        img,
+        left: want_cols.start,
+        top: want_rows.start,
+        full_width: w,
+        full_height: h,
     })
 }
 
@@ -193,5 +282,71 @@ mod tests {
         // a marker segment whose length points past the end
         let err = decode(b"\xff\xd8\xff\xdb\xff\xff\x00").unwrap_err();
         assert!(!err.is_empty());
+    }
+
+    /// A region decode gives exactly the whole decode's bytes of the pixels asked for, and the
+    /// same errors, on every JPEG fixture (every sampling, progressive, arithmetic, grey, CMYK,
+    /// restart markers, corrupt and truncated data) and many regions of each.
+    #[test]
+    fn regions_are_the_whole_decodes_pixels() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/images");
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                std::fs::read(p)
+                    .map(|b| b.starts_with(b"\xff\xd8\xff"))
+                    .unwrap_or(false)
+            })
+            .collect();
+        names.sort();
+        let mut state = 7u64;
+        let mut next = move |n: usize| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as usize % n.max(1)
+        };
+        let mut regions = 0;
+        for path in &names {
+            let bytes = std::fs::read(path).unwrap();
+            let whole = decode(&bytes);
+            let Ok(whole) = whole else {
+                let err = whole.unwrap_err();
+                let region = decode_region(&bytes, |w, h| Some((w / 3..w / 2 + 1, h / 4..h / 2 + 1)));
+                assert_eq!(region.map(|_| ()), Err(err), "{path:?}");
+                continue;
+            };
+            let (w, h) = (whole.width, whole.height);
+            for case in 0..40 {
+                let (c0, r0) = (next(w), next(h));
+                let (c1, r1) = (c0 + 1 + next(w - c0), r0 + 1 + next(h - r0));
+                let (c0, c1) = if case % 5 == 0 { (w / 5, w - w / 5) } else { (c0, c1) };
+                let got = decode_region(&bytes, |fw, fh| {
+                    assert_eq!((fw, fh), (w, h));
+                    Some((c0..c1.max(c0 + 1), r0..r1))
+                })
+                .unwrap();
+                assert_eq!((got.full_width, got.full_height), (w, h));
+                assert!(got.left <= c0 && got.left + got.img.width >= c1.max(c0 + 1), "{path:?}");
+                assert!(got.top <= r0 && got.top + got.img.height >= r1, "{path:?}");
+                let want = whole.crop(got.left, got.top, got.img.width, got.img.height);
+                let differ: Vec<(usize, usize)> = (0..want.data.len())
+                    .filter(|&i| want.data[i] != got.img.data[i])
+                    .map(|i| (got.left + i / 3 % want.width, got.top + i / 3 / want.width))
+                    .collect();
+                assert!(
+                    differ.is_empty(),
+                    "{path:?}: region {:?} {:?}: {} bytes differ, first at (x, y) {:?}, last {:?}",
+                    got.left..got.left + got.img.width,
+                    got.top..got.top + got.img.height,
+                    differ.len(),
+                    differ.first(),
+                    differ.last()
+                );
+                regions += 1;
+            }
+        }
+        assert!(regions > 500, "{regions}");
     }
 }
