@@ -1,5 +1,12 @@
-//! Batches decoded and transformed on rayon threads by a producer thread, handed over through a
-//! bounded channel so that loading overlaps with the forward pass.
+//! Batches decoded and transformed ahead of the consumer, handed over through a bounded channel
+//! so that loading overlaps with the forward pass.
+//!
+//! The images are decoded on a pool of their own whose threads run at idle priority
+//! (`SCHED_IDLE` on Linux): they take the cycles the model leaves (its serial stretches, the ends
+//! of its parallel loops) and yield a core the moment the model wants it. Sharing the model's
+//! rayon pool instead let a worker that had picked up a 2 ms decode hold up a parallel loop the
+//! other worker was waiting on; measured with `examples/end_to_end.rs`, that cost the model about
+//! twice the data path's own share (docs/data.md).
 //!
 //! ```no_run
 //! use fp8q_nn::data::{BatchLoader, ImageFolder, LoaderOptions, Transform};
@@ -13,7 +20,7 @@
 
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
 use rayon::prelude::*;
@@ -36,7 +43,8 @@ pub struct LoaderOptions {
     pub shuffle_seed: Option<u64>,
     /// Skip (and report) images that cannot be decoded instead of failing.
     pub skip_bad_images: bool,
-    /// Batches prepared ahead of the consumer.
+    /// Batches prepared ahead of the consumer, on the idle-priority loading pool. With 0, each
+    /// batch is loaded when the consumer asks for it, on the caller's rayon pool.
     pub prefetch: usize,
     /// Keep transformed images here and take them from here (deterministic transforms only;
     /// `fp8q sweep --cache-mb`).
@@ -75,6 +83,92 @@ pub struct BatchLoader {
     rx: Option<Receiver<Result<Batch>>>,
     handle: Option<JoinHandle<()>>,
     num_batches: usize,
+    inline: Option<Inline>,
+}
+
+struct Inline {
+    samples: Vec<(PathBuf, usize)>,
+    order: Vec<usize>,
+    next: usize,
+    opts: LoaderOptions,
+    stopped: bool,
+}
+
+/// The process's loading pool: as many threads as the global rayon pool, each at idle priority
+/// where the system has one. `None` if the threads cannot be started (the caller's pool is used).
+fn loading_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(rayon::current_num_threads())
+            .thread_name(|i| format!("fp8q-load-{i}"))
+            .start_handler(|_| lower_priority())
+            .build()
+            .ok()
+    })
+    .as_ref()
+}
+
+/// Run the calling thread only when a core would otherwise be idle. Best effort: where this is
+/// refused or unknown, the thread keeps its priority.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: pid 0 is the calling thread; `param` outlives the call.
+        let _ = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    }
+}
+
+/// Decode and transform the images `chunk` (indices into `samples`) into one batch.
+fn load_batch(samples: &[(PathBuf, usize)], chunk: &[usize], opts: &LoaderOptions) -> Result<Batch> {
+    let size = opts.transform.size();
+    let per_image = 3 * size * size;
+    // each image is transformed straight into its slot of the batch
+    let mut data = vec![0f32; chunk.len() * per_image];
+    let results: Vec<Result<()>> = data
+        .par_chunks_mut(per_image.max(1))
+        .zip(chunk.par_iter())
+        .map(|(out, &i)| {
+            let path = &samples[i].0;
+            if let Some(cache) = &opts.cache {
+                if cache.fetch(path, &opts.transform, out) {
+                    return Ok(());
+                }
+            }
+            opts.transform.load(path, i as u64, out)?;
+            if let Some(cache) = &opts.cache {
+                cache.store(path, &opts.transform, out);
+            }
+            Ok(())
+        })
+        .collect();
+    let mut labels = Vec::with_capacity(chunk.len());
+    let mut indices = Vec::with_capacity(chunk.len());
+    let mut skipped = Vec::new();
+    for (slot, (&i, r)) in chunk.iter().zip(results).enumerate() {
+        match r {
+            Ok(()) => {
+                // close the gaps left by skipped images
+                let kept = labels.len();
+                if kept != slot {
+                    data.copy_within(slot * per_image..(slot + 1) * per_image, kept * per_image);
+                }
+                labels.push(samples[i].1);
+                indices.push(i);
+            }
+            Err(e) if opts.skip_bad_images => skipped.push((samples[i].0.clone(), e.to_string())),
+            Err(e) => return Err(e),
+        }
+    }
+    data.truncate(labels.len() * per_image);
+    let n = labels.len();
+    FeatureMap::from_vec(data, n, 3, size, size).map(|images| Batch {
+        images,
+        labels,
+        indices,
+        skipped,
+    })
 }
 
 impl BatchLoader {
@@ -87,64 +181,27 @@ impl BatchLoader {
         }
         let bs = opts.batch_size.max(1);
         let num_batches = order.len().div_ceil(bs);
-        let (tx, rx) = sync_channel(opts.prefetch.max(1));
+        if opts.prefetch == 0 {
+            return BatchLoader {
+                rx: None,
+                handle: None,
+                num_batches,
+                inline: Some(Inline {
+                    samples,
+                    order,
+                    next: 0,
+                    opts,
+                    stopped: false,
+                }),
+            };
+        }
+        let (tx, rx) = sync_channel(opts.prefetch);
         let handle = std::thread::spawn(move || {
-            let size = opts.transform.size();
-            let per_image = 3 * size * size;
+            let pool = loading_pool();
             for chunk in order.chunks(bs) {
-                // each image is transformed straight into its slot of the batch
-                let mut data = vec![0f32; chunk.len() * per_image];
-                let results: Vec<Result<()>> = data
-                    .par_chunks_mut(per_image.max(1))
-                    .zip(chunk.par_iter())
-                    .map(|(out, &i)| {
-                        let path = &samples[i].0;
-                        if let Some(cache) = &opts.cache {
-                            if cache.fetch(path, &opts.transform, out) {
-                                return Ok(());
-                            }
-                        }
-                        opts.transform.load(path, i as u64, out)?;
-                        if let Some(cache) = &opts.cache {
-                            cache.store(path, &opts.transform, out);
-                        }
-                        Ok(())
-                    })
-                    .collect();
-                let mut labels = Vec::with_capacity(chunk.len());
-                let mut indices = Vec::with_capacity(chunk.len());
-                let mut skipped = Vec::new();
-                let mut failure = None;
-                for (slot, (&i, r)) in chunk.iter().zip(results).enumerate() {
-                    match r {
-                        Ok(()) => {
-                            // close the gaps left by skipped images
-                            let kept = labels.len();
-                            if kept != slot {
-                                data.copy_within(slot * per_image..(slot + 1) * per_image, kept * per_image);
-                            }
-                            labels.push(samples[i].1);
-                            indices.push(i);
-                        }
-                        Err(e) if opts.skip_bad_images => skipped.push((samples[i].0.clone(), e.to_string())),
-                        Err(e) => {
-                            failure = Some(e);
-                            break;
-                        }
-                    }
-                }
-                data.truncate(labels.len() * per_image);
-                let msg = match failure {
-                    Some(e) => Err(e),
-                    None => {
-                        let n = labels.len();
-                        FeatureMap::from_vec(data, n, 3, size, size).map(|images| Batch {
-                            images,
-                            labels,
-                            indices,
-                            skipped,
-                        })
-                    }
+                let msg = match pool {
+                    Some(p) => p.install(|| load_batch(&samples, chunk, &opts)),
+                    None => load_batch(&samples, chunk, &opts),
                 };
                 let stop = msg.is_err();
                 if tx.send(msg).is_err() || stop {
@@ -156,6 +213,7 @@ impl BatchLoader {
             rx: Some(rx),
             handle: Some(handle),
             num_batches,
+            inline: None,
         }
     }
 
@@ -168,6 +226,17 @@ impl BatchLoader {
 impl Iterator for BatchLoader {
     type Item = Result<Batch>;
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some(inl) = &mut self.inline {
+            if inl.stopped || inl.next >= inl.order.len() {
+                return None;
+            }
+            let bs = inl.opts.batch_size.max(1);
+            let end = (inl.next + bs).min(inl.order.len());
+            let r = load_batch(&inl.samples, &inl.order[inl.next..end], &inl.opts);
+            inl.next = end;
+            inl.stopped = r.is_err();
+            return Some(r);
+        }
         let rx = self.rx.as_ref()?;
         match rx.recv() {
             Ok(b) => Some(b),
@@ -218,22 +287,26 @@ mod tests {
             filter: Filter::Bilinear,
         };
 
-        let mut loader = BatchLoader::new(&ds, LoaderOptions::new(2, t));
-        assert_eq!(loader.num_batches(), 2);
-        let b0 = loader.next().unwrap().unwrap();
-        assert_eq!(b0.labels, vec![0, 0]);
-        assert_eq!(b0.images.dims(), [2, 3, 8, 8]);
-        assert_eq!(b0.images.data[0], (0.0 - 0.485) / 0.229);
-        assert_eq!(b0.images.data[3 * 64], (1.0 - 0.485) / 0.229);
-        let err = loader.next().unwrap().unwrap_err().to_string();
-        assert!(err.contains("2.png") && err.contains("cannot decode"), "{err}");
-        assert!(loader.next().is_none());
+        // ahead on the loading pool, and on demand
+        for prefetch in [2, 0] {
+            let mut opts = LoaderOptions::new(2, t);
+            opts.prefetch = prefetch;
+            let mut loader = BatchLoader::new(&ds, opts.clone());
+            assert_eq!(loader.num_batches(), 2);
+            let b0 = loader.next().unwrap().unwrap();
+            assert_eq!(b0.labels, vec![0, 0]);
+            assert_eq!(b0.images.dims(), [2, 3, 8, 8]);
+            assert_eq!(b0.images.data[0], (0.0 - 0.485) / 0.229);
+            assert_eq!(b0.images.data[3 * 64], (1.0 - 0.485) / 0.229);
+            let err = loader.next().unwrap().unwrap_err().to_string();
+            assert!(err.contains("2.png") && err.contains("cannot decode"), "{err}");
+            assert!(loader.next().is_none(), "prefetch {prefetch}");
 
-        let mut opts = LoaderOptions::new(2, t);
-        opts.skip_bad_images = true;
-        let batches: Vec<Batch> = BatchLoader::new(&ds, opts).map(|b| b.unwrap()).collect();
-        assert_eq!(batches[1].labels, vec![1]);
-        assert_eq!(batches[1].skipped.len(), 1);
+            opts.skip_bad_images = true;
+            let batches: Vec<Batch> = BatchLoader::new(&ds, opts).map(|b| b.unwrap()).collect();
+            assert_eq!(batches[1].labels, vec![1]);
+            assert_eq!(batches[1].skipped.len(), 1);
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -270,6 +343,16 @@ mod tests {
             );
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The loading pool's threads run at idle priority (Linux), and only they do.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn loading_threads_have_idle_priority() {
+        let policy = || unsafe { libc::sched_getscheduler(0) };
+        let pool = loading_pool().expect("the loading pool starts");
+        assert_eq!(pool.install(policy), libc::SCHED_IDLE);
+        assert_ne!(policy(), libc::SCHED_IDLE);
     }
 
     /// With a cache, a second pass takes every image from it, with the same values.
