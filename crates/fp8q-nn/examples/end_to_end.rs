@@ -89,7 +89,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|e| alone.iter().zip(e).map(|(a, r)| a / r - 1.0).collect())
         .collect();
     let a = median(&mut alone);
-    println!("{arch}, batch {batch}, segments of {segment} batches, {rounds} rounds: model alone {a:.1} img/s (median)");
+    println!(
+        "{arch}, batch {batch}, segments of {segment} batches, {rounds} rounds: model alone {a:.1} img/s (median)"
+    );
     for (((m, _), e), q) in modes.iter().zip(&mut ends).zip(&mut ratios) {
         let r = median(e);
         let lo = q.iter().copied().fold(f64::INFINITY, f64::min);

@@ -1,12 +1,16 @@
-//! Batches decoded and transformed ahead of the consumer, handed over through a bounded channel
-//! so that loading overlaps with the forward pass.
+//! Batches decoded and transformed ahead of the consumer, so that loading overlaps with the
+//! forward pass.
 //!
 //! The images are decoded on a pool of their own whose threads run at idle priority
 //! (`SCHED_IDLE` on Linux): they take the cycles the model leaves (its serial stretches, the ends
 //! of its parallel loops) and yield a core the moment the model wants it. Sharing the model's
 //! rayon pool instead let a worker that had picked up a 2 ms decode hold up a parallel loop the
 //! other worker was waiting on; measured with `examples/end_to_end.rs`, that cost the model about
-//! twice the data path's own share (docs/data.md).
+//! twice the data path's own share (docs/reproduce.md, "The data path").
+//!
+//! When the consumer asks for a batch the pool has not finished, the consumer's threads load the
+//! rest at their own priority (`data/pending.rs`), so on a machine busy with other work
+//! the loader is never slower than loading on demand by more than a short wait.
 //!
 //! ```no_run
 //! use fp8q_nn::data::{BatchLoader, ImageFolder, LoaderOptions, Transform};
@@ -18,18 +22,18 @@
 //! }
 //! ```
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, OnceLock};
-use std::thread::JoinHandle;
 
 use rayon::prelude::*;
 
 use super::cache::ImageCache;
 use super::folder::ImageFolder;
+use super::pending::{Pending, Source};
 use super::rng::Rng;
 use super::transform::Transform;
-use crate::error::{NnError, Result};
+use crate::error::Result;
 use crate::feature_map::FeatureMap;
 
 /// How to load.
@@ -78,20 +82,119 @@ pub struct Batch {
     pub skipped: Vec<(PathBuf, String)>,
 }
 
-/// An iterator of batches produced in the background.
+/// An iterator of batches loaded ahead on the loading pool.
 pub struct BatchLoader {
-    rx: Option<Receiver<Result<Batch>>>,
-    handle: Option<JoinHandle<()>>,
+    source: Arc<Source>,
+    /// Sample indices in loading order.
+    order: Vec<usize>,
+    batch_size: usize,
+    prefetch: usize,
+    /// Start (in `order`) of the next batch to put in the window.
+    next_start: usize,
+    /// The next batches, in order: up to `prefetch` of them, being loaded by the loading pool.
+    window: VecDeque<Arc<Pending>>,
+    /// A batch failed: nothing more is handed out.
+    stopped: bool,
     num_batches: usize,
-    inline: Option<Inline>,
 }
 
-struct Inline {
-    samples: Vec<(PathBuf, usize)>,
-    order: Vec<usize>,
-    next: usize,
-    opts: LoaderOptions,
-    stopped: bool,
+impl BatchLoader {
+    /// Start loading `dataset` (its sample list is copied).
+    pub fn new(dataset: &ImageFolder, opts: LoaderOptions) -> Self {
+        let samples = dataset.samples.clone();
+        let mut order: Vec<usize> = (0..samples.len()).collect();
+        if let Some(seed) = opts.shuffle_seed {
+            Rng::new(seed).shuffle(&mut order);
+        }
+        let batch_size = opts.batch_size.max(1);
+        let num_batches = order.len().div_ceil(batch_size);
+        let mut loader = BatchLoader {
+            source: Arc::new(Source {
+                samples,
+                transform: opts.transform,
+                cache: opts.cache,
+                skip_bad_images: opts.skip_bad_images,
+                stats: Default::default(),
+            }),
+            order,
+            batch_size,
+            prefetch: opts.prefetch,
+            next_start: 0,
+            window: VecDeque::new(),
+            stopped: false,
+            num_batches,
+        };
+        loader.fill_window();
+        loader
+    }
+
+    /// Number of batches this loader yields (when nothing fails).
+    pub fn num_batches(&self) -> usize {
+        self.num_batches
+    }
+
+    /// Put batches in the window until it holds `prefetch` of them.
+    fn fill_window(&mut self) {
+        while self.window.len() < self.prefetch && self.push_next() {}
+    }
+
+    /// Put the next batch, if any, in the window; with `prefetch` > 0, the loading pool's threads
+    /// start on it once they are done with the batches before it.
+    fn push_next(&mut self) -> bool {
+        if self.next_start >= self.order.len() {
+            return false;
+        }
+        let end = (self.next_start + self.batch_size).min(self.order.len());
+        let pending = Arc::new(Pending::new(self.order[self.next_start..end].to_vec(), &self.source));
+        if self.prefetch > 0 {
+            if let Some(pool) = loading_pool() {
+                for _ in 0..pool.current_num_threads().min(end - self.next_start) {
+                    let (p, s) = (pending.clone(), self.source.clone());
+                    pool.spawn_fifo(move || {
+                        p.work(&s);
+                    });
+                }
+            }
+        }
+        self.next_start = end;
+        self.window.push_back(pending);
+        true
+    }
+}
+
+impl Iterator for BatchLoader {
+    type Item = Result<Batch>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.stopped || (self.window.is_empty() && !self.push_next()) {
+            return None;
+        }
+        let pending = self.window.pop_front()?;
+        self.fill_window();
+        // What the loading pool has not finished is loaded now on the caller's threads, at the
+        // caller's priority: first the images nobody has started, then again those a pool
+        // thread is still on (on a busy machine it may not get a core for a long time).
+        let source = &self.source;
+        (0..rayon::current_num_threads().max(1)).into_par_iter().for_each(|_| {
+            pending.work(source);
+            // a pool thread that has a core finishes its image in about the mean load time
+            if !pending.wait_all(source.grace()) {
+                pending.load_unfinished(source);
+            }
+        });
+        let batch = pending.finish(source);
+        if batch.is_err() {
+            self.stopped = true;
+            self.window.iter().for_each(|p| p.cancel());
+        }
+        Some(batch)
+    }
+}
+
+impl Drop for BatchLoader {
+    fn drop(&mut self) {
+        // the loading pool's threads finish the images they are on and take no more
+        self.window.iter().for_each(|p| p.cancel());
+    }
 }
 
 /// The process's loading pool: as many threads as the global rayon pool, each at idle priority
@@ -117,147 +220,6 @@ fn lower_priority() {
         let param = libc::sched_param { sched_priority: 0 };
         // SAFETY: pid 0 is the calling thread; `param` outlives the call.
         let _ = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
-    }
-}
-
-/// Decode and transform the images `chunk` (indices into `samples`) into one batch.
-fn load_batch(samples: &[(PathBuf, usize)], chunk: &[usize], opts: &LoaderOptions) -> Result<Batch> {
-    let size = opts.transform.size();
-    let per_image = 3 * size * size;
-    // each image is transformed straight into its slot of the batch
-    let mut data = vec![0f32; chunk.len() * per_image];
-    let results: Vec<Result<()>> = data
-        .par_chunks_mut(per_image.max(1))
-        .zip(chunk.par_iter())
-        .map(|(out, &i)| {
-            let path = &samples[i].0;
-            if let Some(cache) = &opts.cache {
-                if cache.fetch(path, &opts.transform, out) {
-                    return Ok(());
-                }
-            }
-            opts.transform.load(path, i as u64, out)?;
-            if let Some(cache) = &opts.cache {
-                cache.store(path, &opts.transform, out);
-            }
-            Ok(())
-        })
-        .collect();
-    let mut labels = Vec::with_capacity(chunk.len());
-    let mut indices = Vec::with_capacity(chunk.len());
-    let mut skipped = Vec::new();
-    for (slot, (&i, r)) in chunk.iter().zip(results).enumerate() {
-        match r {
-            Ok(()) => {
-                // close the gaps left by skipped images
-                let kept = labels.len();
-                if kept != slot {
-                    data.copy_within(slot * per_image..(slot + 1) * per_image, kept * per_image);
-                }
-                labels.push(samples[i].1);
-                indices.push(i);
-            }
-            Err(e) if opts.skip_bad_images => skipped.push((samples[i].0.clone(), e.to_string())),
-            Err(e) => return Err(e),
-        }
-    }
-    data.truncate(labels.len() * per_image);
-    let n = labels.len();
-    FeatureMap::from_vec(data, n, 3, size, size).map(|images| Batch {
-        images,
-        labels,
-        indices,
-        skipped,
-    })
-}
-
-impl BatchLoader {
-    /// Start loading `dataset` (its sample list is copied).
-    pub fn new(dataset: &ImageFolder, opts: LoaderOptions) -> Self {
-        let samples = dataset.samples.clone();
-        let mut order: Vec<usize> = (0..samples.len()).collect();
-        if let Some(seed) = opts.shuffle_seed {
-            Rng::new(seed).shuffle(&mut order);
-        }
-        let bs = opts.batch_size.max(1);
-        let num_batches = order.len().div_ceil(bs);
-        if opts.prefetch == 0 {
-            return BatchLoader {
-                rx: None,
-                handle: None,
-                num_batches,
-                inline: Some(Inline {
-                    samples,
-                    order,
-                    next: 0,
-                    opts,
-                    stopped: false,
-                }),
-            };
-        }
-        let (tx, rx) = sync_channel(opts.prefetch);
-        let handle = std::thread::spawn(move || {
-            let pool = loading_pool();
-            for chunk in order.chunks(bs) {
-                let msg = match pool {
-                    Some(p) => p.install(|| load_batch(&samples, chunk, &opts)),
-                    None => load_batch(&samples, chunk, &opts),
-                };
-                let stop = msg.is_err();
-                if tx.send(msg).is_err() || stop {
-                    return;
-                }
-            }
-        });
-        BatchLoader {
-            rx: Some(rx),
-            handle: Some(handle),
-            num_batches,
-            inline: None,
-        }
-    }
-
-    /// Number of batches this loader yields (when nothing fails).
-    pub fn num_batches(&self) -> usize {
-        self.num_batches
-    }
-}
-
-impl Iterator for BatchLoader {
-    type Item = Result<Batch>;
-    fn next(&mut self) -> Option<Self::Item> {
-        if let Some(inl) = &mut self.inline {
-            if inl.stopped || inl.next >= inl.order.len() {
-                return None;
-            }
-            let bs = inl.opts.batch_size.max(1);
-            let end = (inl.next + bs).min(inl.order.len());
-            let r = load_batch(&inl.samples, &inl.order[inl.next..end], &inl.opts);
-            inl.next = end;
-            inl.stopped = r.is_err();
-            return Some(r);
-        }
-        let rx = self.rx.as_ref()?;
-        match rx.recv() {
-            Ok(b) => Some(b),
-            Err(_) => {
-                // The producer is done (or died): a panic there is reported as an error.
-                self.rx = None;
-                match self.handle.take().map(|h| h.join()) {
-                    Some(Err(_)) => Some(Err(NnError::invalid("data loader", "the loading thread panicked"))),
-                    _ => None,
-                }
-            }
-        }
-    }
-}
-
-impl Drop for BatchLoader {
-    fn drop(&mut self) {
-        self.rx = None; // unblocks the producer's send
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
     }
 }
 
@@ -372,17 +334,24 @@ mod tests {
         let plain: Vec<f32> = BatchLoader::new(&ds, LoaderOptions::new(2, t))
             .flat_map(|b| b.unwrap().images.data)
             .collect();
-        let cache = ImageCache::with_mib(1);
-        let mut opts = LoaderOptions::new(2, t);
-        opts.cache = Some(cache.clone());
-        for pass in 0..2 {
-            let got: Vec<f32> = BatchLoader::new(&ds, opts.clone())
-                .flat_map(|b| b.unwrap().images.data)
-                .collect();
-            assert_eq!(got, plain, "pass {pass}");
+        // on demand, each image is loaded once, so the counts are exact; ahead, an image the
+        // consumer loads again while a pool thread is on it counts twice
+        for prefetch in [0, 2] {
+            let cache = ImageCache::with_mib(1);
+            let mut opts = LoaderOptions::new(2, t);
+            opts.cache = Some(cache.clone());
+            opts.prefetch = prefetch;
+            for pass in 0..2 {
+                let got: Vec<f32> = BatchLoader::new(&ds, opts.clone())
+                    .flat_map(|b| b.unwrap().images.data)
+                    .collect();
+                assert_eq!(got, plain, "pass {pass}");
+            }
+            assert_eq!(cache.len(), 3);
+            if prefetch == 0 {
+                assert_eq!(cache.hits_and_misses(), (3, 3));
+            }
         }
-        assert_eq!(cache.len(), 3);
-        assert_eq!(cache.hits_and_misses(), (3, 3));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

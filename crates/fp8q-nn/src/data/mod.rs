@@ -10,6 +10,7 @@ pub mod decode;
 pub mod folder;
 pub mod fused;
 pub mod loader;
+mod pending;
 pub mod resize;
 pub mod rng;
 pub mod transform;

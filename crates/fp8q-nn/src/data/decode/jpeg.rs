@@ -144,7 +144,7 @@ const MARGIN: usize = 8;
 
 /// [`decode`] only (about) the pixels `want(width, height)` asks for, as `(columns, rows)`;
 /// `None` decodes the whole image. libjpeg-turbo's `jpeg_crop_scanline` skips the inverse DCT,
-/// upsampling and colour conversion of the columns left out (beyond a [`MARGIN`]); every line
+/// upsampling and colour conversion of the columns left out (beyond a `MARGIN`); every line
 /// is still decoded in full, so errors, truncation included, are those of [`decode`].
 pub fn decode_region(
     bytes: &[u8],
