@@ -1,16 +1,17 @@
 //! What the data path adds to a quantized model's time, measured in one process:
 //! `cargo run --release -p fp8q-nn --example end_to_end -- ARCH CKPT SPLIT_DIR [batch] [segment] [rounds]`.
 //!
-//! The FP8 model (the default PTQ setup, calibrated on the first batch and fixed) runs in
-//! alternating segments of `segment` batches: once on batches the loader decodes from
-//! `SPLIT_DIR` (end to end, as `validate-quantized` runs), once on a batch decoded beforehand
-//! (the model alone). Segments alternate so that both see the same machine state; a shared
-//! machine drifts by more than the difference between them over a minute. The report gives the
-//! median img/s of each and the data path's share of the end-to-end time.
+//! The FP8 model (the default PTQ setup: the reference's defaults, E3M4 per tensor; calibrated on
+//! the first batch and fixed) runs in alternating segments of `segment` batches: on batches the
+//! loader decodes from `SPLIT_DIR` ahead of the model (as `validate-quantized` runs) and on
+//! demand (`prefetch` 0), and on a batch decoded beforehand (the model alone). Segments alternate
+//! so that all see the same machine state; a shared machine drifts by more than the differences
+//! between them over a minute. The report gives the median img/s of each and, as the median over
+//! rounds, what the data path adds to the model's time.
 //!
 //! ```sh
-//! python tools/bench_data_path.py make /tmp/bench500          # 500×375 JPEG photographs
-//! cargo run --release -p fp8q-nn --example end_to_end -- mobilenet_v2 mnv2.pth /tmp/bench500/val 32 4 10
+//! python tools/bench_data_path.py make /tmp/bench2k --images 2560   # 500×375 JPEG photographs
+//! cargo run --release -p fp8q-nn --example end_to_end -- mobilenet_v2 mnv2.pth /tmp/bench2k/val 32 8 12
 //! ```
 
 use std::time::Instant;
