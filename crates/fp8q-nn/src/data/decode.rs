@@ -66,7 +66,7 @@ pub enum Format {
     Bmp,
     /// `'P1'` … `'P6'`.
     Pnm,
-    /// `'II*\0'` or `'MM\0*'`.
+    /// `'II*\0'` or `'MM\0*'`, BigTIFF `'II+\0'` or `'MM\0+'`.
     Tiff,
     /// `'RIFF' size 'WEBP'`.
     WebP,
@@ -80,7 +80,7 @@ impl Format {
             [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, ..] => Some(Format::Png),
             [b'B', b'M', ..] => Some(Format::Bmp),
             [b'P', b'1'..=b'6', ..] => Some(Format::Pnm),
-            [b'I', b'I', 42, 0, ..] | [b'M', b'M', 0, 42, ..] => Some(Format::Tiff),
+            [b'I', b'I', 42 | 43, 0, ..] | [b'M', b'M', 0, 42 | 43, ..] => Some(Format::Tiff),
             [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => Some(Format::WebP),
             _ => None,
         }
@@ -164,6 +164,7 @@ mod tests {
         assert_eq!(Format::sniff(b"P6\n"), Some(Format::Pnm));
         assert_eq!(Format::sniff(b"P7\n"), None);
         assert_eq!(Format::sniff(b"II*\0"), Some(Format::Tiff));
+        assert_eq!(Format::sniff(b"MM\0+"), Some(Format::Tiff));
         assert_eq!(Format::sniff(b"RIFF\0\0\0\0WEBPVP8 "), Some(Format::WebP));
         assert_eq!(Format::sniff(b"GIF89a"), None);
         assert_eq!(Format::sniff(b""), None);
