@@ -613,7 +613,72 @@ def fixtures():
     f.append(("webp_lossy_q80.webp", saved(chelsea.resize((151, 101), Image.LANCZOS), "WEBP", quality=80)))
     f.append(("webp_lossy_rgba_q80.webp", saved(Image.merge("RGBA", (*small.split(), small.convert("L"))),
                                                 "WEBP", quality=80)))
+    f += audit_fixtures(chelsea.resize((37, 29), Image.LANCZOS))
     return [(name, data) for name, data in f if data is not None]
+
+
+def audit_fixtures(photo_rgb):
+    """Regressions found by tools/image_diff.py (the differential audit against Pillow): damaged
+    PNG that Pillow still decodes (or not), BMP with the 64-byte OS/2 2.x header, TIFF extra
+    samples, premultiplied alpha, 32-bit and signed grey, BigTIFF, an animated WebP whose first
+    frame is smaller than the canvas; and formats fp8q refuses by name (GIF, lossless JPEG)."""
+    import tifffile
+
+    def tif(**kw):
+        b = io.BytesIO()
+        tifffile.imwrite(b, **kw)
+        return b.getvalue()
+
+    f = []
+    arr = np.asarray(photo_rgb)  # 29x37
+    h, w = arr.shape[:2]
+    grey = np.asarray(photo_rgb.convert("L"))
+    good = saved(photo_rgb, "PNG")
+    iend = good.rindex(b"IEND") - 4
+    f.append(("png_no_iend.png", good[:iend]))
+    f.append(("png_cut_in_adler.png", good[:iend - 6]))  # all rows there: Pillow decodes
+    f.append(("png_cut_before_last_row.png", good[:iend - 40]))
+    bad = bytearray(good)
+    bad[iend - 5] ^= 0x55  # Adler-32: Pillow raises
+    f.append(("png_bad_adler.png", bytes(bad)))
+    idat = good.index(b"IDAT")
+    n = struct.unpack(">I", good[idat - 4:idat])[0]
+    f.append(("png_bad_idat_crc.png", good[:idat + 4 + n] + bytes(4) + good[idat + 8 + n:]))
+    f.append(("png_unknown_critical_chunk.png", png_bytes(arr, 2, 8, chunks=[(b"CRIT", b"xyz")])))
+    rows24 = b"".join(r[:, ::-1].tobytes() + bytes(-(3 * w) % 4) for r in arr[::-1])
+    f.append(("bmp_rgb24_os2v2_header64.bmp", bmp_file(w, h, 24, 0, rows24, header=64)))
+    p8 = photo_rgb.quantize(40)
+    rows8 = b"".join(r.tobytes() + bytes(-w % 4) for r in np.asarray(p8)[::-1])
+    pal = np.asarray(p8.getpalette()[:120]).reshape(-1, 3)
+    f.append(("bmp_p8_os2v2_header64.bmp", bmp_file(w, h, 8, 0, rows8, bgrx(pal), header=64, colors=40)))
+    f.append(("tif_rgbx_unspecified_extra.tif", tif(data=np.dstack([arr, grey]), photometric="rgb",
+                                                   extrasamples=["unspecified"])))
+    f.append(("tif_rgba_premultiplied.tif", tif(data=np.dstack([arr, grey]), photometric="rgb",
+                                                extrasamples=["assocalpha"])))
+    f.append(("tif_i32_grey.tif", tif(data=grey.astype(np.int32) * 3 - 200, photometric="minisblack")))
+    f.append(("tif_u32_grey.tif", tif(data=grey.astype(np.uint32) * 2 + (grey > 200) * 0x80000000,
+                                      photometric="minisblack")))
+    f.append(("tif_i16_grey.tif", tif(data=grey.astype(np.int16) * 2 - 100, photometric="minisblack")))
+    f.append(("tif_rgb_bigtiff.tif", tif(data=arr, photometric="rgb", bigtiff=True)))
+    # animated WebP: a 20x14 lossless frame at (10, 6) on a 37x29 canvas
+    vp8l = saved(photo_rgb.crop((3, 3, 23, 17)), "WEBP", lossless=True)
+    vp8l = vp8l[vp8l.index(b"VP8L"):]
+
+    def chunk(fourcc, data):
+        return fourcc + struct.pack("<I", len(data)) + data + (b"\x00" if len(data) % 2 else b"")
+
+    vp8x = chunk(b"VP8X", bytes([0x12, 0, 0, 0]) + (w - 1).to_bytes(3, "little") + (h - 1).to_bytes(3, "little"))
+    frame = bytes([5, 0, 0, 3, 0, 0]) + (19).to_bytes(3, "little") + (13).to_bytes(3, "little") + bytes([100, 0, 0, 0])
+    body = b"WEBP" + vp8x + chunk(b"ANIM", bytes([10, 200, 30, 255, 0, 0])) + chunk(b"ANMF", frame + vp8l)
+    f.append(("webp_anim_first_frame_offset.webp", b"RIFF" + struct.pack("<I", len(body)) + body))
+    f.append(("gif_saved_as.jpg", saved(photo_rgb, "GIF")))
+    try:
+        import imagecodecs
+
+        f.append(("jlossless_sof3.jpg", imagecodecs.jpeg8_encode(arr, lossless=True, predictor=1)))
+    except (ImportError, TypeError, ValueError):
+        print("imagecodecs with lossless JPEG not found: skipping jlossless_sof3.jpg")
+    return f
 
 
 def expectation(path):

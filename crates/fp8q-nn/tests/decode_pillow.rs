@@ -24,6 +24,10 @@ const REFUSED: &[(&str, &str)] = &[
         "bmp_8bit_bilevel_palette.bmp",
         "8-bit pixels with a grey-ramp or black-and-white palette",
     ),
+    // Pillow's libjpeg-turbo 3 has a lossless mode, the libjpeg-turbo 2 code built here has not
+    ("jlossless_sof3.jpg", "unsupported JPEG variant: lossless JPEG"),
+    // Pillow opens GIF content whatever the name; fp8q names the format it does not decode
+    ("gif_saved_as.jpg", "unsupported format: GIF content"),
 ];
 
 /// Files with corrupt entropy-coded data: libjpeg recovers with a warning, but the recovered

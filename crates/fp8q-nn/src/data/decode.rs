@@ -26,7 +26,9 @@
 //! Variants whose exact bytes we cannot reproduce are refused with an error naming the variant
 //! (`unsupported … variant`), never decoded approximately: TIFF with JPEG compression or YCbCr
 //! samples (libtiff's own conversions), CCITT fax and other rarer compressions, separate planes,
-//! float samples; the BMP layouts Pillow misreads (see [`bmp`]).
+//! float samples; the BMP layouts Pillow misreads (see [`bmp`]); lossless JPEG (see [`jpeg`]).
+//! Content of the other formats Pillow opens whatever the file's name (GIF, PFM, JPEG 2000,
+//! ICO) is refused naming the format.
 //!
 //! Images larger than Pillow's decompression-bomb limit ([`MAX_PIXELS`]) are refused before
 //! any pixel memory is allocated.
@@ -66,7 +68,7 @@ pub enum Format {
     Bmp,
     /// `'P1'` … `'P6'`.
     Pnm,
-    /// `'II*\0'` or `'MM\0*'`.
+    /// `'II*\0'` or `'MM\0*'`, BigTIFF `'II+\0'` or `'MM\0+'`.
     Tiff,
     /// `'RIFF' size 'WEBP'`.
     WebP,
@@ -80,7 +82,7 @@ impl Format {
             [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, ..] => Some(Format::Png),
             [b'B', b'M', ..] => Some(Format::Bmp),
             [b'P', b'1'..=b'6', ..] => Some(Format::Pnm),
-            [b'I', b'I', 42, 0, ..] | [b'M', b'M', 0, 42, ..] => Some(Format::Tiff),
+            [b'I', b'I', 42 | 43, 0, ..] | [b'M', b'M', 0, 42 | 43, ..] => Some(Format::Tiff),
             [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => Some(Format::WebP),
             _ => None,
         }
@@ -103,7 +105,21 @@ pub fn decode(path: &Path) -> Result<Rgb8> {
 /// Decode an in-memory file; the error is the reason alone (the caller adds the path).
 pub fn decode_bytes(bytes: &[u8]) -> std::result::Result<Rgb8, String> {
     let format = Format::sniff(bytes).ok_or_else(|| {
-        "unrecognised format (expected JPEG, PNG, BMP, PBM/PGM/PPM, TIFF or WebP content)".to_string()
+        // formats Pillow also opens, whatever the file's name, named in the refusal
+        let known = match bytes {
+            [b'G', b'I', b'F', b'8', b'7' | b'9', b'a', ..] => Some("GIF"),
+            [b'P', b'f' | b'F', ..] => Some("PFM (float PNM)"),
+            [0, 0, 0, 0x0C, b'j', b'P', ..] | [0xFF, 0x4F, 0xFF, 0x51, ..] => Some("JPEG 2000"),
+            [0, 0, 1, 0, ..] => Some("ICO"),
+            _ => None,
+        };
+        match known {
+            Some(name) => format!(
+                "unsupported format: {name} content (fp8q decodes JPEG, PNG, BMP, PBM/PGM/PPM, TIFF and WebP; \
+                 convert it to PNG)"
+            ),
+            None => "unrecognised format (expected JPEG, PNG, BMP, PBM/PGM/PPM, TIFF or WebP content)".to_string(),
+        }
     })?;
     let img = match format {
         Format::Jpeg => jpeg::decode(bytes),
@@ -164,10 +180,13 @@ mod tests {
         assert_eq!(Format::sniff(b"P6\n"), Some(Format::Pnm));
         assert_eq!(Format::sniff(b"P7\n"), None);
         assert_eq!(Format::sniff(b"II*\0"), Some(Format::Tiff));
+        assert_eq!(Format::sniff(b"MM\0+"), Some(Format::Tiff));
         assert_eq!(Format::sniff(b"RIFF\0\0\0\0WEBPVP8 "), Some(Format::WebP));
         assert_eq!(Format::sniff(b"GIF89a"), None);
         assert_eq!(Format::sniff(b""), None);
         let err = decode_bytes(b"GIF89a").unwrap_err();
+        assert!(err.contains("unsupported format: GIF"), "{err}");
+        let err = decode_bytes(b"XYZ").unwrap_err();
         assert!(err.contains("unrecognised format"), "{err}");
     }
 

@@ -2,9 +2,11 @@
 //! (header sizes, where the masks and the palette are, the data offset, top-down storage), and
 //! decide what is decoded and how:
 //!
-//! * uncompressed 1-, 4- and 8-bit palette files and 24- and 32-bit ones go to the `image`
-//!   crate (see [`other`]), whose pixels are Pillow's for them (palettes padded with black to
-//!   256 entries, as Pillow does; the fourth byte of 32-bit pixels dropped);
+//! * uncompressed 1-, 4- and 8-bit palette files and 24- and 32-bit ones are unpacked here
+//!   (indices past the palette black, as Pillow pads palettes to 256 entries with black; the
+//!   fourth byte of 32-bit pixels dropped), with every header size Pillow reads (the `image`
+//!   crate, used before, has no 64-byte OS/2 2.x header); other layouts go to the `image` crate
+//!   (see [`other`]);
 //! * 16-bit files (uncompressed 5-5-5, or `BI_BITFIELDS` with Pillow's two masks, 5-6-5 and
 //!   5-5-5) are unpacked here: Pillow widens a 5-bit channel `v` to `v · 255 / 31` and a 6-bit
 //!   one to `v · 255 / 63`, truncating, where the `image` crate rounds;
@@ -226,9 +228,11 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
             }))
         }
         // Pillow's grey shortcut reads the pixels as 1-bit (bilevel) or 8-bit (grey) data
-        (RAW, 1, Some(Indexed::Bilevel)) | (RAW, 8, Some(Indexed::Grey)) | (RAW, 16, _) | (BITFIELDS, _, _) => {
-            packed(bytes, &h)
-        }
+        (RAW, 1, Some(Indexed::Bilevel))
+        | (RAW, 8, Some(Indexed::Grey))
+        | (RAW, 16 | 24 | 32, _)
+        | (RAW, 1 | 4 | 8, Some(Indexed::Palette(_)))
+        | (BITFIELDS, _, _) => packed(bytes, &h),
         (RAW, _, Some(Indexed::Bilevel | Indexed::Grey)) => Err(format!(
             "unsupported BMP variant: {}-bit pixels with a grey-ramp or black-and-white palette (Pillow reads \
              them at another bit depth; convert it to PNG)",
@@ -261,6 +265,18 @@ fn packed(bytes: &[u8], h: &Header) -> Result<Rgb8, String> {
     }
     let rgb = [h.masks[0], h.masks[1], h.masks[2]];
     let data = &bytes[h.offset..];
+    if let Some(Indexed::Palette(_)) = &h.indexed {
+        // 1-, 4- and 8-bit indices, most significant first
+        let indexed = h.indexed.as_ref().unwrap();
+        let mask = ((1u16 << bits) - 1) as u8;
+        return Ok(rows_to_rgb(w, ht, h.top_down, |row, out| {
+            let r = &data[row * stride..];
+            for x in 0..w {
+                let shift = 8 - bits * (x % (8 / bits) + 1);
+                out.extend_from_slice(&indexed.rgb((r[x * bits / 8] >> shift) & mask));
+            }
+        }));
+    }
     Ok(match bits {
         1 => rows_to_rgb(w, ht, h.top_down, |row, out| {
             let bits = &data[row * stride..][..w.div_ceil(8)];

@@ -2,6 +2,8 @@
 //! from C by cargo, without SIMD, with arithmetic decoding like Pillow's libjpeg-turbo), set up
 //! as Pillow sets it up. Baseline, progressive, arithmetic; any sampling (4:4:4, 4:2:2, 4:2:0,
 //! 4:4:0, 4:1:1); restart markers; 8-bit samples (12-bit files are refused, as Pillow refuses them).
+//! Lossless JPEG (SOF3, SOF11), which Pillow's libjpeg-turbo 3 decodes, is refused: the
+//! libjpeg-turbo 2 code built here has no lossless mode.
 //!
 //! * Output colour space by component count, as Pillow's `JpegImagePlugin`: 1 → grey
 //!   (replicated to RGB), 3 → RGB (libjpeg converts YCbCr), 4 → CMYK (libjpeg converts YCCK).
@@ -169,6 +171,11 @@ pub fn decode_region(
     match result {
         Ok(r) => r,
         Err(payload) => match payload.downcast::<JpegError>() {
+            Ok(e) if e.0.contains("SOF type 0xc3") || e.0.contains("SOF type 0xcb") => Err(format!(
+                "unsupported JPEG variant: lossless JPEG ({}; Pillow's libjpeg-turbo 3 decodes it, MozJPEG's \
+                 libjpeg-turbo 2 built here does not; convert it to PNG)",
+                e.0
+            )),
             Ok(e) => Err(e.0),
             Err(other) => resume_unwind(other), // a bug of ours, not bad input
         },

@@ -7,19 +7,22 @@
 //! * black-is-zero grey, 1-, 2-, 4-, 8-bit (`1`, `L;2`, `L;4`, `L`: scaled to 0-255) and 8-bit
 //!   white-is-zero (`L;I`, inverted), with or without an extra sample;
 //! * 16-bit grey (`I;16`/`I;16B`): values above 255 clip to 255 (Pillow's `I;16` → `RGB`);
+//!   signed 16-bit and signed or unsigned 32-bit grey (Pillow's `I`, unsigned read as signed)
+//!   clip to 0-255;
 //! * RGB, 8- and 16-bit (16-bit samples keep their most significant byte, Pillow's `RGB;16`),
 //!   with or without an extra sample;
 //! * palette, 1- to 8-bit: the ColorMap's 16-bit entries divided by 256, as Pillow reads them;
 //! * CMYK, 8- and 16-bit, with Pillow's CMYK → RGB formula ([`cmyk_to_rgb`]);
 //! * the Orientation tag, which Pillow applies when it loads a TIFF ([`orientation`]).
 //!
-//! Alpha and extra samples are dropped, as `convert('RGB')` drops them.
+//! Alpha and extra samples are dropped, as `convert('RGB')` drops them; 8-bit RGB with
+//! premultiplied alpha is un-premultiplied first, as Pillow's `RGBa` reading does.
 //!
 //! Refused with an error naming the variant, rather than decoded differently: JPEG compression
 //! and YCbCr (libtiff converts these with libjpeg and its own YCbCr tables; Pillow reads
 //! uncompressed YCbCr without upsampling), other compressions (CCITT fax, ZSTD, WebP, …),
-//! white-is-zero other than 8-bit, signed and float samples, separate planes, premultiplied
-//! alpha, fill order 2, CIELab.
+//! white-is-zero other than 8-bit, float samples and signed ones other than grey, separate
+//! planes, premultiplied alpha other than 8-bit RGBa, fill order 2, CIELab.
 //!
 //! [`cmyk_to_rgb`]: super::cmyk::cmyk_to_rgb
 //! [`orientation`]: super::orientation
@@ -72,7 +75,11 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
     }
     bits.truncate(spp as usize);
     let depth = bits[0];
-    if bits.len() != spp as usize || bits.iter().any(|&b| b != depth) || format.iter().any(|&f| f != 1) {
+    // 32-bit and signed grey: Pillow's `I` mode (`I;32N`, `I;32S`, `I;16S`), clipped to 0-255
+    let int_grey = photometric == 1
+        && spp == 1
+        && (matches!((format.as_slice(), depth), ([2], 16 | 32)) || (format.as_slice(), depth) == (&[1][..], 32));
+    if bits.len() != spp as usize || bits.iter().any(|&b| b != depth) || (format.iter().any(|&f| f != 1) && !int_grey) {
         return unsupported(format!("{bits:?}-bit samples of format {format:?}"));
     }
     if planar != 1 && spp > 1 {
@@ -81,7 +88,9 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
     if fill_order != 1 {
         return unsupported(format!("fill order {fill_order}"));
     }
-    if extra.contains(&1) {
+    // premultiplied alpha: only 8-bit RGBa, which Pillow reads (and un-premultiplies)
+    let premultiplied = extra.first() == Some(&1);
+    if extra.contains(&1) && !(premultiplied && photometric == 2 && spp == 4 && depth == 8) {
         return unsupported("premultiplied alpha".into());
     }
     let kind = match photometric {
@@ -98,12 +107,13 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
     // refused above)
     let known = matches!(
         (kind, depth, n, extra.as_slice()),
-        (Kind::Grey, 1 | 2 | 4 | 8 | 16, 1, [])
+        (Kind::Grey, 1 | 2 | 4 | 8 | 16 | 32, 1, [])
             | (Kind::Grey | Kind::Palette, 8, 2, [0 | 2])
             | (Kind::WhiteIsZero, 8, 1, [])
             | (Kind::Palette, 1 | 2 | 4 | 8, 1, [])
             | (Kind::Rgb, 8 | 16, 3, [])
             | (Kind::Rgb, 8 | 16, 4, [] | [0] | [2])
+            | (Kind::Rgb, 8, 4, [1])
             | (Kind::Rgb, 8, 4, [999])
             | (Kind::Rgb, 8, 5, [0 | 2, 0])
             | (Kind::Rgb, 8, 6, [0 | 2, 0, 0])
@@ -129,10 +139,18 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
         Vec::new()
     };
     let (w, h) = (w as usize, h as usize);
-    let result = if kind == Kind::Palette {
-        // The `tiff` crate has no palette colour type and refuses to read these; the indices are
-        // read as the grey levels of a copy of the file that says black-is-zero.
-        let grey = as_black_is_zero(bytes).ok_or("palette image without a readable PhotometricInterpretation")?;
+    // Read as the grey levels of a copy of the file that says black-is-zero: palette images (the
+    // `tiff` crate has no palette colour type and refuses to read them), and RGB or CMYK with
+    // extra samples (the `tiff` crate reads only an alpha sample after the colour ones, and
+    // misreads the others), which then come as they are stored, `n` per pixel.
+    let base = match kind {
+        Kind::Rgb => 3,
+        Kind::Cmyk => 4,
+        _ => n,
+    };
+    let result = if kind == Kind::Palette || n > base {
+        let grey = as_black_is_zero(bytes)
+            .ok_or("palette or extra-sample image without a readable PhotometricInterpretation")?;
         let mut dec = Decoder::new(Cursor::new(&grey[..])).map_err(e)?;
         dec.read_image().map_err(e)?
     } else {
@@ -144,6 +162,7 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
             match kind {
                 // the `tiff` crate has already inverted white-is-zero samples, as Pillow's `L;I`
                 Kind::Grey | Kind::WhiteIsZero => super::grey_to_rgb(w, h, &every(&px, n)),
+                Kind::Rgb if premultiplied => super::first_three(w, h, &unpremultiply(px), n),
                 Kind::Rgb => super::first_three(w, h, &px, n),
                 Kind::Palette => lookup(w, h, &every(&px, n), &palette),
                 Kind::Cmyk => super::cmyk::cmyk_to_rgb(w, h, &px, n, false),
@@ -179,6 +198,10 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
                 }
             }
         }
+        DecodingResult::I16(px) if int_grey => clip_grey(w, h, whole(px, w * h)?.into_iter().map(i32::from)),
+        DecodingResult::I32(px) if int_grey => clip_grey(w, h, whole(px, w * h)?.into_iter()),
+        // Pillow reads unsigned 32-bit samples as signed (`I;32N`)
+        DecodingResult::U32(px) if int_grey => clip_grey(w, h, whole(px, w * h)?.into_iter().map(|v| v as i32)),
         _ => return unsupported(format!("{depth}-bit decoding result")),
     };
     Ok(super::orientation::apply(img, orientation))
@@ -191,6 +214,28 @@ fn whole<T>(mut px: Vec<T>, len: usize) -> Result<Vec<T>, String> {
     }
     px.truncate(len);
     Ok(px)
+}
+
+/// Pillow's `I` → `RGB`: each value clipped to 0-255, replicated.
+fn clip_grey(w: usize, h: usize, px: impl Iterator<Item = i32>) -> Rgb8 {
+    let grey: Vec<u8> = px.map(|v| v.clamp(0, 255) as u8).collect();
+    super::grey_to_rgb(w, h, &grey)
+}
+
+/// Pillow's `RGBa` unpacker: colour · 255 / alpha (integer division, clipped), black where
+/// alpha is 0.
+fn unpremultiply(mut px: Vec<u8>) -> Vec<u8> {
+    for p in px.chunks_exact_mut(4) {
+        let a = p[3] as u32;
+        for c in &mut p[..3] {
+            *c = match a {
+                0 => 0,
+                255 => *c,
+                _ => (*c as u32 * 255 / a).min(255) as u8,
+            };
+        }
+    }
+    px
 }
 
 /// The first sample of every `n`.
