@@ -367,3 +367,42 @@ fn wrapper_without_state_dict_lists_keys() {
         "{err}"
     );
 }
+
+/// A whole pickled module (`torch.save(model)`), alone or inside a training checkpoint, and a
+/// TorchScript archive: the error names the class and says to save `model.state_dict()`.
+#[test]
+fn whole_models_are_refused_with_a_hint() {
+    for (name, needles) in [
+        (
+            "whole_module_legacy.pth",
+            &[
+                "legacy torch.save stream",
+                "pickled torch.nn.modules.linear.Linear object",
+                "model.state_dict()",
+            ][..],
+        ),
+        (
+            "whole_module_wrapped_zip.pth",
+            &[
+                "'model' is a pickled torch.nn.modules.linear.Linear object",
+                "model.state_dict()",
+            ],
+        ),
+        (
+            "torchscript.pt",
+            &["TorchScript module", "torch.jit.save", "model.state_dict()"],
+        ),
+    ] {
+        let err = load_err(name, &fixture(name));
+        for n in needles {
+            assert!(err.contains(n), "{name}: {n}: {err}");
+        }
+    }
+}
+
+/// Tensors of other kinds (here a quantized one) in the state dict are named, not skipped.
+#[test]
+fn quantized_tensors_are_named() {
+    let err = load_err("quantized_zip.pth", &fixture("quantized_zip.pth"));
+    assert!(err.contains("tensor q: a quantized tensor"), "{err}");
+}

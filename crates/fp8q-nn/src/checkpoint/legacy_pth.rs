@@ -33,9 +33,13 @@ pub const MAGIC: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x5
 /// The only legacy protocol version there is.
 pub const PROTOCOL_VERSION: i64 = 1001;
 
-/// Whether `bytes` start like a pickle (`PROTO` opcode), as a legacy stream does.
+/// The magic number as pickle protocol 0 and 1 write it (a text `LONG`).
+pub const MAGIC_TEXT: &[u8] = b"L119547037146038801333356L\n";
+
+/// Whether `bytes` start like a legacy stream: a pickle (`PROTO` opcode, protocols 2–5), or
+/// the magic number in the text form of protocol 1 (`torch.save(…, pickle_protocol=1)`).
 pub fn sniff(bytes: &[u8]) -> bool {
-    bytes.first() == Some(&0x80)
+    bytes.first() == Some(&0x80) || bytes.starts_with(MAGIC_TEXT)
 }
 
 /// Bytes per element of a storage class, including classes whose tensors are not read but

@@ -6,7 +6,8 @@
 //! Floating-point (f32, f64, f16, bf16), integer and bool tensors are converted (rounded to
 //! nearest). Training checkpoints are unwrapped (see [`unwrap`] for the keys searched, e.g.
 //! `state_dict`), other entries (optimizer state, epoch, …) are ignored, and the `module.`
-//! prefix of `DataParallel` is dropped.
+//! prefix of `DataParallel` and the `_orig_mod.` of `torch.compile` are dropped. A whole pickled
+//! model (`torch.save(model)`) is refused with a message saying to save `model.state_dict()`.
 //!
 //! **Reading a `.pth` never executes anything**, and a hostile file gives an error, never a
 //! crash: the pickle is read by our own [`pickle`] interpreter, which builds inert values in an

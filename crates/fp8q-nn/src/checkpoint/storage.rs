@@ -87,16 +87,17 @@ impl Dtype {
     }
 }
 
-/// IEEE binary16 → f32 (exact; NaN stays NaN).
+/// IEEE binary16 → f32, exact. A NaN keeps its sign and payload and becomes quiet, as IEEE 754
+/// asks and as PyTorch's `.float()` does (F16C `vcvtph2ps`).
 pub fn f16_to_f32(h: u16) -> f32 {
     let sign = if h & 0x8000 != 0 { -1.0f32 } else { 1.0 };
     let exp = ((h >> 10) & 0x1f) as i32;
-    let man = (h & 0x3ff) as f32;
+    let man = h & 0x3ff;
     match exp {
-        0 => sign * man * 2f32.powi(-24),
-        31 if man == 0.0 => sign * f32::INFINITY,
-        31 => f32::NAN,
-        e => sign * (1.0 + man / 1024.0) * 2f32.powi(e - 15),
+        0 => sign * man as f32 * 2f32.powi(-24),
+        31 if man == 0 => sign * f32::INFINITY,
+        31 => f32::from_bits(((h as u32 & 0x8000) << 16) | 0x7fc0_0000 | ((man as u32) << 13)),
+        e => sign * (1.0 + man as f32 / 1024.0) * 2f32.powi(e - 15),
     }
 }
 
@@ -218,6 +219,27 @@ mod tests {
         assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
         assert_eq!(f16_to_f32(0x7bff), 65504.0);
         assert!(f16_to_f32(0x7e00).is_nan());
+        assert_eq!(f16_to_f32(0x8000).to_bits(), 0x8000_0000);
+        // NaNs keep sign and payload, signalling ones become quiet (torch's bits)
+        for (h, f) in [
+            (0x7e00u16, 0x7fc0_0000u32),
+            (0xfe00, 0xffc0_0000),
+            (0x7c01, 0x7fc0_2000),
+            (0xfd55, 0xffea_a000),
+            (0x7fff, 0x7fff_e000),
+        ] {
+            assert_eq!(f16_to_f32(h).to_bits(), f, "{h:#x}");
+        }
+        // every non-NaN half agrees with the half crate's conversion
+        for h in 0..=u16::MAX {
+            if h & 0x7c00 != 0x7c00 || h & 0x3ff == 0 {
+                assert_eq!(
+                    f16_to_f32(h).to_bits(),
+                    half::f16::from_bits(h).to_f32().to_bits(),
+                    "{h:#x}"
+                );
+            }
+        }
     }
 
     #[test]
