@@ -443,6 +443,16 @@ def variants(args):
             v.append(Variant(f"{arch}_compiled", torch_save(
                 {"model": collections.OrderedDict(("_orig_mod." + k, t) for k, t in nsd.items())}), key("model"),
                 cli=(arch, None)))
+            # PyTorch Lightning: the LightningModule's attribute name before every key
+            v.append(Variant(f"{arch}_lightning", torch_save(
+                {"epoch": 3, "global_step": 120, "pytorch-lightning_version": "2.4.0",
+                 "state_dict": collections.OrderedDict(("model." + k, t) for k, t in nsd.items()),
+                 "optimizer_states": [{"state": {}, "param_groups": [{"lr": 0.1, "params": [0, 1]}]}],
+                 "lr_schedulers": [], "hyper_parameters": {"lr": 0.1, "arch": arch}}), key("state_dict"),
+                cli=(arch, None)))
+            deep = "features.5.conv.1.0.weight" if arch == "mobilenet_v2" else "layer2.1.conv2.weight"
+            bad_deep = collections.OrderedDict((k + "_x" if k == deep else k, t) for k, t in nsd.items())
+            v.append(Variant(f"{arch}_bad_deep_key", torch_save(bad_deep), root, cli=(arch, [deep, deep + "_x"])))
             first = next(k for k in nsd if k.endswith("weight") and nsd[k].dim() == 4)
             bad_shape = collections.OrderedDict(nsd)
             bad_shape[first] = nsd[first][:, :, :1, :1].clone()
@@ -496,6 +506,7 @@ def main():
     os.makedirs(args.out, exist_ok=True)
 
     results = []  # (name, status, detail)
+    unreadable_by_torch = set()
     todo = []
     for var in variants(args):
         if args.k not in var.name:
@@ -536,6 +547,7 @@ def main():
             except Exception as e:
                 how = f"fp8q reads {len(d['tensors'])} tensors" if d["ok"] else "fp8q refuses it too"
                 results.append((var.name, "n/a", f"torch cannot read it ({str(e)[:60]}); {how}"))
+                unreadable_by_torch.add(var.name)
                 continue
         want = strip_prefixes(tensors_only(var.expect(loaded)))
         want = {k: summary(t) for k, t in want.items() if t.dtype in SUPPORTED}
@@ -558,6 +570,17 @@ def main():
             results.append((var.name, "ok", f"{len(want)} tensors, {n} values identical"))
 
     if args.cli:
+        # every file through `fp8q analyze` (weights mode): exit 0 or 2, never a crash
+        for var, path in todo:
+            r = subprocess.run([args.cli, "analyze", path, "--json"], capture_output=True, text=True)
+            crashed = r.returncode not in (0, 2) or "panicked" in r.stderr
+            refused = r.returncode == 2
+            expected_refusal = var.error is not None
+            ok = not crashed and (refused == expected_refusal or (refused and "no float tensor" in r.stderr))
+            detail = f"exit {r.returncode}" + (f": {r.stderr.strip()[-200:]}" if r.returncode else "")
+            if var.name in unreadable_by_torch:
+                ok = not crashed
+            results.append((var.name + " [analyze]", "ok" if ok else "BUG", detail))
         for var, path in todo:
             if var.cli is None:
                 continue

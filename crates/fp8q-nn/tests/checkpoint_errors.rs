@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use fp8q_nn::checkpoint::Checkpoint;
+use fp8q_nn::models::{Architecture, Model};
 
 fn tmp(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("fp8q_ckpt_{}_{name}", std::process::id()))
@@ -405,4 +406,100 @@ fn whole_models_are_refused_with_a_hint() {
 fn quantized_tensors_are_named() {
     let err = load_err("quantized_zip.pth", &fixture("quantized_zip.pth"));
     assert!(err.contains("tensor q: a quantized tensor"), "{err}");
+}
+
+// ---- checkpoints that do not fit the network ------------------------------------------------
+
+fn ptq_small(name: &str) -> Checkpoint {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/ptq_small")
+        .join(name);
+    Checkpoint::load(p).unwrap()
+}
+
+fn renamed(c: &Checkpoint, f: impl Fn(&str) -> String) -> Checkpoint {
+    Checkpoint {
+        path: c.path.clone(),
+        tensors: c.tensors.iter().map(|(k, v)| (f(k), v.clone())).collect(),
+    }
+}
+
+fn mismatch_message(arch: Architecture, c: Checkpoint) -> String {
+    match Model::from_checkpoint(arch, c) {
+        Ok(_) => panic!("the checkpoint fits"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// A PyTorch Lightning checkpoint's state dict holds the module's attributes: `model.conv1.weight`.
+/// The shared first component is dropped for the network; a real mismatch under it is reported
+/// as itself, not as every key missing.
+#[test]
+fn lightning_prefix_is_dropped_for_the_network() {
+    let c = ptq_small("resnet18_narrow.pth");
+    let lightning = renamed(&c, |k| format!("model.{k}"));
+    let m = Model::from_checkpoint(Architecture::Resnet18, lightning.clone()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m.num_classes(), c.tensors["fc.weight"].dims()[0]);
+    let mut bad = lightning;
+    let w = bad.tensors["model.layer1.0.conv1.weight"].narrow(3, 0, 1).unwrap();
+    bad.tensors.insert("model.layer1.0.conv1.weight".into(), w);
+    let err = mismatch_message(Architecture::Resnet18, bad);
+    assert!(
+        err.contains("'model.'") && err.contains("1 mis-shaped") && err.contains("layer1.0.conv1.weight: expected"),
+        "{err}"
+    );
+    assert!(!err.contains("missing"), "{err}");
+    // keys that share nothing useful still get the plain report
+    let err = mismatch_message(Architecture::Resnet18, renamed(&c, |k| format!("x.y.z.{k}")));
+    assert!(err.contains("missing") && err.contains("x.y.z.conv1.weight"), "{err}");
+}
+
+/// Errors about a torchvision-layout MobileNetV2 name the keys as the file has them.
+#[test]
+fn torchvision_mobilenet_errors_name_the_files_keys() {
+    let c = ptq_small("mobilenet_v2_narrow.pth.tar");
+    // the paper's layout → torchvision's (written here independently of the library)
+    let expanded = |block: &str| {
+        c.tensors
+            .keys()
+            .any(|k| k.starts_with(&format!("features.{block}.conv.7.")))
+    };
+    let tv = renamed(&c, |k| {
+        let Some((block, rest)) = k.strip_prefix("features.").and_then(|r| r.split_once(".conv.")) else {
+            return k.to_string();
+        };
+        let (idx, param) = rest.split_once('.').unwrap();
+        let to = match (expanded(block), idx) {
+            (_, "0") => "0.0",
+            (_, "1") => "0.1",
+            (true, "3") => "1.0",
+            (true, "4") => "1.1",
+            (true, "6") => "2",
+            (true, "7") => "3",
+            (false, "3") => "1",
+            (false, "4") => "2",
+            other => panic!("{other:?}"),
+        };
+        format!("features.{block}.conv.{to}.{param}")
+    });
+    assert!(tv.tensors.contains_key("features.5.conv.1.0.weight"));
+    Model::from_checkpoint(Architecture::MobilenetV2, tv.clone()).unwrap_or_else(|e| panic!("{e}"));
+    let mut bad = renamed(&tv, |k| {
+        if k == "features.6.conv.2.weight" {
+            format!("{k}_x")
+        } else {
+            k.to_string()
+        }
+    });
+    let w = bad.tensors["features.5.conv.1.0.weight"].narrow(3, 0, 1).unwrap();
+    bad.tensors.insert("features.5.conv.1.0.weight".into(), w);
+    let err = mismatch_message(Architecture::MobilenetV2, bad);
+    for needle in [
+        "torchvision key layout",
+        "missing tensor(s):\n    features.6.conv.2.weight\n",
+        "features.6.conv.2.weight_x",
+        "features.5.conv.1.0.weight: expected",
+    ] {
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
 }
