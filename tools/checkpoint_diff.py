@@ -340,6 +340,9 @@ def variants(args):
                                                        b"X\x03\x00\x00\x00cpu", b"X\x06\x00\x00\x00cuda:0"), root))
     v.append(Variant("zip_bytesio", lambda p: open(p, "wb").write(_bytesio_save(V)), root))
     v.append(Variant("legacy_cuda_location", _legacy_relocated(V), root))
+    v.append(Variant("zip_nonseekable", lambda p: open(p, "wb").write(_unseekable_save(V)), root))  # data descriptors
+    v.append(Variant("tar_archive", _tarred(torch_save(V)), error=["tar archive"]))
+    v.append(Variant("gzipped", _gzipped(torch_save(V)), error=["gzip"]))
 
     # training checkpoints
     m, opt, adam, sched = trained_tiny()
@@ -466,6 +469,42 @@ def _bytesio_save(obj):
     b = io.BytesIO()
     torch.save(obj, b)
     return b.getvalue()
+
+
+def _unseekable_save(obj):
+    class Sink:
+        def __init__(self):
+            self.b = bytearray()
+
+        def write(self, d):
+            self.b += d
+            return len(d)
+
+        def flush(self):
+            pass
+    s = Sink()
+    torch.save(obj, s)
+    return bytes(s.b)
+
+
+def _tarred(writer):
+    def write(path):
+        import tarfile
+        writer(path + ".inner")
+        with tarfile.open(path, "w") as t:
+            t.add(path + ".inner", arcname="model.pth")
+        os.remove(path + ".inner")
+    return write
+
+
+def _gzipped(writer):
+    def write(path):
+        import gzip
+        writer(path + ".inner")
+        with open(path + ".inner", "rb") as f, gzip.open(path, "wb") as g:
+            g.write(f.read())
+        os.remove(path + ".inner")
+    return write
 
 
 def _legacy_relocated(sd):
@@ -599,7 +638,7 @@ def main():
                 results.append((name, "ok" if ok else "BUG",
                                 f"exit {r.returncode}: " + " ".join(m.strip() for m in msg)[:250]))
 
-    width = max(len(n) for n, _, _ in results)
+    width = max((len(n) for n, _, _ in results), default=1)
     for n, s, d in results:
         print(f"{n:<{width}}  {s:<4}  {d}")
     bugs = [n for n, s, _ in results if s == "BUG"]

@@ -240,6 +240,20 @@ fn random_bytes_name_the_formats_tried() {
     );
     let err = load_err("empty.pth", b"");
     assert!(err.contains("empty file"), "{err}");
+    // a tar archive (PyTorch < 0.1.10) and a gzip-compressed file: the one error, with a hint
+    let mut tar = vec![0u8; 1024];
+    tar[..7].copy_from_slice(b"pickle\0");
+    tar[257..263].copy_from_slice(b"ustar\0");
+    let err = load_err("old.pth.tar", &tar);
+    assert!(
+        err.contains("not a PyTorch zip checkpoint") && err.contains("tar archive"),
+        "{err}"
+    );
+    let err = load_err("ckpt.pth.gz", &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]);
+    assert!(
+        err.contains("not a PyTorch zip checkpoint") && err.contains("gzip"),
+        "{err}"
+    );
 }
 
 #[test]

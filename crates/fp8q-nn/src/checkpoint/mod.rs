@@ -90,10 +90,17 @@ impl Checkpoint {
             (safetensors::NAME, safetensors::read_typed(bytes))
         } else {
             let head: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
+            let what = if bytes.get(257..262) == Some(b"ustar") {
+                "; it is a tar archive (torch.save of PyTorch before 0.1.10, or an archive to unpack first)"
+            } else if bytes.starts_with(&[0x1f, 0x8b]) {
+                "; it is gzip-compressed: decompress it first"
+            } else {
+                ""
+            };
             return Err(if bytes.is_empty() {
                 format!("empty file: {FORMATS_TRIED}")
             } else {
-                format!("{FORMATS_TRIED} (it starts with bytes {})", head.join(" "))
+                format!("{FORMATS_TRIED} (it starts with bytes {}){what}", head.join(" "))
             });
         };
         let tensors = unwrap::strip_module_prefix(raw.map_err(|e| format!("{name}: {e}"))?);
