@@ -457,6 +457,10 @@ def variants(args):
             bad_deep = collections.OrderedDict((k + "_x" if k == deep else k, t) for k, t in nsd.items())
             v.append(Variant(f"{arch}_bad_deep_key", torch_save(bad_deep), root, cli=(arch, [deep, deep + "_x"])))
             first = next(k for k in nsd if k.endswith("weight") and nsd[k].dim() == 4)
+            # a stride-0 first conv declaring 100 000 channels: the next layers must not be allocated
+            wide = collections.OrderedDict(nsd)
+            wide[first] = torch.zeros(1).expand(100000, *nsd[first].shape[1:])
+            v.append(Variant(f"{arch}_absurd_width", torch_save(wide), root, cli=(arch, ["does not fit", "100000"])))
             bad_shape = collections.OrderedDict(nsd)
             bad_shape[first] = nsd[first][:, :, :1, :1].clone()
             v.append(Variant(f"{arch}_bad_shape", torch_save(bad_shape), root, cli=(arch, [first, "expected"])))

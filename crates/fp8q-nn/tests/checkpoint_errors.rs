@@ -517,3 +517,31 @@ fn torchvision_mobilenet_errors_name_the_files_keys() {
         assert!(err.contains(needle), "{needle}: {err}");
     }
 }
+
+/// A stride-0 `conv1.weight` / `features.0.0.weight` declaring 100 000 channels (a few bytes in
+/// a file): the network's next layers ask for 10^5 × 10^5 × 3 × 3 weights, which are reported as
+/// mis-shaped, not allocated (it used to abort on a 360 GB allocation).
+#[test]
+fn absurd_widths_are_reported_not_allocated() {
+    for (arch, file, key) in [
+        (Architecture::Resnet18, "resnet18_narrow.pth", "conv1.weight"),
+        (
+            Architecture::MobilenetV2,
+            "mobilenet_v2_narrow.pth.tar",
+            "features.0.0.weight",
+        ),
+    ] {
+        let mut c = ptq_small(file);
+        let dims = c.tensors[key].dims().to_vec();
+        let wide = candle_core::Tensor::zeros((), candle_core::DType::F32, &candle_core::Device::Cpu)
+            .unwrap()
+            .broadcast_as((100_000, dims[1], dims[2], dims[3]))
+            .unwrap();
+        c.tensors.insert(key.to_string(), wide);
+        let err = mismatch_message(arch, c);
+        assert!(
+            err.contains("does not fit") && err.contains("expected [100000"),
+            "{err}"
+        );
+    }
+}
