@@ -317,6 +317,9 @@ fn views_outside_their_storage_are_errors() {
         ),
         (4, 0, vec![3, 3], vec![1 << 62, 1 << 62], "overflows"),
         (4, 0, vec![2], vec![1, 1], "differ in rank"),
+        // empty, but its contiguous strides would overflow (a panic in the tensor library)
+        (4, 0, vec![0, 1 << 40, 1 << 40], vec![1, 1, 1], "too large"),
+        (4, 0, vec![0, 1 << 62, 4], vec![1, 1, 1], "too large"),
     ] {
         let err = load_err(
             "bad_view.pth",
@@ -544,4 +547,19 @@ fn absurd_widths_are_reported_not_allocated() {
             "{err}"
         );
     }
+}
+
+/// An empty safetensors tensor whose other sizes are absurd: an error (torch too refuses it:
+/// "Stride calculation overflowed"), not an overflow in the tensor library.
+#[test]
+fn empty_safetensors_tensor_of_absurd_shape_is_an_error() {
+    let header = br#"{"e":{"dtype":"F32","shape":[0,1099511627776,1099511627776],"data_offsets":[0,0]},"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#;
+    let mut b = (header.len() as u64).to_le_bytes().to_vec();
+    b.extend(header);
+    b.extend(1f32.to_le_bytes());
+    let err = load_err("empty_huge.safetensors", &b);
+    assert!(
+        err.contains("tensor e: shape [0, 1099511627776, 1099511627776] is too large"),
+        "{err}"
+    );
 }

@@ -153,6 +153,19 @@ pub fn numel(size: &[u64]) -> Result<u64, String> {
         .ok_or_else(|| format!("shape {size:?} has too many elements"))
 }
 
+/// An empty tensor's other sizes can be anything, but its contiguous strides (products of the
+/// sizes after each dimension, which the tensor library computes without overflow checks) must
+/// be representable: the product of the non-zero sizes must fit `isize`, as for any real tensor.
+pub fn check_empty_shape<T: Copy + Into<u64> + std::fmt::Debug>(size: &[T]) -> Result<(), String> {
+    size.iter()
+        .map(|&d| d.into())
+        .filter(|&d| d != 0)
+        .try_fold(1u64, |a, d| a.checked_mul(d))
+        .filter(|&p| p <= isize::MAX as u64)
+        .map(|_| ())
+        .ok_or_else(|| format!("shape {size:?} is too large"))
+}
+
 /// Copy `view` of `bytes` (a storage of `bytes.len() / dtype.size()` elements) into a contiguous
 /// row-major `f32` vector. Every index is checked against the storage before anything is read,
 /// and the output is charged to `budget` before it is allocated.
@@ -166,6 +179,7 @@ pub fn gather(view: &View, dtype: Dtype, bytes: &[u8], budget: &mut Budget) -> R
     let elem = dtype.size();
     let storage_numel = (bytes.len() / elem) as u64;
     let n = numel(&view.size)?;
+    check_empty_shape(&view.size)?;
     if n == 0 {
         return Ok(Vec::new());
     }
@@ -293,6 +307,9 @@ mod tests {
             (0, vec![2, 2], vec![u64::MAX / 2, 1]),
             (u64::MAX, vec![1], vec![1]),
             (0, vec![1 << 40, 1 << 40], vec![0, 0]),
+            (0, vec![0, 1 << 40, 1 << 40], vec![1, 1, 1]),
+            (0, vec![1 << 40, 1 << 40, 0], vec![1, 1, 1]),
+            (0, vec![u64::MAX, 0], vec![1, 1]),
         ] {
             let v = View { offset, size, stride };
             assert!(gather(&v, Dtype::F32, &bytes, &mut b).is_err(), "{v:?}");
