@@ -343,6 +343,9 @@ def variants(args):
     v.append(Variant("zip_nonseekable", lambda p: open(p, "wb").write(_unseekable_save(V)), root))  # data descriptors
     v.append(Variant("tar_archive", _tarred(torch_save(V)), error=["tar archive"]))
     v.append(Variant("gzipped", _gzipped(torch_save(V)), error=["gzip"]))
+    v.append(Variant("plain_pickle", lambda p: pickle.dump(dict(V), open(p, "wb")), error=["not one written by torch.save"]))
+    v.append(Variant("numpy_npz", lambda p: __import__("numpy").savez(open(p, "wb"), a=V["base"].numpy()),
+                     error=["not a PyTorch zip checkpoint", "without a <name>/data.pkl"]))
 
     # training checkpoints
     m, opt, adam, sched = trained_tiny()

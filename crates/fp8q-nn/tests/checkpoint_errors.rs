@@ -254,6 +254,20 @@ fn random_bytes_name_the_formats_tried() {
         err.contains("not a PyTorch zip checkpoint") && err.contains("gzip"),
         "{err}"
     );
+    // a zip that is not torch.save's (a NumPy .npz)
+    let p = tmp("arrays.npz");
+    let mut z = zip::ZipWriter::new(std::fs::File::create(&p).unwrap());
+    z.start_file("a.npy", zip::write::SimpleFileOptions::default()).unwrap();
+    z.write_all(b"\x93NUMPY").unwrap();
+    z.finish().unwrap();
+    let err = Checkpoint::load(&p).unwrap_err().to_string();
+    std::fs::remove_file(&p).unwrap();
+    assert!(
+        err.contains("arrays.npz")
+            && err.contains("not a PyTorch zip checkpoint")
+            && err.contains("without a <name>/data.pkl"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -346,7 +360,11 @@ fn views_outside_their_storage_are_errors() {
 fn legacy_structure_errors() {
     // a plain pickle is not a torch.save stream
     let err = load_err("plain.pkl", b"\x80\x02}.");
-    assert!(err.contains("magic number"), "{err}");
+    assert!(
+        err.contains("magic number")
+            && err.contains("not a PyTorch zip checkpoint, a legacy torch.save stream or a safetensors file"),
+        "{err}"
+    );
     // a listed storage that nothing refers to
     let mut b = legacy_header();
     b.extend(state_dict_pickle(4, 0, &[4], &[1]));

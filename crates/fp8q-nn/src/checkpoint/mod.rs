@@ -103,7 +103,17 @@ impl Checkpoint {
                 format!("{FORMATS_TRIED} (it starts with bytes {}){what}", head.join(" "))
             });
         };
-        let tensors = unwrap::strip_module_prefix(raw.map_err(|e| format!("{name}: {e}"))?);
+        let raw = raw.map_err(|e| {
+            if e == legacy_pth::NOT_TORCH_SAVE {
+                // not the legacy format after all: the one message about what this file is not
+                format!("{FORMATS_TRIED} (it is a pickle, but not one written by torch.save: {e})")
+            } else if e == zip_pth::NOT_TORCH_ZIP {
+                format!("{FORMATS_TRIED} (it is {e}, e.g. a NumPy .npz, not written by torch.save)")
+            } else {
+                format!("{name}: {e}")
+            }
+        })?;
+        let tensors = unwrap::strip_module_prefix(raw);
         if tensors.is_empty() {
             return Err(format!("{name}: no tensors found"));
         }
