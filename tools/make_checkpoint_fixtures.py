@@ -23,11 +23,24 @@ Files:
                            'state_dict' (DataParallel: 'module.' prefixes), 'best_acc1' (a tensor),
                            'optimizer' (SGD state with momentum buffers)}
   model_key_legacy.pth     {'model': state_dict, 'epoch': 7, 'note': 'text'} in the legacy format
+  tensors_legacy_p1.pth    legacy stream with pickle protocol 1 (the magic number is a text LONG)
+  compiled_zip.pth         {'model': state dict of torch.compile(DataParallel(model)), 'epoch': 2}:
+                           keys start with '_orig_mod.module.'
+Files that must be refused (not in expected.json; the tests check their messages):
+  whole_module_legacy.pth  torch.save(model) of a whole nn.Linear, legacy format (the class is a
+                           persistent 'module' record with its source code)
+  whole_module_wrapped_zip.pth  {'model': nn.Linear, 'epoch': 3}
+  quantized_zip.pth        a state dict holding a quantized tensor 'q'
+  torchscript.pt           torch.jit.save of a scripted nn.Linear
 
 The tensors cover f32, f16 (with subnormals and infinities), bf16, f64, int64 (a 0-d
 `num_batches_tracked` and a value that rounds when cast to f32), int32, int16, int8, uint8, bool,
 and views sharing one storage: a transpose, an offset slice with strides, a row, a stride-0
-expansion, an empty tensor.
+expansion, an empty tensor; and f16 NaNs with signs and payloads (32 of them: torch's `.float()`
+converts runs of 8 or 16 with F16C, which keeps sign and payload and quiets signalling NaNs as
+IEEE 754 asks, while its scalar loop for a tail would give 0x7fffffff).
+
+tools/checkpoint_diff.py compares many more variants against torch (a dev-time audit).
 """
 
 import collections
@@ -66,6 +79,8 @@ def tensors():
     sd["expanded"] = torch.arange(3.0).view(3, 1).expand(3, 4)
     sd["empty"] = torch.zeros(0, 3)
     sd["scalar"] = torch.tensor(-0.75)
+    nans = [0x7E00, 0xFE00, 0x7C01, 0xFD55, 0x7FFF, 0xFC01, 0x3C00, 0x8000]
+    sd["half_nan"] = torch.tensor(nans * 4, dtype=torch.int32).to(torch.int16).view(torch.float16)
     return sd
 
 
@@ -224,18 +239,31 @@ def main():
     save("train_imagenet_zip.pth.tar", ckpt)
     save("train_imagenet_legacy.pth.tar", ckpt, _use_new_zipfile_serialization=False)
     save("model_key_legacy.pth", {"model": ckpt["state_dict"], "epoch": 7, "note": "text"}, _use_new_zipfile_serialization=False)
+    save("tensors_legacy_p1.pth", sd, _use_new_zipfile_serialization=False, pickle_protocol=1)
+    compiled = collections.OrderedDict(("_orig_mod." + k, v) for k, v in ckpt["state_dict"].items())
+    save("compiled_zip.pth", {"model": compiled, "epoch": 2})
+
+    torch.manual_seed(5)
+    linear = torch.nn.Linear(2, 2)
+    save("whole_module_legacy.pth", linear, _use_new_zipfile_serialization=False)
+    save("whole_module_wrapped_zip.pth", {"model": linear, "epoch": 3})
+    save("quantized_zip.pth", {"w": torch.ones(2), "q": torch.quantize_per_tensor(torch.ones(4), 0.1, 0, torch.qint8)})
+    torch.jit.save(torch.jit.script(linear), os.path.join(OUT, "torchscript.pt"))
+    refused = {"whole_module_legacy.pth", "whole_module_wrapped_zip.pth", "quantized_zip.pth", "torchscript.pt"}
 
     # Expectations: what torch.load gives back for each file.
     for name in sorted(os.listdir(OUT)):
         path = os.path.join(OUT, name)
-        if name.endswith(".json"):
+        if name.endswith(".json") or name in refused:
             continue
         if name.endswith(".safetensors"):
             exp = expected_of(sd)
-        elif name.startswith("train_imagenet") or name.startswith("model_key"):
+        elif name.startswith(("train_imagenet", "model_key", "compiled")):
             loaded = torch.load(path, weights_only=False, map_location="cpu")
             inner = loaded["state_dict"] if "state_dict" in loaded else loaded["model"]
-            exp = expected_of(collections.OrderedDict((k[len("module."):], v) for k, v in inner.items()))
+            prefix = "_orig_mod.module." if name.startswith("compiled") else "module."
+            assert all(k.startswith(prefix) for k in inner)
+            exp = expected_of(collections.OrderedDict((k[len(prefix):], v) for k, v in inner.items()))
             assert exp == train_expected, name
         else:
             exp = expected_of(torch.load(path, weights_only=False, map_location="cpu"))

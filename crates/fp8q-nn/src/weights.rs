@@ -118,7 +118,10 @@ impl<'a> WeightPath<'a> {
 
     /// The tensor `prefix.name` with the given shape. A missing or mis-shaped tensor is recorded
     /// in the ledger and replaced by zeros, so that building continues and every problem is
-    /// reported by [`Weights::finish`].
+    /// reported by [`Weights::finish`]. The zeros are one value broadcast to the shape, not
+    /// allocated: the shapes a model asks for follow the widths the checkpoint declares, and a
+    /// hostile one (a stride-0 `conv1.weight` of 100 000 channels) would otherwise make the
+    /// next layer ask for hundreds of gigabytes.
     pub fn get(&self, name: &str, shape: &[usize]) -> Tensor {
         let key = self.key(name);
         match self.store.tensors.get(&key) {
@@ -156,9 +159,10 @@ impl<'a> WeightPath<'a> {
     }
 }
 
+/// Zeros of `shape` as a stride-0 view of one value (no allocation of the shape's size).
 fn zeros(shape: &[usize]) -> Tensor {
-    // Allocating zeros on the CPU cannot fail for shapes a model asks for.
-    Tensor::zeros(shape, DType::F32, &Device::Cpu)
+    let one = Tensor::zeros((), DType::F32, &Device::Cpu).expect("a scalar");
+    one.broadcast_as(shape)
         .unwrap_or_else(|_| Tensor::from_vec(Vec::<f32>::new(), 0, &Device::Cpu).expect("empty tensor"))
 }
 
@@ -194,6 +198,15 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("x.pth") && msg.contains("a.scale") && msg.contains("extra"));
         assert!(msg.contains("expected [2], found [3]"), "{msg}");
+    }
+
+    #[test]
+    fn placeholders_are_not_allocated() {
+        // 10^5 × 10^5 × 3 × 3 f32 would be 360 GB
+        let w = Weights::new("x.pth", BTreeMap::new());
+        let t = w.root().pp("layer1").get("weight", &[100_000, 100_000, 3, 3]);
+        assert_eq!(t.dims(), &[100_000, 100_000, 3, 3]);
+        assert!(w.finish("toy").is_err());
     }
 
     #[test]

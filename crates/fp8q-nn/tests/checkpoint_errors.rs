@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use fp8q_nn::checkpoint::Checkpoint;
+use fp8q_nn::models::{Architecture, Model};
 
 fn tmp(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("fp8q_ckpt_{}_{name}", std::process::id()))
@@ -239,6 +240,34 @@ fn random_bytes_name_the_formats_tried() {
     );
     let err = load_err("empty.pth", b"");
     assert!(err.contains("empty file"), "{err}");
+    // a tar archive (PyTorch < 0.1.10) and a gzip-compressed file: the one error, with a hint
+    let mut tar = vec![0u8; 1024];
+    tar[..7].copy_from_slice(b"pickle\0");
+    tar[257..263].copy_from_slice(b"ustar\0");
+    let err = load_err("old.pth.tar", &tar);
+    assert!(
+        err.contains("not a PyTorch zip checkpoint") && err.contains("tar archive"),
+        "{err}"
+    );
+    let err = load_err("ckpt.pth.gz", &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]);
+    assert!(
+        err.contains("not a PyTorch zip checkpoint") && err.contains("gzip"),
+        "{err}"
+    );
+    // a zip that is not torch.save's (a NumPy .npz)
+    let p = tmp("arrays.npz");
+    let mut z = zip::ZipWriter::new(std::fs::File::create(&p).unwrap());
+    z.start_file("a.npy", zip::write::SimpleFileOptions::default()).unwrap();
+    z.write_all(b"\x93NUMPY").unwrap();
+    z.finish().unwrap();
+    let err = Checkpoint::load(&p).unwrap_err().to_string();
+    std::fs::remove_file(&p).unwrap();
+    assert!(
+        err.contains("arrays.npz")
+            && err.contains("not a PyTorch zip checkpoint")
+            && err.contains("without a <name>/data.pkl"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -302,6 +331,9 @@ fn views_outside_their_storage_are_errors() {
         ),
         (4, 0, vec![3, 3], vec![1 << 62, 1 << 62], "overflows"),
         (4, 0, vec![2], vec![1, 1], "differ in rank"),
+        // empty, but its contiguous strides would overflow (a panic in the tensor library)
+        (4, 0, vec![0, 1 << 40, 1 << 40], vec![1, 1, 1], "too large"),
+        (4, 0, vec![0, 1 << 62, 4], vec![1, 1, 1], "too large"),
     ] {
         let err = load_err(
             "bad_view.pth",
@@ -328,7 +360,11 @@ fn views_outside_their_storage_are_errors() {
 fn legacy_structure_errors() {
     // a plain pickle is not a torch.save stream
     let err = load_err("plain.pkl", b"\x80\x02}.");
-    assert!(err.contains("magic number"), "{err}");
+    assert!(
+        err.contains("magic number")
+            && err.contains("not a PyTorch zip checkpoint, a legacy torch.save stream or a safetensors file"),
+        "{err}"
+    );
     // a listed storage that nothing refers to
     let mut b = legacy_header();
     b.extend(state_dict_pickle(4, 0, &[4], &[1]));
@@ -364,6 +400,184 @@ fn wrapper_without_state_dict_lists_keys() {
     let err = load_err("wrapper.pth", &b);
     assert!(
         err.contains("'epoch', 'state_dict'") && err.contains("model_state_dict"),
+        "{err}"
+    );
+}
+
+/// A whole pickled module (`torch.save(model)`), alone or inside a training checkpoint, and a
+/// TorchScript archive: the error names the class and says to save `model.state_dict()`.
+#[test]
+fn whole_models_are_refused_with_a_hint() {
+    for (name, needles) in [
+        (
+            "whole_module_legacy.pth",
+            &[
+                "legacy torch.save stream",
+                "pickled torch.nn.modules.linear.Linear object",
+                "model.state_dict()",
+            ][..],
+        ),
+        (
+            "whole_module_wrapped_zip.pth",
+            &[
+                "'model' is a pickled torch.nn.modules.linear.Linear object",
+                "model.state_dict()",
+            ],
+        ),
+        (
+            "torchscript.pt",
+            &["TorchScript module", "torch.jit.save", "model.state_dict()"],
+        ),
+    ] {
+        let err = load_err(name, &fixture(name));
+        for n in needles {
+            assert!(err.contains(n), "{name}: {n}: {err}");
+        }
+    }
+}
+
+/// Tensors of other kinds (here a quantized one) in the state dict are named, not skipped.
+#[test]
+fn quantized_tensors_are_named() {
+    let err = load_err("quantized_zip.pth", &fixture("quantized_zip.pth"));
+    assert!(err.contains("tensor q: a quantized tensor"), "{err}");
+}
+
+// ---- checkpoints that do not fit the network ------------------------------------------------
+
+fn ptq_small(name: &str) -> Checkpoint {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/ptq_small")
+        .join(name);
+    Checkpoint::load(p).unwrap()
+}
+
+fn renamed(c: &Checkpoint, f: impl Fn(&str) -> String) -> Checkpoint {
+    Checkpoint {
+        path: c.path.clone(),
+        tensors: c.tensors.iter().map(|(k, v)| (f(k), v.clone())).collect(),
+    }
+}
+
+fn mismatch_message(arch: Architecture, c: Checkpoint) -> String {
+    match Model::from_checkpoint(arch, c) {
+        Ok(_) => panic!("the checkpoint fits"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// A PyTorch Lightning checkpoint's state dict holds the module's attributes: `model.conv1.weight`.
+/// The shared first component is dropped for the network; a real mismatch under it is reported
+/// as itself, not as every key missing.
+#[test]
+fn lightning_prefix_is_dropped_for_the_network() {
+    let c = ptq_small("resnet18_narrow.pth");
+    let lightning = renamed(&c, |k| format!("model.{k}"));
+    let m = Model::from_checkpoint(Architecture::Resnet18, lightning.clone()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m.num_classes(), c.tensors["fc.weight"].dims()[0]);
+    let mut bad = lightning;
+    let w = bad.tensors["model.layer1.0.conv1.weight"].narrow(3, 0, 1).unwrap();
+    bad.tensors.insert("model.layer1.0.conv1.weight".into(), w);
+    let err = mismatch_message(Architecture::Resnet18, bad);
+    assert!(
+        err.contains("'model.'") && err.contains("1 mis-shaped") && err.contains("layer1.0.conv1.weight: expected"),
+        "{err}"
+    );
+    assert!(!err.contains("missing"), "{err}");
+    // keys that share nothing useful still get the plain report
+    let err = mismatch_message(Architecture::Resnet18, renamed(&c, |k| format!("x.y.z.{k}")));
+    assert!(err.contains("missing") && err.contains("x.y.z.conv1.weight"), "{err}");
+}
+
+/// Errors about a torchvision-layout MobileNetV2 name the keys as the file has them.
+#[test]
+fn torchvision_mobilenet_errors_name_the_files_keys() {
+    let c = ptq_small("mobilenet_v2_narrow.pth.tar");
+    // the paper's layout → torchvision's (written here independently of the library)
+    let expanded = |block: &str| {
+        c.tensors
+            .keys()
+            .any(|k| k.starts_with(&format!("features.{block}.conv.7.")))
+    };
+    let tv = renamed(&c, |k| {
+        let Some((block, rest)) = k.strip_prefix("features.").and_then(|r| r.split_once(".conv.")) else {
+            return k.to_string();
+        };
+        let (idx, param) = rest.split_once('.').unwrap();
+        let to = match (expanded(block), idx) {
+            (_, "0") => "0.0",
+            (_, "1") => "0.1",
+            (true, "3") => "1.0",
+            (true, "4") => "1.1",
+            (true, "6") => "2",
+            (true, "7") => "3",
+            (false, "3") => "1",
+            (false, "4") => "2",
+            other => panic!("{other:?}"),
+        };
+        format!("features.{block}.conv.{to}.{param}")
+    });
+    assert!(tv.tensors.contains_key("features.5.conv.1.0.weight"));
+    Model::from_checkpoint(Architecture::MobilenetV2, tv.clone()).unwrap_or_else(|e| panic!("{e}"));
+    let mut bad = renamed(&tv, |k| {
+        if k == "features.6.conv.2.weight" {
+            format!("{k}_x")
+        } else {
+            k.to_string()
+        }
+    });
+    let w = bad.tensors["features.5.conv.1.0.weight"].narrow(3, 0, 1).unwrap();
+    bad.tensors.insert("features.5.conv.1.0.weight".into(), w);
+    let err = mismatch_message(Architecture::MobilenetV2, bad);
+    for needle in [
+        "torchvision key layout",
+        "missing tensor(s):\n    features.6.conv.2.weight\n",
+        "features.6.conv.2.weight_x",
+        "features.5.conv.1.0.weight: expected",
+    ] {
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+}
+
+/// A stride-0 `conv1.weight` / `features.0.0.weight` declaring 100 000 channels (a few bytes in
+/// a file): the network's next layers ask for 10^5 × 10^5 × 3 × 3 weights, which are reported as
+/// mis-shaped, not allocated (it used to abort on a 360 GB allocation).
+#[test]
+fn absurd_widths_are_reported_not_allocated() {
+    for (arch, file, key) in [
+        (Architecture::Resnet18, "resnet18_narrow.pth", "conv1.weight"),
+        (
+            Architecture::MobilenetV2,
+            "mobilenet_v2_narrow.pth.tar",
+            "features.0.0.weight",
+        ),
+    ] {
+        let mut c = ptq_small(file);
+        let dims = c.tensors[key].dims().to_vec();
+        let wide = candle_core::Tensor::zeros((), candle_core::DType::F32, &candle_core::Device::Cpu)
+            .unwrap()
+            .broadcast_as((100_000, dims[1], dims[2], dims[3]))
+            .unwrap();
+        c.tensors.insert(key.to_string(), wide);
+        let err = mismatch_message(arch, c);
+        assert!(
+            err.contains("does not fit") && err.contains("expected [100000"),
+            "{err}"
+        );
+    }
+}
+
+/// An empty safetensors tensor whose other sizes are absurd: an error (torch too refuses it:
+/// "Stride calculation overflowed"), not an overflow in the tensor library.
+#[test]
+fn empty_safetensors_tensor_of_absurd_shape_is_an_error() {
+    let header = br#"{"e":{"dtype":"F32","shape":[0,1099511627776,1099511627776],"data_offsets":[0,0]},"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#;
+    let mut b = (header.len() as u64).to_le_bytes().to_vec();
+    b.extend(header);
+    b.extend(1f32.to_le_bytes());
+    let err = load_err("empty_huge.safetensors", &b);
+    assert!(
+        err.contains("tensor e: shape [0, 1099511627776, 1099511627776] is too large"),
         "{err}"
     );
 }

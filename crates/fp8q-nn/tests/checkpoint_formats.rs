@@ -66,6 +66,12 @@ fn legacy_format_protocol_4() {
     check("tensors_legacy_p4.pth");
 }
 
+/// Protocol 1 writes the magic number as a text `LONG`: the stream does not start with `PROTO`.
+#[test]
+fn legacy_format_protocol_1() {
+    check("tensors_legacy_p1.pth");
+}
+
 #[test]
 fn safetensors_format() {
     check("tensors.safetensors");
@@ -87,6 +93,39 @@ fn training_checkpoints_are_unwrapped() {
     check("model_key_legacy.pth");
 }
 
+/// `torch.compile(DataParallel(model))`: keys start with `_orig_mod.module.`, both dropped.
+#[test]
+fn compiled_model_prefix_is_dropped() {
+    check("compiled_zip.pth");
+}
+
+/// f16 NaNs keep their sign and payload (quieted), as torch's `.float()` gives them, in every
+/// container.
+#[test]
+fn half_nans_keep_sign_and_payload() {
+    for name in [
+        "tensors_zip.pth",
+        "tensors_legacy.pth",
+        "tensors_legacy_p1.pth",
+        "tensors.safetensors",
+    ] {
+        let t = &Checkpoint::load(dir().join(name)).unwrap().tensors["half_nan"];
+        let bits: Vec<u32> = t.to_vec1::<f32>().unwrap().iter().map(|x| x.to_bits()).collect();
+        assert_eq!(
+            bits[..6],
+            [
+                0x7fc0_0000,
+                0xffc0_0000,
+                0x7fc0_2000,
+                0xffea_a000,
+                0x7fff_e000,
+                0xffc0_2000
+            ],
+            "{name}"
+        );
+    }
+}
+
 /// The same tensors whatever the container.
 #[test]
 fn formats_agree() {
@@ -95,6 +134,7 @@ fn formats_agree() {
     for other in [
         "tensors_legacy.pth",
         "tensors_legacy_p4.pth",
+        "tensors_legacy_p1.pth",
         "tensors_zip_p5.pth",
         "tensors.safetensors",
     ] {

@@ -30,12 +30,20 @@ pub const NAME: &str = "legacy torch.save stream";
 /// The magic number of the first pickle, as the little-endian bytes of its `LONG1`.
 pub const MAGIC: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
 
+/// The error of a pickle that does not start with the magic number: not a `torch.save` stream
+/// at all (e.g. `pickle.dump` of a state dict, which `torch.load` refuses too).
+pub const NOT_TORCH_SAVE: &str = "a pickle, but its first value is not torch.save's magic number";
+
 /// The only legacy protocol version there is.
 pub const PROTOCOL_VERSION: i64 = 1001;
 
-/// Whether `bytes` start like a pickle (`PROTO` opcode), as a legacy stream does.
+/// The magic number as pickle protocol 0 and 1 write it (a text `LONG`).
+pub const MAGIC_TEXT: &[u8] = b"L119547037146038801333356L\n";
+
+/// Whether `bytes` start like a legacy stream: a pickle (`PROTO` opcode, protocols 2–5), or
+/// the magic number in the text form of protocol 1 (`torch.save(…, pickle_protocol=1)`).
 pub fn sniff(bytes: &[u8]) -> bool {
-    bytes.first() == Some(&0x80)
+    bytes.first() == Some(&0x80) || bytes.starts_with(MAGIC_TEXT)
 }
 
 /// Bytes per element of a storage class, including classes whose tensors are not read but
@@ -99,7 +107,7 @@ pub fn read_typed(bytes: &[u8], budget: &mut Budget) -> Result<super::Typed, Str
     let mut c = Cursor { bytes, pos: 0 };
     let magic = c.pickle("magic number")?;
     if magic.get(magic.root()) != &Value::BigInt(MAGIC.to_vec()) {
-        return Err("a pickle, but its first value is not torch.save's magic number".into());
+        return Err(NOT_TORCH_SAVE.into());
     }
     let version = c.pickle("protocol version")?;
     match version.int(version.root()) {

@@ -6,7 +6,8 @@
 //! Floating-point (f32, f64, f16, bf16), integer and bool tensors are converted (rounded to
 //! nearest). Training checkpoints are unwrapped (see [`unwrap`] for the keys searched, e.g.
 //! `state_dict`), other entries (optimizer state, epoch, …) are ignored, and the `module.`
-//! prefix of `DataParallel` is dropped.
+//! prefix of `DataParallel` and the `_orig_mod.` of `torch.compile` are dropped. A whole pickled
+//! model (`torch.save(model)`) is refused with a message saying to save `model.state_dict()`.
 //!
 //! **Reading a `.pth` never executes anything**, and a hostile file gives an error, never a
 //! crash: the pickle is read by our own [`pickle`] interpreter, which builds inert values in an
@@ -89,13 +90,30 @@ impl Checkpoint {
             (safetensors::NAME, safetensors::read_typed(bytes))
         } else {
             let head: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
+            let what = if bytes.get(257..262) == Some(b"ustar") {
+                "; it is a tar archive (torch.save of PyTorch before 0.1.10, or an archive to unpack first)"
+            } else if bytes.starts_with(&[0x1f, 0x8b]) {
+                "; it is gzip-compressed: decompress it first"
+            } else {
+                ""
+            };
             return Err(if bytes.is_empty() {
                 format!("empty file: {FORMATS_TRIED}")
             } else {
-                format!("{FORMATS_TRIED} (it starts with bytes {})", head.join(" "))
+                format!("{FORMATS_TRIED} (it starts with bytes {}){what}", head.join(" "))
             });
         };
-        let tensors = unwrap::strip_module_prefix(raw.map_err(|e| format!("{name}: {e}"))?);
+        let raw = raw.map_err(|e| {
+            if e == legacy_pth::NOT_TORCH_SAVE {
+                // not the legacy format after all: the one message about what this file is not
+                format!("{FORMATS_TRIED} (it is a pickle, but not one written by torch.save: {e})")
+            } else if e == zip_pth::NOT_TORCH_ZIP {
+                format!("{FORMATS_TRIED} (it is {e}, e.g. a NumPy .npz, not written by torch.save)")
+            } else {
+                format!("{name}: {e}")
+            }
+        })?;
+        let tensors = unwrap::strip_module_prefix(raw);
         if tensors.is_empty() {
             return Err(format!("{name}: no tensors found"));
         }

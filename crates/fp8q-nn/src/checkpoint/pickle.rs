@@ -458,10 +458,13 @@ impl<'a> Machine<'a> {
                 self.push_new(v)?
             }
             b'L' => {
+                // Protocols 0 and 1 write every long this way, e.g. the magic number that starts
+                // a legacy torch.save stream of protocol 1.
                 let t = self.text_line()?;
                 let s = t.strip_suffix('L').unwrap_or(&t);
-                let v: i64 = s.parse().map_err(|_| format!("bad LONG '{s}'"))?;
-                self.push_new(Value::Int(v))?
+                let v =
+                    decimal_long(s).ok_or_else(|| format!("bad LONG '{}'", s.chars().take(40).collect::<String>()))?;
+                self.push_new(v)?
             }
             b'G' => {
                 let b = self.take(8)?;
@@ -657,6 +660,54 @@ impl<'a> Machine<'a> {
     }
 }
 
+/// Python's limit on the digits of an `int` read from text (`sys.int_info.default_max_str_digits`).
+const MAX_LONG_DIGITS: usize = 4300;
+
+/// A decimal integer (`-123`, `+7`) as [`Value::Int`], or as [`Value::BigInt`] (little-endian
+/// two's complement in the fewest bytes, as `LONG1` holds it) when it does not fit `i64`.
+fn decimal_long(s: &str) -> Option<Value> {
+    if let Ok(v) = s.parse::<i64>() {
+        return Some(Value::Int(v));
+    }
+    let (neg, digits) = match s.as_bytes() {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        rest => (false, rest),
+    };
+    if digits.is_empty() || digits.len() > MAX_LONG_DIGITS || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    // Magnitude, little-endian base 256: ×10 + digit for each digit (at most 4300 digits).
+    let mut mag: Vec<u8> = Vec::new();
+    for &d in digits {
+        let mut carry = (d - b'0') as u32;
+        for b in mag.iter_mut() {
+            let v = *b as u32 * 10 + carry;
+            *b = v as u8;
+            carry = v >> 8;
+        }
+        if carry > 0 {
+            mag.push(carry as u8);
+        }
+    }
+    if neg {
+        // two's complement: invert and add one, over one extra byte for the sign
+        mag.push(0);
+        let mut carry = 1u32;
+        for b in mag.iter_mut() {
+            let v = (!*b) as u32 + carry;
+            *b = v as u8;
+            carry = v >> 8;
+        }
+        while mag.len() > 1 && mag[mag.len() - 1] == 0xff && mag[mag.len() - 2] & 0x80 != 0 {
+            mag.pop();
+        }
+    } else if mag.last().is_some_and(|&b| b & 0x80 != 0) {
+        mag.push(0);
+    }
+    Some(Value::BigInt(mag))
+}
+
 /// The pickletools name of an opcode, for messages.
 fn opcode_name(op: u8) -> String {
     let name = match op {
@@ -776,6 +827,34 @@ mod tests {
         let p = parse_ok(b"\x80\x02]q\x00h\x00\x86.");
         let t = p.seq(p.root()).unwrap();
         assert_eq!(t[0], t[1]);
+    }
+
+    #[test]
+    fn text_longs_of_any_size() {
+        // pickle.dumps(x, protocol=1) for the magic number, 2**63, -(2**70), -(2**63) - 1
+        let p = parse_ok(b"L119547037146038801333356L\n.");
+        assert_eq!(
+            p.get(p.root()),
+            &Value::BigInt(0x1950a86a20f9469cfc6cu128.to_le_bytes()[..10].to_vec())
+        );
+        let p = parse_ok(b"L9223372036854775808L\n.");
+        assert_eq!(p.get(p.root()), &Value::BigInt(vec![0, 0, 0, 0, 0, 0, 0, 0x80, 0]));
+        let p = parse_ok(b"L-1180591620717411303424L\n.");
+        assert_eq!(p.get(p.root()), &Value::BigInt(vec![0, 0, 0, 0, 0, 0, 0, 0, 0xc0]));
+        let p = parse_ok(b"L-9223372036854775809L\n.");
+        assert_eq!(
+            p.get(p.root()),
+            &Value::BigInt(vec![0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0xff])
+        );
+        let p = parse_ok(b"L-42L\n.");
+        assert_eq!(p.int(p.root()), Some(-42));
+        for bad in [&b"L12a\n."[..], b"L-L\n.", b"LL\n."] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        let mut huge = b"L".to_vec();
+        huge.extend(std::iter::repeat_n(b'9', 5000));
+        huge.extend(b"L\n.");
+        assert!(parse(&huge).is_err());
     }
 
     #[test]

@@ -150,9 +150,13 @@ pub fn tensor_ref(p: &Pickle, id: Id) -> Result<Option<TensorRef>, String> {
         Value::Call { callable, args, .. } => (*callable, *args),
         _ => return Ok(None),
     };
-    for _ in 0..8 {
+    for round in 0..8 {
         let Some(f) = rebuild_fn(p, callable) else {
-            return Ok(None);
+            return match other_tensor_kind(p, callable) {
+                Some(why) => Err(why),
+                None if round > 0 => Err("a parameter whose data is not a tensor fp8q reads".into()),
+                None => Ok(None),
+            };
         };
         let a = p.seq(args).ok_or_else(|| format!("{f}: arguments are not a tuple"))?;
         match f {
@@ -175,6 +179,26 @@ pub fn tensor_ref(p: &Pickle, id: Id) -> Result<Option<TensorRef>, String> {
         }
     }
     Err("tensor wrapped too deeply".into())
+}
+
+/// Why a call to one of PyTorch's other tensor-rebuild functions (quantized, sparse, meta, …
+/// tensors) is not read, or `None` when `callable` is not one of them.
+fn other_tensor_kind(p: &Pickle, callable: Id) -> Option<String> {
+    let (module, name) = global_name(p, callable)?;
+    if !(matches!(module, "torch._utils" | "torch._tensor" | "torch.tensor" | "torch") && name.starts_with("_rebuild"))
+    {
+        return None;
+    }
+    let what = match name {
+        "_rebuild_qtensor" => "a quantized tensor",
+        "_rebuild_meta_tensor_no_storage" => "a meta tensor (it holds no data)",
+        "_rebuild_sparse_tensor" | "_rebuild_sparse_csr_tensor" => "a sparse tensor",
+        "_rebuild_nested_tensor" => "a nested tensor",
+        _ => "a kind of tensor fp8q does not read",
+    };
+    Some(format!(
+        "{what} ({module}.{name}); fp8q reads dense floating-point and integer tensors"
+    ))
 }
 
 fn rebuild_tensor(p: &Pickle, f: &str, a: &[Id]) -> Result<TensorRef, String> {

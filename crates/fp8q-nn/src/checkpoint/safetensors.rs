@@ -44,6 +44,8 @@ pub fn read_typed(bytes: &[u8]) -> Result<super::Typed, String> {
     let mut out = BTreeMap::new();
     for (name, view) in st.tensors() {
         let d = dtype(view.dtype()).ok_or_else(|| format!("tensor {name}: unsupported dtype {:?}", view.dtype()))?;
+        let shape: Vec<u64> = view.shape().iter().map(|&n| n as u64).collect();
+        super::storage::check_empty_shape(&shape).map_err(|e| format!("tensor {name}: {e}"))?;
         let values: Vec<f32> = view.data().chunks_exact(d.size()).map(|b| d.decode(b)).collect();
         let t = Tensor::from_vec(values, view.shape(), &Device::Cpu).map_err(|e| format!("tensor {name}: {e}"))?;
         out.insert(name, (t, d));

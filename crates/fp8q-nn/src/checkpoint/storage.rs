@@ -87,16 +87,17 @@ impl Dtype {
     }
 }
 
-/// IEEE binary16 → f32 (exact; NaN stays NaN).
+/// IEEE binary16 → f32, exact. A NaN keeps its sign and payload and becomes quiet, as IEEE 754
+/// asks and as PyTorch's `.float()` does (F16C `vcvtph2ps`).
 pub fn f16_to_f32(h: u16) -> f32 {
     let sign = if h & 0x8000 != 0 { -1.0f32 } else { 1.0 };
     let exp = ((h >> 10) & 0x1f) as i32;
-    let man = (h & 0x3ff) as f32;
+    let man = h & 0x3ff;
     match exp {
-        0 => sign * man * 2f32.powi(-24),
-        31 if man == 0.0 => sign * f32::INFINITY,
-        31 => f32::NAN,
-        e => sign * (1.0 + man / 1024.0) * 2f32.powi(e - 15),
+        0 => sign * man as f32 * 2f32.powi(-24),
+        31 if man == 0 => sign * f32::INFINITY,
+        31 => f32::from_bits(((h as u32 & 0x8000) << 16) | 0x7fc0_0000 | ((man as u32) << 13)),
+        e => sign * (1.0 + man as f32 / 1024.0) * 2f32.powi(e - 15),
     }
 }
 
@@ -152,6 +153,19 @@ pub fn numel(size: &[u64]) -> Result<u64, String> {
         .ok_or_else(|| format!("shape {size:?} has too many elements"))
 }
 
+/// An empty tensor's other sizes can be anything, but its contiguous strides (products of the
+/// sizes after each dimension, which the tensor library computes without overflow checks) must
+/// be representable: the product of the non-zero sizes must fit `isize`, as for any real tensor.
+pub fn check_empty_shape<T: Copy + Into<u64> + std::fmt::Debug>(size: &[T]) -> Result<(), String> {
+    size.iter()
+        .map(|&d| d.into())
+        .filter(|&d| d != 0)
+        .try_fold(1u64, |a, d| a.checked_mul(d))
+        .filter(|&p| p <= isize::MAX as u64)
+        .map(|_| ())
+        .ok_or_else(|| format!("shape {size:?} is too large"))
+}
+
 /// Copy `view` of `bytes` (a storage of `bytes.len() / dtype.size()` elements) into a contiguous
 /// row-major `f32` vector. Every index is checked against the storage before anything is read,
 /// and the output is charged to `budget` before it is allocated.
@@ -165,6 +179,7 @@ pub fn gather(view: &View, dtype: Dtype, bytes: &[u8], budget: &mut Budget) -> R
     let elem = dtype.size();
     let storage_numel = (bytes.len() / elem) as u64;
     let n = numel(&view.size)?;
+    check_empty_shape(&view.size)?;
     if n == 0 {
         return Ok(Vec::new());
     }
@@ -218,6 +233,27 @@ mod tests {
         assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
         assert_eq!(f16_to_f32(0x7bff), 65504.0);
         assert!(f16_to_f32(0x7e00).is_nan());
+        assert_eq!(f16_to_f32(0x8000).to_bits(), 0x8000_0000);
+        // NaNs keep sign and payload, signalling ones become quiet (torch's bits)
+        for (h, f) in [
+            (0x7e00u16, 0x7fc0_0000u32),
+            (0xfe00, 0xffc0_0000),
+            (0x7c01, 0x7fc0_2000),
+            (0xfd55, 0xffea_a000),
+            (0x7fff, 0x7fff_e000),
+        ] {
+            assert_eq!(f16_to_f32(h).to_bits(), f, "{h:#x}");
+        }
+        // every non-NaN half agrees with the half crate's conversion
+        for h in 0..=u16::MAX {
+            if h & 0x7c00 != 0x7c00 || h & 0x3ff == 0 {
+                assert_eq!(
+                    f16_to_f32(h).to_bits(),
+                    half::f16::from_bits(h).to_f32().to_bits(),
+                    "{h:#x}"
+                );
+            }
+        }
     }
 
     #[test]
@@ -271,6 +307,9 @@ mod tests {
             (0, vec![2, 2], vec![u64::MAX / 2, 1]),
             (u64::MAX, vec![1], vec![1]),
             (0, vec![1 << 40, 1 << 40], vec![0, 0]),
+            (0, vec![0, 1 << 40, 1 << 40], vec![1, 1, 1]),
+            (0, vec![1 << 40, 1 << 40, 0], vec![1, 1, 1]),
+            (0, vec![u64::MAX, 0], vec![1, 1]),
         ] {
             let v = View { offset, size, stride };
             assert!(gather(&v, Dtype::F32, &bytes, &mut b).is_err(), "{v:?}");

@@ -13,6 +13,10 @@ use super::{pickle, unwrap};
 /// What this reader is called in messages.
 pub const NAME: &str = "PyTorch zip checkpoint";
 
+/// The error of a zip archive without a pickle: not a `torch.save` file at all (e.g. a NumPy
+/// `.npz`).
+pub const NOT_TORCH_ZIP: &str = "a zip archive without a <name>/data.pkl";
+
 /// Whether `bytes` start like a zip archive (as every `torch.save` zip does, at byte 0).
 pub fn sniff(bytes: &[u8]) -> bool {
     bytes.starts_with(b"PK\x03\x04")
@@ -51,7 +55,7 @@ pub fn read_typed(bytes: &[u8], budget: &mut Budget) -> Result<super::Typed, Str
         .collect();
     let pkl_name = match pkl.as_slice() {
         [one] => (*one).clone(),
-        [] => return Err("no <name>/data.pkl in the archive".into()),
+        [] => return Err(NOT_TORCH_ZIP.into()),
         _ => return Err("more than one <name>/data.pkl in the archive".into()),
     };
     let dir = pkl_name.trim_end_matches("data.pkl").to_string();

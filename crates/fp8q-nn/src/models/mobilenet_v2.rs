@@ -332,41 +332,87 @@ pub fn is_torchvision_layout(tensors: &BTreeMap<String, Tensor>) -> bool {
 /// Rename torchvision's MobileNetV2 keys to the paper's layout. Blocks with expansion 1 are
 /// recognised by having no `conv.1.0` (their `conv` is `[ConvBNReLU(dw), pw, BN]`).
 pub fn torchvision_to_paper(tensors: BTreeMap<String, Tensor>) -> BTreeMap<String, Tensor> {
-    let expanded: std::collections::BTreeSet<String> = tensors
-        .keys()
-        .filter_map(|k| {
-            let rest = k.strip_prefix("features.")?;
-            let (idx, tail) = rest.split_once('.')?;
-            tail.starts_with("conv.1.0.").then(|| idx.to_string())
-        })
-        .collect();
+    let names = TorchvisionNames::of(tensors.keys());
     tensors
         .into_iter()
-        .map(|(k, v)| {
-            let renamed = (|| {
+        .map(|(k, v)| (names.to_paper(&k).unwrap_or(k), v))
+        .collect()
+}
+
+/// torchvision's `conv` sub-keys and the paper's, for blocks with and without expansion.
+const EXPANDED: [(&str, &str); 6] = [
+    ("0.0.", "0."),
+    ("0.1.", "1."),
+    ("1.0.", "3."),
+    ("1.1.", "4."),
+    ("2.", "6."),
+    ("3.", "7."),
+];
+const NOT_EXPANDED: [(&str, &str); 4] = [("0.0.", "0."), ("0.1.", "1."), ("1.", "3."), ("2.", "4.")];
+
+/// The renaming between torchvision's MobileNetV2 keys and the paper's, for one checkpoint
+/// (which blocks have an expansion conv), both ways: errors about a torchvision-layout
+/// checkpoint name its keys as the file has them.
+#[derive(Debug, Clone, Default)]
+pub struct TorchvisionNames {
+    expanded: std::collections::BTreeSet<String>,
+    renamed: BTreeMap<String, String>,
+}
+
+impl TorchvisionNames {
+    /// The renaming for a checkpoint with these (torchvision-layout) keys.
+    pub fn of<'a>(keys: impl Iterator<Item = &'a String>) -> Self {
+        let keys: Vec<&String> = keys.collect();
+        let expanded = keys
+            .iter()
+            .filter_map(|k| {
                 let rest = k.strip_prefix("features.")?;
                 let (idx, tail) = rest.split_once('.')?;
-                let tail = tail.strip_prefix("conv.")?;
-                let map: &[(&str, &str)] = if expanded.contains(idx) {
-                    &[
-                        ("0.0.", "0."),
-                        ("0.1.", "1."),
-                        ("1.0.", "3."),
-                        ("1.1.", "4."),
-                        ("2.", "6."),
-                        ("3.", "7."),
-                    ]
-                } else {
-                    &[("0.0.", "0."), ("0.1.", "1."), ("1.", "3."), ("2.", "4.")]
-                };
-                map.iter().find_map(|(from, to)| {
-                    tail.strip_prefix(from)
-                        .map(|param| format!("features.{idx}.conv.{to}{param}"))
-                })
-            })();
-            (renamed.unwrap_or(k), v)
+                tail.starts_with("conv.1.0.").then(|| idx.to_string())
+            })
+            .collect();
+        let mut names = TorchvisionNames {
+            expanded,
+            renamed: BTreeMap::new(),
+        };
+        for k in keys {
+            if let Some(p) = names.rename(k, false) {
+                names.renamed.insert(p, k.clone());
+            }
+        }
+        names
+    }
+
+    fn rename(&self, key: &str, to_torchvision: bool) -> Option<String> {
+        let rest = key.strip_prefix("features.")?;
+        let (idx, tail) = rest.split_once('.')?;
+        let tail = tail.strip_prefix("conv.")?;
+        let map: &[(&str, &str)] = if self.expanded.contains(idx) {
+            &EXPANDED
+        } else {
+            &NOT_EXPANDED
+        };
+        map.iter().find_map(|&(tv, paper)| {
+            let (from, to) = if to_torchvision { (paper, tv) } else { (tv, paper) };
+            tail.strip_prefix(from)
+                .map(|param| format!("features.{idx}.conv.{to}{param}"))
         })
-        .collect()
+    }
+
+    /// The paper's name of a torchvision key, if it is renamed.
+    pub fn to_paper(&self, key: &str) -> Option<String> {
+        self.rename(key, false)
+    }
+
+    /// The torchvision name of a paper key: the checkpoint's own key when it was renamed from
+    /// one, else the name torchvision gives it (for a key the checkpoint lacks).
+    pub fn to_torchvision(&self, key: &str) -> String {
+        self.renamed
+            .get(key)
+            .cloned()
+            .or_else(|| self.rename(key, true))
+            .unwrap_or_else(|| key.to_string())
+    }
 }
 
 #[cfg(test)]
@@ -406,7 +452,27 @@ mod tests {
             "features.2.conv.7.num_batches_tracked",
             "classifier.1.weight",
         ];
+        let in_order = want.clone();
         want.sort();
         assert_eq!(got, want);
+        // and back, for error messages, including keys the checkpoint lacks
+        let map: BTreeMap<_, _> = keys.iter().map(|k| (k.to_string(), z.clone())).collect();
+        let names = TorchvisionNames::of(map.keys());
+        for (tv, paper) in keys.iter().zip(&in_order) {
+            assert_eq!(names.to_paper(tv).as_deref().unwrap_or(tv), *paper);
+        }
+        for k in keys {
+            let p = names.to_paper(k).unwrap_or(k.to_string());
+            assert_eq!(names.to_torchvision(&p), k);
+        }
+        assert_eq!(
+            names.to_torchvision("features.2.conv.7.weight"),
+            "features.2.conv.3.weight"
+        );
+        assert_eq!(
+            names.to_torchvision("features.1.conv.4.weight"),
+            "features.1.conv.2.weight"
+        );
+        assert_eq!(names.to_torchvision("classifier.1.bias"), "classifier.1.bias");
     }
 }

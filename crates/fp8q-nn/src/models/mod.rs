@@ -11,6 +11,7 @@ pub mod block;
 pub mod mobilenet_v2;
 pub mod resnet;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
@@ -122,6 +123,21 @@ impl std::str::FromStr for Architecture {
     }
 }
 
+/// How many shared leading key components [`Model::from_checkpoint`] drops at most.
+pub const MAX_SHARED_PREFIXES: usize = 2;
+
+/// The first key component (`model.`) and the tensors without it, when every key has the same
+/// one (`model.conv1.weight`, `model.fc.bias`, …).
+fn strip_shared_first_component(tensors: &BTreeMap<String, Tensor>) -> Option<(String, BTreeMap<String, Tensor>)> {
+    let first = tensors.keys().next()?.split_once('.')?.0;
+    let prefix = format!("{first}.");
+    let stripped = tensors
+        .iter()
+        .map(|(k, v)| Some((k.strip_prefix(&prefix)?.to_string(), v.clone())))
+        .collect::<Option<_>>()?;
+    Some((prefix, stripped))
+}
+
 /// A loaded network. (One exists per run, so the variants' size difference does not matter.)
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)]
@@ -142,23 +158,88 @@ impl Model {
     }
 
     /// Build `arch` from tensors already read.
+    ///
+    /// When the keys do not fit but all share a first component (`model.` of a PyTorch
+    /// Lightning checkpoint, whose state dict holds the `LightningModule`'s attributes), that
+    /// component is dropped and the build tried again (at most [`MAX_SHARED_PREFIXES`] times;
+    /// no key of these networks has a component shared by all). If that does not fit either,
+    /// the error is the attempt's with the fewest problems (a Lightning checkpoint with one
+    /// mis-shaped tensor is reported as that, not as every key missing).
     pub fn from_checkpoint(arch: Architecture, ckpt: Checkpoint) -> Result<Self> {
-        let mut label = arch.name().to_string();
-        let tensors = if arch == Architecture::MobilenetV2 && mobilenet_v2::is_torchvision_layout(&ckpt.tensors) {
-            label.push_str(" (torchvision key layout, keys shown in the paper's layout)");
-            mobilenet_v2::torchvision_to_paper(ckpt.tensors)
-        } else {
-            ckpt.tensors
+        let first = Self::build(arch, &ckpt.path, ckpt.tensors.clone());
+        let Err(mut best @ NnError::CheckpointMismatch { .. }) = first else {
+            return first;
         };
-        let weights = Weights::new(ckpt.path, tensors);
+        let problems = |e: &NnError| match e {
+            NnError::CheckpointMismatch { mismatch: m, .. } => {
+                m.missing.len() + m.unexpected.len() + m.mis_shaped.len()
+            }
+            _ => usize::MAX,
+        };
+        let mut tensors = ckpt.tensors;
+        let mut dropped = String::new();
+        for _ in 0..MAX_SHARED_PREFIXES {
+            let Some((prefix, stripped)) = strip_shared_first_component(&tensors) else {
+                break;
+            };
+            dropped.push_str(&prefix);
+            match Self::build(arch, &ckpt.path, stripped.clone()) {
+                Err(NnError::CheckpointMismatch { path, arch, mismatch }) => {
+                    let e = NnError::CheckpointMismatch {
+                        path,
+                        arch: format!("{arch}, keys without the '{dropped}' they all start with"),
+                        mismatch,
+                    };
+                    if problems(&e) < problems(&best) {
+                        best = e;
+                    }
+                    tensors = stripped;
+                }
+                other => return other,
+            }
+        }
+        Err(best)
+    }
+
+    fn build(arch: Architecture, path: &Path, tensors: BTreeMap<String, Tensor>) -> Result<Self> {
+        let tv_names = (arch == Architecture::MobilenetV2 && mobilenet_v2::is_torchvision_layout(&tensors))
+            .then(|| mobilenet_v2::TorchvisionNames::of(tensors.keys()));
+        let tensors = match tv_names {
+            Some(_) => mobilenet_v2::torchvision_to_paper(tensors),
+            None => tensors,
+        };
+        let weights = Weights::new(path, tensors);
         let vb = weights.root();
         let model = match arch {
             Architecture::Resnet18 => Model::ResNet(ResNet::load(&vb, BlockKind::Basic, [2, 2, 2, 2])?),
             Architecture::Resnet50 => Model::ResNet(ResNet::load(&vb, BlockKind::Bottleneck, [3, 4, 6, 3])?),
             Architecture::MobilenetV2 => Model::MobileNetV2(MobileNetV2::load(&vb)?),
         };
-        weights.finish(&label)?;
-        Ok(model)
+        match (weights.finish(arch.name()), tv_names) {
+            (Ok(()), _) => Ok(model),
+            // name the keys as the file has them
+            (
+                Err(NnError::CheckpointMismatch {
+                    path,
+                    arch,
+                    mut mismatch,
+                }),
+                Some(names),
+            ) => {
+                for k in mismatch.missing.iter_mut().chain(mismatch.unexpected.iter_mut()) {
+                    *k = names.to_torchvision(k);
+                }
+                for m in mismatch.mis_shaped.iter_mut() {
+                    m.key = names.to_torchvision(&m.key);
+                }
+                Err(NnError::CheckpointMismatch {
+                    path,
+                    arch: format!("{arch} (torchvision key layout)"),
+                    mismatch,
+                })
+            }
+            (Err(e), _) => Err(e),
+        }
     }
 
     /// Number of classes (rows of the final linear layer).

@@ -48,7 +48,7 @@ pub struct RunArgs {
     pub architecture: Option<Architecture>,
     /// The FP32 checkpoint file: torch.save's zip format or its legacy (pre-1.6) stream, such as
     /// the paper's mobilenet_v2.pth.tar, or .safetensors; a bare state dict or a training
-    /// checkpoint that wraps one (`state_dict`, `model`, …; `module.` prefixes dropped). Without it: torchvision's IMAGENET1K_V1 weights from the torch hub cache, as the
+    /// checkpoint that wraps one (`state_dict`, `model`, …; `module.` and `_orig_mod.` prefixes dropped). Without it: torchvision's IMAGENET1K_V1 weights from the torch hub cache, as the
     /// reference's ResNets use (the reference ignores --model-dir for ResNets; fp8q loads the
     /// file given). The reference requires it for mobilenet_v2_quantized (its own checkpoint);
     /// without it fp8q falls back to torchvision's mobilenet_v2 weights.
