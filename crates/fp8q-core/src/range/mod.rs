@@ -43,7 +43,7 @@ pub enum RangeMethod {
     },
     /// MSE grid search (111 candidates in `[0.1·A, 1.2·A]`), optionally over mantissa bits.
     Mse {
-        /// Also search the FP quantizer's mantissa bits (`1 ..= n - s - 1`).
+        /// Also search the FP quantizer's mantissa bits (`1 ..= n - 2`, unsigned slots too).
         mantissa_search: bool,
     },
     /// Symmetric 1-D grid search over `num_candidates` ranges up to `10·(absmax + margin)`.

@@ -5,7 +5,8 @@
 //! For every candidate mantissa count and candidate maximum `α`, the batch is quantized with the
 //! range `[-α, α]` (`[0, α]` when unsigned formats are allowed and the batch has no negative
 //! value) and the mean squared error per channel is *added* to an accumulator kept across
-//! batches. The mantissa count is the plurality vote of the channels' best counts (ties to the
+//! batches. With mantissa search the counts are `1 ..= n - 2`, for unsigned slots too (as in the
+//! reference, see [`MseState::new`]). The mantissa count is the plurality vote of the channels' best counts (ties to the
 //! smallest), and each channel then takes its best candidate for that count.
 
 use super::Range;
@@ -45,10 +46,12 @@ impl MseState {
             })
             .collect();
         let mantissas = match (method, mantissa_search) {
-            (QuantMethod::Fp { n_bits, .. }, true) => {
-                let sign = u32::from(signed_batch(data, method));
-                (1..n_bits - sign).map(Some).collect()
-            }
+            // `1 ..= n - 2`, also for an unsigned slot: the reference bounds the search by the
+            // quantizer's sign bit *before* this first batch sets the range, and a quantizer
+            // starts signed. (On a later batch of an unsigned slot the reference would search
+            // `1 ..= n - 1` and fails with an IndexError on its accumulator; the counts stay
+            // those of the first batch here.)
+            (QuantMethod::Fp { n_bits, .. }, true) => (1..n_bits - 1).map(Some).collect(),
             (m, _) => vec![m.mantissa_bits()],
         };
         Ok(Self {
