@@ -11,7 +11,7 @@
 
 use super::Range;
 use crate::error::{FormatError, Result};
-use crate::quantizer::QuantMethod;
+use crate::quantizer::{FpQuantizer, QuantMethod, Quantizer};
 use rayon::prelude::*;
 
 /// Number of candidate maxima.
@@ -62,8 +62,12 @@ impl MseState {
         })
     }
 
-    /// Add a batch's errors and return the current choice; sets `method`'s mantissa bits.
-    pub(crate) fn update(&mut self, data: &[f32], method: &mut QuantMethod) -> Result<Range> {
+    /// Add a batch's errors and return the current choice; sets `method`'s mantissa bits. With
+    /// `fixed_alpha` (an FP quantizer whose maximum the range does not set) every candidate is
+    /// quantized with that maximum, as the reference's quantizer ignores the candidate: all
+    /// candidates of a mantissa count score alike, the first one is returned, and only the
+    /// mantissa count is really chosen.
+    pub(crate) fn update(&mut self, data: &[f32], method: &mut QuantMethod, fixed_alpha: Option<f64>) -> Result<Range> {
         let channels = self.channels;
         if !data.len().is_multiple_of(channels) {
             return Err(FormatError::Shape(
@@ -82,19 +86,47 @@ impl MseState {
             })
             .collect::<Result<_>>()?;
         let candidates = &self.candidates;
+        let fixed = match (fixed_alpha, &*method) {
+            (Some(a), QuantMethod::Fp { .. }) => Some(a),
+            _ => None,
+        };
         let added: Vec<f64> = (0..self.mses.len())
             .into_par_iter()
             .map(|idx| {
                 let c = idx % channels;
                 let i = (idx / channels) % NUM_CANDIDATES;
                 let mi = idx / (channels * NUM_CANDIDATES);
-                let alpha = candidates[c][i];
-                let lo = if signed { -alpha } else { 0.0 };
-                let q = methods[mi].quantizer_for_range(lo, alpha)?;
+                if fixed.is_some() && i > 0 {
+                    return Ok(f64::NAN); // the same as candidate 0: copied below
+                }
                 let chunk = &data[c * per..(c + 1) * per];
+                let q = match fixed {
+                    Some(a) => {
+                        let lo = if signed { -1.0 } else { 0.0 };
+                        let format = methods[mi].fp_format_for(lo)?.expect("an FP method");
+                        Quantizer::Fp(FpQuantizer::new_allow_zero(format, a)?)
+                    }
+                    None => {
+                        let alpha = candidates[c][i];
+                        let lo = if signed { -alpha } else { 0.0 };
+                        methods[mi].quantizer_for_range(lo, alpha)?
+                    }
+                };
                 Ok(q.sum_sq_error(chunk) / per as f64)
             })
             .collect::<Result<_>>()?;
+        let added: Vec<f64> = if fixed.is_some() {
+            // candidate i of (mantissa, channel) scores as candidate 0
+            (0..added.len())
+                .map(|idx| {
+                    let c = idx % channels;
+                    let mi = idx / (channels * NUM_CANDIDATES);
+                    added[mi * NUM_CANDIDATES * channels + c]
+                })
+                .collect()
+        } else {
+            added
+        };
         for (acc, a) in self.mses.iter_mut().zip(added) {
             *acc += a;
         }
