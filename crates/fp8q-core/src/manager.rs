@@ -206,6 +206,8 @@ impl QuantManager {
             let alpha = slot.fixed_alpha()?;
             let format = slot.fp_format(true)?;
             slot.quantizers = vec![Quantizer::Fp(FpQuantizer::new(format, alpha)?)];
+            // the MSE estimator scores its candidates with the maximum the slot will keep
+            slot.estimator.set_fixed_fp_maxval(Some(alpha));
         }
         Ok(slot)
     }

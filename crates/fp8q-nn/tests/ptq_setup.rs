@@ -413,3 +413,83 @@ fn fc4_with_the_default_fp_split_keeps_an_exponent_bit() {
     assert_eq!(cfg.fp_mantissa_bits(3), 1);
     assert_eq!(cfg.fp_mantissa_bits(16), 4);
 }
+
+/// With set-maxval off, a slot whose width the quant setup changes keeps the maximum the
+/// reference computed when it built the quantizer, from `--n-bits` / `--n-bits-act` and
+/// `--fp8-mantissa-bits`: LSQ with `--n-bits 6 --fp8-mantissa-bits 2` puts the first conv's
+/// weight in 8 bits (E5M2) but its maximum stays E3M2's default 14, not E5M2's 57344 (found by
+/// `tools/reference_diff.py`: the reference's `conv1` weight maxval is 14.0).
+#[test]
+fn widened_slots_keep_the_maximum_of_the_configured_width_without_set_maxval() {
+    for (setup, unit, kind) in [
+        (QuantSetup::Lsq, "conv1", SlotKind::Weight),
+        (QuantSetup::Lsq, "fc", SlotKind::Weight),
+        (QuantSetup::Lsq, "layer4.1", SlotKind::BlockOutput),
+        (QuantSetup::LsqPaper, "fc", SlotKind::Output),
+        (QuantSetup::Fc4, "conv1", SlotKind::Weight),
+    ] {
+        let mut m = resnet18();
+        let cfg = PtqConfig {
+            n_bits: 6,
+            fp8_mantissa_bits: 2,
+            quant_setup: setup,
+            ..PtqConfig::default()
+        };
+        let installed = ptq::install(&mut m, &cfg).unwrap();
+        let h = installed
+            .slots
+            .iter()
+            .find(|h| h.unit == unit && h.kind == kind)
+            .unwrap();
+        match h.state() {
+            Some(fp8q_core::manager::QuantizerState::Fp {
+                maxval,
+                mantissa_bits,
+                n_bits,
+                ..
+            }) => {
+                assert_eq!((n_bits, mantissa_bits), (Some(8), 2), "{setup:?} {unit}");
+                assert_eq!(maxval, vec![14.0], "{setup:?} {unit}: (2 - 1/4) · 2^(7 - 4)");
+            }
+            other => panic!("{setup:?} {unit}: {other:?}"),
+        }
+        // a slot of the configured width: its own default maximum (E3M2: 14 too)
+        let h = installed
+            .slots
+            .iter()
+            .find(|h| h.unit == "layer1.0.conv1" && h.kind == SlotKind::Weight)
+            .unwrap();
+        assert!(
+            matches!(h.state(), Some(fp8q_core::manager::QuantizerState::Fp { maxval, .. }) if maxval == vec![14.0])
+        );
+    }
+    // an explicit --fp8-maxval wins everywhere
+    let mut m = resnet18();
+    let cfg = PtqConfig {
+        n_bits: 6,
+        fp8_mantissa_bits: 2,
+        fp8_maxval: Some(3.0),
+        quant_setup: QuantSetup::Lsq,
+        ..PtqConfig::default()
+    };
+    let installed = ptq::install(&mut m, &cfg).unwrap();
+    let h = installed
+        .slots
+        .iter()
+        .find(|h| h.unit == "conv1" && h.kind == SlotKind::Weight)
+        .unwrap();
+    assert!(matches!(h.state(), Some(fp8q_core::manager::QuantizerState::Fp { maxval, .. }) if maxval == vec![3.0]));
+}
+
+/// The reference re-estimates BN on `int(0.02 · len(train_loader))` batches, and its loop stops
+/// only when its batch count *equals* that number: with fewer than 50 batches the number is 0,
+/// never reached, so every training batch is used (found by `tools/reference_diff.py` on the
+/// shapes10 set: 5 batches of 8, the reference used all 5 where fp8q skipped re-estimation).
+#[test]
+fn bn_reestimation_default_count_follows_the_reference_loop() {
+    assert_eq!(ptq::bn_reestimation_default(40, 8), 5);
+    assert_eq!(ptq::bn_reestimation_default(41, 8), 6);
+    assert_eq!(ptq::bn_reestimation_default(49 * 8, 8), 49);
+    assert_eq!(ptq::bn_reestimation_default(50 * 8, 8), 1);
+    assert_eq!(ptq::bn_reestimation_default(1_281_167, 64), 400);
+}

@@ -43,7 +43,7 @@ pub enum RangeMethod {
     },
     /// MSE grid search (111 candidates in `[0.1·A, 1.2·A]`), optionally over mantissa bits.
     Mse {
-        /// Also search the FP quantizer's mantissa bits (`1 ..= n - s - 1`).
+        /// Also search the FP quantizer's mantissa bits (`1 ..= n - 2`, unsigned slots too).
         mantissa_search: bool,
     },
     /// Symmetric 1-D grid search over `num_candidates` ranges up to `10·(absmax + margin)`.
@@ -155,6 +155,7 @@ pub struct RangeEstimator {
     range: Option<Range>,
     mse: Option<mse::MseState>,
     line: Option<line_search::LineSearchState>,
+    fixed_fp_maxval: Option<f64>,
 }
 
 impl RangeEstimator {
@@ -166,7 +167,14 @@ impl RangeEstimator {
             range: None,
             mse: None,
             line: None,
+            fixed_fp_maxval: None,
         }
+    }
+    /// The maximum an FP quantizer keeps whatever the range (set-maxval off): the MSE
+    /// estimator then scores every candidate at this maximum, as the reference's quantizer
+    /// ignores the candidate ranges (only the mantissa count, and the sign, are then chosen).
+    pub fn set_fixed_fp_maxval(&mut self, alpha: Option<f64>) {
+        self.fixed_fp_maxval = alpha;
     }
     /// The method.
     pub fn method(&self) -> RangeMethod {
@@ -182,7 +190,10 @@ impl RangeEstimator {
     }
     /// Forget everything seen.
     pub fn reset(&mut self) {
-        *self = Self::new(self.method, self.per_channel);
+        *self = Self {
+            fixed_fp_maxval: self.fixed_fp_maxval,
+            ..Self::new(self.method, self.per_channel)
+        };
     }
 
     /// Observe a batch: `data` is row-major with `dim0` entries along dimension 0 (the channels
@@ -227,7 +238,7 @@ impl RangeEstimator {
                     None => mse::MseState::new(data, channels, method, mantissa_search)?,
                 };
                 let state = self.mse.insert(state);
-                state.update(data, method)?
+                state.update(data, method, self.fixed_fp_maxval)?
             }
             RangeMethod::LineSearch {
                 num_candidates,

@@ -5,12 +5,13 @@
 //! For every candidate mantissa count and candidate maximum `α`, the batch is quantized with the
 //! range `[-α, α]` (`[0, α]` when unsigned formats are allowed and the batch has no negative
 //! value) and the mean squared error per channel is *added* to an accumulator kept across
-//! batches. The mantissa count is the plurality vote of the channels' best counts (ties to the
+//! batches. With mantissa search the counts are `1 ..= n - 2`, for unsigned slots too (as in the
+//! reference, see [`MseState::new`]). The mantissa count is the plurality vote of the channels' best counts (ties to the
 //! smallest), and each channel then takes its best candidate for that count.
 
 use super::Range;
 use crate::error::{FormatError, Result};
-use crate::quantizer::QuantMethod;
+use crate::quantizer::{FpQuantizer, QuantMethod, Quantizer};
 use rayon::prelude::*;
 
 /// Number of candidate maxima.
@@ -45,10 +46,12 @@ impl MseState {
             })
             .collect();
         let mantissas = match (method, mantissa_search) {
-            (QuantMethod::Fp { n_bits, .. }, true) => {
-                let sign = u32::from(signed_batch(data, method));
-                (1..n_bits - sign).map(Some).collect()
-            }
+            // `1 ..= n - 2`, also for an unsigned slot: the reference bounds the search by the
+            // quantizer's sign bit *before* this first batch sets the range, and a quantizer
+            // starts signed. (On a later batch of an unsigned slot the reference would search
+            // `1 ..= n - 1` and fails with an IndexError on its accumulator; the counts stay
+            // those of the first batch here.)
+            (QuantMethod::Fp { n_bits, .. }, true) => (1..n_bits - 1).map(Some).collect(),
             (m, _) => vec![m.mantissa_bits()],
         };
         Ok(Self {
@@ -59,8 +62,12 @@ impl MseState {
         })
     }
 
-    /// Add a batch's errors and return the current choice; sets `method`'s mantissa bits.
-    pub(crate) fn update(&mut self, data: &[f32], method: &mut QuantMethod) -> Result<Range> {
+    /// Add a batch's errors and return the current choice; sets `method`'s mantissa bits. With
+    /// `fixed_alpha` (an FP quantizer whose maximum the range does not set) every candidate is
+    /// quantized with that maximum, as the reference's quantizer ignores the candidate: all
+    /// candidates of a mantissa count score alike, the first one is returned, and only the
+    /// mantissa count is really chosen.
+    pub(crate) fn update(&mut self, data: &[f32], method: &mut QuantMethod, fixed_alpha: Option<f64>) -> Result<Range> {
         let channels = self.channels;
         if !data.len().is_multiple_of(channels) {
             return Err(FormatError::Shape(
@@ -79,19 +86,47 @@ impl MseState {
             })
             .collect::<Result<_>>()?;
         let candidates = &self.candidates;
+        let fixed = match (fixed_alpha, &*method) {
+            (Some(a), QuantMethod::Fp { .. }) => Some(a),
+            _ => None,
+        };
         let added: Vec<f64> = (0..self.mses.len())
             .into_par_iter()
             .map(|idx| {
                 let c = idx % channels;
                 let i = (idx / channels) % NUM_CANDIDATES;
                 let mi = idx / (channels * NUM_CANDIDATES);
-                let alpha = candidates[c][i];
-                let lo = if signed { -alpha } else { 0.0 };
-                let q = methods[mi].quantizer_for_range(lo, alpha)?;
+                if fixed.is_some() && i > 0 {
+                    return Ok(f64::NAN); // the same as candidate 0: copied below
+                }
                 let chunk = &data[c * per..(c + 1) * per];
+                let q = match fixed {
+                    Some(a) => {
+                        let lo = if signed { -1.0 } else { 0.0 };
+                        let format = methods[mi].fp_format_for(lo)?.expect("an FP method");
+                        Quantizer::Fp(FpQuantizer::new_allow_zero(format, a)?)
+                    }
+                    None => {
+                        let alpha = candidates[c][i];
+                        let lo = if signed { -alpha } else { 0.0 };
+                        methods[mi].quantizer_for_range(lo, alpha)?
+                    }
+                };
                 Ok(q.sum_sq_error(chunk) / per as f64)
             })
             .collect::<Result<_>>()?;
+        let added: Vec<f64> = if fixed.is_some() {
+            // candidate i of (mantissa, channel) scores as candidate 0
+            (0..added.len())
+                .map(|idx| {
+                    let c = idx % channels;
+                    let mi = idx / (channels * NUM_CANDIDATES);
+                    added[mi * NUM_CANDIDATES * channels + c]
+                })
+                .collect()
+        } else {
+            added
+        };
         for (acc, a) in self.mses.iter_mut().zip(added) {
             *acc += a;
         }

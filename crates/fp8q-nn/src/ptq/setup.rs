@@ -303,12 +303,32 @@ impl PtqConfig {
             },
             other => other,
         };
+        // With set-maxval off, the reference's FP quantizer keeps the maximum it computed at
+        // construction, from the *configured* width (`--n-bits` / `--n-bits-act`) and mantissa
+        // bits; a quant setup that later changes a slot's width (LSQ, LSQ_paper, fc4, fc4_dw8)
+        // does not recompute it. So such a slot keeps that maximum, not its own format's default.
+        let configured_bits = if weight {
+            self.n_bits
+        } else {
+            self.n_bits_act.unwrap_or(self.n_bits)
+        };
+        let fp_maxval = match (self.fp8_maxval, method, slot.format) {
+            (None, QuantMethod::Fp { .. }, None) if slot.bits != configured_bits => Some(
+                FpFormat::new(configured_bits, self.fp8_mantissa_bits, true)
+                    .map_err(|e| NnError::Quantizer {
+                        unit: slot.unit.clone(),
+                        why: e.to_string(),
+                    })?
+                    .max_value_default(),
+            ),
+            (given, _, _) => given,
+        };
         Ok(QuantConfig {
             method,
             range_method,
             per_channel: weight && self.per_channel,
             fp_set_maxval: self.fp8_set_maxval,
-            fp_maxval: self.fp8_maxval,
+            fp_maxval,
         })
     }
 }
