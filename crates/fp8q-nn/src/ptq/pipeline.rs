@@ -45,15 +45,10 @@ pub fn calibrate(
 }
 
 /// The reference's default number of BN re-estimation batches: `int(0.02 · batches)` with
-/// `batches = ⌈images / batch_size⌉` — and **every** batch when that is 0 (fewer than 50
-/// batches): the reference's loop only stops when its batch count *equals* the number asked
-/// for, which never happens for 0, so it runs through the whole training loader.
+/// `batches = ⌈images / batch_size⌉`.
 pub fn bn_reestimation_default(train_images: usize, batch_size: usize) -> usize {
     let batches = train_images.div_ceil(batch_size.max(1));
-    match (0.02 * batches as f64) as usize {
-        0 => batches,
-        n => n,
-    }
+    (0.02 * batches as f64) as usize
 }
 
 /// Re-estimate every BN's running statistics over up to `max_batches` batches (batch

@@ -95,8 +95,7 @@ pub struct RunConfig {
     pub num_est_batches: usize,
     /// Re-estimate BN statistics.
     pub reestimate_bn: bool,
-    /// BN re-estimation batches (`None`: the reference's ⌊0.02 · training batches⌋, or all of
-    /// them when that is 0, as the reference's loop then never stops early; `Some(0)`: none).
+    /// BN re-estimation batches (`None`: the reference's ⌊0.02 · training batches⌋).
     pub bn_reestimation_batches: Option<usize>,
     /// Images per batch.
     pub batch_size: usize,

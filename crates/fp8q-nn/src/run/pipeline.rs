@@ -267,14 +267,10 @@ pub fn reestimate_bn(
         .bn_reestimation_batches
         .unwrap_or_else(|| ptq::bn_reestimation_default(train.len(), cfg.batch_size));
     if wanted == 0 {
-        observe(Event::Note("BN re-estimation skipped: --bn-reestimation-batches 0"));
-        return Ok(0);
-    }
-    if cfg.bn_reestimation_batches.is_none() && (0.02 * total as f64) < 1.0 {
         observe(Event::Note(&format!(
-            "BN re-estimation on all {total} training batches: ⌊0.02 · {total}⌋ = 0, which the reference's loop \
-             never reaches (set --bn-reestimation-batches)"
+            "BN re-estimation skipped: ⌊0.02 · {total} training batches⌋ = 0 (set --bn-reestimation-batches)"
         )));
+        return Ok(0);
     }
     let loader = BatchLoader::new(train, cfg.calib_options(1));
     observe(Event::Begin {

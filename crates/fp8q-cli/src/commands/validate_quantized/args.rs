@@ -116,8 +116,7 @@ pub struct RunArgs {
     #[arg(long = "layer-formats", value_name = "FILE")]
     pub layer_formats: Option<PathBuf>,
 
-    /// Batches for BN re-estimation [default: ⌊0.02 · training batches⌋, as the reference; all
-    /// of them when that is 0 (under 50 batches), as the reference's loop then never stops early].
+    /// Batches for BN re-estimation [default: ⌊0.02 · training batches⌋, as the reference].
     #[arg(long = "bn-reestimation-batches")]
     pub bn_reestimation_batches: Option<usize>,
     /// Transform of calibration / BN re-estimation batches: `train` (random, shuffled, as the
