@@ -6,7 +6,8 @@
 //! * FP with *set-maxval* on: `α = max(|x_min|, |x_max|)` per channel; with it off, `α` stays at the
 //!   user's maximum or else at the default-bias maximum of the current format, and the range only
 //!   decides the sign bit (and, through the MSE estimator, the mantissa bits).
-//! * FP with *allow-unsigned*: a range whose `x_min >= 0` (every channel) drops the sign bit.
+//! * FP with *allow-unsigned*: a range whose `x_min >= 0` (every channel) drops the sign bit; it
+//!   stays dropped for the rest of the estimation.
 //! * INT and standard encodings: the range sets the grid directly.
 //!
 //! A slot is in one of two states: [`SlotState::Estimate`] (each [`QuantManager::forward`]
@@ -185,6 +186,10 @@ pub struct QuantManager {
     range: Option<Range>,
     quantizers: Vec<Quantizer>,
     state: SlotState,
+    /// FP with allow-unsigned: a range with `x_min >= 0` has dropped the sign bit, and it stays
+    /// dropped for later ranges of this estimation (as in the reference, whose quantizer only
+    /// ever switches from signed to unsigned).
+    unsigned: bool,
 }
 
 impl QuantManager {
@@ -201,6 +206,7 @@ impl QuantManager {
             range: None,
             quantizers: Vec::new(),
             state: SlotState::Estimate,
+            unsigned: false,
         };
         if matches!(config.method, QuantMethod::Fp { .. }) && !config.fp_set_maxval {
             let alpha = slot.fixed_alpha()?;
@@ -245,6 +251,7 @@ impl QuantManager {
     pub fn estimate(&mut self) {
         self.state = SlotState::Estimate;
         self.estimator.reset();
+        self.unsigned = false;
     }
 
     /// Update the range from `data` (estimate state) and quantize `data` in place. `dim0` is the
@@ -273,7 +280,8 @@ impl QuantManager {
     pub fn set_range(&mut self, range: Range) -> Result<()> {
         self.quantizers = match self.method {
             QuantMethod::Fp { allow_unsigned, .. } => {
-                let signed = !(allow_unsigned && range.min.iter().all(|&m| m >= 0.0));
+                self.unsigned |= allow_unsigned && range.min.iter().all(|&m| m >= 0.0);
+                let signed = !self.unsigned;
                 let format = self.fp_format(signed)?;
                 if self.config.fp_set_maxval {
                     range
@@ -409,6 +417,7 @@ impl QuantManager {
                     mantissa_bits: *mantissa_bits,
                     allow_unsigned,
                 };
+                self.unsigned = *sign_bits == 0;
                 maxval
                     .iter()
                     .map(|&a| FpQuantizer::new_allow_zero(format, a).map(Quantizer::Fp))
@@ -527,6 +536,27 @@ mod tests {
             fp_set_maxval: set_maxval,
             fp_maxval: None,
         }
+    }
+
+    /// As the reference's quantizer, a slot that has dropped its sign bit keeps it dropped when a
+    /// later batch has negative values (they then quantize to 0), until estimation restarts.
+    #[test]
+    fn a_dropped_sign_bit_stays_dropped() {
+        let mut config = fp_config(true);
+        config.range_method = RangeMethod::CurrentMinMax;
+        config.per_channel = false;
+        let mut slot = QuantManager::new(config).unwrap();
+        slot.forward(&mut [0.5f32, 3.0], 1).unwrap();
+        assert_eq!(slot.state().unwrap().format().unwrap().to_string(), "ue5m3");
+        let mut x = [-1.0f32, 2.0];
+        slot.forward(&mut x, 1).unwrap();
+        assert_eq!(slot.state().unwrap().format().unwrap().to_string(), "ue5m3");
+        assert_eq!(x, [0.0, 2.0]);
+        slot.estimate();
+        let mut x = [-1.0f32, 2.0];
+        slot.forward(&mut x, 1).unwrap();
+        assert_eq!(slot.state().unwrap().format().unwrap().to_string(), "e4m3");
+        assert_eq!(x, [-1.0, 2.0]);
     }
 
     #[test]
