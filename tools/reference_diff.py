@@ -13,7 +13,7 @@ re-estimation) from calibration.
 This is a dev-time audit tool: it needs torch, torchvision, click, scipy and numpy, and is not used
 by CI or any test. Usage:
 
-    python tools/reference_diff.py [--mirror GIT_DIR] [--golden DIR] [--fp8q BIN] [--out DIR]
+    python tools/reference_diff.py [--mirror GIT_DIR] [--golden DIR] [--fp8q BIN] [--out DIR] [--integer-bias]
         [--self-noise] ARCH -- VALIDATE_QUANTIZED_OPTIONS...
     python tools/reference_diff.py --matrix [--only SUBSTRING] [--arch ARCH] [...]
     python tools/reference_diff.py --export-reference OUT.json ARCH -- OPTIONS...
@@ -48,6 +48,13 @@ monkeypatching (the checkout extracted from the mirror is not edited):
      run stops with UnboundLocalError: INT runs get no FP keywords (as the golden INT runs). A mix
      of INT and FP (`--qmethod-act`) still fails in the reference (INT quantizers refuse the FP
      keywords, which go to both).
+
+One optional patch is an experiment, not a compatibility fix: `--integer-bias` (7) rounds the
+bias `b = 2^e - log2(maxval) + log2(2 - 2^-m) - 1` of the reference's FP quantizer to the nearest
+integer when it is within 1e-5 of one. The reference evaluates `b` in f32; for E3M4 at its default
+maxval 15.5 that gives 4 + 2^-21 instead of 4, which puts every output 3.3e-7 (relative) below
+the grid. fp8q computes the grid exactly, so this patch tells the reference's f32 noise apart
+from real differences (docs/differences.md, "Exact FP quantization").
 """
 import argparse
 import contextlib
@@ -244,7 +251,35 @@ def _patch_reference(bn_batches, noise):
     return image_net
 
 
+def _patch_integer_bias(on):
+    """Patch 7 (optional): the reference's FP quantizer with an integral bias snapped to it."""
+    import torch
+    import quantization.quantizers.fp8_quantizer as fq
+    from quantization.quantizers.rounding_utils import round_ste_func
+
+    orig = getattr(fq.quantize_to_fp8_ste_MM, "_orig", fq.quantize_to_fp8_ste_MM)
+    if not on:
+        fq.quantize_to_fp8_ste_MM = orig
+        return
+
+    def snapped(x_float, n_bits, maxval, num_mantissa_bits, sign_bits):
+        M = torch.clamp(round_ste_func(num_mantissa_bits), 1, n_bits - sign_bits)
+        E = n_bits - sign_bits - M
+        if maxval.shape[0] != 1 and len(maxval.shape) != len(x_float.shape):
+            maxval = maxval.view([-1] + [1] * (len(x_float.shape) - 1))
+        b = 2**E - torch.log2(maxval) + torch.log2(2 - 2 ** (-M)) - 1
+        b = torch.where((b - b.round()).abs() < 1e-5, b.round(), b)
+        lo = -maxval if sign_bits == 1 else torch.zeros_like(maxval)
+        xc = torch.min(torch.max(x_float, lo), maxval)
+        k = torch.clamp(torch.floor(torch.log2(torch.abs(xc)) + b).detach(), 1.0)
+        s = 2.0 ** (k - M - b)
+        return round_ste_func(xc / s) * s
+    snapped._orig = orig
+    fq.quantize_to_fp8_ste_MM = snapped
+
+
 class _State:
+    integer_bias = False
     model_dir = None
     bn_batches_asked = None
     model = None
@@ -381,6 +416,7 @@ def run_reference(arch, opts, golden, mirror, noise=False, threads=1):
     ref_opts, only = split_options(complete_options(arch, opts, golden))
     bn = only.get("--bn-reestimation-batches")
     image_net = _patch_reference(None if bn is None else int(bn), noise)
+    _patch_integer_bias(_State.integer_bias)
     _State.model_dir = ref_opts[ref_opts.index("--model-dir") + 1]
     _State.bn_batches_asked = None
     _Captured.logits = None
@@ -694,6 +730,8 @@ def main():
     ap.add_argument("--fp8q", default=DEFAULT_FP8Q)
     ap.add_argument("--out", default=os.path.join(WORK, "runs"))
     ap.add_argument("--self-noise", action="store_true", help="also run the reference on inputs x(1+1e-6 N(0,1))")
+    ap.add_argument("--integer-bias", action="store_true",
+                    help="patch 7: snap the reference's FP bias to the integer it is within 1e-5 of")
     ap.add_argument("--matrix", action="store_true")
     ap.add_argument("--only", default=None, help="matrix rows whose tag contains this")
     ap.add_argument("--export-reference", default=None, metavar="OUT.json",
@@ -702,6 +740,7 @@ def main():
     ap.add_argument("options", nargs=argparse.REMAINDER)
     args = ap.parse_args()
     opts = args.options[1:] if args.options[:1] == ["--"] else args.options
+    _State.integer_bias = args.integer_bias
     if args.export_reference:
         ref = run_reference(args.arch, opts, args.golden, args.mirror)
         with open(args.export_reference, "w") as f:
