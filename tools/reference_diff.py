@@ -13,7 +13,8 @@ re-estimation) from calibration.
 This is a dev-time audit tool: it needs torch, torchvision, click, scipy and numpy, and is not used
 by CI or any test. Usage:
 
-    python tools/reference_diff.py [--mirror GIT_DIR] [--golden DIR] [--fp8q BIN] [--out DIR] [--integer-bias]
+    python tools/reference_diff.py [--mirror GIT_DIR] [--golden DIR] [--fp8q BIN] [--out DIR]
+        [--arithmetic integer-bias|exact]
         [--self-noise] ARCH -- VALIDATE_QUANTIZED_OPTIONS...
     python tools/reference_diff.py --matrix [--only SUBSTRING] [--arch ARCH] [...]
     python tools/reference_diff.py --export-reference OUT.json ARCH -- OPTIONS...
@@ -49,12 +50,16 @@ monkeypatching (the checkout extracted from the mirror is not edited):
      of INT and FP (`--qmethod-act`) still fails in the reference (INT quantizers refuse the FP
      keywords, which go to both).
 
-One optional patch is an experiment, not a compatibility fix: `--integer-bias` (7) rounds the
-bias `b = 2^e - log2(maxval) + log2(2 - 2^-m) - 1` of the reference's FP quantizer to the nearest
-integer when it is within 1e-5 of one. The reference evaluates `b` in f32; for E3M4 at its default
-maxval 15.5 that gives 4 + 2^-21 instead of 4, which puts every output 3.3e-7 (relative) below
-the grid. fp8q computes the grid exactly, so this patch tells the reference's f32 noise apart
-from real differences (docs/differences.md, "Exact FP quantization").
+Two optional patches are experiments, not compatibility fixes (7, `--arithmetic`):
+  * `--arithmetic integer-bias` rounds the bias `b = 2^e - log2(maxval) + log2(2 - 2^-m) - 1` of
+    the reference's FP quantizer to the nearest integer when it is within 1e-5 of one, and changes
+    nothing else. The reference evaluates `b` in f32; for E3M4 at its default maxval 15.5 that
+    gives 4 + 2^-21 instead of 4, which puts every output 3.3e-7 (relative) below the grid.
+  * `--arithmetic exact` evaluates the reference's FP formula in f64 (the bias snapped to an
+    integer within 1e-9 of it) and rounds the result to f32: the exact grid, up to a double
+    rounding no f32 input reaches in practice, which is what fp8q computes.
+fp8q computes the grid exactly, so these tell the reference's f32 noise apart from real
+differences (docs/differences.md, "Exact FP quantization").
 """
 import argparse
 import contextlib
@@ -251,35 +256,38 @@ def _patch_reference(bn_batches, noise):
     return image_net
 
 
-def _patch_integer_bias(on):
-    """Patch 7 (optional): the reference's FP quantizer with an integral bias snapped to it."""
+def _patch_arithmetic(mode):
+    """Patch 7 (optional): the reference's FP quantizer with its bias snapped to an integer
+    (`integer-bias`) or evaluated exactly (`exact`); `None` restores it."""
     import torch
     import quantization.quantizers.fp8_quantizer as fq
     from quantization.quantizers.rounding_utils import round_ste_func
 
     orig = getattr(fq.quantize_to_fp8_ste_MM, "_orig", fq.quantize_to_fp8_ste_MM)
-    if not on:
+    if mode is None:
         fq.quantize_to_fp8_ste_MM = orig
         return
+    dtype, snap = (torch.float32, 1e-5) if mode == "integer-bias" else (torch.float64, 1e-9)
 
-    def snapped(x_float, n_bits, maxval, num_mantissa_bits, sign_bits):
-        M = torch.clamp(round_ste_func(num_mantissa_bits), 1, n_bits - sign_bits)
+    def patched(x_float, n_bits, maxval, num_mantissa_bits, sign_bits):
+        M = torch.clamp(round_ste_func(num_mantissa_bits), 1, n_bits - sign_bits).to(dtype)
         E = n_bits - sign_bits - M
         if maxval.shape[0] != 1 and len(maxval.shape) != len(x_float.shape):
             maxval = maxval.view([-1] + [1] * (len(x_float.shape) - 1))
-        b = 2**E - torch.log2(maxval) + torch.log2(2 - 2 ** (-M)) - 1
-        b = torch.where((b - b.round()).abs() < 1e-5, b.round(), b)
-        lo = -maxval if sign_bits == 1 else torch.zeros_like(maxval)
-        xc = torch.min(torch.max(x_float, lo), maxval)
+        mv = maxval.to(dtype)
+        b = 2**E - torch.log2(mv) + torch.log2(2 - 2 ** (-M)) - 1
+        b = torch.where((b - b.round()).abs() < snap, b.round(), b)
+        lo = -mv if sign_bits == 1 else torch.zeros_like(mv)
+        xc = torch.min(torch.max(x_float.to(dtype), lo), mv)
         k = torch.clamp(torch.floor(torch.log2(torch.abs(xc)) + b).detach(), 1.0)
         s = 2.0 ** (k - M - b)
-        return round_ste_func(xc / s) * s
-    snapped._orig = orig
-    fq.quantize_to_fp8_ste_MM = snapped
+        return (round_ste_func(xc / s) * s).to(x_float.dtype)
+    patched._orig = orig
+    fq.quantize_to_fp8_ste_MM = patched
 
 
 class _State:
-    integer_bias = False
+    arithmetic = None
     model_dir = None
     bn_batches_asked = None
     model = None
@@ -416,7 +424,7 @@ def run_reference(arch, opts, golden, mirror, noise=False, threads=1):
     ref_opts, only = split_options(complete_options(arch, opts, golden))
     bn = only.get("--bn-reestimation-batches")
     image_net = _patch_reference(None if bn is None else int(bn), noise)
-    _patch_integer_bias(_State.integer_bias)
+    _patch_arithmetic(_State.arithmetic)
     _State.model_dir = ref_opts[ref_opts.index("--model-dir") + 1]
     _State.bn_batches_asked = None
     _Captured.logits = None
@@ -576,14 +584,17 @@ def diff(arch, opts, args, tag=None):
     # logits differ more than the golden README's floors
     if args.self_noise or row["rel_l2"] > 0.05 or row.get("rel_l2_loaded", 0) > 0.01 or row["argmax_agree"] < 0.95:
         noisy = run_reference_noise(arch, opts, args)
-        row["self_noise"] = rel_l2(noisy, ref["logits"]) if noisy else None
+        row["self_noise"] = rel_l2(noisy["logits"], ref["logits"]) if noisy else None
+        # how far the reference's own calibration moves under that noise (sequential calibration
+        # carries a flipped rounding into every later range)
+        row["self_noise_a"] = compare_states(noisy["quantizers"], ref["quantizers"])["a_rel"] if noisy else None
     row["verdict"] = verdict(row)
     return row
 
 
 def run_reference_noise(arch, opts, args):
     r = run_reference(arch, opts, args.golden, args.mirror, noise=True)
-    return r.get("logits")
+    return None if "error" in r else r
 
 
 def verdict(row):
@@ -718,7 +729,7 @@ def fmt_row(r):
                 f"fp8q: {str(r.get('fp8q_error'))[:120]}")
     return (f"{r['tag']:<42} top1 {r['top1_fp8q']:>2}/{r['top1_ref']:>2}  rel_l2 {r['rel_l2']:.2e}  "
             f"loaded {r.get('rel_l2_loaded', float('nan')):.2e}  agree {r['argmax_agree']:.3f}  "
-            f"noise {r.get('self_noise') or float('nan'):.1e}  "
+            f"noise {r.get('self_noise') or float('nan'):.1e} (a {r.get('self_noise_a') or float('nan'):.1e})  "
             f"w {r['w_rel']:.1e} a1 {r['a_first_rel'] or 0:.1e} a {r['a_rel']:.1e}  {r['verdict']}"
             + (f"  [{'; '.join(r['issues'][:3])}{' …' if len(r['issues']) > 3 else ''}]" if r["issues"] else ""))
 
@@ -730,8 +741,9 @@ def main():
     ap.add_argument("--fp8q", default=DEFAULT_FP8Q)
     ap.add_argument("--out", default=os.path.join(WORK, "runs"))
     ap.add_argument("--self-noise", action="store_true", help="also run the reference on inputs x(1+1e-6 N(0,1))")
-    ap.add_argument("--integer-bias", action="store_true",
-                    help="patch 7: snap the reference's FP bias to the integer it is within 1e-5 of")
+    ap.add_argument("--arithmetic", choices=("integer-bias", "exact"), default=None,
+                    help="patch 7: the reference's FP quantizer with its f32 bias snapped to an integer, "
+                         "or evaluated exactly (f64)")
     ap.add_argument("--matrix", action="store_true")
     ap.add_argument("--only", default=None, help="matrix rows whose tag contains this")
     ap.add_argument("--export-reference", default=None, metavar="OUT.json",
@@ -740,7 +752,7 @@ def main():
     ap.add_argument("options", nargs=argparse.REMAINDER)
     args = ap.parse_args()
     opts = args.options[1:] if args.options[:1] == ["--"] else args.options
-    _State.integer_bias = args.integer_bias
+    _State.arithmetic = args.arithmetic
     if args.export_reference:
         ref = run_reference(args.arch, opts, args.golden, args.mirror)
         with open(args.export_reference, "w") as f:
