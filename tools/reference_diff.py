@@ -729,7 +729,7 @@ def fmt_row(r):
                 f"fp8q: {str(r.get('fp8q_error'))[:120]}")
     return (f"{r['tag']:<42} top1 {r['top1_fp8q']:>2}/{r['top1_ref']:>2}  rel_l2 {r['rel_l2']:.2e}  "
             f"loaded {r.get('rel_l2_loaded', float('nan')):.2e}  agree {r['argmax_agree']:.3f}  "
-            f"noise {r.get('self_noise') or float('nan'):.1e} (a {r.get('self_noise_a') or float('nan'):.1e})  "
+            f"noise {r.get('self_noise') or float('nan'):.1e} (a {float('nan') if r.get('self_noise_a') is None else r['self_noise_a']:.1e})  "
             f"w {r['w_rel']:.1e} a1 {r['a_first_rel'] or 0:.1e} a {r['a_rel']:.1e}  {r['verdict']}"
             + (f"  [{'; '.join(r['issues'][:3])}{' …' if len(r['issues']) > 3 else ''}]" if r["issues"] else ""))
 
