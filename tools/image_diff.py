@@ -54,7 +54,6 @@ REFUSED_OK = {
     "jlossless_*": "unsupported JPEG variant: lossless JPEG",
     "gif_*": "unsupported format: GIF",
     "pnm_pfm_*": "unsupported format: PFM",
-    "tif_tf_rgb_tiled_lzw*": "no lzw end code found",  # the tiff crate's LZW reader, edge tiles
 }
 
 # JPEGs with corrupt entropy-coded data: libjpeg-turbo's SIMD IDCT (Pillow's wheel) and its C
@@ -436,6 +435,14 @@ def tiff_battery(srcs):
     f.append(("tif_tf_rgb_tiled_lzw.tif", tif(data=np.asarray(pick(srcs, 3, (100, 70))), photometric="rgb",
                                               tile=(16, 48), compression="lzw")))
     f.append(("tif_tf_l_tiled.tif", tif(data=g, photometric="minisblack", tile=(16, 16))))
+    # tiles past the image's edges, compressed: LZW (with and without predictor), Deflate, PackBits
+    big = np.asarray(pick(srcs, 3, (100, 70)))
+    for comp in ("lzw", "zlib", "packbits"):
+        for tile in ((16, 16), (32, 48), (48, 16)):
+            name = f"tif_tf_tiled_{comp}_{tile[0]}x{tile[1]}"
+            f.append((f"{name}_rgb.tif", tif(data=big, photometric="rgb", tile=tile, compression=comp)))
+            f.append((f"{name}_l16_pred.tif", tif(data=g.astype(np.uint16) * 3, photometric="minisblack", tile=tile,
+                                                  compression=comp, predictor=comp != "packbits")))
     f.append(("tif_tf_rgb_rowsperstrip3.tif", tif(data=a, photometric="rgb", rowsperstrip=3)))
     f.append(("tif_tf_rgb_be.tif", tif(data=a, photometric="rgb", byteorder=">")))
     f.append(("tif_tf_rgb_planar.tif", tif(data=np.moveaxis(a, 2, 0).copy(), photometric="rgb", planarconfig="separate")))

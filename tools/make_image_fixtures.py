@@ -474,6 +474,18 @@ def tiff_fixtures(photo_rgb):
     c16 = (np.asarray(cmyk).astype(np.uint16) * 257 + 99).astype(np.uint16)
     f.append(("tif_cmyk16_raw.tif", tif(data=c16, photometric="separated")))
     f.append(("tif_miniswhite_raw.tif", tif(data=grey, photometric="miniswhite")))
+    # tiled, with tiles past the right and bottom edges; the `tiff` crate's own reading of the
+    # 16 x 48 tiles of these two (48 > 37) fails with "no lzw end code found"
+    f.append(("tif_tiled_lzw_rgb.tif", tif(data=arr, photometric="rgb", tile=(16, 48), compression="lzw")))
+    f.append(("tif_tiled_lzw_l.tif", tif(data=grey, photometric="minisblack", tile=(16, 48), compression="lzw")))
+    f.append(("tif_tiled_lzw_l16_predictor.tif", tif(data=g16, photometric="minisblack", tile=(16, 16),
+                                                     compression="lzw", predictor=True)))
+    pal_idx = np.asarray(pal)
+    pal_rgb = np.zeros((256, 3), np.uint16)
+    pal_rgb[:64] = np.asarray(pal.getpalette()[:192]).reshape(64, 3)
+    pal_map = (pal_rgb.T * 257).astype(np.uint16)
+    f.append(("tif_tiled_deflate_p8.tif", tif(data=pal_idx, photometric="palette", colormap=pal_map, tile=(16, 16),
+                                              compression="zlib")))
     small = photo_rgb.crop((3, 5, 16, 12))  # 13x7
     for o in range(2, 9):
         f.append((f"tif_orientation{o}.tif", saved(small, "TIFF", tiffinfo={274: o})))

@@ -229,6 +229,8 @@ fn mutated_files_are_decoded_or_refused_never_crash() {
         "tif_rgb16be_deflate.tif",
         "tif_cmyk_lzw.tif",
         "tif_orientation6.tif",
+        "tif_tiled_lzw_rgb.tif",
+        "tif_tiled_deflate_p8.tif",
         "webp_lossy_q80.webp",
         "webp_lossless_rgba.webp",
     ];

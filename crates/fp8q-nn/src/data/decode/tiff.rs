@@ -1,8 +1,8 @@
 //! TIFF through the `tiff` crate, for the layouts of Pillow's `TiffImagePlugin` whose pixels do
 //! not depend on who decodes them (Pillow reads compressed TIFF with libtiff): the first image
-//! of the file, contiguous (chunky) planes, unsigned samples, uncompressed or compressed with
-//! LZW, Deflate or PackBits (predictors included), then converted as Pillow converts its mode
-//! to RGB:
+//! of the file, contiguous (chunky) planes in strips or tiles, unsigned samples, uncompressed or
+//! compressed with LZW, Deflate or PackBits (predictors included), then converted as Pillow
+//! converts its mode to RGB:
 //!
 //! * black-is-zero grey, 1-, 2-, 4-, 8-bit (`1`, `L;2`, `L;4`, `L`: scaled to 0-255) and 8-bit
 //!   white-is-zero (`L;I`, inverted), with or without an extra sample;
@@ -29,8 +29,9 @@
 
 use std::io::Cursor;
 
-use ::tiff::decoder::{Decoder, DecodingResult};
+use ::tiff::decoder::{ChunkType, Decoder, DecodingResult, Limits};
 use ::tiff::tags::Tag;
+use ::tiff::ColorType;
 
 use super::check_size;
 use crate::data::resize::Rgb8;
@@ -152,9 +153,9 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
         let grey = as_black_is_zero(bytes)
             .ok_or("palette or extra-sample image without a readable PhotometricInterpretation")?;
         let mut dec = Decoder::new(Cursor::new(&grey[..])).map_err(e)?;
-        dec.read_image().map_err(e)?
+        read_whole(&mut dec)?
     } else {
-        dec.read_image().map_err(e)?
+        read_whole(&mut dec)?
     };
     let img = match result {
         DecodingResult::U8(px) if depth == 8 => {
@@ -208,6 +209,72 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
 }
 
 /// The first `len` values, or the truncation error.
+/// The first image's samples, as [`Decoder::read_image`] gives them (rows padded to whole
+/// bytes). A tiled image is read tile by tile, each whole tile in one read, and the tiles'
+/// visible parts copied into place: the `tiff` crate's own reading of an image whose tiles are
+/// not all inside it (the right-hand column of an image whose width is not a multiple of the
+/// tile width) reads the LZW stream in small pieces, and `weezl` (0.1.12) can then report "no
+/// progress" before the tile's end ("no lzw end code found" from `tiff` 0.11.3), which happens
+/// on files written by tifffile.
+fn read_whole(dec: &mut Decoder<Cursor<&[u8]>>) -> Result<DecodingResult, String> {
+    let e = |e: ::tiff::TiffError| e.to_string();
+    if dec.get_chunk_type() != ChunkType::Tile {
+        return dec.read_image().map_err(e);
+    }
+    let (w, _) = dec.dimensions().map_err(e)?;
+    let layout = dec.image_buffer_layout().map_err(e)?;
+    let mut image = DecodingResult::U8(Vec::new());
+    image.resize_to(&layout, &Limits::default()).map_err(e)?;
+    let row_bytes = layout.row_stride.map_or(0, |s| s.get());
+    let (tw, th) = dec.chunk_dimensions();
+    // a tile buffer is bounded as an image is
+    check_size(u64::from(tw), u64::from(th))?;
+    // bits per sample and samples per pixel of the rows the `tiff` crate gives
+    let (depth, samples) = match dec.colortype().map_err(e)? {
+        ColorType::Gray(b) => (b, 1),
+        ColorType::RGB(b) => (b, 3),
+        ColorType::RGBA(b) | ColorType::CMYK(b) => (b, 4),
+        ColorType::CMYKA(b) => (b, 5),
+        ColorType::Multiband { bit_depth, num_samples } => (bit_depth, num_samples),
+        other => {
+            return Err(format!(
+                "unsupported TIFF variant: colour type {other:?} (convert it to PNG)"
+            ))
+        }
+    };
+    let bits_per_pixel = u64::from(depth) * u64::from(samples);
+    if (u64::from(tw) * bits_per_pixel) % 8 != 0 || th == 0 {
+        return Err(format!(
+            "unsupported TIFF variant: {tw} × {th} tiles of {bits_per_pixel}-bit pixels"
+        ));
+    }
+    let tile_row_bytes = (u64::from(tw) * bits_per_pixel / 8) as usize;
+    let across = w.div_ceil(tw.max(1));
+    let mut tile = DecodingResult::U8(Vec::new());
+    for index in 0..dec.tile_count().map_err(e)? {
+        // rows as long as the tile's: the whole tile is decoded in one read
+        dec.read_chunk_to_buffer(&mut tile, index, tile_row_bytes).map_err(e)?;
+        let (_, rows) = dec.chunk_data_dimensions(index);
+        let (tx, ty) = ((index % across) as usize, (index / across) as usize);
+        let x0 = tx * tile_row_bytes;
+        let n = tile_row_bytes.min(row_bytes.saturating_sub(x0));
+        let src = tile.as_buffer(0);
+        let src = src.as_bytes();
+        let mut dst = image.as_buffer(0);
+        let dst = dst.as_bytes_mut();
+        for r in 0..rows as usize {
+            let y = ty * th as usize + r;
+            let from = src.get(r * tile_row_bytes..r * tile_row_bytes + n);
+            let to = dst.get_mut(y * row_bytes + x0..y * row_bytes + x0 + n);
+            match (from, to) {
+                (Some(from), Some(to)) => to.copy_from_slice(from),
+                _ => return Err(format!("tile {index} does not fit the image")),
+            }
+        }
+    }
+    Ok(image)
+}
+
 fn whole<T>(mut px: Vec<T>, len: usize) -> Result<Vec<T>, String> {
     if px.len() < len {
         return Err("image file is truncated".into());
