@@ -1,12 +1,13 @@
-"""Make crates/fp8q-nn/tests/data/hub_cases.json and hub_payload.bin for the hub tests.
+"""Make crates/fp8q-nn/tests/data/hub_cases.json for the hub tests.
 
 Everything expected comes from PyTorch itself:
 * `checkpoint_dirs`: `torch.hub.get_dir() + "/checkpoints"` (where `load_state_dict_from_url` keeps
   its files) under a set of TORCH_HOME / XDG_CACHE_HOME / HOME values;
 * `hash_prefixes`: what `torch.hub.HASH_REGEX` extracts from a file name (None when it finds nothing);
 * `torchvision`: file name and URL of torchvision's IMAGENET1K_V1 weights per architecture;
-* `payload_sha256`: hashlib's SHA-256 of the served test payload (seeded random bytes, a little over
-  two 64 KiB read chunks).
+* `payload_len`, `payload_sha256`: the served test payload's length (a little over two 64 KiB read
+  chunks) and hashlib's SHA-256 of it. The payload is not stored: byte `i` is
+  `((i * 2654435761 + 12345) mod 2^32) >> 24`, which the test computes too.
 
 Run from the repository root: python3 tools/make_hub_fixture.py
 """
@@ -14,7 +15,6 @@ Run from the repository root: python3 tools/make_hub_fixture.py
 import hashlib
 import json
 import os
-import random
 from pathlib import Path
 
 import torch.hub
@@ -64,11 +64,13 @@ def checkpoint_dir(env: dict) -> str:
         os.environ.update(saved)
 
 
+def payload_bytes(n: int) -> bytes:
+    return bytes(((i * 2654435761 + 12345) % 2**32) >> 24 for i in range(n))
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(8)
-    payload = bytes(rng.getrandbits(8) for _ in range(2 * 65536 + 1234))
-    (OUT / "hub_payload.bin").write_bytes(payload)
+    payload = payload_bytes(2 * 65536 + 1234)
 
     def hash_prefix(name):
         m = torch.hub.HASH_REGEX.search(name)
@@ -85,6 +87,7 @@ def main() -> None:
         "torchvision": {
             arch: {"file_name": os.path.basename(w.url), "url": w.url} for arch, w in weights.items()
         },
+        "payload_len": len(payload),
         "payload_sha256": hashlib.sha256(payload).hexdigest(),
     }
     (OUT / "hub_cases.json").write_text(json.dumps(cases, indent=1) + "\n")

@@ -17,10 +17,14 @@ fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
 }
 
-/// The test payload and a cache file name carrying the first 10 hex digits of its SHA-256.
+/// The test payload and a cache file name carrying the first 10 hex digits of its SHA-256 (byte
+/// `i` is `((i * 2654435761 + 12345) mod 2^32) >> 24`, as `tools/make_hub_fixture.py` made it).
 fn payload() -> (Vec<u8>, String) {
-    let body = fs::read(data("hub_payload.bin")).unwrap();
     let cases: serde_json::Value = serde_json::from_slice(&fs::read(data("hub_cases.json")).unwrap()).unwrap();
+    let n = cases["payload_len"].as_u64().unwrap() as u32;
+    let body = (0..n)
+        .map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(12_345) >> 24) as u8)
+        .collect();
     let sha = cases["payload_sha256"].as_str().unwrap();
     (body, format!("tiny-{}.pth", &sha[..10]))
 }
