@@ -52,7 +52,6 @@ REFUSED_OK = {
     "tif_*planar*": "unsupported TIFF variant",
     "tif_*float*": "unsupported TIFF variant",
     "jlossless_*": "unsupported JPEG variant: lossless JPEG",
-    "gif_*": "unsupported format: GIF",
     "pnm_pfm_*": "unsupported format: PFM",
 }
 
@@ -250,7 +249,6 @@ def jpeg_battery(srcs):
     # other formats under a JPEG name, and a JPEG under a PNG name
     f.append(("png_named.JPEG", saved(pick(srcs, 1, (61, 43)), "PNG")))
     f.append(("jpeg_named.png", base))
-    f.append(("gif_named.jpg", saved(pick(srcs, 1, (61, 43)), "GIF")))
     return f
 
 
@@ -484,6 +482,101 @@ def webp_payload(data, fourcc):
     return data[i + 8:i + 8 + n]
 
 
+def gif_battery(srcs):
+    """GIF content (Pillow opens it whatever the name): Pillow's encoder, and files by hand for
+    what encoders do not write (frames past the screen, grey-ramp palettes, indices past the
+    palette, data after the end code, short streams, junk between blocks)."""
+    f = []
+    photo = pick(srcs, 1, (61, 43))
+    f.append(("gif_named.jpg", saved(photo, "GIF")))
+    for colours in (2, 16, 256):
+        f.append((f"gif_pil_q{colours}.gif", saved(photo.quantize(colours), "GIF")))
+    f.append(("gif_pil_l.gif", saved(photo.convert("L"), "GIF")))
+    f.append(("gif_pil_1.gif", saved(photo.convert("1"), "GIF")))
+    f.append(("gif_pil_interlace0.gif", saved(photo.quantize(64), "GIF", interlace=False)))
+    f.append(("gif_pil_transparency.gif", saved(photo.quantize(64), "GIF", transparency=5)))
+    big = pick(srcs, 2, (500, 375)).quantize(256)
+    f.append(("gif_pil_big.gif", saved(big, "GIF")))
+    frames = [pick(srcs, k, (61, 43)).quantize(32) for k in range(3)]
+    f.append(("gif_pil_animated.gif", saved(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=50)))
+    f.append(("gif_pil_animated_disposal2.gif", saved(frames[0], "GIF", save_all=True, append_images=frames[1:],
+                                                      disposal=2, transparency=0)))
+
+    rng = np.random.default_rng(7)
+    pal4 = [(10, 20, 30), (200, 100, 50), (0, 255, 0), (255, 255, 255)]
+    pal256 = [(i, 255 - i, (i * 7) % 256) for i in range(256)]
+    ramp = [(i, i, i) for i in range(256)]
+    idx4 = rng.integers(0, 4, (23, 31)).astype(np.uint8)
+    photo_idx = np.asarray(pick(srcs, 0, (80, 60)).quantize(256))
+    noise = rng.integers(0, 256, (300, 400)).astype(np.uint8)
+    G = mf.gif_file
+
+    def add(name, screen, frames, **kw):
+        f.append((f"gif_hand_{name}.gif", G(screen, frames, **kw)))
+
+    add("basic", (31, 23), [dict(idx=idx4, min_size=2)], global_palette=pal4)
+    add("87a", (31, 23), [dict(idx=idx4, min_size=2)], global_palette=pal4, version=b"GIF87a")
+    add("min_size8", (31, 23), [dict(idx=idx4)], global_palette=pal4)
+    add("local_palette", (31, 23), [dict(idx=idx4, min_size=2, palette=pal4[::-1])], global_palette=pal4)
+    add("local_only", (31, 23), [dict(idx=idx4, min_size=2, palette=pal4)])
+    add("no_palette", (31, 23), [dict(idx=idx4 * 60, min_size=8)])
+    add("global_ramp", (80, 60), [dict(idx=photo_idx)], global_palette=ramp)
+    add("local_ramp_global_colour", (80, 60), [dict(idx=photo_idx, palette=ramp)], global_palette=pal256)
+    add("local_ramp_no_global", (80, 60), [dict(idx=photo_idx, palette=ramp)])
+    add("short_ramp", (31, 23), [dict(idx=idx4 * 3, min_size=4)], global_palette=ramp[:16])
+    add("index_past_palette", (31, 23), [dict(idx=idx4 * 3 + 1, min_size=4)], global_palette=pal4)
+    add("frame_inside", (50, 40), [dict(idx=idx4, min_size=2, at=(7, 5))], global_palette=pal4)
+    add("frame_inside_transparency", (50, 40), [dict(idx=idx4, min_size=2, at=(7, 5), transparency=2)],
+        global_palette=pal4)
+    add("frame_past_screen", (20, 10), [dict(idx=idx4, min_size=2, at=(5, 3))], global_palette=pal4)
+    add("screen_zero", (0, 0), [dict(idx=idx4, min_size=2)], global_palette=pal4)
+    add("transparency_index3", (31, 23), [dict(idx=idx4, min_size=2, transparency=3)], global_palette=pal4)
+    add("interlace", (80, 60), [dict(idx=photo_idx, interlace=True)], global_palette=pal256)
+    for h in (1, 2, 3, 5, 9):
+        add(f"interlace_h{h}", (31, h), [dict(idx=idx4[:h], min_size=2, interlace=True)], global_palette=pal4)
+    add("clear_every7", (80, 60), [dict(idx=photo_idx, lzw=dict(clear_every=7))], global_palette=pal256)
+    add("table_full_no_clear", (400, 300), [dict(idx=noise, lzw=dict(clear_when_full=False))], global_palette=pal256)
+    add("table_full_clear", (400, 300), [dict(idx=noise)], global_palette=pal256)
+    add("blocks_of_1", (31, 23), [dict(idx=idx4, min_size=2, lzw=dict(block=1))], global_palette=pal4)
+    add("no_end_code", (31, 23), [dict(idx=idx4, min_size=2, lzw=dict(end=False))], global_palette=pal4)
+    add("no_trailer", (31, 23), [dict(idx=idx4, min_size=2)], global_palette=pal4, trailer=False)
+    add("end_code_early_small", (31, 23), [dict(idx=idx4, min_size=2, lzw=dict(eoi_after=20))], global_palette=pal4)
+    add("end_code_early_big", (400, 300), [dict(idx=noise, lzw=dict(eoi_after=20))], global_palette=pal256)
+    add("end_code_early_second_frame", (31, 23), [dict(idx=idx4, min_size=2, lzw=dict(eoi_after=20)),
+                                                  dict(idx=idx4, min_size=2)], global_palette=pal4)
+    add("short_stream", (31, 23), [dict(idx=idx4[:10], min_size=2, size=(31, 23))], global_palette=pal4)
+    add("long_stream", (31, 23), [dict(idx=np.vstack([idx4, idx4]), min_size=2, size=(31, 23))],
+        global_palette=pal4)
+    add("cut", (31, 23), [dict(idx=idx4, min_size=2, lzw=dict(cut=40))], global_palette=pal4, trailer=False)
+    add("cut_big", (400, 300), [dict(idx=noise, lzw=dict(cut=70000))], global_palette=pal256, trailer=False)
+    add("min_size_13", (31, 23), [dict(idx=idx4, min_size=2, data=b"\x0d\x02\x00\x00\x00")], global_palette=pal4)
+    add("min_size_12", (31, 23), [dict(idx=idx4, min_size=2, data=b"\x0c\x04\x00\x10\x00\x00\x00")],
+        global_palette=pal4)
+    add("first_code_broken", (31, 23), [dict(idx=idx4, min_size=2, data=b"\x02\x01\x3c\x00")], global_palette=pal4)
+    add("empty_frame", (31, 23), [dict(idx=idx4, min_size=2, size=(0, 23))], global_palette=pal4)
+    ext = (b"\x21\xfe\x05hello\x03abc\x00"  # comment
+           b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"  # loop
+           b"\x21\x01\x0c" + bytes(12) + b"\x00"  # plain text
+           b"\x21\x99\x02ab\x00")  # unknown label
+    add("extensions", (31, 23), [dict(idx=idx4, min_size=2, before=ext)], global_palette=pal4)
+    add("junk_between_blocks", (31, 23), [dict(idx=idx4, min_size=2, before=b"xyz\x00\x05")], global_palette=pal4)
+    add("gce_short", (31, 23), [dict(idx=idx4, min_size=2, before=b"\x21\xf9\x02\x00\x00\x00")],
+        global_palette=pal4)
+    add("gce_3_bytes_transparent", (31, 23), [dict(idx=idx4, min_size=2, before=b"\x21\xf9\x03\x01\x00\x00\x00")],
+        global_palette=pal4)
+    add("gce_3_bytes", (31, 23), [dict(idx=idx4, min_size=2, before=b"\x21\xf9\x03\x00\x00\x00\x00")],
+        global_palette=pal4)
+    add("two_gces", (31, 23), [dict(idx=idx4, min_size=2, transparency=1,
+                                    before=b"\x21\xf9\x04\x01\x00\x00\x03\x00")], global_palette=pal4)
+    good = G((31, 23), [dict(idx=idx4, min_size=2)], global_palette=pal4)
+    f.append(("gif_hand_header_only.gif", good[:13]))
+    f.append(("gif_hand_no_image.gif", good[:13 + 12] + b";"))
+    f.append(("gif_hand_truncated_descriptor.gif", good[:13 + 12 + 5]))
+    for k, cut in enumerate((40, 60, 80, 100, len(good) - 2, len(good) - 1)):
+        f.append((f"gif_hand_truncated_{k}.gif", good[:cut]))
+    return f
+
+
 def webp_battery(srcs):
     f = []
     for k, q in enumerate((0, 10, 30, 50, 75, 90, 100)):
@@ -547,7 +640,8 @@ def transform_battery(srcs):
 def battery():
     srcs = sources()
     f = []
-    for fn in (jpeg_battery, png_battery, pnm_battery, bmp_battery, tiff_battery, webp_battery, transform_battery):
+    for fn in (jpeg_battery, png_battery, pnm_battery, bmp_battery, tiff_battery, gif_battery, webp_battery,
+               transform_battery):
         try:
             part = fn(srcs)
         except Exception as e:  # a generator that cannot run here (missing tool) is reported

@@ -402,6 +402,130 @@ def bmp_fixtures(photo_rgb):
     return f
 
 
+def gif_lzw(indices, min_size, eoi_after=None, clear_when_full=True, clear_every=None, end=True, block=255,
+            cut=None):
+    """GIF image data by hand: the minimum code size byte, then LZW codes (LSB first) in
+    sub-blocks of `block` bytes and the terminator. Options for what encoders do not write: an
+    end code after `eoi_after` codes with the stream carrying on, no clear code when the table
+    is full (`clear_when_full=False`), a clear code every `clear_every` codes, no final end code,
+    the data cut to `cut` bytes (no terminator)."""
+    clear, eoi = 1 << min_size, (1 << min_size) + 1
+    bits, nbits = 0, 0
+    out = bytearray()
+    dec = {"size": min_size + 1, "next": clear + 2, "first": True}
+
+    def put(code):
+        nonlocal bits, nbits
+        bits |= code << nbits
+        nbits += dec["size"]
+        while nbits >= 8:
+            out.append(bits & 255)
+            bits >>= 8
+            nbits -= 8
+
+    emitted = 0
+
+    def emit(code):
+        # write with the decoder's code size, then follow the decoder's table
+        nonlocal emitted
+        put(code)
+        emitted += 1
+        if code == clear:
+            dec.update(size=min_size + 1, next=clear + 2, first=True)
+        elif code == eoi:
+            pass
+        elif dec["first"]:
+            dec["first"] = False
+        elif dec["next"] < 4096:
+            if dec["next"] == (1 << dec["size"]) - 1 and dec["size"] < 12:
+                dec["size"] += 1
+            dec["next"] += 1
+        if eoi_after is not None and emitted == eoi_after:
+            put(eoi)
+
+    def reset():
+        return {(i,): i for i in range(clear)}, clear + 2
+
+    emit(clear)
+    table, nxt = reset()
+    w = ()
+    since_clear = 0
+    for k in indices:
+        wk = w + (int(k),)
+        if wk in table:
+            w = wk
+            continue
+        emit(table[w])
+        since_clear += 1
+        if nxt < 4096:
+            table[wk] = nxt
+            nxt += 1
+        elif clear_when_full:
+            emit(clear)
+            table, nxt = reset()
+            since_clear = 0
+        if clear_every and since_clear >= clear_every:
+            emit(clear)
+            table, nxt = reset()
+            since_clear = 0
+        w = (int(k),)
+    if w:
+        emit(table[w])
+    if end:
+        put(eoi)
+    if nbits:
+        out.append(bits & 255)
+    data = bytes(out)
+    if cut is not None:
+        data = data[:cut]
+    blocks = b"".join(bytes([len(data[i:i + block])]) + data[i:i + block] for i in range(0, len(data), block))
+    return bytes([min_size]) + blocks + (b"" if cut is not None else b"\x00")
+
+
+def gif_interlace_order(idx):
+    """The rows of a 2-D index array in GIF's interlaced order."""
+    h = idx.shape[0]
+    order = list(range(0, h, 8)) + list(range(4, h, 8)) + list(range(2, h, 4)) + list(range(1, h, 2))
+    return idx[order]
+
+
+def gif_file(screen, frames, global_palette=None, background=0, trailer=True, version=b"GIF89a"):
+    """A GIF by hand. `frames`: dicts with `idx` (2-D index array), optional `at` (x0, y0),
+    `size` (descriptor width, height; default the array's), `min_size`, `palette` (local,
+    list of RGB triples), `interlace`, `transparency`, `before` (raw bytes placed before the
+    descriptor), `data` (raw image data instead of encoding `idx`) and `lzw` (gif_lzw options)."""
+    def table(pal):
+        n = max(2, 1 << (len(pal) - 1).bit_length())
+        flags = (n.bit_length() - 2)
+        return flags, bytes(np.asarray(list(pal) + [(0, 0, 0)] * (n - len(pal)), np.uint8).ravel())
+
+    out = bytearray(version + struct.pack("<HH", *screen))
+    if global_palette is not None:
+        f, t = table(global_palette)
+        out += bytes([0x80 | 0x70 | f, background, 0]) + t
+    else:
+        out += bytes([0x70, background, 0])
+    for fr in frames:
+        out += fr.get("before", b"")
+        if "transparency" in fr:
+            out += b"\x21\xf9\x04" + bytes([1]) + struct.pack("<H", 0) + bytes([fr["transparency"]]) + b"\x00"
+        idx = np.asarray(fr["idx"])
+        h, w = idx.shape
+        x0, y0 = fr.get("at", (0, 0))
+        dw, dh = fr.get("size", (w, h))
+        flags = 0x40 if fr.get("interlace") else 0
+        local = b""
+        if "palette" in fr:
+            f, local = table(fr["palette"])
+            flags |= 0x80 | f
+        out += b"," + struct.pack("<HHHH", x0, y0, dw, dh) + bytes([flags]) + local
+        rows = gif_interlace_order(idx) if fr.get("interlace") else idx
+        out += fr.get("data") or gif_lzw(rows.ravel(), fr.get("min_size", 8), **fr.get("lzw", {}))
+    if trailer:
+        out += b";"
+    return bytes(out)
+
+
 def tiff_packed(idx, bits, colormap=None):
     """An uncompressed little-endian TIFF of 1/2/4-bit samples (grey, or palette with a
     `colormap` of 3 x 2**bits 16-bit values) by hand: tifffile packs sub-byte samples only with
@@ -629,11 +753,37 @@ def fixtures():
     return [(name, data) for name, data in f if data is not None]
 
 
+def gif_fixtures(photo_rgb):
+    """GIF by hand, where Pillow's reading of the first frame has rules of its own: a frame past
+    the logical screen (the canvas grows), interlaced rows, transparency (the canvas starts as
+    the transparent index; the frame is not masked), a local grey-ramp palette hiding a global
+    colour one (Pillow applies the global one), indices past the palette's end (black), an end
+    code in the middle (decoding carries on; in a small file Pillow then finds it truncated)."""
+    q = photo_rgb.quantize(48)
+    idx = np.asarray(q)  # 29 x 37
+    pal = [tuple(q.getpalette()[3 * i:3 * i + 3]) for i in range(48)]
+    ramp = [(i, i, i) for i in range(256)]
+    f = []
+    f.append(("gif_interlaced_past_screen.gif", gif_file((30, 20), [dict(idx=idx, at=(2, 3), interlace=True,
+                                                                          palette=pal, transparency=7)])))
+    f.append(("gif_local_ramp_global_colour.gif", gif_file((37, 29), [dict(idx=idx, palette=ramp)],
+                                                           global_palette=pal)))
+    f.append(("gif_index_past_palette.gif", gif_file((37, 29), [dict(idx=idx, min_size=6)],
+                                                     global_palette=pal[:20])))
+    f.append(("gif_end_code_early.gif", gif_file((37, 29), [dict(idx=idx, lzw=dict(eoi_after=100))],
+                                                 global_palette=pal)))
+    f.append(("gif_long_stream_clear_every9.gif", gif_file((37, 20), [dict(idx=idx, size=(37, 20),
+                                                                           lzw=dict(clear_every=9))],
+                                                           global_palette=pal)))
+    return f
+
+
 def audit_fixtures(photo_rgb):
     """Regressions found by tools/image_diff.py (the differential audit against Pillow): damaged
     PNG that Pillow still decodes (or not), BMP with the 64-byte OS/2 2.x header, TIFF extra
     samples, premultiplied alpha, 32-bit and signed grey, BigTIFF, an animated WebP whose first
-    frame is smaller than the canvas; and formats fp8q refuses by name (GIF, lossless JPEG)."""
+    frame is smaller than the canvas; GIF content under other names and the rules of Pillow's GIF
+    reading (see gif_fixtures); and a format fp8q refuses by name (lossless JPEG)."""
     import tifffile
 
     def tif(**kw):
@@ -684,6 +834,7 @@ def audit_fixtures(photo_rgb):
     body = b"WEBP" + vp8x + chunk(b"ANIM", bytes([10, 200, 30, 255, 0, 0])) + chunk(b"ANMF", frame + vp8l)
     f.append(("webp_anim_first_frame_offset.webp", b"RIFF" + struct.pack("<I", len(body)) + body))
     f.append(("gif_saved_as.jpg", saved(photo_rgb, "GIF")))
+    f += gif_fixtures(photo_rgb)
     try:
         import imagecodecs
 

@@ -18,6 +18,8 @@
 //!   pixels unpacked as Pillow unpacks them, the common uncompressed layouts through the `image`
 //!   crate.
 //! * [`other`]: WebP, and uncompressed BMP for [`bmp`], through the `image` crate.
+//! * [`gif`]: the first frame of a GIF, as Pillow composes and decodes it (its own LZW
+//!   decoder's handling of broken streams included).
 //!
 //! What Pillow's `Image.open` does not do, we do not do either: EXIF orientation (of a JPEG;
 //! Pillow does apply a TIFF's Orientation tag) and ICC profiles are ignored, alpha is dropped
@@ -27,8 +29,8 @@
 //! (`unsupported … variant`), never decoded approximately: TIFF with JPEG compression or YCbCr
 //! samples (libtiff's own conversions), CCITT fax and other rarer compressions, separate planes,
 //! float samples; the BMP layouts Pillow misreads (see [`bmp`]); lossless JPEG (see [`jpeg`]).
-//! Content of the other formats Pillow opens whatever the file's name (GIF, PFM, JPEG 2000,
-//! ICO) is refused naming the format.
+//! Content of the other formats Pillow opens whatever the file's name (PFM, JPEG 2000, ICO) is
+//! refused naming the format.
 //!
 //! Images larger than Pillow's decompression-bomb limit ([`MAX_PIXELS`]) are refused before
 //! any pixel memory is allocated.
@@ -46,6 +48,7 @@ use crate::error::{NnError, Result};
 pub mod bmp;
 pub mod bmp_rle;
 pub mod cmyk;
+pub mod gif;
 pub mod jpeg;
 pub mod orientation;
 pub mod other;
@@ -72,6 +75,8 @@ pub enum Format {
     Tiff,
     /// `'RIFF' size 'WEBP'`.
     WebP,
+    /// `'GIF87a'` or `'GIF89a'`.
+    Gif,
 }
 
 impl Format {
@@ -84,6 +89,7 @@ impl Format {
             [b'P', b'1'..=b'6', ..] => Some(Format::Pnm),
             [b'I', b'I', 42 | 43, 0, ..] | [b'M', b'M', 0, 42 | 43, ..] => Some(Format::Tiff),
             [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => Some(Format::WebP),
+            [b'G', b'I', b'F', b'8', b'7' | b'9', b'a', ..] => Some(Format::Gif),
             _ => None,
         }
     }
@@ -107,7 +113,6 @@ pub fn decode_bytes(bytes: &[u8]) -> std::result::Result<Rgb8, String> {
     let format = Format::sniff(bytes).ok_or_else(|| {
         // formats Pillow also opens, whatever the file's name, named in the refusal
         let known = match bytes {
-            [b'G', b'I', b'F', b'8', b'7' | b'9', b'a', ..] => Some("GIF"),
             [b'P', b'f' | b'F', ..] => Some("PFM (float PNM)"),
             [0, 0, 0, 0x0C, b'j', b'P', ..] | [0xFF, 0x4F, 0xFF, 0x51, ..] => Some("JPEG 2000"),
             [0, 0, 1, 0, ..] => Some("ICO"),
@@ -115,10 +120,10 @@ pub fn decode_bytes(bytes: &[u8]) -> std::result::Result<Rgb8, String> {
         };
         match known {
             Some(name) => format!(
-                "unsupported format: {name} content (fp8q decodes JPEG, PNG, BMP, PBM/PGM/PPM, TIFF and WebP; \
+                "unsupported format: {name} content (fp8q decodes JPEG, PNG, BMP, PBM/PGM/PPM, TIFF, WebP and GIF; \
                  convert it to PNG)"
             ),
-            None => "unrecognised format (expected JPEG, PNG, BMP, PBM/PGM/PPM, TIFF or WebP content)".to_string(),
+            None => "unrecognised format (expected JPEG, PNG, BMP, PBM/PGM/PPM, TIFF, WebP or GIF content)".to_string(),
         }
     })?;
     let img = match format {
@@ -128,6 +133,7 @@ pub fn decode_bytes(bytes: &[u8]) -> std::result::Result<Rgb8, String> {
         Format::Tiff => tiff::decode(bytes),
         Format::Bmp => bmp::decode(bytes),
         Format::WebP => other::decode(bytes, format),
+        Format::Gif => gif::decode(bytes),
     }?;
     if img.width == 0 || img.height == 0 {
         return Err("empty image".into());
@@ -182,10 +188,11 @@ mod tests {
         assert_eq!(Format::sniff(b"II*\0"), Some(Format::Tiff));
         assert_eq!(Format::sniff(b"MM\0+"), Some(Format::Tiff));
         assert_eq!(Format::sniff(b"RIFF\0\0\0\0WEBPVP8 "), Some(Format::WebP));
-        assert_eq!(Format::sniff(b"GIF89a"), None);
+        assert_eq!(Format::sniff(b"GIF89a"), Some(Format::Gif));
+        assert_eq!(Format::sniff(b"GIF88a"), None);
         assert_eq!(Format::sniff(b""), None);
-        let err = decode_bytes(b"GIF89a").unwrap_err();
-        assert!(err.contains("unsupported format: GIF"), "{err}");
+        let err = decode_bytes(b"Pf\n").unwrap_err();
+        assert!(err.contains("unsupported format: PFM"), "{err}");
         let err = decode_bytes(b"XYZ").unwrap_err();
         assert!(err.contains("unrecognised format"), "{err}");
     }
