@@ -52,7 +52,6 @@ REFUSED_OK = {
     "tif_*planar*": "unsupported TIFF variant",
     "tif_*float*": "unsupported TIFF variant",
     "jlossless_*": "unsupported JPEG variant: lossless JPEG",
-    "pnm_pfm_*": "unsupported format: PFM",
 }
 
 # JPEGs with corrupt entropy-coded data: libjpeg-turbo's SIMD IDCT (Pillow's wheel) and its C
@@ -363,6 +362,28 @@ def pnm_battery(srcs):
     f.append(("pbm_p4.ppm", saved(small.convert("1"), "PPM")))
     f.append(("pgm_pil_i16.pgm", saved(Image.fromarray((g * 200).astype(np.uint16)), "PPM")))
     f.append(("pnm_pfm_named.ppm", b"Pf\n2 2\n-1.0\n" + np.array([0.1, 0.5, 0.9, 2.0], "<f4").tobytes()))
+    # PFM: grey floats, rows bottom up, byte order from the scale's sign; F -> L clips and truncates
+    fl = (g.astype(np.float32) * 1.37 - 40.3).astype(np.float32)
+    fl[0, :6] = [np.nan, np.inf, -np.inf, -0.0, 254.99998, 255.0]
+    for scale, order in ((b"-1.0", "<f4"), (b"1.0", ">f4"), (b"-0.004", "<f4"), (b"2e3", ">f4"), (b"-1_0", "<f4")):
+        f.append((f"pnm_pfm_scale{scale.decode()}.pfm", b"Pf\n45 31\n" + scale + b"\n" + fl.astype(order).tobytes()))
+    f.append(("pnm_pfm_pil.pfm", saved(Image.fromarray(fl, "F"), "PPM")))
+    f.append(("pnm_pfm_comment.pfm", b"Pf # c\n45 31\n# s\n-1\n" + fl.astype("<f4").tobytes()))
+    for scale in (b"0", b"-0.0", b"nan", b"inf", b"1__0", b"_1", b"x"):
+        f.append((f"pnm_pfm_bad_scale{scale.decode()}.pfm", b"Pf\n2 1\n" + scale + b"\n" + bytes(8)))
+    f.append(("pnm_pfm_truncated.pfm", b"Pf\n45 31\n-1\n" + fl.astype("<f4").tobytes()[:-3]))
+    f.append(("pnm_pfm_colour.pfm", b"PF\n2 1\n-1\n" + bytes(24)))
+    # Pillow's own magics: P0CMYK, PyCMYK, PyRGBA, PyP
+    cmyk = np.asarray(small.convert("CMYK")).astype(np.uint32)
+    rgba = np.dstack([np.asarray(small), g.astype(np.uint8)]).astype(np.uint32)
+    for maxval in (255, 100, 1000, 65535):
+        for magic, arr in ((b"P0CMYK", cmyk), (b"PyCMYK", cmyk), (b"PyRGBA", rgba), (b"PyP", g)):
+            v = arr * maxval // 255
+            data = v.astype(">u2" if maxval > 255 else np.uint8).tobytes()
+            f.append((f"pnm_{magic.decode()}_max{maxval}.ppm", magic + b"\n45 31\n%d\n" % maxval + data))
+    f.append(("pnm_P0CMYK_no_space.ppm", b"P0CMYK45 31 255 " + np.asarray(small.convert("CMYK")).tobytes()))
+    f.append(("pnm_P0CMYK_truncated.ppm", b"P0CMYK 45 31 255 " + np.asarray(small.convert("CMYK")).tobytes()[:-9]))
+    f.append(("pnm_P0_other.ppm", b"P0RGB 2 1 255 " + bytes(6)))
     return f
 
 

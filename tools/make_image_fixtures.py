@@ -783,7 +783,8 @@ def audit_fixtures(photo_rgb):
     PNG that Pillow still decodes (or not), BMP with the 64-byte OS/2 2.x header, TIFF extra
     samples, premultiplied alpha, 32-bit and signed grey, BigTIFF, an animated WebP whose first
     frame is smaller than the canvas; GIF content under other names and the rules of Pillow's GIF
-    reading (see gif_fixtures); and a format fp8q refuses by name (lossless JPEG)."""
+    reading (see gif_fixtures); PFM and Pillow's P0CMYK; and a format fp8q refuses by name
+    (lossless JPEG)."""
     import tifffile
 
     def tif(**kw):
@@ -835,6 +836,14 @@ def audit_fixtures(photo_rgb):
     f.append(("webp_anim_first_frame_offset.webp", b"RIFF" + struct.pack("<I", len(body)) + body))
     f.append(("gif_saved_as.jpg", saved(photo_rgb, "GIF")))
     f += gif_fixtures(photo_rgb)
+    # PFM (grey floats, rows bottom up; Pillow's F -> L clips and truncates, NaN gives 0) and
+    # Pillow's own CMYK magic, whatever the name
+    grey = np.asarray(photo_rgb.convert("L"))
+    fl = (grey.astype(np.float32) * 1.37 - 40.3).astype(np.float32)
+    fl[0, :6] = [np.nan, np.inf, -np.inf, -0.0, 254.99998, 255.0]
+    f.append(("pfm_grey_le.ppm", b"Pf\n37 29\n-1.0\n" + fl.astype("<f4").tobytes()))
+    cmyk = np.asarray(photo_rgb.crop((3, 5, 16, 12)).convert("CMYK")).astype(np.uint32)
+    f.append(("pnm_p0cmyk_max1000.ppm", b"P0CMYK\n13 7\n1000\n" + (cmyk * 1000 // 255).astype(">u2").tobytes()))
     try:
         import imagecodecs
 

@@ -9,7 +9,8 @@
 //!   convention) and converted with Pillow's formula. A truncated file is an error, as in Pillow.
 //! * [`png`]: the `png` crate, 16-bit samples reduced as Pillow reduces them (most significant
 //!   byte for colour, clipped to 255 for 16-bit grey).
-//! * [`pnm`]: binary and plain PBM/PGM/PPM, Pillow's scaling of other maximum values.
+//! * [`pnm`]: binary and plain PBM/PGM/PPM, Pillow's scaling of other maximum values; grey
+//!   PFM and Pillow's own `P0CMYK`/`Py…` variants.
 //! * [`tiff`]: grey (1 to 16 bits), RGB (8, 16), palette, CMYK (8, 16) TIFF, uncompressed, LZW,
 //!   Deflate or PackBits (the `tiff` crate), converted as Pillow converts its modes, [`cmyk`]
 //!   and the Orientation tag ([`orientation`]) included. JPEG-compressed and YCbCr TIFF are
@@ -29,7 +30,7 @@
 //! (`unsupported … variant`), never decoded approximately: TIFF with JPEG compression or YCbCr
 //! samples (libtiff's own conversions), CCITT fax and other rarer compressions, separate planes,
 //! float samples; the BMP layouts Pillow misreads (see [`bmp`]); lossless JPEG (see [`jpeg`]).
-//! Content of the other formats Pillow opens whatever the file's name (PFM, JPEG 2000, ICO) is
+//! Content of the other formats Pillow opens whatever the file's name (JPEG 2000, ICO) is
 //! refused naming the format.
 //!
 //! Images larger than Pillow's decompression-bomb limit ([`MAX_PIXELS`]) are refused before
@@ -69,7 +70,7 @@ pub enum Format {
     Png,
     /// `'BM'`.
     Bmp,
-    /// `'P1'` … `'P6'`.
+    /// `'P1'` … `'P6'`, `'Pf'` (PFM), `'P0CMYK'`, `'Py…'` (Pillow's extensions).
     Pnm,
     /// `'II*\0'` or `'MM\0*'`, BigTIFF `'II+\0'` or `'MM\0+'`.
     Tiff,
@@ -86,7 +87,8 @@ impl Format {
             [0xFF, 0xD8, 0xFF, ..] => Some(Format::Jpeg),
             [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, ..] => Some(Format::Png),
             [b'B', b'M', ..] => Some(Format::Bmp),
-            [b'P', b'1'..=b'6', ..] => Some(Format::Pnm),
+            // Pillow's test: `P` and one of `0123456fy` (PFM and its own extensions included)
+            [b'P', b'0'..=b'6' | b'f' | b'y', ..] => Some(Format::Pnm),
             [b'I', b'I', 42 | 43, 0, ..] | [b'M', b'M', 0, 42 | 43, ..] => Some(Format::Tiff),
             [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => Some(Format::WebP),
             [b'G', b'I', b'F', b'8', b'7' | b'9', b'a', ..] => Some(Format::Gif),
@@ -113,7 +115,7 @@ pub fn decode_bytes(bytes: &[u8]) -> std::result::Result<Rgb8, String> {
     let format = Format::sniff(bytes).ok_or_else(|| {
         // formats Pillow also opens, whatever the file's name, named in the refusal
         let known = match bytes {
-            [b'P', b'f' | b'F', ..] => Some("PFM (float PNM)"),
+            [b'P', b'F', ..] => Some("colour PFM"),
             [0, 0, 0, 0x0C, b'j', b'P', ..] | [0xFF, 0x4F, 0xFF, 0x51, ..] => Some("JPEG 2000"),
             [0, 0, 1, 0, ..] => Some("ICO"),
             _ => None,
@@ -191,8 +193,9 @@ mod tests {
         assert_eq!(Format::sniff(b"GIF89a"), Some(Format::Gif));
         assert_eq!(Format::sniff(b"GIF88a"), None);
         assert_eq!(Format::sniff(b""), None);
-        let err = decode_bytes(b"Pf\n").unwrap_err();
-        assert!(err.contains("unsupported format: PFM"), "{err}");
+        assert_eq!(Format::sniff(b"Pf\n"), Some(Format::Pnm));
+        let err = decode_bytes(b"PF\n").unwrap_err();
+        assert!(err.contains("unsupported format: colour PFM"), "{err}");
         let err = decode_bytes(b"XYZ").unwrap_err();
         assert!(err.contains("unrecognised format"), "{err}");
     }
