@@ -45,10 +45,10 @@ MAX_RESIZED_PIXELS = 40_000_000
 
 # Files fp8q refuses on purpose although Pillow decodes them: name pattern → part of the error.
 REFUSED_OK = {
-    "tif_*jpeg*": "unsupported TIFF variant: compression 7",
+    "tif_*ojpeg*": "unsupported TIFF variant: compression 6",
     "tif_*g3*": "unsupported TIFF variant: compression 3",
     "tif_*g4*": "unsupported TIFF variant: compression 4",
-    "tif_*ycbcr*": "unsupported TIFF variant",
+    "tif_*ycbcr_uncompressed*": "unsupported TIFF variant: photometric interpretation 6",
     "tif_*planar*": "unsupported TIFF variant",
     "tif_*float*": "unsupported TIFF variant",
     "jlossless_*": "unsupported JPEG variant: lossless JPEG",
@@ -480,6 +480,39 @@ def tiff_battery(srcs):
     f.append(("tif_pil_ycbcr_jpeg.tif", saved(small.convert("YCbCr"), "TIFF", compression="jpeg")
               if False else saved(small, "TIFF", compression="jpeg", quality=50)))
     f.append(("tif_pil_cmyk_lzw.tif", saved(small.convert("CMYK"), "TIFF", compression="tiff_lzw")))
+    # JPEG compression: YCbCr (libjpeg converts to RGB) with each subsampling, RGB, grey and
+    # CMYK (as stored), strips, tiles, odd sizes, JPEGTables; Pillow's and tifffile's files
+    for size in ((61, 45), (64, 48), (100, 70)):
+        arr = np.asarray(pick(srcs, 4, size))
+        grey = np.asarray(pick(srcs, 4, size).convert("L"))
+        tag = f"{size[0]}x{size[1]}"
+        for sub in ((2, 2), (2, 1), (1, 1)):
+            for layout, kw in (("", {}), ("_rps8", {"rowsperstrip": 8}), ("_tile32", {"tile": (32, 32)})):
+                f.append((f"tif_jpeg_ycc{sub[0]}{sub[1]}_{tag}{layout}.tif",
+                          tif(data=arr, photometric="ycbcr", compression="jpeg", subsampling=sub, **kw)))
+        f.append((f"tif_jpeg_rgb_{tag}.tif", tif(data=arr, photometric="rgb", compression="jpeg")))
+        f.append((f"tif_jpeg_rgb_{tag}_tile16.tif", tif(data=arr, photometric="rgb", compression="jpeg", tile=(16, 16))))
+        f.append((f"tif_jpeg_grey_{tag}_rps5.tif", tif(data=grey, photometric="minisblack", compression="jpeg",
+                                                      rowsperstrip=5)))
+        f.append((f"tif_jpeg_pil_rgb_q85_{tag}.tif", saved(pick(srcs, 4, size), "TIFF", compression="jpeg", quality=85)))
+        f.append((f"tif_jpeg_pil_cmyk_{tag}.tif", saved(pick(srcs, 4, size).convert("CMYK"), "TIFF", compression="jpeg")))
+        f.append((f"tif_jpeg_pil_l_{tag}.tif", saved(pick(srcs, 4, size).convert("L"), "TIFF", compression="jpeg")))
+    # a strip whose JPEG data is cut short (libtiff's source ends it with a fake EOI, a warning)
+    cut = bytearray(tif(data=np.asarray(pick(srcs, 5, (64, 48))), photometric="ycbcr", compression="jpeg",
+                        rowsperstrip=16))
+    import tifffile
+    with tifffile.TiffFile(io.BytesIO(bytes(cut))) as t:
+        page = t.pages[0]
+        counts_tag = page.tags["StripByteCounts"]
+        counts = list(page.databytecounts)
+        fmt = t.byteorder + {3: "H", 4: "I", 16: "Q"}[counts_tag.dtype]
+        at = counts_tag.valueoffset
+    counts[1] -= 200
+    for k, c in enumerate(counts):
+        struct.pack_into(fmt, cut, at + k * struct.calcsize(fmt), c)
+    f.append(("tif_jpeg_strip_cut.tif", bytes(cut)))
+    f.append(("tif_tf_ycbcr_uncompressed.tif", tif(data=np.asarray(pick(srcs, 4, (64, 48))), photometric="ycbcr",
+                                                   subsampling=(2, 2))))
     f.append(("tif_pil_p_lzw.tif", saved(small.quantize(77), "TIFF", compression="tiff_lzw")))
     f.append(("tif_pil_rgb_truncated.tif", saved(small, "TIFF")[:-300]))
     for o in (1, 3, 6, 8):

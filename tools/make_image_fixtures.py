@@ -558,7 +558,8 @@ def tiff_packed(idx, bits, colormap=None):
 
 def tiff_fixtures(photo_rgb):
     """The TIFF layouts beyond 8-bit grey/RGB: palette, 1/2/4/16-bit grey, 16-bit RGB, CMYK,
-    white-is-zero, the Orientation tag; and variants we refuse (CCITT G4)."""
+    white-is-zero, tiles, JPEG compression, the Orientation tag; and variants we refuse (CCITT
+    G4)."""
     import tifffile  # writes what Pillow cannot: 16-bit RGB and big-endian files
 
     def tif(**kw):
@@ -610,6 +611,22 @@ def tiff_fixtures(photo_rgb):
     pal_map = (pal_rgb.T * 257).astype(np.uint16)
     f.append(("tif_tiled_deflate_p8.tif", tif(data=pal_idx, photometric="palette", colormap=pal_map, tile=(16, 16),
                                               compression="zlib")))
+    # JPEG compression (libtiff + libjpeg, as Pillow reads it): YCbCr 4:2:0 in tiles past the
+    # edges, grey strips, CMYK (as stored), and a strip whose JPEG data is cut short
+    f.append(("tif_jpeg_ycbcr420_tiled.tif", tif(data=arr, photometric="ycbcr", compression="jpeg",
+                                                 subsampling=(2, 2), tile=(16, 16))))
+    f.append(("tif_jpeg_grey_rps5.tif", tif(data=grey, photometric="minisblack", compression="jpeg", rowsperstrip=5)))
+    f.append(("tif_jpeg_cmyk.tif", saved(cmyk, "TIFF", compression="jpeg")))
+    cut = bytearray(tif(data=arr, photometric="ycbcr", compression="jpeg", rowsperstrip=16))
+    with tifffile.TiffFile(io.BytesIO(bytes(cut))) as t:
+        tag = t.pages[0].tags["StripByteCounts"]
+        counts = list(t.pages[0].databytecounts)
+        fmt = t.byteorder + {3: "H", 4: "I", 16: "Q"}[tag.dtype]
+        at = tag.valueoffset
+    counts[1] -= 150
+    for k, c in enumerate(counts):
+        struct.pack_into(fmt, cut, at + k * struct.calcsize(fmt), c)
+    f.append(("tif_jpeg_strip_cut.tif", bytes(cut)))
     small = photo_rgb.crop((3, 5, 16, 12))  # 13x7
     for o in range(2, 9):
         f.append((f"tif_orientation{o}.tif", saved(small, "TIFF", tiffinfo={274: o})))

@@ -13,8 +13,8 @@
 //!   PFM and Pillow's own `P0CMYK`/`Py…` variants.
 //! * [`tiff`]: grey (1 to 16 bits), RGB (8, 16), palette, CMYK (8, 16) TIFF, uncompressed, LZW,
 //!   Deflate or PackBits (the `tiff` crate), converted as Pillow converts its modes, [`cmyk`]
-//!   and the Orientation tag ([`orientation`]) included. JPEG-compressed and YCbCr TIFF are
-//!   refused.
+//!   and the Orientation tag ([`orientation`]) included. JPEG-compressed TIFF as libtiff
+//!   decodes it for Pillow ([`jpeg`]'s libjpeg); other YCbCr TIFF is refused.
 //! * [`bmp`]: BMP headers read with Pillow's rules; 16-bit, bitfield and run-length ([`bmp_rle`])
 //!   pixels unpacked as Pillow unpacks them, the common uncompressed layouts through the `image`
 //!   crate.
@@ -27,9 +27,9 @@
 //! (not composited), palettes are looked up.
 //!
 //! Variants whose exact bytes we cannot reproduce are refused with an error naming the variant
-//! (`unsupported … variant`), never decoded approximately: TIFF with JPEG compression or YCbCr
-//! samples (libtiff's own conversions), CCITT fax and other rarer compressions, separate planes,
-//! float samples; the BMP layouts Pillow misreads (see [`bmp`]); lossless JPEG (see [`jpeg`]).
+//! (`unsupported … variant`), never decoded approximately: YCbCr TIFF other than JPEG-compressed
+//! (libtiff's own conversion), old-style JPEG, CCITT fax and other rarer TIFF compressions,
+//! separate planes, float samples; the BMP layouts Pillow misreads (see [`bmp`]); lossless JPEG (see [`jpeg`]).
 //! Content of the other formats Pillow opens whatever the file's name (JPEG 2000, ICO) is
 //! refused naming the format.
 //!

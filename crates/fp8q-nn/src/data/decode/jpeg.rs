@@ -33,10 +33,10 @@ use std::ffi::{c_int, c_ulong, CStr};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use mozjpeg_sys::{
-    boolean, jpeg_common_struct, jpeg_create_decompress, jpeg_crop_scanline, jpeg_decompress_struct,
+    boolean, jpeg_abort, jpeg_common_struct, jpeg_create_decompress, jpeg_crop_scanline, jpeg_decompress_struct,
     jpeg_destroy_decompress, jpeg_error_mgr, jpeg_finish_decompress, jpeg_mem_src, jpeg_progress_mgr, jpeg_read_header,
-    jpeg_read_scanlines, jpeg_start_decompress, jpeg_std_error, JCS_CMYK, JCS_GRAYSCALE, JCS_RGB, JDIMENSION,
-    J_DCT_METHOD,
+    jpeg_read_scanlines, jpeg_start_decompress, jpeg_std_error, JCS_YCbCr, JCS_CMYK, JCS_GRAYSCALE, JCS_RGB,
+    JCS_UNKNOWN, JDIMENSION, J_DCT_METHOD,
 };
 
 use super::check_size;
@@ -84,7 +84,7 @@ unsafe extern "C-unwind" fn error_exit(cinfo: &mut jpeg_common_struct) {
 
 unsafe extern "C-unwind" fn emit_message(cinfo: &mut jpeg_common_struct, level: c_int) {
     if level < 0 {
-        if is_premature_eof(cinfo) {
+        if cinfo.client_data.is_null() && is_premature_eof(cinfo) {
             resume_unwind(Box::new(JpegError("image file is truncated".into())));
         }
         (*cinfo.err).num_warnings += 1;
@@ -152,11 +152,123 @@ pub fn decode_region(
     bytes: &[u8],
     want: impl FnOnce(usize, usize) -> Option<(std::ops::Range<usize>, std::ops::Range<usize>)>,
 ) -> Result<Partial, String> {
+    // SAFETY: `bytes` outlives the source; decode_with only calls libjpeg on `d`.
+    with_decompressor(false, |d, prog| unsafe { decode_with(d, bytes, prog, want) })
+}
+
+/// One strip or tile of a JPEG-compressed TIFF, decoded: width, height, components per pixel
+/// and the samples, row after row.
+pub struct Segment<'a> {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// Components per pixel.
+    pub components: usize,
+    /// The samples.
+    pub samples: &'a [u8],
+}
+
+/// The strips or tiles of a JPEG-compressed TIFF, decoded as libtiff decodes them for Pillow
+/// (`tif_jpeg.c`), each handed to `each` with its index:
+///
+/// * one decompressor for the whole image: the JPEGTables tag's stream (if any) is read first
+///   as a tables-only datastream (anything else is "bogus"), and tables stay defined from one
+///   segment to the next, including those a segment defines itself;
+/// * `ycbcr_to_rgb` is libtiff's `JPEGCOLORMODE_RGB` for YCbCr images (libjpeg converts YCbCr
+///   to RGB); otherwise the components come as they are stored (`JCS_UNKNOWN`, no conversion),
+///   and must then be 1x1-sampled;
+/// * ISLOW IDCT and fancy upsampling, libjpeg's defaults, which libtiff keeps;
+/// * data that ends early is not an error: libjpeg's source warns and ends it with a fake EOI
+///   marker, and libjpeg fills in the rest, as with libtiff's source;
+/// * once every row is read, what follows in the segment is read to its end and any error
+///   there is ignored: libtiff returns `output_scanline < output_height ||
+///   TIFFjpeg_finish_decompress(sp)`, which is true when the finishing fails (-1).
+pub fn decode_tiff_segments<'s>(
+    tables: &[u8],
+    segments: impl IntoIterator<Item = &'s [u8]>,
+    ycbcr_to_rgb: bool,
+    mut each: impl FnMut(usize, Segment) -> Result<(), String>,
+) -> Result<(), String> {
+    with_decompressor(true, |d, prog| unsafe {
+        let cinfo = &mut d.0;
+        cinfo.common.progress = prog;
+        if !tables.is_empty() {
+            jpeg_mem_src(cinfo, tables.as_ptr(), tables.len() as c_ulong);
+            // JPEG_HEADER_TABLES_ONLY
+            if jpeg_read_header(cinfo, 0 as boolean) != 2 {
+                return Err("bogus JPEGTables field".into());
+            }
+        }
+        for (i, bytes) in segments.into_iter().enumerate() {
+            // libtiff's JPEGPreDecode: reset from the previous segment, keep the tables
+            jpeg_abort(&mut cinfo.common);
+            jpeg_mem_src(cinfo, bytes.as_ptr(), bytes.len() as c_ulong);
+            jpeg_read_header(cinfo, 1 as boolean);
+            let (w, h) = (cinfo.image_width as usize, cinfo.image_height as usize);
+            check_size(w as u64, h as u64)?;
+            let comps = cinfo.num_components as usize;
+            if ycbcr_to_rgb {
+                if comps != 3 {
+                    return Err(format!("YCbCr JPEG strip or tile {i} of {comps} components"));
+                }
+                cinfo.jpeg_color_space = JCS_YCbCr;
+                cinfo.out_color_space = JCS_RGB;
+            } else {
+                let info = std::slice::from_raw_parts(cinfo.comp_info, comps);
+                if info.iter().any(|c| c.h_samp_factor != 1 || c.v_samp_factor != 1) {
+                    return Err("unsupported TIFF variant: subsampled JPEG without YCbCr (convert it to PNG)".into());
+                }
+                cinfo.jpeg_color_space = JCS_UNKNOWN;
+                cinfo.out_color_space = JCS_UNKNOWN;
+            }
+            cinfo.dct_method = J_DCT_METHOD::JDCT_ISLOW;
+            cinfo.do_fancy_upsampling = 1 as boolean;
+            jpeg_start_decompress(cinfo);
+            let n = cinfo.output_components as usize;
+            if (cinfo.output_width as usize, cinfo.output_height as usize) != (w, h) || n != comps {
+                return Err("unexpected output layout from libjpeg".into());
+            }
+            let mut px = vec![0u8; w * h * n];
+            while (cinfo.output_scanline as usize) < h {
+                let y = cinfo.output_scanline as usize;
+                let mut row = px[y * w * n..].as_mut_ptr();
+                if jpeg_read_scanlines(cinfo, &mut row, 1) != 1 {
+                    return Err("image file is truncated".into());
+                }
+            }
+            // the rest of the segment; its errors are ignored, as libtiff ignores them
+            let finish = catch_unwind(AssertUnwindSafe(|| jpeg_finish_decompress(cinfo)));
+            if let Err(payload) = finish {
+                if !payload.is::<JpegError>() {
+                    resume_unwind(payload);
+                }
+            }
+            each(
+                i,
+                Segment {
+                    width: w,
+                    height: h,
+                    components: n,
+                    samples: &px,
+                },
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// Run `body` on a fresh decompressor whose errors unwind to here and come back as `Err`.
+/// With `tolerate_eof`, "Premature end of JPEG file" is a warning, as in libjpeg itself.
+fn with_decompressor<T>(
+    tolerate_eof: bool,
+    body: impl FnOnce(&mut Decompressor, &mut jpeg_progress_mgr) -> Result<T, String>,
+) -> Result<T, String> {
     // Boxed so that the addresses libjpeg keeps (err, progress) stay put.
     let mut err: Box<jpeg_error_mgr> = Box::new(unsafe { std::mem::zeroed() });
     let mut prog: Box<jpeg_progress_mgr> = Box::new(unsafe { std::mem::zeroed() });
-    // SAFETY: every libjpeg call below may unwind with a JpegError, which catch_unwind stops;
-    // the decompressor is dropped (destroyed) on both paths. `bytes` outlives the source.
+    // SAFETY: every libjpeg call in `body` may unwind with a JpegError, which catch_unwind
+    // stops; the decompressor is dropped (destroyed) on both paths.
     let result = catch_unwind(AssertUnwindSafe(|| unsafe {
         jpeg_std_error(&mut err);
         err.error_exit = Some(error_exit);
@@ -166,7 +278,11 @@ pub fn decode_region(
         let mut d = Box::new(Decompressor(std::mem::zeroed()));
         d.0.common.err = &mut *err;
         jpeg_create_decompress(&mut d.0);
-        decode_with(&mut d, bytes, &mut prog, want)
+        // emit_message reads this: non-null when the end of the data is only a warning
+        if tolerate_eof {
+            d.0.common.client_data = std::ptr::NonNull::<u8>::dangling().as_ptr().cast();
+        }
+        body(&mut d, &mut prog)
     }));
     match result {
         Ok(r) => r,

@@ -1,8 +1,9 @@
 //! TIFF through the `tiff` crate, for the layouts of Pillow's `TiffImagePlugin` whose pixels do
 //! not depend on who decodes them (Pillow reads compressed TIFF with libtiff): the first image
 //! of the file, contiguous (chunky) planes in strips or tiles, unsigned samples, uncompressed or
-//! compressed with LZW, Deflate or PackBits (predictors included), then converted as Pillow
-//! converts its mode to RGB:
+//! compressed with LZW, Deflate or PackBits (predictors included), or with JPEG, decoded as
+//! libtiff decodes it for Pillow (`read_jpeg`: YCbCr converted to RGB by libjpeg, grey, RGB and
+//! CMYK as stored), then converted as Pillow converts its mode to RGB:
 //!
 //! * black-is-zero grey, 1-, 2-, 4-, 8-bit (`1`, `L;2`, `L;4`, `L`: scaled to 0-255) and 8-bit
 //!   white-is-zero (`L;I`, inverted), with or without an extra sample;
@@ -18,9 +19,9 @@
 //! Alpha and extra samples are dropped, as `convert('RGB')` drops them; 8-bit RGB with
 //! premultiplied alpha is un-premultiplied first, as Pillow's `RGBa` reading does.
 //!
-//! Refused with an error naming the variant, rather than decoded differently: JPEG compression
-//! and YCbCr (libtiff converts these with libjpeg and its own YCbCr tables; Pillow reads
-//! uncompressed YCbCr without upsampling), other compressions (CCITT fax, ZSTD, WebP, …),
+//! Refused with an error naming the variant, rather than decoded differently: YCbCr other than
+//! JPEG-compressed (Pillow has libtiff convert it with its own YCbCr tables), old-style JPEG
+//! (compression 6), other compressions (CCITT fax, ZSTD, WebP, …),
 //! white-is-zero other than 8-bit, float samples and signed ones other than grey, separate
 //! planes, premultiplied alpha other than 8-bit RGBa, fill order 2, CIELab.
 //!
@@ -66,8 +67,20 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
     let format = vec_tag(&mut dec, Tag::SampleFormat)?.unwrap_or_else(|| vec![1]);
     let extra = vec_tag(&mut dec, Tag::ExtraSamples)?.unwrap_or_default();
     let unsupported = |what: String| Err(format!("unsupported TIFF variant: {what} (convert it to PNG)"));
-    if !matches!(compression, 1 | 5 | 8 | 32946 | 32773) {
+    if !matches!(compression, 1 | 5 | 7 | 8 | 32946 | 32773) {
         return unsupported(format!("compression {compression}"));
+    }
+    // Pillow reads compressed TIFF with libtiff, whose strip reading refuses a RowsPerStrip
+    // above i32::MAX (other than 2^32 - 1, "one strip")
+    let rows_per_strip = dec.find_tag_unsigned::<u64>(Tag::RowsPerStrip).map_err(e)?;
+    if compression != 1 && rows_per_strip.is_some_and(|r| r > i32::MAX as u64 && r != u64::from(u32::MAX)) {
+        return Err(format!("RowsPerStrip {} is too large", rows_per_strip.unwrap_or(0)));
+    }
+    let jpeg = compression == 7;
+    if jpeg && !(matches!((photometric, spp), (1, 1) | (2 | 6, 3) | (5, 4)) && planar == 1 && extra.is_empty()) {
+        return unsupported(format!(
+            "JPEG compression with photometric interpretation {photometric}, {spp} samples"
+        ));
     }
     // Pillow's reading: one BitsPerSample value stands for every sample, extra values are
     // ignored
@@ -95,6 +108,8 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
         return unsupported("premultiplied alpha".into());
     }
     let kind = match photometric {
+        // libtiff's JPEGCOLORMODE_RGB: libjpeg converts the YCbCr to RGB
+        6 if jpeg => Kind::Rgb,
         0 => Kind::WhiteIsZero,
         1 => Kind::Grey,
         2 => Kind::Rgb,
@@ -149,7 +164,9 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
         Kind::Cmyk => 4,
         _ => n,
     };
-    let result = if kind == Kind::Palette || n > base {
+    let result = if jpeg {
+        DecodingResult::U8(read_jpeg(&mut dec, bytes, photometric == 6, n)?)
+    } else if kind == Kind::Palette || n > base {
         let grey = as_black_is_zero(bytes)
             .ok_or("palette or extra-sample image without a readable PhotometricInterpretation")?;
         let mut dec = Decoder::new(Cursor::new(&grey[..])).map_err(e)?;
@@ -208,7 +225,6 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
     Ok(super::orientation::apply(img, orientation))
 }
 
-/// The first `len` values, or the truncation error.
 /// The first image's samples, as [`Decoder::read_image`] gives them (rows padded to whole
 /// bytes). A tiled image is read tile by tile, each whole tile in one read, and the tiles'
 /// visible parts copied into place: the `tiff` crate's own reading of an image whose tiles are
@@ -275,6 +291,96 @@ fn read_whole(dec: &mut Decoder<Cursor<&[u8]>>) -> Result<DecodingResult, String
     Ok(image)
 }
 
+/// A JPEG-compressed image (compression 7, "new-style" JPEG) as libtiff decodes it for
+/// Pillow: every strip or tile is a JPEG stream, abbreviated when the JPEGTables tag holds the
+/// tables, decoded by libjpeg ([`decode_tiff_segments`]), YCbCr converted to RGB
+/// (`JPEGCOLORMODE_RGB`, which Pillow sets for contiguous YCbCr) and anything else as stored.
+/// A segment must be the size libtiff expects (the strip's rows or the whole tile), except that
+/// the last strip may hold more rows, which are dropped, as libtiff drops them. Returns the
+/// image's samples, row after row.
+///
+/// [`decode_tiff_segments`]: super::jpeg::decode_tiff_segments
+fn read_jpeg(dec: &mut Decoder<Cursor<&[u8]>>, bytes: &[u8], ycbcr: bool, samples: usize) -> Result<Vec<u8>, String> {
+    let e = |e: ::tiff::TiffError| e.to_string();
+    let (w, h) = dec.dimensions().map_err(e)?;
+    let (w, h) = (w as usize, h as usize);
+    let tables = match dec.find_tag(Tag::JPEGTables).map_err(e)? {
+        Some(v) => v.into_u8_vec().map_err(e)?,
+        None => Vec::new(),
+    };
+    if ycbcr {
+        // libtiff's scanline size: each subsampling factor 1, 2 or 4 (the default is 2, 2)
+        let sub = dec
+            .find_tag_unsigned_vec::<u32>(Tag::ChromaSubsampling)
+            .map_err(e)?
+            .unwrap_or_else(|| vec![2, 2]);
+        if sub.len() < 2 || sub[..2].iter().any(|f| !matches!(f, 1 | 2 | 4)) {
+            return Err(format!("invalid YCbCr subsampling {sub:?}"));
+        }
+    }
+    let tiled = dec.get_chunk_type() == ChunkType::Tile;
+    let (offsets, counts) = if tiled {
+        (Tag::TileOffsets, Tag::TileByteCounts)
+    } else {
+        (Tag::StripOffsets, Tag::StripByteCounts)
+    };
+    let offsets = dec
+        .find_tag_unsigned_vec::<u64>(offsets)
+        .map_err(e)?
+        .unwrap_or_default();
+    let counts = dec.find_tag_unsigned_vec::<u64>(counts).map_err(e)?.unwrap_or_default();
+    let (cw, ch) = dec.chunk_dimensions();
+    let (cw, ch) = (cw as usize, ch as usize);
+    if cw == 0 || ch == 0 {
+        return Err("TIFF strips or tiles of zero size".into());
+    }
+    let across = if tiled { w.div_ceil(cw) } else { 1 };
+    let chunks = across * h.div_ceil(ch);
+    if offsets.len() < chunks || counts.len() < chunks {
+        return Err(format!(
+            "{} JPEG strips or tiles for {chunks}",
+            offsets.len().min(counts.len())
+        ));
+    }
+    let mut segments = Vec::with_capacity(chunks);
+    for i in 0..chunks {
+        let data = usize::try_from(offsets[i])
+            .ok()
+            .zip(usize::try_from(counts[i]).ok())
+            .and_then(|(o, n)| bytes.get(o..o.checked_add(n)?))
+            .ok_or_else(|| format!("JPEG strip or tile {i} lies outside the file"))?;
+        segments.push(data);
+    }
+    let mut image = vec![0u8; w * h * samples];
+    super::jpeg::decode_tiff_segments(&tables, segments, ycbcr, |i, seg| {
+        let (x0, y0) = ((i % across) * cw, (i / across) * ch);
+        let (sw, sh, n) = (seg.width, seg.height, seg.components);
+        if n != samples {
+            return Err(format!(
+                "a JPEG strip or tile of {n} components in an image of {samples} samples"
+            ));
+        }
+        // what libtiff expects: whole tiles; strips of RowsPerStrip rows, the last one shorter
+        let (ew, eh) = if tiled { (cw, ch) } else { (w, ch.min(h - y0)) };
+        let last_strip_taller = !tiled && sw == ew && sh > eh && y0 + eh == h;
+        if (sw, sh) != (ew, eh) && !last_strip_taller {
+            return Err(format!(
+                "unsupported TIFF variant: a {sw} x {sh} JPEG strip or tile where {ew} x {eh} is expected \
+                 (convert it to PNG)"
+            ));
+        }
+        // the part inside the image
+        let cols = ew.min(w - x0);
+        for r in 0..eh.min(h - y0) {
+            let from = &seg.samples[r * sw * n..][..cols * n];
+            image[((y0 + r) * w + x0) * n..][..cols * n].copy_from_slice(from);
+        }
+        Ok(())
+    })?;
+    Ok(image)
+}
+
+/// The first `len` values, or the truncation error.
 fn whole<T>(mut px: Vec<T>, len: usize) -> Result<Vec<T>, String> {
     if px.len() < len {
         return Err("image file is truncated".into());
