@@ -511,6 +511,15 @@ def tiff_battery(srcs):
     for k, c in enumerate(counts):
         struct.pack_into(fmt, cut, at + k * struct.calcsize(fmt), c)
     f.append(("tif_jpeg_strip_cut.tif", bytes(cut)))
+    # 1-bit white-is-zero (Pillow's "1;I"), each compression: Pillow writes black-is-zero, so
+    # the PhotometricInterpretation value is patched
+    bilevel = pick(srcs, 6, (61, 45)).convert("1")
+    for comp in ("raw", "tiff_lzw", "packbits", "tiff_adobe_deflate"):
+        data = bytearray(saved(bilevel, "TIFF", compression=comp))
+        with tifffile.TiffFile(io.BytesIO(bytes(data))) as t:
+            ph = t.pages[0].tags["PhotometricInterpretation"]
+            struct.pack_into(t.byteorder + "H", data, ph.valueoffset, 0)
+        f.append((f"tif_1bit_miniswhite_{comp}.tif", bytes(data)))
     f.append(("tif_tf_ycbcr_uncompressed.tif", tif(data=np.asarray(pick(srcs, 4, (64, 48))), photometric="ycbcr",
                                                    subsampling=(2, 2))))
     f.append(("tif_pil_p_lzw.tif", saved(small.quantize(77), "TIFF", compression="tiff_lzw")))

@@ -580,6 +580,12 @@ def tiff_fixtures(photo_rgb):
     f.append(("tif_1bit_raw.tif", saved(photo_rgb.convert("1"), "TIFF")))
     f.append(("tif_1bit_packbits.tif", saved(photo_rgb.convert("1"), "TIFF", compression="packbits")))
     f.append(("tif_1bit_g4.tif", saved(photo_rgb.convert("1"), "TIFF", compression="group4")))
+    # 1-bit white-is-zero (Pillow's "1;I"): Pillow writes black-is-zero, so the tag is patched
+    white = bytearray(saved(photo_rgb.convert("1"), "TIFF", compression="packbits"))
+    with tifffile.TiffFile(io.BytesIO(bytes(white))) as t:
+        ph = t.pages[0].tags["PhotometricInterpretation"]
+        struct.pack_into(t.byteorder + "H", white, ph.valueoffset, 0)
+    f.append(("tif_1bit_miniswhite_packbits.tif", bytes(white)))
     # 16-bit grey spanning 0..~400: Pillow clips above 255
     g16 = (grey.astype(np.uint16) * 3 // 2 + np.arange(grey.size).reshape(grey.shape) % 5).astype(np.uint16)
     f.append(("tif_l16_raw.tif", saved(Image.frombytes("I;16", photo_rgb.size, g16.astype("<u2").tobytes()), "TIFF")))

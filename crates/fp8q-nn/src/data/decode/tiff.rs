@@ -5,8 +5,8 @@
 //! libtiff decodes it for Pillow (`read_jpeg`: YCbCr converted to RGB by libjpeg, grey, RGB and
 //! CMYK as stored), then converted as Pillow converts its mode to RGB:
 //!
-//! * black-is-zero grey, 1-, 2-, 4-, 8-bit (`1`, `L;2`, `L;4`, `L`: scaled to 0-255) and 8-bit
-//!   white-is-zero (`L;I`, inverted), with or without an extra sample;
+//! * black-is-zero grey, 1-, 2-, 4-, 8-bit (`1`, `L;2`, `L;4`, `L`: scaled to 0-255) and 1- and
+//!   8-bit white-is-zero (`1;I`, `L;I`, inverted), with or without an extra sample;
 //! * 16-bit grey (`I;16`/`I;16B`): values above 255 clip to 255 (Pillow's `I;16` → `RGB`);
 //!   signed 16-bit and signed or unsigned 32-bit grey (Pillow's `I`, unsigned read as signed)
 //!   clip to 0-255;
@@ -22,7 +22,7 @@
 //! Refused with an error naming the variant, rather than decoded differently: YCbCr other than
 //! JPEG-compressed (Pillow has libtiff convert it with its own YCbCr tables), old-style JPEG
 //! (compression 6), other compressions (CCITT fax, ZSTD, WebP, …),
-//! white-is-zero other than 8-bit, float samples and signed ones other than grey, separate
+//! white-is-zero other than 1- and 8-bit, float samples and signed ones other than grey, separate
 //! planes, premultiplied alpha other than 8-bit RGBa, fill order 2, CIELab.
 //!
 //! [`cmyk_to_rgb`]: super::cmyk::cmyk_to_rgb
@@ -125,7 +125,7 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
         (kind, depth, n, extra.as_slice()),
         (Kind::Grey, 1 | 2 | 4 | 8 | 16 | 32, 1, [])
             | (Kind::Grey | Kind::Palette, 8, 2, [0 | 2])
-            | (Kind::WhiteIsZero, 8, 1, [])
+            | (Kind::WhiteIsZero, 1 | 8, 1, [])
             | (Kind::Palette, 1 | 2 | 4 | 8, 1, [])
             | (Kind::Rgb, 8 | 16, 3, [])
             | (Kind::Rgb, 8 | 16, 4, [] | [0] | [2])
