@@ -17,6 +17,11 @@ difference is reported as a mismatch, with details (bytes differing, largest dif
 
     CARGO_TARGET_DIR=/work/target-img cargo build --release -p fp8q-nn --example image_dump
     python3 tools/image_diff.py [--out /tmp/img-audit] [--bin PATH/TO/image_dump] [--only SUBSTRING]
+    python3 tools/image_diff.py --mutate 3000 [--seed S] --only gif_    # damaged copies
+
+With `--mutate N`, N damaged copies (1 to 4 bytes changed) of the battery's files are compared
+instead: fp8q must decode what Pillow decodes or refuse; decoding other pixels than Pillow, or
+decoding what Pillow refuses, is a failure.
 
 Exit status 1 when anything mismatches. Dev-time only: needs Pillow, numpy, torch, torchvision,
 scikit-image (sample photographs), tifffile; `cjpeg` (Debian libjpeg-turbo-progs) optional.
@@ -790,8 +795,59 @@ def details(paths, bins, out):
     return res
 
 
+def mutate(files, n, imgs, seed):
+    """`n` mutants of the battery's `files`, each with 1 to 4 bytes replaced or bit-flipped
+    (seeded): damaged files on which fp8q must decode what Pillow decodes or refuse."""
+    import random
+
+    rng = random.Random(seed)
+    out = []
+    for k in range(n):
+        name, data = files[rng.randrange(len(files))]
+        b = bytearray(data)
+        for _ in range(rng.randint(1, 4)):
+            i = rng.randrange(len(b))
+            b[i] = rng.randrange(256) if rng.random() < 0.7 else b[i] ^ (1 << rng.randrange(8))
+        out.append((f"mut{k:05d}_{name}", bytes(b)))
+    return out
+
+
+def compare_mutants(paths, ours):
+    """Tally fp8q against Pillow on damaged files. Pillow's libjpeg-turbo runs without SIMD
+    (`JSIMD_FORCENONE=1`, as for the corrupt-data fixtures): on recovered garbage coefficients its
+    SIMD and C IDCTs differ, and fp8q builds the C one. Returns the paths where fp8q decodes
+    something Pillow does not give (other pixels, or Pillow refusing)."""
+    tally = {"identical": 0, "both refuse": 0, "fp8q refuses, Pillow decodes": 0,
+             "fp8q decodes, Pillow refuses": 0, "both decode, pixels differ": 0}
+    bad = []
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                rgb = np.asarray(im.convert("RGB"))
+            ref = hashlib.sha256(rgb.tobytes()).hexdigest()
+        except Exception:
+            ref = None
+        got = ours[p].get("rgb_sha256")
+        if ref is None and got is None:
+            tally["both refuse"] += 1
+        elif ref is None:
+            tally["fp8q decodes, Pillow refuses"] += 1
+            bad.append(p)
+        elif got is None:
+            tally["fp8q refuses, Pillow decodes"] += 1
+        elif got == ref:
+            tally["identical"] += 1
+        else:
+            tally["both decode, pixels differ"] += 1
+            bad.append(p)
+    return tally, bad
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--mutate", type=int, default=0,
+                    help="instead: this many damaged copies of the (--only) battery files, fp8q against Pillow")
+    ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default="/tmp/img-audit")
     ap.add_argument("--bin", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")),
                                                   "release", "examples", "image_dump"))
@@ -802,6 +858,9 @@ def main():
     for old in os.listdir(imgs):
         os.remove(os.path.join(imgs, old))
     files = [(n, d) for n, d in battery() if args.only in n]
+    if args.mutate:
+        os.environ["JSIMD_FORCENONE"] = "1"  # read by libjpeg-turbo at its first use, below
+        files = mutate(files, args.mutate, imgs, args.seed)
     paths = []
     for name, data in files:
         p = os.path.join(imgs, name)
@@ -813,6 +872,13 @@ def main():
     if run.returncode != 0:
         sys.exit(f"image_dump failed: {run.stderr[-2000:]}")
     ours = {json.loads(line)["path"]: json.loads(line) for line in run.stdout.splitlines()}
+    if args.mutate:
+        tally, bad = compare_mutants(paths, ours)
+        for k, v in tally.items():
+            print(f"{v:6d}  {k}")
+        for p in bad[:20]:
+            print("  ", os.path.basename(p), ours[p].get("error", "decoded"))
+        sys.exit(1 if bad else 0)
     rows, bad = [], []
     for p in paths:
         name = os.path.basename(p)
