@@ -645,6 +645,48 @@ def gif_battery(srcs):
     return f
 
 
+def ico_battery(srcs):
+    """ICO content (Pillow opens it whatever the name): which icon Pillow picks, PNG and
+    headerless-BMP icons of every depth, the AND mask Pillow insists on reading."""
+    f = []
+    photo = pick(srcs, 1, (64, 64))
+    f.append(("ico_pil_png.ico", saved(photo, "ICO", sizes=[(16, 16), (32, 32), (64, 64)])))
+    f.append(("ico_pil_png_rgba.jpg", saved(photo.convert("RGBA"), "ICO", sizes=[(48, 48)])))
+    f.append(("ico_pil_bmp.ico", saved(photo, "ICO", sizes=[(32, 32), (64, 64)], bitmap_format="bmp")))
+    f.append(("ico_pil_bmp_rgba.ico", saved(photo.convert("RGBA"), "ICO", sizes=[(40, 24)], bitmap_format="bmp")))
+    small = pick(srcs, 2, (27, 19))
+    q16, q256 = small.quantize(16), small.quantize(200)
+    pal16 = [tuple(q16.getpalette()[3 * i:3 * i + 3]) for i in range(16)]
+    pal256 = [tuple(q256.getpalette()[3 * i:3 * i + 3]) for i in range(200)]
+    idx16, idx256 = np.asarray(q16), np.asarray(q256)
+    bw = (np.asarray(small.convert("L")) > 128).astype(np.uint8)
+    rgb = np.asarray(small)
+    rgba = np.dstack([rgb, np.asarray(small.convert("L"))])
+    d4, d8 = mf.ico_dib(idx16, 4, pal16), mf.ico_dib(idx256, 8, pal256)
+    d1 = mf.ico_dib(bw, 1, [(10, 20, 30), (240, 230, 220)])
+    d24, d32 = mf.ico_dib(rgb, 24), mf.ico_dib(rgba, 32)
+    f.append(("ico_bmp4.ico", mf.ico_file([(27, 19, 16, 4, d4)])))
+    f.append(("ico_bmp8.ico", mf.ico_file([(27, 19, 0, 8, d8)])))
+    f.append(("ico_bmp1.ico", mf.ico_file([(27, 19, 2, 1, d1)])))
+    f.append(("ico_bmp1_grey_palette.ico", mf.ico_file([(27, 19, 2, 1, mf.ico_dib(bw, 1, [(0, 0, 0), (255, 255, 255)]))])))
+    f.append(("ico_bmp24.ico", mf.ico_file([(27, 19, 0, 24, d24)])))
+    f.append(("ico_bmp32.ico", mf.ico_file([(27, 19, 0, 32, d32)])))
+    f.append(("ico_bmp32_top_down.ico", mf.ico_file([(27, 19, 0, 32, mf.ico_dib(rgba, 32, top_down=True))])))
+    f.append(("ico_bmp24_bpp0_in_directory.ico", mf.ico_file([(27, 19, 0, 0, d24)])))
+    # the same size at several depths: Pillow takes the lowest depth of the largest
+    f.append(("ico_pick_depths.ico", mf.ico_file([(27, 19, 0, 32, d32), (27, 19, 0, 24, d24), (27, 19, 16, 4, d4)])))
+    f.append(("ico_pick_largest.ico", mf.ico_file([(16, 16, 0, 24, mf.ico_dib(rgb[:16, :16], 24)), (27, 19, 0, 8, d8)])))
+    f.append(("ico_pick_colours_byte.ico", mf.ico_file([(27, 19, 16, 0, d4), (27, 19, 0, 0, d8)])))
+    f.append(("ico_directory_size_wrong.ico", mf.ico_file([(27, 19, 0, 24, d24, 10)])))
+    f.append(("ico_directory_size_big.ico", mf.ico_file([(27, 19, 0, 24, d24, len(d24) + 500)])))
+    f.append(("ico_bmp32_truncated.ico", mf.ico_file([(27, 19, 0, 32, d32[:-30])])))
+    f.append(("ico_bmp8_truncated.ico", mf.ico_file([(27, 19, 0, 8, d8[:-200])])))
+    f.append(("ico_png_in_bmp_dims.ico", mf.ico_file([(99, 99, 0, 32, saved(small, "PNG"))])))
+    f.append(("ico_empty.ico", struct.pack("<HHH", 0, 1, 0)))
+    f.append(("ico_truncated_directory.ico", mf.ico_file([(27, 19, 0, 24, d24)])[:15]))
+    return f
+
+
 def webp_battery(srcs):
     f = []
     for k, q in enumerate((0, 10, 30, 50, 75, 90, 100)):
@@ -708,8 +750,8 @@ def transform_battery(srcs):
 def battery():
     srcs = sources()
     f = []
-    for fn in (jpeg_battery, png_battery, pnm_battery, bmp_battery, tiff_battery, gif_battery, webp_battery,
-               transform_battery):
+    for fn in (jpeg_battery, png_battery, pnm_battery, bmp_battery, tiff_battery, gif_battery, ico_battery,
+               webp_battery, transform_battery):
         try:
             part = fn(srcs)
         except Exception as e:  # a generator that cannot run here (missing tool) is reported

@@ -526,6 +526,49 @@ def gif_file(screen, frames, global_palette=None, background=0, trailer=True, ve
     return bytes(out)
 
 
+def ico_dib(arr, bits, palette=None, top_down=False, mask_rows=None):
+    """A headerless BMP (BITMAPINFOHEADER, height doubled) for an icon: `arr` is indices (1-8
+    bits, with `palette` RGB triples) or RGB(A) pixels (24/32 bits); then the AND mask."""
+    h, w = arr.shape[:2]
+    colors = len(palette) if palette is not None else 0
+    hdr = struct.pack("<IiiHHIIiiII", 40, w, (-2 * h) if top_down else 2 * h, 1, bits, 0, 0, 0, 0, colors, 0)
+    pal = b"".join(bytes([b, g, r, 0]) for r, g, b in (palette or []))
+    rows = arr if top_down else arr[::-1]
+    data = b""
+    for row in rows:
+        if bits == 24:
+            line = np.asarray(row)[:, [2, 1, 0]].astype(np.uint8).tobytes()
+        elif bits == 32:
+            line = np.asarray(row)[:, [2, 1, 0, 3]].astype(np.uint8).tobytes()
+        else:
+            line = bytearray()
+            acc, n = 0, 0
+            for x in row:
+                acc = (acc << bits) | int(x)
+                n += bits
+                if n == 8:
+                    line.append(acc)
+                    acc, n = 0, 0
+            if n:
+                line.append(acc << (8 - n))
+            line = bytes(line)
+        data += line + bytes(-len(line) % 4)
+    stride = (w + 31) // 32 * 4
+    mask = bytes(stride * h) if mask_rows is None else mask_rows
+    return hdr + pal + data + mask
+
+
+def ico_file(frames):
+    """An ICO of (width byte, height byte, colours byte, bpp, payload) frames."""
+    head = struct.pack("<HHH", 0, 1, len(frames))
+    offset = 6 + 16 * len(frames)
+    dirs, body = b"", b""
+    for wb, hb, nc, bpp, payload, *size in frames:
+        dirs += struct.pack("<BBBBHHII", wb, hb, nc, 0, 1, bpp, size[0] if size else len(payload), offset + len(body))
+        body += payload
+    return head + dirs + body
+
+
 def tiff_packed(idx, bits, colormap=None):
     """An uncompressed little-endian TIFF of 1/2/4-bit samples (grey, or palette with a
     `colormap` of 3 x 2**bits 16-bit values) by hand: tifffile packs sub-byte samples only with
@@ -806,7 +849,7 @@ def audit_fixtures(photo_rgb):
     PNG that Pillow still decodes (or not), BMP with the 64-byte OS/2 2.x header, TIFF extra
     samples, premultiplied alpha, 32-bit and signed grey, BigTIFF, an animated WebP whose first
     frame is smaller than the canvas; GIF content under other names and the rules of Pillow's GIF
-    reading (see gif_fixtures); PFM and Pillow's P0CMYK; and a format fp8q refuses by name
+    reading (see gif_fixtures); ICO; PFM and Pillow's P0CMYK; and a format fp8q refuses by name
     (lossless JPEG)."""
     import tifffile
 
@@ -859,6 +902,17 @@ def audit_fixtures(photo_rgb):
     f.append(("webp_anim_first_frame_offset.webp", b"RIFF" + struct.pack("<I", len(body)) + body))
     f.append(("gif_saved_as.jpg", saved(photo_rgb, "GIF")))
     f += gif_fixtures(photo_rgb)
+    # ICO content: Pillow's own (PNG icons), and BMP icons, the one Pillow picks among several
+    f.append(("ico_pil_png_saved_as.jpg", saved(photo_rgb, "ICO", sizes=[(16, 16), (37, 29)])))
+    f.append(("ico_pil_bmp.ico", saved(photo_rgb.convert("RGBA"), "ICO", sizes=[(24, 16), (37, 29)],
+                                       bitmap_format="bmp")))
+    # one size at three depths: Pillow takes the lowest depth (4-bit) of the largest icons
+    q16 = photo_rgb.quantize(16)
+    pal16 = [tuple(q16.getpalette()[3 * i:3 * i + 3]) for i in range(16)]
+    rgba = np.dstack([np.asarray(photo_rgb), np.asarray(photo_rgb.convert("L"))])
+    f.append(("ico_pick_lowest_depth.ico", ico_file([(37, 29, 0, 32, ico_dib(rgba, 32)),
+                                                     (37, 29, 0, 24, ico_dib(np.asarray(photo_rgb), 24)),
+                                                     (37, 29, 16, 4, ico_dib(np.asarray(q16), 4, pal16))])))
     # PFM (grey floats, rows bottom up; Pillow's F -> L clips and truncates, NaN gives 0) and
     # Pillow's own CMYK magic, whatever the name
     grey = np.asarray(photo_rgb.convert("L"))

@@ -234,6 +234,7 @@ fn mutated_files_are_decoded_or_refused_never_crash() {
         "gif_interlaced_past_screen.gif",
         "gif_long_stream_clear_every9.gif",
         "pfm_grey_le.ppm",
+        "ico_pil_bmp.ico",
         "pnm_p0cmyk_max1000.ppm",
         "webp_lossy_q80.webp",
         "webp_lossless_rgba.webp",

@@ -21,6 +21,7 @@
 //! * [`other`]: WebP, and uncompressed BMP for [`bmp`], through the `image` crate.
 //! * [`gif`]: the first frame of a GIF, as Pillow composes and decodes it (its own LZW
 //!   decoder's handling of broken streams included).
+//! * [`ico`]: the icon Pillow picks from a Windows icon file, a PNG or a headerless BMP.
 //!
 //! What Pillow's `Image.open` does not do, we do not do either: EXIF orientation (of a JPEG;
 //! Pillow does apply a TIFF's Orientation tag) and ICC profiles are ignored, alpha is dropped
@@ -30,8 +31,8 @@
 //! (`unsupported … variant`), never decoded approximately: YCbCr TIFF other than JPEG-compressed
 //! (libtiff's own conversion), old-style JPEG, CCITT fax and other rarer TIFF compressions,
 //! separate planes, float samples; the BMP layouts Pillow misreads (see [`bmp`]); lossless JPEG (see [`jpeg`]).
-//! Content of the other formats Pillow opens whatever the file's name (JPEG 2000, ICO) is
-//! refused naming the format.
+//! Content of the other formats Pillow opens whatever the file's name (JPEG 2000) is refused
+//! naming the format.
 //!
 //! Images larger than Pillow's decompression-bomb limit ([`MAX_PIXELS`]) are refused before
 //! any pixel memory is allocated.
@@ -50,6 +51,7 @@ pub mod bmp;
 pub mod bmp_rle;
 pub mod cmyk;
 pub mod gif;
+pub mod ico;
 pub mod jpeg;
 pub mod orientation;
 pub mod other;
@@ -78,6 +80,8 @@ pub enum Format {
     WebP,
     /// `'GIF87a'` or `'GIF89a'`.
     Gif,
+    /// `00 00 01 00` (Windows icon).
+    Ico,
 }
 
 impl Format {
@@ -92,6 +96,7 @@ impl Format {
             [b'I', b'I', 42 | 43, 0, ..] | [b'M', b'M', 0, 42 | 43, ..] => Some(Format::Tiff),
             [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => Some(Format::WebP),
             [b'G', b'I', b'F', b'8', b'7' | b'9', b'a', ..] => Some(Format::Gif),
+            [0, 0, 1, 0, ..] => Some(Format::Ico),
             _ => None,
         }
     }
@@ -117,15 +122,14 @@ pub fn decode_bytes(bytes: &[u8]) -> std::result::Result<Rgb8, String> {
         let known = match bytes {
             [b'P', b'F', ..] => Some("colour PFM"),
             [0, 0, 0, 0x0C, b'j', b'P', ..] | [0xFF, 0x4F, 0xFF, 0x51, ..] => Some("JPEG 2000"),
-            [0, 0, 1, 0, ..] => Some("ICO"),
             _ => None,
         };
         match known {
             Some(name) => format!(
-                "unsupported format: {name} content (fp8q decodes JPEG, PNG, BMP, PBM/PGM/PPM, TIFF, WebP and GIF; \
+                "unsupported format: {name} content (fp8q decodes JPEG, PNG, BMP, PBM/PGM/PPM, TIFF, WebP, GIF and ICO; \
                  convert it to PNG)"
             ),
-            None => "unrecognised format (expected JPEG, PNG, BMP, PBM/PGM/PPM, TIFF, WebP or GIF content)".to_string(),
+            None => "unrecognised format (expected JPEG, PNG, BMP, PBM/PGM/PPM, TIFF, WebP, GIF or ICO content)".to_string(),
         }
     })?;
     let img = match format {
@@ -136,6 +140,7 @@ pub fn decode_bytes(bytes: &[u8]) -> std::result::Result<Rgb8, String> {
         Format::Bmp => bmp::decode(bytes),
         Format::WebP => other::decode(bytes, format),
         Format::Gif => gif::decode(bytes),
+        Format::Ico => ico::decode(bytes),
     }?;
     if img.width == 0 || img.height == 0 {
         return Err("empty image".into());

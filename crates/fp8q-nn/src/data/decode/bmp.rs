@@ -213,6 +213,11 @@ fn mask_bytes(masks: [u32; 4]) -> Option<[usize; 3]> {
     Some([0, 1, 2].map(|c| masks[c].trailing_zeros() as usize / 8))
 }
 
+/// Where a BMP file's pixel data starts, as Pillow reads the headers.
+pub(crate) fn pixel_offset(bytes: &[u8]) -> Result<usize, String> {
+    Ok(header(bytes)?.offset)
+}
+
 /// Decode a BMP file's bytes as `Image.open(p).convert('RGB')` does.
 pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
     let h = header(bytes)?;
