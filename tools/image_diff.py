@@ -53,7 +53,7 @@ REFUSED_OK = {
     "tif_*ojpeg*": "unsupported TIFF variant: compression 6",
     "tif_*g3*": "unsupported TIFF variant: compression 3",
     "tif_*g4*": "unsupported TIFF variant: compression 4",
-    "tif_*ycbcr_uncompressed*": "unsupported TIFF variant: photometric interpretation 6",
+    "tif_*ycbcr_lzw*": "unsupported TIFF variant: YCbCr with compression 5",
     "tif_*planar*": "unsupported TIFF variant",
     "tif_*float*": "unsupported TIFF variant",
     "jlossless_*": "unsupported JPEG variant: lossless JPEG",
@@ -525,8 +525,10 @@ def tiff_battery(srcs):
             ph = t.pages[0].tags["PhotometricInterpretation"]
             struct.pack_into(t.byteorder + "H", data, ph.valueoffset, 0)
         f.append((f"tif_1bit_miniswhite_{comp}.tif", bytes(data)))
-    f.append(("tif_tf_ycbcr_uncompressed.tif", tif(data=np.asarray(pick(srcs, 4, (64, 48))), photometric="ycbcr",
-                                                   subsampling=(2, 2))))
+    ycc_arr = np.asarray(pick(srcs, 4, (64, 48)).convert("YCbCr"))
+    f.append(("tif_tf_ycbcr_uncompressed.tif", tif(data=ycc_arr, photometric="ycbcr", subsampling=(1, 1))))
+    f.append(("tif_pil_ycbcr_uncompressed.tif", saved(pick(srcs, 4, (61, 45)).convert("YCbCr"), "TIFF")))
+    f.append(("tif_tf_ycbcr_lzw.tif", tif(data=ycc_arr, photometric="ycbcr", subsampling=(1, 1), compression="lzw")))
     f.append(("tif_pil_p_lzw.tif", saved(small.quantize(77), "TIFF", compression="tiff_lzw")))
     f.append(("tif_pil_rgb_truncated.tif", saved(small, "TIFF")[:-300]))
     for o in (1, 3, 6, 8):

@@ -662,6 +662,15 @@ def tiff_fixtures(photo_rgb):
                                               compression="zlib")))
     # JPEG compression (libtiff + libjpeg, as Pillow reads it): YCbCr 4:2:0 in tiles past the
     # edges, grey strips, CMYK (as stored), and a strip whose JPEG data is cut short
+    # uncompressed YCbCr: Pillow reads 3 samples a pixel, whatever the subsampling tag says
+    # (here the TIFF default, 2 x 2), and converts with its own tables
+    ycc = saved(photo_rgb.convert("YCbCr"), "TIFF")
+    f.append(("tif_ycbcr_uncompressed.tif", ycc))
+    with tifffile.TiffFile(io.BytesIO(ycc)) as t:
+        sub = t.pages[0].tags["YCbCrSubSampling"]
+        patched = bytearray(ycc)
+        struct.pack_into(t.byteorder + "HH", patched, sub.valueoffset, 2, 2)
+    f.append(("tif_ycbcr_uncompressed_tag22.tif", bytes(patched)))
     f.append(("tif_jpeg_ycbcr420_tiled.tif", tif(data=arr, photometric="ycbcr", compression="jpeg",
                                                  subsampling=(2, 2), tile=(16, 16))))
     f.append(("tif_jpeg_grey_rps5.tif", tif(data=grey, photometric="minisblack", compression="jpeg", rowsperstrip=5)))
@@ -993,6 +1002,15 @@ def val_transform_and_logits(paths, pth):
     return out
 
 
+def ycbcr_to_rgb_all_sha256():
+    """Pillow's YCbCr -> RGB of every (Y, Cb, Cr), Y slowest and Cr fastest: the SHA-256 of
+    the 2^24 RGB triples."""
+    v = np.arange(1 << 24, dtype=np.uint32)
+    ycc = np.stack([v >> 16, (v >> 8) & 255, v & 255], axis=-1).astype(np.uint8).reshape(4096, 4096, 3)
+    rgb = np.asarray(Image.fromarray(ycc, "YCbCr").convert("RGB"))
+    return hashlib.sha256(rgb.tobytes()).hexdigest()
+
+
 def main(out):
     os.makedirs(out, exist_ok=True)
     expected = {}
@@ -1024,7 +1042,7 @@ def main(out):
         "jpeg_simd_equals_c": f"{same} of {len(jpegs)} JPEG fixtures that Pillow decodes",
     }
     with open(os.path.join(out, "expected.json"), "w") as fh:
-        json.dump({"meta": meta, "images": expected,
+        json.dump({"meta": meta, "images": expected, "ycbcr_to_rgb_all_sha256": ycbcr_to_rgb_all_sha256(),
                    "val_transform": val_transform_and_logits([os.path.join(out, n) for n in logit_files], pth)},
                   fh, indent=1, sort_keys=True)
     total = sum(os.path.getsize(os.path.join(out, n)) for n in os.listdir(out))

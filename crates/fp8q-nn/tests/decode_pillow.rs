@@ -137,6 +137,19 @@ fn every_fixture_decodes_exactly_like_pillow() {
     assert!(exact >= 60, "only {exact} fixtures compared");
 }
 
+/// Pillow's YCbCr → RGB (uncompressed YCbCr TIFF) on every one of the 2^24 inputs: the SHA-256
+/// of the RGB triples, Y slowest and Cr fastest, against the one `tools/make_image_fixtures.py`
+/// computed with Pillow.
+#[test]
+fn ycbcr_to_rgb_is_pillows_on_every_input() {
+    let ycc: Vec<u8> = (0u32..1 << 24)
+        .flat_map(|v| [(v >> 16) as u8, (v >> 8) as u8, v as u8])
+        .collect();
+    let rgb = fp8q_nn::data::decode::ycbcr::to_rgb(&ycc, 3);
+    let want = expected()["ycbcr_to_rgb_all_sha256"].as_str().unwrap().to_string();
+    assert_eq!(hex(&Sha256::digest(&rgb)), want);
+}
+
 #[test]
 fn missing_file_is_an_io_error_naming_it() {
     let err = decode(&data("images/no_such_file.jpg")).unwrap_err();

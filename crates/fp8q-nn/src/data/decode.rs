@@ -14,7 +14,8 @@
 //! * [`tiff`]: grey (1 to 16 bits), RGB (8, 16), palette, CMYK (8, 16) TIFF, uncompressed, LZW,
 //!   Deflate or PackBits (the `tiff` crate), converted as Pillow converts its modes, [`cmyk`]
 //!   and the Orientation tag ([`orientation`]) included. JPEG-compressed TIFF as libtiff
-//!   decodes it for Pillow ([`jpeg`]'s libjpeg); other YCbCr TIFF is refused.
+//!   decodes it for Pillow ([`jpeg`]'s libjpeg); uncompressed YCbCr with Pillow's conversion
+//!   ([`ycbcr`]); other YCbCr TIFF is refused.
 //! * [`bmp`]: BMP headers read with Pillow's rules; 16-bit, bitfield and run-length ([`bmp_rle`])
 //!   pixels unpacked as Pillow unpacks them, the common uncompressed layouts through the `image`
 //!   crate.
@@ -28,8 +29,8 @@
 //! (not composited), palettes are looked up.
 //!
 //! Variants whose exact bytes we cannot reproduce are refused with an error naming the variant
-//! (`unsupported … variant`), never decoded approximately: YCbCr TIFF other than JPEG-compressed
-//! (libtiff's own conversion), old-style JPEG, CCITT fax and other rarer TIFF compressions,
+//! (`unsupported … variant`), never decoded approximately: YCbCr TIFF compressed other than with
+//! JPEG (libtiff's own conversion), old-style JPEG, CCITT fax and other rarer TIFF compressions,
 //! separate planes, float samples; the BMP layouts Pillow misreads (see [`bmp`]); lossless JPEG (see [`jpeg`]).
 //! Content of the other formats Pillow opens whatever the file's name (JPEG 2000) is refused
 //! naming the format.
@@ -58,6 +59,7 @@ pub mod other;
 pub mod png;
 pub mod pnm;
 pub mod tiff;
+pub mod ycbcr;
 
 /// The largest image accepted, in pixels: Pillow's `DecompressionBombError` threshold
 /// (twice `Image.MAX_IMAGE_PIXELS` = 2 · 89 478 485).

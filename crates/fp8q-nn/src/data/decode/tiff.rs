@@ -19,13 +19,17 @@
 //! Alpha and extra samples are dropped, as `convert('RGB')` drops them; 8-bit RGB with
 //! premultiplied alpha is un-premultiplied first, as Pillow's `RGBa` reading does.
 //!
-//! Refused with an error naming the variant, rather than decoded differently: YCbCr other than
-//! JPEG-compressed (Pillow has libtiff convert it with its own YCbCr tables), old-style JPEG
-//! (compression 6), other compressions (CCITT fax, ZSTD, WebP, …),
+//! Uncompressed YCbCr is read as Pillow reads it, three samples a pixel whatever the
+//! subsampling tag says, and converted with Pillow's tables ([`ycbcr`]).
+//!
+//! Refused with an error naming the variant, rather than decoded differently: YCbCr compressed
+//! other than with JPEG (Pillow has libtiff convert it with libtiff's own YCbCr tables),
+//! old-style JPEG (compression 6), other compressions (CCITT fax, ZSTD, WebP, …),
 //! white-is-zero other than 1- and 8-bit, float samples and signed ones other than grey, separate
 //! planes, premultiplied alpha other than 8-bit RGBa, fill order 2, CIELab.
 //!
 //! [`cmyk_to_rgb`]: super::cmyk::cmyk_to_rgb
+//! [`ycbcr`]: super::ycbcr
 //! [`orientation`]: super::orientation
 
 use std::io::Cursor;
@@ -45,6 +49,11 @@ enum Kind {
     Rgb,
     Palette,
     Cmyk,
+    /// Uncompressed YCbCr, which Pillow reads itself, three samples a pixel whatever the
+    /// subsampling tag says, and converts with its own tables ([`ycbcr`]).
+    ///
+    /// [`ycbcr`]: super::ycbcr
+    YCbCr,
 }
 
 /// Decode a TIFF file's bytes (first image).
@@ -110,6 +119,12 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
     let kind = match photometric {
         // libtiff's JPEGCOLORMODE_RGB: libjpeg converts the YCbCr to RGB
         6 if jpeg => Kind::Rgb,
+        6 if compression == 1 => Kind::YCbCr,
+        6 => {
+            return unsupported(format!(
+                "YCbCr with compression {compression} (Pillow has libtiff convert it to RGB with its own tables)"
+            ))
+        }
         0 => Kind::WhiteIsZero,
         1 => Kind::Grey,
         2 => Kind::Rgb,
@@ -128,6 +143,7 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
             | (Kind::WhiteIsZero, 1 | 8, 1, [])
             | (Kind::Palette, 1 | 2 | 4 | 8, 1, [])
             | (Kind::Rgb, 8 | 16, 3, [])
+            | (Kind::YCbCr, 8, 3, [])
             | (Kind::Rgb, 8 | 16, 4, [] | [0] | [2])
             | (Kind::Rgb, 8, 4, [1])
             | (Kind::Rgb, 8, 4, [999])
@@ -156,7 +172,8 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
     };
     let (w, h) = (w as usize, h as usize);
     // Read as the grey levels of a copy of the file that says black-is-zero: palette images (the
-    // `tiff` crate has no palette colour type and refuses to read them), and RGB or CMYK with
+    // `tiff` crate has no palette colour type and refuses to read them), YCbCr (which it refuses
+    // when the subsampling tag is not 1, 1; Pillow ignores the tag), and RGB or CMYK with
     // extra samples (the `tiff` crate reads only an alpha sample after the colour ones, and
     // misreads the others), which then come as they are stored, `n` per pixel.
     let base = match kind {
@@ -166,7 +183,7 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
     };
     let result = if jpeg {
         DecodingResult::U8(read_jpeg(&mut dec, bytes, photometric == 6, n)?)
-    } else if kind == Kind::Palette || n > base {
+    } else if matches!(kind, Kind::Palette | Kind::YCbCr) || n > base {
         let grey = as_black_is_zero(bytes)
             .ok_or("palette or extra-sample image without a readable PhotometricInterpretation")?;
         let mut dec = Decoder::new(Cursor::new(&grey[..])).map_err(e)?;
@@ -184,6 +201,11 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
                 Kind::Rgb => super::first_three(w, h, &px, n),
                 Kind::Palette => lookup(w, h, &every(&px, n), &palette),
                 Kind::Cmyk => super::cmyk::cmyk_to_rgb(w, h, &px, n, false),
+                Kind::YCbCr => Rgb8 {
+                    width: w,
+                    height: h,
+                    data: super::ycbcr::to_rgb(&px, n),
+                },
             }
         }
         DecodingResult::U8(px) => {
