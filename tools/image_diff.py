@@ -55,7 +55,6 @@ REFUSED_OK = {
     "tif_*g4*": "unsupported TIFF variant: compression 4",
     "tif_*ycbcr_lzw*": "unsupported TIFF variant: YCbCr with compression 5",
     "tif_*planar*": "unsupported TIFF variant",
-    "tif_*float*": "unsupported TIFF variant",
     "jlossless_*": "unsupported JPEG variant: lossless JPEG",
 }
 
@@ -525,6 +524,26 @@ def tiff_battery(srcs):
             ph = t.pages[0].tags["PhotometricInterpretation"]
             struct.pack_into(t.byteorder + "H", data, ph.valueoffset, 0)
         f.append((f"tif_1bit_miniswhite_{comp}.tif", bytes(data)))
+    # float, signed and 16-bit white-is-zero grey: Pillow's F -> L; for compressed big-endian
+    # files Pillow reads libtiff's native-order samples byte-swapped (F;32BF, I;16BS, I;32BS)
+    fl = (g.astype(np.float32) * 1.37 - 40.3).astype(np.float32)
+    fl[0, :6] = [np.nan, np.inf, -np.inf, -0.0, 254.99998, 255.0]
+    for order, bo in (("le", "<"), ("be", ">")):
+        for comp in (None, "lzw", "zlib"):
+            kw = {"compression": comp} if comp else {}
+            tag = f"{order}_{comp or 'raw'}"
+            f.append((f"tif_float_grey_{tag}.tif", tif(data=fl, photometric="minisblack", byteorder=bo, **kw)))
+            f.append((f"tif_float_white_{tag}.tif", tif(data=fl, photometric="miniswhite", byteorder=bo, **kw)))
+            f.append((f"tif_int16_grey_{tag}.tif", tif(data=(g.astype(np.int16) * 2 - 100), photometric="minisblack",
+                                                       byteorder=bo, **kw)))
+            f.append((f"tif_int32_grey_{tag}.tif", tif(data=(g.astype(np.int32) * 3 - 200), photometric="minisblack",
+                                                       byteorder=bo, **kw)))
+            f.append((f"tif_uint32_grey_{tag}.tif", tif(data=g.astype(np.uint32) * 2, photometric="minisblack",
+                                                        byteorder=bo, **kw)))
+            f.append((f"tif_white16_{tag}.tif", tif(data=g.astype(np.uint16) * 3, photometric="miniswhite",
+                                                    byteorder=bo, **kw)))
+    f.append(("tif_float_grey_predictor3.tif", tif(data=fl, photometric="minisblack", compression="zlib",
+                                                   predictor=3)))
     ycc_arr = np.asarray(pick(srcs, 4, (64, 48)).convert("YCbCr"))
     f.append(("tif_tf_ycbcr_uncompressed.tif", tif(data=ycc_arr, photometric="ycbcr", subsampling=(1, 1))))
     f.append(("tif_pil_ycbcr_uncompressed.tif", saved(pick(srcs, 4, (61, 45)).convert("YCbCr"), "TIFF")))

@@ -662,6 +662,16 @@ def tiff_fixtures(photo_rgb):
                                               compression="zlib")))
     # JPEG compression (libtiff + libjpeg, as Pillow reads it): YCbCr 4:2:0 in tiles past the
     # edges, grey strips, CMYK (as stored), and a strip whose JPEG data is cut short
+    # float and signed grey, 16-bit white-is-zero; big-endian compressed files, which Pillow
+    # reads byte-swapped (libtiff's native-order samples under a big-endian raw mode)
+    small_grey = grey[:13, :17]
+    fl = (small_grey.astype(np.float32) * 1.37 - 40.3).astype(np.float32)
+    fl[0, :6] = [np.nan, np.inf, -np.inf, -0.0, 254.99998, 255.0]
+    f.append(("tif_float_grey_raw.tif", tif(data=fl, photometric="minisblack")))
+    f.append(("tif_float_grey_be_lzw.tif", tif(data=fl, photometric="minisblack", byteorder=">", compression="lzw")))
+    f.append(("tif_int16_grey_be_lzw.tif", tif(data=small_grey.astype(np.int16) * 2 - 100, photometric="minisblack",
+                                               byteorder=">", compression="lzw")))
+    f.append(("tif_white16_raw.tif", tif(data=small_grey.astype(np.uint16) * 3, photometric="miniswhite")))
     # uncompressed YCbCr: Pillow reads 3 samples a pixel, whatever the subsampling tag says
     # (here the TIFF default, 2 x 2), and converts with its own tables
     ycc = saved(photo_rgb.convert("YCbCr"), "TIFF")

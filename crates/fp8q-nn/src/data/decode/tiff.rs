@@ -7,13 +7,16 @@
 //!
 //! * black-is-zero grey, 1-, 2-, 4-, 8-bit (`1`, `L;2`, `L;4`, `L`: scaled to 0-255) and 1- and
 //!   8-bit white-is-zero (`1;I`, `L;I`, inverted), with or without an extra sample;
-//! * 16-bit grey (`I;16`/`I;16B`): values above 255 clip to 255 (Pillow's `I;16` → `RGB`);
+//! * 16-bit grey (`I;16`/`I;16B`, and little-endian white-is-zero, which Pillow does not
+//!   invert): values above 255 clip to 255 (Pillow's `I;16` → `RGB`);
 //!   signed 16-bit and signed or unsigned 32-bit grey (Pillow's `I`, unsigned read as signed)
 //!   clip to 0-255;
 //! * RGB, 8- and 16-bit (16-bit samples keep their most significant byte, Pillow's `RGB;16`),
 //!   with or without an extra sample;
 //! * palette, 1- to 8-bit: the ColorMap's 16-bit entries divided by 256, as Pillow reads them;
 //! * CMYK, 8- and 16-bit, with Pillow's CMYK → RGB formula ([`cmyk_to_rgb`]);
+//! * 32-bit float grey (Pillow's `F`, white-is-zero not inverted): Pillow's `F` → `L`, 0 at or
+//!   below 0 and for NaN, 255 at or above 255, truncated in between;
 //! * the Orientation tag, which Pillow applies when it loads a TIFF ([`orientation`]).
 //!
 //! Alpha and extra samples are dropped, as `convert('RGB')` drops them; 8-bit RGB with
@@ -25,7 +28,8 @@
 //! Refused with an error naming the variant, rather than decoded differently: YCbCr compressed
 //! other than with JPEG (Pillow has libtiff convert it with libtiff's own YCbCr tables),
 //! old-style JPEG (compression 6), other compressions (CCITT fax, ZSTD, WebP, …),
-//! white-is-zero other than 1- and 8-bit, float samples and signed ones other than grey, separate
+//! white-is-zero other than 1- and 8-bit, float samples other than 32-bit grey, signed ones
+//! other than grey, separate
 //! planes, premultiplied alpha other than 8-bit RGBa, fill order 2, CIELab.
 //!
 //! [`cmyk_to_rgb`]: super::cmyk::cmyk_to_rgb
@@ -99,10 +103,30 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
     bits.truncate(spp as usize);
     let depth = bits[0];
     // 32-bit and signed grey: Pillow's `I` mode (`I;32N`, `I;32S`, `I;16S`), clipped to 0-255
+    // (Pillow has no mode for big-endian unsigned 32-bit grey and refuses it)
+    let big_endian = bytes.starts_with(b"MM");
     let int_grey = photometric == 1
         && spp == 1
-        && (matches!((format.as_slice(), depth), ([2], 16 | 32)) || (format.as_slice(), depth) == (&[1][..], 32));
-    if bits.len() != spp as usize || bits.iter().any(|&b| b != depth) || (format.iter().any(|&f| f != 1) && !int_grey) {
+        && (matches!((format.as_slice(), depth), ([2], 16 | 32))
+            || ((format.as_slice(), depth) == (&[1][..], 32) && !big_endian));
+    // libtiff (compressed files) hands Pillow native-order samples, which Pillow's big-endian
+    // raw modes for signed and float grey (`I;16BS`, `I;32BS`, `F;32BF`) then read
+    // byte-swapped
+    let swapped = compression != 1 && big_endian;
+    if photometric == 1 && spp == 1 && depth == 32 && format.as_slice() == [1] && big_endian {
+        return unsupported("big-endian unsigned 32-bit grey (Pillow has no mode for it)".into());
+    }
+    // 16-bit white-is-zero: Pillow's `I;16`, not inverted, little-endian files only
+    let white16 = photometric == 0 && spp == 1 && depth == 16 && format.as_slice() == [1];
+    if white16 && big_endian {
+        return unsupported("big-endian 16-bit white-is-zero (Pillow has no mode for it)".into());
+    }
+    // 32-bit float grey: Pillow's `F` (white-is-zero too, not inverted), converted as F -> L
+    let float_grey = matches!(photometric, 0 | 1) && spp == 1 && depth == 32 && format.as_slice() == [3];
+    if bits.len() != spp as usize
+        || bits.iter().any(|&b| b != depth)
+        || (format.iter().any(|&f| f != 1) && !int_grey && !float_grey)
+    {
         return unsupported(format!("{bits:?}-bit samples of format {format:?}"));
     }
     if planar != 1 && spp > 1 {
@@ -117,6 +141,7 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
         return unsupported("premultiplied alpha".into());
     }
     let kind = match photometric {
+        _ if float_grey => Kind::Grey,
         // libtiff's JPEGCOLORMODE_RGB: libjpeg converts the YCbCr to RGB
         6 if jpeg => Kind::Rgb,
         6 if compression == 1 => Kind::YCbCr,
@@ -140,7 +165,7 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
         (kind, depth, n, extra.as_slice()),
         (Kind::Grey, 1 | 2 | 4 | 8 | 16 | 32, 1, [])
             | (Kind::Grey | Kind::Palette, 8, 2, [0 | 2])
-            | (Kind::WhiteIsZero, 1 | 8, 1, [])
+            | (Kind::WhiteIsZero, 1 | 8 | 16, 1, [])
             | (Kind::Palette, 1 | 2 | 4 | 8, 1, [])
             | (Kind::Rgb, 8 | 16, 3, [])
             | (Kind::YCbCr, 8, 3, [])
@@ -183,7 +208,7 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
     };
     let result = if jpeg {
         DecodingResult::U8(read_jpeg(&mut dec, bytes, photometric == 6, n)?)
-    } else if matches!(kind, Kind::Palette | Kind::YCbCr) || n > base {
+    } else if matches!(kind, Kind::Palette | Kind::YCbCr) || n > base || (photometric == 0 && (float_grey || white16)) {
         let grey = as_black_is_zero(bytes)
             .ok_or("palette or extra-sample image without a readable PhotometricInterpretation")?;
         let mut dec = Decoder::new(Cursor::new(&grey[..])).map_err(e)?;
@@ -224,7 +249,8 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
         DecodingResult::U16(px) => {
             let px = whole(px, w * h * n)?;
             match kind {
-                Kind::Grey => {
+                // (16-bit white-is-zero was read from a black-is-zero copy: not inverted)
+                Kind::Grey | Kind::WhiteIsZero => {
                     let grey: Vec<u8> = px.iter().map(|&v| v.min(255) as u8).collect();
                     super::grey_to_rgb(w, h, &grey)
                 }
@@ -238,8 +264,29 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
                 }
             }
         }
-        DecodingResult::I16(px) if int_grey => clip_grey(w, h, whole(px, w * h)?.into_iter().map(i32::from)),
-        DecodingResult::I32(px) if int_grey => clip_grey(w, h, whole(px, w * h)?.into_iter()),
+        // Pillow's F -> L: 0 at or below 0 (and NaN), 255 at or above 255, truncated between;
+        // Rust's saturating `as u8` is exactly that
+        DecodingResult::F32(px) if float_grey => {
+            let grey: Vec<u8> = whole(px, w * h)?
+                .into_iter()
+                .map(|v| if swapped { f32::from_bits(v.to_bits().swap_bytes()) } else { v } as u8)
+                .collect();
+            super::grey_to_rgb(w, h, &grey)
+        }
+        DecodingResult::I16(px) if int_grey => clip_grey(
+            w,
+            h,
+            whole(px, w * h)?
+                .into_iter()
+                .map(|v| i32::from(if swapped { v.swap_bytes() } else { v })),
+        ),
+        DecodingResult::I32(px) if int_grey => clip_grey(
+            w,
+            h,
+            whole(px, w * h)?
+                .into_iter()
+                .map(|v| if swapped { v.swap_bytes() } else { v }),
+        ),
         // Pillow reads unsigned 32-bit samples as signed (`I;32N`)
         DecodingResult::U32(px) if int_grey => clip_grey(w, h, whole(px, w * h)?.into_iter().map(|v| v as i32)),
         _ => return unsupported(format!("{depth}-bit decoding result")),
