@@ -54,7 +54,8 @@ REFUSED_OK = {
     "tif_*g3*": "unsupported TIFF variant: compression 3",
     "tif_*g4*": "unsupported TIFF variant: compression 4",
     "tif_*ycbcr_lzw*": "unsupported TIFF variant: YCbCr with compression 5",
-    "tif_*planar*": "unsupported TIFF variant",
+    "tif_planar16_*": "unsupported TIFF variant: separate colour planes of 16-bit samples",
+    "tif_planar_tiled_*": "unsupported TIFF variant: tiles of separate colour planes",
     "jlossless_*": "unsupported JPEG variant: lossless JPEG",
 }
 
@@ -468,7 +469,6 @@ def tiff_battery(srcs):
                                                   compression=comp, predictor=comp != "packbits")))
     f.append(("tif_tf_rgb_rowsperstrip3.tif", tif(data=a, photometric="rgb", rowsperstrip=3)))
     f.append(("tif_tf_rgb_be.tif", tif(data=a, photometric="rgb", byteorder=">")))
-    f.append(("tif_tf_rgb_planar.tif", tif(data=np.moveaxis(a, 2, 0).copy(), photometric="rgb", planarconfig="separate")))
     f.append(("tif_tf_float32_grey.tif", tif(data=g.astype(np.float32) / 255, photometric="minisblack")))
     f.append(("tif_tf_int32_grey.tif", tif(data=g.astype(np.int32) * 2, photometric="minisblack")))
     f.append(("tif_tf_uint32_grey.tif", tif(data=g.astype(np.uint32) * 2, photometric="minisblack")))
@@ -542,6 +542,29 @@ def tiff_battery(srcs):
                                                         byteorder=bo, **kw)))
             f.append((f"tif_white16_{tag}.tif", tif(data=g.astype(np.uint16) * 3, photometric="miniswhite",
                                                     byteorder=bo, **kw)))
+    # separate planes: 8-bit in strips (Pillow: uncompressed RGB, RGBA, CMYK; any compressed);
+    # 16-bit and tiled ones are refused on purpose
+    rgba_a = np.dstack([a, g])
+    cmyk_a = np.asarray(small.convert("CMYK"))
+    for comp in (None, "lzw", "zlib", "packbits"):
+        kw = {"compression": comp} if comp else {}
+        t = comp or "raw"
+        planes = lambda x: np.moveaxis(x, 2, 0).copy()  # noqa: E731
+        f.append((f"tif_planar_rgb_{t}.tif", tif(data=planes(a), photometric="rgb", planarconfig="separate", **kw)))
+        f.append((f"tif_planar_rgb_{t}_rps7.tif", tif(data=planes(a), photometric="rgb", planarconfig="separate",
+                                                      rowsperstrip=7, **kw)))
+        f.append((f"tif_planar_rgba_{t}.tif", tif(data=planes(rgba_a), photometric="rgb", planarconfig="separate",
+                                                  extrasamples=["unassalpha"], **kw)))
+        f.append((f"tif_planar_rgbx_{t}.tif", tif(data=planes(rgba_a), photometric="rgb", planarconfig="separate",
+                                                  extrasamples=["unspecified"], **kw)))
+        f.append((f"tif_planar_cmyk_{t}.tif", tif(data=planes(cmyk_a), photometric="separated",
+                                                  planarconfig="separate", **kw)))
+        f.append((f"tif_planar_la_{t}.tif", tif(data=np.stack([g, 255 - g]), photometric="minisblack",
+                                                planarconfig="separate", extrasamples=["unassalpha"], **kw)))
+        f.append((f"tif_planar16_rgb_{t}.tif", tif(data=planes(a.astype(np.uint16) * 257), photometric="rgb",
+                                                   planarconfig="separate", **kw)))
+        f.append((f"tif_planar_tiled_rgb_{t}.tif", tif(data=planes(a), photometric="rgb", planarconfig="separate",
+                                                       tile=(16, 16), **kw)))
     f.append(("tif_float_grey_predictor3.tif", tif(data=fl, photometric="minisblack", compression="zlib",
                                                    predictor=3)))
     ycc_arr = np.asarray(pick(srcs, 4, (64, 48)).convert("YCbCr"))

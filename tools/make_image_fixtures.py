@@ -672,6 +672,21 @@ def tiff_fixtures(photo_rgb):
     f.append(("tif_int16_grey_be_lzw.tif", tif(data=small_grey.astype(np.int16) * 2 - 100, photometric="minisblack",
                                                byteorder=">", compression="lzw")))
     f.append(("tif_white16_raw.tif", tif(data=small_grey.astype(np.uint16) * 3, photometric="miniswhite")))
+    # separate planes (8-bit): uncompressed RGBA, LZW RGB in strips of 7 rows
+    rgba = np.dstack([arr, grey])
+    f.append(("tif_planar_rgba_raw.tif", tif(data=np.moveaxis(rgba, 2, 0).copy(), photometric="rgb",
+                                             planarconfig="separate", extrasamples=["unassalpha"])))
+    f.append(("tif_planar_rgb_lzw.tif", tif(data=np.moveaxis(arr, 2, 0).copy(), photometric="rgb",
+                                            planarconfig="separate", rowsperstrip=7, compression="lzw")))
+    # a damaged directory: the Software tag's data points past the end of the file, so Pillow
+    # stops reading the directory there and never sees ExtraSamples (premultiplied alpha): the
+    # pixels are read as plain RGBA
+    damaged = bytearray(tif(data=rgba, photometric="rgb", extrasamples=["assocalpha"], software="x" * 40))
+    with tifffile.TiffFile(io.BytesIO(bytes(damaged))) as t:
+        desc = t.pages[0].tags["Software"]
+        # the entry's value field: 8 bytes after the entry's start
+        struct.pack_into(t.byteorder + "I", damaged, desc.offset + 8, len(damaged) + 1000)
+    f.append(("tif_damaged_directory.tif", bytes(damaged)))
     # uncompressed YCbCr: Pillow reads 3 samples a pixel, whatever the subsampling tag says
     # (here the TIFF default, 2 x 2), and converts with its own tables
     ycc = saved(photo_rgb.convert("YCbCr"), "TIFF")

@@ -243,6 +243,8 @@ fn mutated_files_are_decoded_or_refused_never_crash() {
         "tif_tiled_deflate_p8.tif",
         "tif_jpeg_ycbcr420_tiled.tif",
         "tif_jpeg_cmyk.tif",
+        "tif_planar_rgb_lzw.tif",
+        "tif_damaged_directory.tif",
         "gif_saved_as.jpg",
         "gif_interlaced_past_screen.gif",
         "gif_long_stream_clear_every9.gif",

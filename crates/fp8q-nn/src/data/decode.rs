@@ -59,6 +59,7 @@ pub mod other;
 pub mod png;
 pub mod pnm;
 pub mod tiff;
+pub mod tiff_ifd;
 pub mod ycbcr;
 
 /// The largest image accepted, in pixels: Pillow's `DecompressionBombError` threshold
@@ -138,7 +139,11 @@ pub fn decode_bytes(bytes: &[u8]) -> std::result::Result<Rgb8, String> {
         Format::Jpeg => jpeg::decode(bytes),
         Format::Png => png::decode(bytes),
         Format::Pnm => pnm::decode(bytes),
-        Format::Tiff => tiff::decode(bytes),
+        // the `tiff` crate asserts on some layouts it cannot read (a panic found in its
+        // tiled separate-plane reading is avoided, see [`tiff`]); a bad file must not take the
+        // process down, so a panic there is this file's error
+        Format::Tiff => std::panic::catch_unwind(|| tiff::decode(bytes))
+            .unwrap_or_else(|_| Err("the TIFF decoder failed on this file (a bug of the `tiff` crate)".into())),
         Format::Bmp => bmp::decode(bytes),
         Format::WebP => other::decode(bytes, format),
         Format::Gif => gif::decode(bytes),

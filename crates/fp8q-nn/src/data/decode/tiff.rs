@@ -29,8 +29,7 @@
 //! other than with JPEG (Pillow has libtiff convert it with libtiff's own YCbCr tables),
 //! old-style JPEG (compression 6), other compressions (CCITT fax, ZSTD, WebP, …),
 //! white-is-zero other than 1- and 8-bit, float samples other than 32-bit grey, signed ones
-//! other than grey, separate
-//! planes, premultiplied alpha other than 8-bit RGBa, fill order 2, CIELab.
+//! other than grey, separate planes of other than 8-bit samples, premultiplied alpha other than 8-bit RGBa, fill order 2, CIELab.
 //!
 //! [`cmyk_to_rgb`]: super::cmyk::cmyk_to_rgb
 //! [`ycbcr`]: super::ycbcr
@@ -62,6 +61,9 @@ enum Kind {
 
 /// Decode a TIFF file's bytes (first image).
 pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
+    // the first directory as Pillow reads it (a damaged one can lose entries)
+    let view = super::tiff_ifd::view(bytes);
+    let bytes = view.as_deref().unwrap_or(bytes);
     let e = |e: ::tiff::TiffError| e.to_string();
     let mut dec = Decoder::new(Cursor::new(bytes)).map_err(e)?;
     let (w, h) = dec.dimensions().map_err(e)?;
@@ -129,8 +131,10 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
     {
         return unsupported(format!("{bits:?}-bit samples of format {format:?}"));
     }
-    if planar != 1 && spp > 1 {
-        return unsupported("separate colour planes".into());
+    // separate planes: 8-bit samples only (Pillow reads each plane with an 8-bit raw mode)
+    let planar = planar == 2 && spp > 1;
+    if planar && depth != 8 {
+        return unsupported(format!("separate colour planes of {depth}-bit samples"));
     }
     if fill_order != 1 {
         return unsupported(format!("fill order {fill_order}"));
@@ -157,6 +161,14 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
         5 => Kind::Cmyk,
         _ => return unsupported(format!("photometric interpretation {photometric}")),
     };
+    // Pillow reads uncompressed separate planes with one letter of the raw mode each, which only
+    // works for RGB, RGBA (unassociated alpha) and CMYK
+    if planar && compression == 1 && !(matches!(kind, Kind::Rgb | Kind::Cmyk) && matches!(extra.as_slice(), [] | [2])) {
+        return Err(format!(
+            "uncompressed separate planes of photometric interpretation {photometric} with extra samples {extra:?} \
+             (Pillow cannot read them either)"
+        ));
+    }
     let n = spp as usize;
     // Pillow's OPEN_INFO table: the sample layouts it reads, by depth and extra samples
     // (0: unspecified, 2: unassociated alpha, 999: Corel Draw's alpha; 1, premultiplied, is
@@ -212,9 +224,9 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
         let grey = as_black_is_zero(bytes)
             .ok_or("palette or extra-sample image without a readable PhotometricInterpretation")?;
         let mut dec = Decoder::new(Cursor::new(&grey[..])).map_err(e)?;
-        read_whole(&mut dec)?
+        read_whole(&mut dec, planar)?
     } else {
-        read_whole(&mut dec)?
+        read_whole(&mut dec, planar)?
     };
     let img = match result {
         DecodingResult::U8(px) if depth == 8 => {
@@ -301,8 +313,15 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
 /// tile width) reads the LZW stream in small pieces, and `weezl` (0.1.12) can then report "no
 /// progress" before the tile's end ("no lzw end code found" from `tiff` 0.11.3), which happens
 /// on files written by tifffile.
-fn read_whole(dec: &mut Decoder<Cursor<&[u8]>>) -> Result<DecodingResult, String> {
+fn read_whole(dec: &mut Decoder<Cursor<&[u8]>>, planar: bool) -> Result<DecodingResult, String> {
     let e = |e: ::tiff::TiffError| e.to_string();
+    if planar {
+        // (the `tiff` crate's reading of tiled separate planes trips an assertion of its own)
+        if dec.get_chunk_type() == ChunkType::Tile {
+            return Err("unsupported TIFF variant: tiles of separate colour planes (convert it to PNG)".into());
+        }
+        return read_planes(dec);
+    }
     if dec.get_chunk_type() != ChunkType::Tile {
         return dec.read_image().map_err(e);
     }
@@ -358,6 +377,28 @@ fn read_whole(dec: &mut Decoder<Cursor<&[u8]>>) -> Result<DecodingResult, String
         }
     }
     Ok(image)
+}
+
+/// An image of separate 8-bit planes (PlanarConfiguration 2), its samples interleaved as a
+/// contiguous image's are.
+fn read_planes(dec: &mut Decoder<Cursor<&[u8]>>) -> Result<DecodingResult, String> {
+    let e = |e: ::tiff::TiffError| e.to_string();
+    let mut result = DecodingResult::U8(Vec::new());
+    let layout = dec.read_image_to_buffer(&mut result).map_err(e)?;
+    let DecodingResult::U8(planes) = &mut result else {
+        return Err("separate planes of other than 8-bit samples".into());
+    };
+    let (plane, n) = match layout.plane_stride {
+        Some(stride) if layout.planes > 1 && planes.len() >= layout.complete_len => (stride.get(), layout.planes),
+        _ => return Err("the planes of the image could not all be read".into()),
+    };
+    let mut px = vec![0u8; plane * n];
+    for (p, samples) in planes.chunks(plane).take(n).enumerate() {
+        for (i, &v) in samples.iter().enumerate() {
+            px[i * n + p] = v;
+        }
+    }
+    Ok(DecodingResult::U8(px))
 }
 
 /// A JPEG-compressed image (compression 7, "new-style" JPEG) as libtiff decodes it for
