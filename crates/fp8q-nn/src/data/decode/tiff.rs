@@ -1,36 +1,40 @@
 //! TIFF through the `tiff` crate, for the layouts of Pillow's `TiffImagePlugin` whose pixels do
 //! not depend on who decodes them (Pillow reads compressed TIFF with libtiff): the first image
-//! of the file, contiguous (chunky) planes in strips or tiles, unsigned samples, uncompressed or
-//! compressed with LZW, Deflate or PackBits (predictors included), or with JPEG, decoded as
-//! libtiff decodes it for Pillow (`read_jpeg`: YCbCr converted to RGB by libjpeg, grey, RGB and
-//! CMYK as stored), then converted as Pillow converts its mode to RGB:
+//! of the file, its first directory read as Pillow reads it ([`tiff_ifd`]), in strips or tiles,
+//! contiguous or (8-bit, in strips) separate planes, uncompressed or compressed with LZW, Deflate
+//! or PackBits (predictors included), or with JPEG, decoded as libtiff decodes it for Pillow
+//! (`read_jpeg`: YCbCr converted to RGB by libjpeg, grey, RGB and CMYK as stored), then
+//! converted as Pillow converts its mode to RGB:
 //!
 //! * black-is-zero grey, 1-, 2-, 4-, 8-bit (`1`, `L;2`, `L;4`, `L`: scaled to 0-255) and 1- and
 //!   8-bit white-is-zero (`1;I`, `L;I`, inverted), with or without an extra sample;
 //! * 16-bit grey (`I;16`/`I;16B`, and little-endian white-is-zero, which Pillow does not
-//!   invert): values above 255 clip to 255 (Pillow's `I;16` → `RGB`);
-//!   signed 16-bit and signed or unsigned 32-bit grey (Pillow's `I`, unsigned read as signed)
-//!   clip to 0-255;
+//!   invert): values above 255 clip to 255 (Pillow's `I;16` → `RGB`); signed 16-bit and signed
+//!   or unsigned (little-endian) 32-bit grey (Pillow's `I`, unsigned read as signed) clip to
+//!   0-255;
 //! * RGB, 8- and 16-bit (16-bit samples keep their most significant byte, Pillow's `RGB;16`),
 //!   with or without an extra sample;
 //! * palette, 1- to 8-bit: the ColorMap's 16-bit entries divided by 256, as Pillow reads them;
 //! * CMYK, 8- and 16-bit, with Pillow's CMYK → RGB formula ([`cmyk_to_rgb`]);
 //! * 32-bit float grey (Pillow's `F`, white-is-zero not inverted): Pillow's `F` → `L`, 0 at or
 //!   below 0 and for NaN, 255 at or above 255, truncated in between;
+//! * uncompressed YCbCr, three samples a pixel whatever the subsampling tag says, converted with
+//!   Pillow's tables ([`ycbcr`]);
 //! * the Orientation tag, which Pillow applies when it loads a TIFF ([`orientation`]).
 //!
 //! Alpha and extra samples are dropped, as `convert('RGB')` drops them; 8-bit RGB with
-//! premultiplied alpha is un-premultiplied first, as Pillow's `RGBa` reading does.
-//!
-//! Uncompressed YCbCr is read as Pillow reads it, three samples a pixel whatever the
-//! subsampling tag says, and converted with Pillow's tables ([`ycbcr`]).
+//! premultiplied alpha is un-premultiplied first, as Pillow's `RGBa` reading does. Compressed
+//! big-endian signed and float grey is read byte-swapped, as Pillow reads libtiff's
+//! native-order samples with its big-endian raw modes.
 //!
 //! Refused with an error naming the variant, rather than decoded differently: YCbCr compressed
 //! other than with JPEG (Pillow has libtiff convert it with libtiff's own YCbCr tables),
 //! old-style JPEG (compression 6), other compressions (CCITT fax, ZSTD, WebP, …),
-//! white-is-zero other than 1- and 8-bit, float samples other than 32-bit grey, signed ones
-//! other than grey, separate planes of other than 8-bit samples, premultiplied alpha other than 8-bit RGBa, fill order 2, CIELab.
+//! white-is-zero other than 1-, 8- and little-endian 16-bit, float samples other than 32-bit
+//! grey, signed ones other than grey, separate planes of other than 8-bit samples or in tiles,
+//! premultiplied alpha other than 8-bit RGBa, fill order 2, CIELab.
 //!
+//! [`tiff_ifd`]: super::tiff_ifd
 //! [`cmyk_to_rgb`]: super::cmyk::cmyk_to_rgb
 //! [`ycbcr`]: super::ycbcr
 //! [`orientation`]: super::orientation
