@@ -502,28 +502,15 @@ def tiff_battery(srcs):
         f.append((f"tif_jpeg_pil_cmyk_{tag}.tif", saved(pick(srcs, 4, size).convert("CMYK"), "TIFF", compression="jpeg")))
         f.append((f"tif_jpeg_pil_l_{tag}.tif", saved(pick(srcs, 4, size).convert("L"), "TIFF", compression="jpeg")))
     # a strip whose JPEG data is cut short (libtiff's source ends it with a fake EOI, a warning)
-    cut = bytearray(tif(data=np.asarray(pick(srcs, 5, (64, 48))), photometric="ycbcr", compression="jpeg",
-                        rowsperstrip=16))
-    import tifffile
-    with tifffile.TiffFile(io.BytesIO(bytes(cut))) as t:
-        page = t.pages[0]
-        counts_tag = page.tags["StripByteCounts"]
-        counts = list(page.databytecounts)
-        fmt = t.byteorder + {3: "H", 4: "I", 16: "Q"}[counts_tag.dtype]
-        at = counts_tag.valueoffset
-    counts[1] -= 200
-    for k, c in enumerate(counts):
-        struct.pack_into(fmt, cut, at + k * struct.calcsize(fmt), c)
-    f.append(("tif_jpeg_strip_cut.tif", bytes(cut)))
+    f.append(("tif_jpeg_strip_cut.tif", mf.shorten_strip(tif(data=np.asarray(pick(srcs, 5, (64, 48))),
+                                                             photometric="ycbcr", compression="jpeg", rowsperstrip=16),
+                                                         1, 200)))
     # 1-bit white-is-zero (Pillow's "1;I"), each compression: Pillow writes black-is-zero, so
     # the PhotometricInterpretation value is patched
     bilevel = pick(srcs, 6, (61, 45)).convert("1")
     for comp in ("raw", "tiff_lzw", "packbits", "tiff_adobe_deflate"):
-        data = bytearray(saved(bilevel, "TIFF", compression=comp))
-        with tifffile.TiffFile(io.BytesIO(bytes(data))) as t:
-            ph = t.pages[0].tags["PhotometricInterpretation"]
-            struct.pack_into(t.byteorder + "H", data, ph.valueoffset, 0)
-        f.append((f"tif_1bit_miniswhite_{comp}.tif", bytes(data)))
+        f.append((f"tif_1bit_miniswhite_{comp}.tif",
+                  mf.set_short_tag(saved(bilevel, "TIFF", compression=comp), "PhotometricInterpretation", 0)))
     # float, signed and 16-bit white-is-zero grey: Pillow's F -> L; for compressed big-endian
     # files Pillow reads libtiff's native-order samples byte-swapped (F;32BF, I;16BS, I;32BS)
     fl = (g.astype(np.float32) * 1.37 - 40.3).astype(np.float32)

@@ -569,6 +569,33 @@ def ico_file(frames):
     return head + dirs + body
 
 
+def shorten_strip(tiff_bytes, strip, by):
+    """A TIFF whose StripByteCounts says strip `strip` is `by` bytes shorter than it is."""
+    import tifffile
+
+    out = bytearray(tiff_bytes)
+    with tifffile.TiffFile(io.BytesIO(tiff_bytes)) as t:
+        tag = t.pages[0].tags["StripByteCounts"]
+        counts = list(t.pages[0].databytecounts)
+        fmt = t.byteorder + {3: "H", 4: "I", 16: "Q"}[tag.dtype]
+        at = tag.valueoffset
+    counts[strip] -= by
+    for k, c in enumerate(counts):
+        struct.pack_into(fmt, out, at + k * struct.calcsize(fmt), c)
+    return bytes(out)
+
+
+def set_short_tag(tiff_bytes, name, *values):
+    """A TIFF whose tag `name` (SHORT values, in the entry or out of it) holds `values`."""
+    import tifffile
+
+    out = bytearray(tiff_bytes)
+    with tifffile.TiffFile(io.BytesIO(tiff_bytes)) as t:
+        tag = t.pages[0].tags[name]
+        struct.pack_into(t.byteorder + "H" * len(values), out, tag.valueoffset, *values)
+    return bytes(out)
+
+
 def tiff_packed(idx, bits, colormap=None):
     """An uncompressed little-endian TIFF of 1/2/4-bit samples (grey, or palette with a
     `colormap` of 3 x 2**bits 16-bit values) by hand: tifffile packs sub-byte samples only with
@@ -624,11 +651,9 @@ def tiff_fixtures(photo_rgb):
     f.append(("tif_1bit_packbits.tif", saved(photo_rgb.convert("1"), "TIFF", compression="packbits")))
     f.append(("tif_1bit_g4.tif", saved(photo_rgb.convert("1"), "TIFF", compression="group4")))
     # 1-bit white-is-zero (Pillow's "1;I"): Pillow writes black-is-zero, so the tag is patched
-    white = bytearray(saved(photo_rgb.convert("1"), "TIFF", compression="packbits"))
-    with tifffile.TiffFile(io.BytesIO(bytes(white))) as t:
-        ph = t.pages[0].tags["PhotometricInterpretation"]
-        struct.pack_into(t.byteorder + "H", white, ph.valueoffset, 0)
-    f.append(("tif_1bit_miniswhite_packbits.tif", bytes(white)))
+    f.append(("tif_1bit_miniswhite_packbits.tif", set_short_tag(saved(photo_rgb.convert("1"), "TIFF",
+                                                                      compression="packbits"),
+                                                                "PhotometricInterpretation", 0)))
     # 16-bit grey spanning 0..~400: Pillow clips above 255
     g16 = (grey.astype(np.uint16) * 3 // 2 + np.arange(grey.size).reshape(grey.shape) % 5).astype(np.uint16)
     f.append(("tif_l16_raw.tif", saved(Image.frombytes("I;16", photo_rgb.size, g16.astype("<u2").tobytes()), "TIFF")))
@@ -691,25 +716,13 @@ def tiff_fixtures(photo_rgb):
     # (here the TIFF default, 2 x 2), and converts with its own tables
     ycc = saved(photo_rgb.convert("YCbCr"), "TIFF")
     f.append(("tif_ycbcr_uncompressed.tif", ycc))
-    with tifffile.TiffFile(io.BytesIO(ycc)) as t:
-        sub = t.pages[0].tags["YCbCrSubSampling"]
-        patched = bytearray(ycc)
-        struct.pack_into(t.byteorder + "HH", patched, sub.valueoffset, 2, 2)
-    f.append(("tif_ycbcr_uncompressed_tag22.tif", bytes(patched)))
+    f.append(("tif_ycbcr_uncompressed_tag22.tif", set_short_tag(ycc, "YCbCrSubSampling", 2, 2)))
     f.append(("tif_jpeg_ycbcr420_tiled.tif", tif(data=arr, photometric="ycbcr", compression="jpeg",
                                                  subsampling=(2, 2), tile=(16, 16))))
     f.append(("tif_jpeg_grey_rps5.tif", tif(data=grey, photometric="minisblack", compression="jpeg", rowsperstrip=5)))
     f.append(("tif_jpeg_cmyk.tif", saved(cmyk, "TIFF", compression="jpeg")))
-    cut = bytearray(tif(data=arr, photometric="ycbcr", compression="jpeg", rowsperstrip=16))
-    with tifffile.TiffFile(io.BytesIO(bytes(cut))) as t:
-        tag = t.pages[0].tags["StripByteCounts"]
-        counts = list(t.pages[0].databytecounts)
-        fmt = t.byteorder + {3: "H", 4: "I", 16: "Q"}[tag.dtype]
-        at = tag.valueoffset
-    counts[1] -= 150
-    for k, c in enumerate(counts):
-        struct.pack_into(fmt, cut, at + k * struct.calcsize(fmt), c)
-    f.append(("tif_jpeg_strip_cut.tif", bytes(cut)))
+    f.append(("tif_jpeg_strip_cut.tif", shorten_strip(tif(data=arr, photometric="ycbcr", compression="jpeg",
+                                                          rowsperstrip=16), 1, 150)))
     small = photo_rgb.crop((3, 5, 16, 12))  # 13x7
     for o in range(2, 9):
         f.append((f"tif_orientation{o}.tif", saved(small, "TIFF", tiffinfo={274: o})))
