@@ -169,6 +169,13 @@ pub(crate) fn check_size(width: u64, height: u64) -> std::result::Result<(), Str
     Ok(())
 }
 
+/// Pillow's `F` → `L` (`convert('RGB')` of a float image goes through it): 0 at or below 0,
+/// 255 at or above 255, truncated in between, and 0 for NaN (C's `(UINT8)` of a NaN on x86).
+/// Rust's saturating `as u8` is exactly that.
+pub(crate) fn f_to_l(v: f32) -> u8 {
+    v as u8
+}
+
 /// Grey to RGB by replication (Pillow's `L` → `RGB`).
 pub(crate) fn grey_to_rgb(width: usize, height: usize, grey: &[u8]) -> Rgb8 {
     Rgb8 {

@@ -241,8 +241,7 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
 }
 
 /// `Pf`: the scale token, then `f32` rows from the bottom up, each value as Pillow's `F` → `L`
-/// converts it (Rust's saturating `as u8` is C's `(UINT8)` of the truncation, NaN giving 0 as
-/// on x86).
+/// converts it ([`f_to_l`](super::f_to_l)).
 fn float(cur: &mut Cursor, w: usize, h: usize) -> Result<Rgb8, String> {
     let token = cur.token()?;
     let scale = python_float(&token).ok_or("invalid scale in header")?;
@@ -262,7 +261,7 @@ fn float(cur: &mut Cursor, w: usize, h: usize) -> Result<Rgb8, String> {
             } else {
                 f32::from_be_bytes(b)
             };
-            v as u8
+            super::f_to_l(v)
         }));
     }
     Ok(super::grey_to_rgb(w, h, &grey))

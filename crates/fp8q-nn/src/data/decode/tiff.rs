@@ -280,12 +280,16 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
                 }
             }
         }
-        // Pillow's F -> L: 0 at or below 0 (and NaN), 255 at or above 255, truncated between;
-        // Rust's saturating `as u8` is exactly that
         DecodingResult::F32(px) if float_grey => {
             let grey: Vec<u8> = whole(px, w * h)?
                 .into_iter()
-                .map(|v| if swapped { f32::from_bits(v.to_bits().swap_bytes()) } else { v } as u8)
+                .map(|v| {
+                    super::f_to_l(if swapped {
+                        f32::from_bits(v.to_bits().swap_bytes())
+                    } else {
+                        v
+                    })
+                })
                 .collect();
             super::grey_to_rgb(w, h, &grey)
         }
@@ -557,31 +561,16 @@ fn unpack(px: &[u8], w: usize, h: usize, bits: usize) -> Vec<u8> {
 /// A copy of the file whose first image says PhotometricInterpretation 1 (black is zero), or
 /// `None` when the tag is not a single SHORT in the first directory.
 fn as_black_is_zero(bytes: &[u8]) -> Option<Vec<u8>> {
-    let big = bytes.starts_with(b"MM");
-    let u16_at = |i: usize| {
-        let b: [u8; 2] = bytes.get(i..i + 2)?.try_into().ok()?;
-        Some(if big {
-            u16::from_be_bytes(b)
-        } else {
-            u16::from_le_bytes(b)
-        })
-    };
-    let b: [u8; 4] = bytes.get(4..8)?.try_into().ok()?;
-    let ifd = (if big {
-        u32::from_be_bytes(b)
-    } else {
-        u32::from_le_bytes(b)
-    }) as usize;
-    let count = u16_at(ifd)? as usize;
+    let t = super::tiff_ifd::Tiff::new(bytes)?;
+    let (ifd, count) = t.first_directory()?;
     for k in 0..count {
         let entry = ifd.checked_add(2 + 12 * k)?;
-        if u16_at(entry)? == 262 {
-            if u16_at(entry + 2)? != 3 {
+        if t.u16_at(entry)? == 262 {
+            if t.u16_at(entry + 2)? != 3 {
                 return None;
             }
             let mut copy = bytes.to_vec();
-            let one = if big { 1u16.to_be_bytes() } else { 1u16.to_le_bytes() };
-            copy.get_mut(entry + 8..entry + 10)?.copy_from_slice(&one);
+            copy.get_mut(entry + 8..entry + 10)?.copy_from_slice(&t.u16_bytes(1));
             return Some(copy);
         }
     }

@@ -11,30 +11,66 @@
 //! or `None` when that is the file's own directory. Classic TIFF only; BigTIFF is left as it
 //! is.
 
-/// The copy of `bytes` with Pillow's view of the first directory, if it differs.
-pub fn view(bytes: &[u8]) -> Option<Vec<u8>> {
-    let little = bytes.starts_with(b"II*\0");
-    if !little && !bytes.starts_with(b"MM\0*") {
-        return None;
+/// A classic TIFF's bytes, read in its byte order.
+pub(crate) struct Tiff<'a> {
+    pub bytes: &'a [u8],
+    pub little: bool,
+}
+
+impl<'a> Tiff<'a> {
+    /// `None` unless `bytes` start with a classic TIFF header (`II*\0` or `MM\0*`).
+    pub fn new(bytes: &'a [u8]) -> Option<Tiff<'a>> {
+        let little = bytes.starts_with(b"II*\0");
+        (little || bytes.starts_with(b"MM\0*")).then_some(Tiff { bytes, little })
     }
-    let u16_at = |i: usize| -> Option<u16> {
-        let b: [u8; 2] = bytes.get(i..i.checked_add(2)?)?.try_into().ok()?;
-        Some(if little {
+
+    pub fn u16_at(&self, i: usize) -> Option<u16> {
+        let b: [u8; 2] = self.bytes.get(i..i.checked_add(2)?)?.try_into().ok()?;
+        Some(if self.little {
             u16::from_le_bytes(b)
         } else {
             u16::from_be_bytes(b)
         })
-    };
-    let u32_at = |i: usize| -> Option<u32> {
-        let b: [u8; 4] = bytes.get(i..i.checked_add(4)?)?.try_into().ok()?;
-        Some(if little {
+    }
+
+    pub fn u32_at(&self, i: usize) -> Option<u32> {
+        let b: [u8; 4] = self.bytes.get(i..i.checked_add(4)?)?.try_into().ok()?;
+        Some(if self.little {
             u32::from_le_bytes(b)
         } else {
             u32::from_be_bytes(b)
         })
-    };
-    let ifd = u32_at(4)? as usize;
-    let count = u16_at(ifd)? as usize;
+    }
+
+    /// `v` in the file's byte order.
+    pub fn u16_bytes(&self, v: u16) -> [u8; 2] {
+        if self.little {
+            v.to_le_bytes()
+        } else {
+            v.to_be_bytes()
+        }
+    }
+
+    /// `v` in the file's byte order.
+    pub fn u32_bytes(&self, v: u32) -> [u8; 4] {
+        if self.little {
+            v.to_le_bytes()
+        } else {
+            v.to_be_bytes()
+        }
+    }
+
+    /// Where the first directory is, and its number of entries.
+    pub fn first_directory(&self) -> Option<(usize, usize)> {
+        let ifd = self.u32_at(4)? as usize;
+        Some((ifd, self.u16_at(ifd)? as usize))
+    }
+}
+
+/// The copy of `bytes` with Pillow's view of the first directory, if it differs.
+pub fn view(bytes: &[u8]) -> Option<Vec<u8>> {
+    let t = Tiff::new(bytes)?;
+    let (ifd, count) = t.first_directory()?;
     let len = bytes.len() as u64;
     let mut kept: Vec<&[u8]> = Vec::new();
     let mut seen = Vec::new();
@@ -47,8 +83,8 @@ pub fn view(bytes: &[u8]) -> Option<Vec<u8>> {
             changed = true;
             break;
         };
-        let tag = u16_at(at)?;
-        let unit: u64 = match u16_at(at + 2)? {
+        let tag = t.u16_at(at)?;
+        let unit: u64 = match t.u16_at(at + 2)? {
             1 | 2 | 6 | 7 => 1,
             3 | 8 => 2,
             4 | 9 | 11 | 13 => 4,
@@ -62,7 +98,7 @@ pub fn view(bytes: &[u8]) -> Option<Vec<u8>> {
             changed = true;
             continue;
         }
-        let size = u64::from(u32_at(at + 4)?) * unit;
+        let size = u64::from(t.u32_at(at + 4)?) * unit;
         if size == 0 {
             changed = true;
             continue;
@@ -73,7 +109,7 @@ pub fn view(bytes: &[u8]) -> Option<Vec<u8>> {
                 changed = true;
                 continue;
             }
-            if u64::from(u32_at(at + 8)?) + size > len {
+            if u64::from(t.u32_at(at + 8)?) + size > len {
                 changed = true;
                 break;
             }
@@ -90,16 +126,12 @@ pub fn view(bytes: &[u8]) -> Option<Vec<u8>> {
     }
     let new_ifd = u32::try_from(copy.len()).ok()?;
     let n = u16::try_from(kept.len()).ok()?;
-    copy.extend_from_slice(&if little { n.to_le_bytes() } else { n.to_be_bytes() });
+    copy.extend_from_slice(&t.u16_bytes(n));
     for entry in kept {
         copy.extend_from_slice(entry);
     }
     copy.extend_from_slice(&[0; 4]);
-    copy[4..8].copy_from_slice(&if little {
-        new_ifd.to_le_bytes()
-    } else {
-        new_ifd.to_be_bytes()
-    });
+    copy[4..8].copy_from_slice(&t.u32_bytes(new_ifd));
     Some(copy)
 }
 
