@@ -187,6 +187,14 @@ fn quantize_safetensors_keeps_other_tensors() {
                 "ids".to_string(),
                 TensorView::new(safetensors::Dtype::I64, vec![3], &ids).unwrap(),
             ),
+            (
+                "empty".to_string(),
+                TensorView::new(safetensors::Dtype::F32, vec![0, 4], &[]).unwrap(),
+            ),
+            (
+                "zeros".to_string(),
+                TensorView::new(safetensors::Dtype::F32, vec![2, 2], &[0u8; 16]).unwrap(),
+            ),
         ],
         None,
     )
@@ -203,9 +211,19 @@ fn quantize_safetensors_keeps_other_tensors() {
         output.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // an empty tensor is kept and named; an all-zero one is reproduced exactly (+inf dB)
+    assert!(
+        stdout.contains("1 empty tensor(s) not quantized (written unchanged): empty"),
+        "{stdout}"
+    );
+    let zeros_line = stdout.lines().find(|l| l.starts_with("zeros ")).unwrap();
+    assert!(zeros_line.trim_end().ends_with(" inf"), "{zeros_line}");
     let back = std::fs::read(&output).unwrap();
     let st = safetensors::SafeTensors::deserialize(&back).unwrap();
     assert_eq!(st.tensor("ids").unwrap().data(), &ids[..]);
+    assert_eq!(st.tensor("empty").unwrap().shape(), &[0, 4]);
+    assert_eq!(st.tensor("zeros").unwrap().data(), &[0u8; 16][..]);
     let q: Vec<f32> = st
         .tensor("layer.weight")
         .unwrap()

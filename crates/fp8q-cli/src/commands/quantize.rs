@@ -90,8 +90,14 @@ pub fn run(args: &QuantizeArgs) -> Result<()> {
         }
     }
     let mut reports = Vec::new();
+    let mut empty = Vec::new();
     for t in &mut file.tensors {
         if !args.tensors.is_empty() && !args.tensors.contains(&t.name) {
+            continue;
+        }
+        if t.data.is_empty() {
+            // nothing to quantize, and no range to estimate: kept as it is
+            empty.push(t.name.clone());
             continue;
         }
         let report = quantize_tensor(t, &format, base, &opts, args).with_context(|| format!("tensor '{}'", t.name))?;
@@ -102,6 +108,19 @@ pub fn run(args: &QuantizeArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     } else {
         print_table(&reports, args);
+    }
+    if !empty.is_empty() {
+        let note = format!(
+            "{} empty tensor(s) not quantized (written unchanged): {}",
+            empty.len(),
+            empty.join(", ")
+        );
+        // the JSON on stdout stays a list of reports
+        if args.json {
+            eprintln!("note: {note}");
+        } else {
+            println!("{note}");
+        }
     }
     if let Some(out) = &args.output {
         tensor_files::write(out, &file.tensors, &file.passthrough)?;
@@ -122,9 +141,6 @@ fn quantize_tensor(
     opts: &RangeOptions,
     args: &QuantizeArgs,
 ) -> Result<TensorReport> {
-    if t.data.is_empty() {
-        bail!("the tensor is empty");
-    }
     let dim0 = t.shape.first().copied().unwrap_or(1).max(1);
     let m = match args.maxval {
         Some(a) => {

@@ -267,7 +267,7 @@ pub fn predict_sqnr_db(
             })
             .sum()
     };
-    Ok(Some(10.0 * (signal / noise).log10()))
+    Ok(Some(super::sqnr_db(signal, noise)))
 }
 
 /// Piecewise-linear interpolation through `points` (ascending in x), constant beyond the ends.

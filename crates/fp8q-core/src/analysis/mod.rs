@@ -68,6 +68,17 @@ impl AnalysisError {
     }
 }
 
+/// Signal-to-quantization-noise ratio in dB, `10·log10(signal / noise)`, with one convention
+/// for every report: `+∞` when nothing is lost (`noise == 0`, also for an all-zero signal, which
+/// every format reproduces exactly), NaN when either sum is NaN (NaN inputs stay NaN).
+pub fn sqnr_db(signal: f64, noise: f64) -> f64 {
+    if noise == 0.0 && !signal.is_nan() {
+        f64::INFINITY
+    } else {
+        10.0 * (signal / noise).log10()
+    }
+}
+
 /// Widest format whose grid the study enumerates (2^22 values).
 pub const MAX_GRID_BITS: u32 = 22;
 

@@ -11,7 +11,7 @@
 //! assert!(r.sqnr_db > 40.0);
 //! ```
 
-use super::AnalysisError;
+use super::{sqnr_db, AnalysisError};
 use crate::format::Format;
 use crate::quantizer::{QuantMethod, Quantizer};
 use crate::range::{Range, RangeEstimator, RangeMethod};
@@ -178,7 +178,7 @@ pub fn measure_at_range(
         signal,
         noise,
         mse: noise / data.len().max(1) as f64,
-        sqnr_db: 10.0 * (signal / noise).log10(),
+        sqnr_db: sqnr_db(signal, noise),
     })
 }
 
@@ -243,7 +243,7 @@ pub fn measure_many(
                 signal,
                 noise,
                 mse: noise / data.len().max(1) as f64,
-                sqnr_db: 10.0 * (signal / noise).log10(),
+                sqnr_db: sqnr_db(signal, noise),
             }
         })
         .collect())
@@ -293,6 +293,44 @@ mod tests {
         let m = quantize_and_measure(&x, 2, &"int8".parse().unwrap(), &opts).unwrap();
         assert_eq!(m.range.num_channels(), 2);
         assert_eq!(m.noise, 0.0625 + 0.25);
+    }
+
+    /// Exact reconstruction is `+∞` dB for every format and every range method, including an
+    /// all-zero tensor (0/0, which every format reproduces); NaN inputs keep the figures NaN.
+    #[test]
+    fn lossless_is_infinite_and_nan_stays_nan() {
+        let zeros = [0.0f32; 12];
+        // ±absmax and 0 are on every symmetric grid scaled to the min–max range
+        let on_grid = [1.5f32, -1.5, 0.0, 1.5];
+        for method in ["current_minmax", "mse", "line_search"] {
+            for format in ["e4m3", "e2m5", "int8", "float8_e5m2"] {
+                let opts = RangeOptions::new(method.parse().unwrap(), false, false);
+                let f = format.parse().unwrap();
+                let cases: &[&[f32]] = if method == "current_minmax" {
+                    &[&zeros, &on_grid]
+                } else {
+                    &[&zeros]
+                };
+                for x in cases {
+                    let m = quantize_and_measure(x, 1, &f, &opts).unwrap();
+                    assert_eq!(m.noise, 0.0, "{method} {format} {x:?}");
+                    assert_eq!(m.sqnr_db, f64::INFINITY, "{method} {format} {x:?}");
+                }
+            }
+        }
+        let range = Range {
+            min: vec![-2.0],
+            max: vec![2.0],
+        };
+        let m = measure_at_range(
+            &[1.0, f32::NAN, 0.3],
+            QuantMethod::from_format("e4m3".parse().unwrap()),
+            range,
+            None,
+        )
+        .unwrap();
+        assert!(m.mse.is_nan() && m.sqnr_db.is_nan());
+        assert!(super::super::sqnr_db(0.0, 1.0) == f64::NEG_INFINITY);
     }
 
     #[test]

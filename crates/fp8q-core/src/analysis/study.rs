@@ -5,7 +5,7 @@
 use super::distributions::Distribution;
 use super::expected_error::{dot_product_mse, error_terms, expected_mse, ErrorTerms};
 use super::optimal_range::{optimal_maxval, sampled_line_search, search_interval, SearchOptions};
-use super::{grid_for, quantizer_for, AnalysisError};
+use super::{grid_for, quantizer_for, sqnr_db, AnalysisError};
 use crate::format::Format;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -177,11 +177,6 @@ pub struct Study {
     pub distributions: Vec<DistributionResult>,
 }
 
-/// Signal-to-noise ratio in dB, `10·log10(signal / noise)`.
-pub fn db(signal: f64, noise: f64) -> f64 {
-    10.0 * (signal / noise).log10()
-}
-
 /// Analytical figures of one (distribution, format) at a given α.
 pub fn evaluate(dist: &Distribution, format: &Format, alpha: f64) -> Result<(ErrorTerms, f64), AnalysisError> {
     let grid = grid_for(format, alpha)?;
@@ -309,11 +304,11 @@ fn run_case(
         n_bits: format.n_bits(),
         maxval: alpha,
         mse: t.mse,
-        sqnr_db: db(m2, t.mse),
+        sqnr_db: sqnr_db(m2, t.mse),
         neg_log_mse_db: -10.0 * t.mse.log10(),
         xr: t.xr,
         dot_product_mse: dot,
-        dot_product_sqnr_db: db(m2 * m2, dot),
+        dot_product_sqnr_db: sqnr_db(m2 * m2, dot),
         dot_product_neg_log_mse_db: -10.0 * dot.log10(),
         evaluations,
         best: false,

@@ -6,6 +6,7 @@
 //! output quantizer; a block's join for its shortcut and output slots), with that one quantizer
 //! in place.
 
+use fp8q_core::analysis::sqnr_db;
 use fp8q_core::manager::QuantManager;
 
 use crate::data::{BatchLoader, LoaderOptions, Transform};
@@ -16,15 +17,6 @@ use crate::ptq::ManagedQuantizer;
 use crate::run::{Event, Observer, RunConfig, Stage, TrainingSet};
 
 use super::AnalysedSlot;
-
-/// `10·log10(signal / noise)` (`+∞` when nothing is lost).
-fn db(signal: f64, noise: f64) -> f64 {
-    if noise == 0.0 {
-        f64::INFINITY
-    } else {
-        10.0 * (signal / noise).log10()
-    }
-}
 
 /// The FP32 input of every stage, the FP32 outputs of the units of every block stage, and the
 /// FP32 logits of one batch.
@@ -163,7 +155,7 @@ pub fn output_sqnr(
     result?;
     Ok(noise
         .into_iter()
-        .map(|per_format| per_format.into_iter().map(|n| db(signal, n)).collect())
+        .map(|per_format| per_format.into_iter().map(|n| sqnr_db(signal, n)).collect())
         .collect())
 }
 
