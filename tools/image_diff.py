@@ -54,7 +54,6 @@ REFUSED_OK = {
     "tif_*g3*": "unsupported TIFF variant: compression 3",
     "tif_*g4*": "unsupported TIFF variant: compression 4",
     "tif_*ycbcr_lzw*": "unsupported TIFF variant: YCbCr with compression 5",
-    "tif_planar16_*": "unsupported TIFF variant: separate colour planes of 16-bit samples",
     "tif_planar_tiled_*": "unsupported TIFF variant: tiles of separate colour planes",
     "jlossless_*": "unsupported JPEG variant: lossless JPEG",
 }
@@ -529,10 +528,12 @@ def tiff_battery(srcs):
                                                         byteorder=bo, **kw)))
             f.append((f"tif_white16_{tag}.tif", tif(data=g.astype(np.uint16) * 3, photometric="miniswhite",
                                                     byteorder=bo, **kw)))
-    # separate planes: 8-bit in strips (Pillow: uncompressed RGB, RGBA, CMYK; any compressed);
-    # 16-bit and tiled ones are refused on purpose
+    # separate planes: 8- and 16-bit in strips (Pillow: uncompressed RGB, RGBA, CMYK; any
+    # compressed); tiled ones are refused on purpose
     rgba_a = np.dstack([a, g])
     cmyk_a = np.asarray(small.convert("CMYK"))
+    a16 = a.astype(np.uint16) * 256 + (255 - a.astype(np.uint16))
+    g16 = g.astype(np.uint16) * 211
     for comp in (None, "lzw", "zlib", "packbits"):
         kw = {"compression": comp} if comp else {}
         t = comp or "raw"
@@ -548,10 +549,24 @@ def tiff_battery(srcs):
                                                   planarconfig="separate", **kw)))
         f.append((f"tif_planar_la_{t}.tif", tif(data=np.stack([g, 255 - g]), photometric="minisblack",
                                                 planarconfig="separate", extrasamples=["unassalpha"], **kw)))
-        f.append((f"tif_planar16_rgb_{t}.tif", tif(data=planes(a.astype(np.uint16) * 257), photometric="rgb",
-                                                   planarconfig="separate", **kw)))
+        # 16-bit: low and high bytes differ (uncompressed, Pillow reads the bytes as stored)
+        for order, bo in (("le", "<"), ("be", ">")):
+            f.append((f"tif_planar16_rgb_{t}_{order}.tif", tif(data=planes(a16), photometric="rgb",
+                                                               planarconfig="separate", byteorder=bo, **kw)))
+        f.append((f"tif_planar16_rgb_{t}_rps5.tif", tif(data=planes(a16), photometric="rgb", planarconfig="separate",
+                                                        rowsperstrip=5, **kw)))
+        f.append((f"tif_planar16_rgba_{t}.tif", tif(data=planes(np.dstack([a16, g16])), photometric="rgb",
+                                                    planarconfig="separate", extrasamples=["unassalpha"], **kw)))
+        f.append((f"tif_planar16_rgbx_{t}.tif", tif(data=planes(np.dstack([a16, g16])), photometric="rgb",
+                                                    planarconfig="separate", extrasamples=["unspecified"], **kw)))
+        f.append((f"tif_planar16_cmyk_{t}.tif", tif(data=planes(cmyk_a.astype(np.uint16) * 251 + 7),
+                                                    photometric="separated", planarconfig="separate", **kw)))
         f.append((f"tif_planar_tiled_rgb_{t}.tif", tif(data=planes(a), photometric="rgb", planarconfig="separate",
                                                        tile=(16, 16), **kw)))
+    for order, bo in (("le", "<"), ("be", ">")):
+        f.append((f"tif_planar16_rgb_lzw_predictor_{order}.tif", tif(data=np.moveaxis(a16, 2, 0).copy(), photometric="rgb",
+                                                                     planarconfig="separate", compression="lzw",
+                                                                     predictor=2, byteorder=bo, rowsperstrip=9)))
     f.append(("tif_float_grey_predictor3.tif", tif(data=fl, photometric="minisblack", compression="zlib",
                                                    predictor=3)))
     ycc_arr = np.asarray(pick(srcs, 4, (64, 48)).convert("YCbCr"))

@@ -703,6 +703,16 @@ def tiff_fixtures(photo_rgb):
                                              planarconfig="separate", extrasamples=["unassalpha"])))
     f.append(("tif_planar_rgb_lzw.tif", tif(data=np.moveaxis(arr, 2, 0).copy(), photometric="rgb",
                                             planarconfig="separate", rowsperstrip=7, compression="lzw")))
+    # separate planes (16-bit): uncompressed ones Pillow reads with one 8-bit letter of the raw
+    # mode a strip (the first rows·width bytes of each, as stored: low and high bytes mixed);
+    # compressed ones through libtiff, the high byte of each native-order sample
+    a16 = arr.astype(np.uint16) * 256 + (255 - arr.astype(np.uint16))
+    f.append(("tif_planar16_rgb_be_raw_rps5.tif", tif(data=np.moveaxis(a16, 2, 0).copy(), photometric="rgb",
+                                                      planarconfig="separate", rowsperstrip=5, byteorder=">")))
+    cmyk16 = np.asarray(photo_rgb.convert("CMYK")).astype(np.uint16) * 251 + 7
+    f.append(("tif_planar16_cmyk_deflate_predictor.tif", tif(data=np.moveaxis(cmyk16, 2, 0).copy(),
+                                                             photometric="separated", planarconfig="separate",
+                                                             compression="zlib", predictor=2, rowsperstrip=8)))
     # a damaged directory: the Software tag's data points past the end of the file, so Pillow
     # stops reading the directory there and never sees ExtraSamples (premultiplied alpha): the
     # pixels are read as plain RGBA

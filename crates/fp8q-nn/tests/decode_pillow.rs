@@ -244,6 +244,8 @@ fn mutated_files_are_decoded_or_refused_never_crash() {
         "tif_jpeg_ycbcr420_tiled.tif",
         "tif_jpeg_cmyk.tif",
         "tif_planar_rgb_lzw.tif",
+        "tif_planar16_rgb_be_raw_rps5.tif",
+        "tif_planar16_cmyk_deflate_predictor.tif",
         "tif_damaged_directory.tif",
         "gif_saved_as.jpg",
         "gif_interlaced_past_screen.gif",

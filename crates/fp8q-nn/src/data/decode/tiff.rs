@@ -1,7 +1,7 @@
 //! TIFF through the `tiff` crate, for the layouts of Pillow's `TiffImagePlugin` whose pixels do
 //! not depend on who decodes them (Pillow reads compressed TIFF with libtiff): the first image
 //! of the file, its first directory read as Pillow reads it ([`tiff_ifd`]), in strips or tiles,
-//! contiguous or (8-bit, in strips) separate planes, uncompressed or compressed with LZW, Deflate
+//! contiguous or (8- and 16-bit, in strips) separate planes, uncompressed or compressed with LZW, Deflate
 //! or PackBits (predictors included), or with JPEG, decoded as libtiff decodes it for Pillow
 //! (`read_jpeg`: YCbCr converted to RGB by libjpeg, grey, RGB and CMYK as stored), then
 //! converted as Pillow converts its mode to RGB:
@@ -31,7 +31,7 @@
 //! other than with JPEG (Pillow has libtiff convert it with libtiff's own YCbCr tables),
 //! old-style JPEG (compression 6), other compressions (CCITT fax, ZSTD, WebP, …),
 //! white-is-zero other than 1-, 8- and little-endian 16-bit, float samples other than 32-bit
-//! grey, signed ones other than grey, separate planes of other than 8-bit samples or in tiles,
+//! grey, signed ones other than grey, separate planes of other than 8- or 16-bit samples or in tiles,
 //! premultiplied alpha other than 8-bit RGBa, fill order 2, CIELab.
 //!
 //! [`tiff_ifd`]: super::tiff_ifd
@@ -65,6 +65,8 @@ enum Kind {
 
 /// Decode a TIFF file's bytes (first image).
 pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
+    // (Pillow's reading stops at the end of the file itself)
+    let file_len = bytes.len();
     // the first directory as Pillow reads it (a damaged one can lose entries)
     let view = super::tiff_ifd::view(bytes);
     let bytes = view.as_deref().unwrap_or(bytes);
@@ -135,9 +137,10 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
     {
         return unsupported(format!("{bits:?}-bit samples of format {format:?}"));
     }
-    // separate planes: 8-bit samples only (Pillow reads each plane with an 8-bit raw mode)
+    // separate planes: 8- and 16-bit samples, as Pillow reads them (libtiff's planes of
+    // compressed files; uncompressed ones with one letter of the raw mode a plane)
     let planar = planar == 2 && spp > 1;
-    if planar && depth != 8 {
+    if planar && !matches!(depth, 8 | 16) {
         return unsupported(format!("separate colour planes of {depth}-bit samples"));
     }
     if fill_order != 1 {
@@ -222,7 +225,17 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
         Kind::Cmyk => 4,
         _ => n,
     };
-    let result = if jpeg {
+    // uncompressed 16-bit planes: Pillow's 8-bit letters read the first bytes of each strip
+    let raw_planes16 = planar && depth == 16 && compression == 1;
+    let result = if raw_planes16 {
+        DecodingResult::U8(pillow_raw_planes16(
+            &mut dec,
+            &bytes[..file_len.min(bytes.len())],
+            w,
+            h,
+            n,
+        )?)
+    } else if jpeg {
         DecodingResult::U8(read_jpeg(&mut dec, bytes, photometric == 6, n)?)
     } else if matches!(kind, Kind::Palette | Kind::YCbCr) || n > base || (photometric == 0 && (float_grey || white16)) {
         let grey = as_black_is_zero(bytes)
@@ -233,7 +246,7 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
         read_whole(&mut dec, planar)?
     };
     let img = match result {
-        DecodingResult::U8(px) if depth == 8 => {
+        DecodingResult::U8(px) if depth == 8 || raw_planes16 => {
             let px = whole(px, w * h * n)?;
             match kind {
                 // the `tiff` crate has already inverted white-is-zero samples, as Pillow's `L;I`
@@ -387,26 +400,92 @@ fn read_whole(dec: &mut Decoder<Cursor<&[u8]>>, planar: bool) -> Result<Decoding
     Ok(image)
 }
 
-/// An image of separate 8-bit planes (PlanarConfiguration 2), its samples interleaved as a
-/// contiguous image's are.
+/// An image of separate 8- or 16-bit planes (PlanarConfiguration 2), its samples interleaved
+/// as a contiguous image's are (16-bit ones in native order, as libtiff hands them to Pillow).
 fn read_planes(dec: &mut Decoder<Cursor<&[u8]>>) -> Result<DecodingResult, String> {
     let e = |e: ::tiff::TiffError| e.to_string();
     let mut result = DecodingResult::U8(Vec::new());
     let layout = dec.read_image_to_buffer(&mut result).map_err(e)?;
-    let DecodingResult::U8(planes) = &mut result else {
-        return Err("separate planes of other than 8-bit samples".into());
+    let complete = |len: usize| match layout.plane_stride {
+        Some(stride) if layout.planes > 1 && len >= layout.complete_len => Ok((stride.get(), layout.planes)),
+        _ => Err("the planes of the image could not all be read".to_string()),
     };
-    let (plane, n) = match layout.plane_stride {
-        Some(stride) if layout.planes > 1 && planes.len() >= layout.complete_len => (stride.get(), layout.planes),
-        _ => return Err("the planes of the image could not all be read".into()),
-    };
-    let mut px = vec![0u8; plane * n];
+    match result {
+        DecodingResult::U8(planes) => {
+            let (plane, n) = complete(planes.len())?;
+            Ok(DecodingResult::U8(interleave(&planes, plane, n)))
+        }
+        DecodingResult::U16(planes) => {
+            // (the layout counts bytes)
+            let (plane, n) = complete(planes.len() * 2)?;
+            Ok(DecodingResult::U16(interleave(&planes, plane / 2, n)))
+        }
+        _ => Err("separate planes of other than 8- or 16-bit samples".into()),
+    }
+}
+
+/// `n` planes of `plane` samples each → `n` samples a pixel.
+fn interleave<T: Copy + Default>(planes: &[T], plane: usize, n: usize) -> Vec<T> {
+    let mut px = vec![T::default(); plane * n];
     for (p, samples) in planes.chunks(plane).take(n).enumerate() {
         for (i, &v) in samples.iter().enumerate() {
             px[i * n + p] = v;
         }
     }
-    Ok(DecodingResult::U8(px))
+    px
+}
+
+/// Uncompressed separate planes of 16-bit samples as Pillow reads them: every strip is a tile
+/// of its own, read with one letter of the raw mode (`RGB;16L` → `R`, `G`, `B`), an 8-bit
+/// unpacker, so a strip of `r` rows fills them with its first `r · width` bytes, as stored
+/// (low and high bytes alternate). The strips are taken in the file's order, each the next `r`
+/// rows of the current plane, the next plane once the rows run out; bands no strip reaches
+/// stay 0. Strip byte counts play no part; a strip reaching past the end of the file is an
+/// error (Pillow's "image file is truncated"). Returns `n` samples a pixel.
+fn pillow_raw_planes16(
+    dec: &mut Decoder<Cursor<&[u8]>>,
+    file: &[u8],
+    w: usize,
+    h: usize,
+    n: usize,
+) -> Result<Vec<u8>, String> {
+    let e = |e: ::tiff::TiffError| e.to_string();
+    if dec.get_chunk_type() == ChunkType::Tile {
+        return Err("unsupported TIFF variant: tiles of separate colour planes (convert it to PNG)".into());
+    }
+    let offsets = dec
+        .find_tag_unsigned_vec::<u64>(Tag::StripOffsets)
+        .map_err(e)?
+        .ok_or("no StripOffsets")?;
+    let rows = dec
+        .find_tag_unsigned::<u64>(Tag::RowsPerStrip)
+        .map_err(e)?
+        .unwrap_or(h as u64);
+    if rows == 0 {
+        return Err("RowsPerStrip is 0".into());
+    }
+    let mut px = vec![0u8; w * h * n];
+    let (mut y, mut band) = (0usize, 0usize);
+    for &offset in &offsets {
+        if band >= n {
+            // (Pillow's letter past the raw mode's bands is not an unpacker)
+            return Err(format!("more strips than the {n} planes hold"));
+        }
+        let y1 = (y as u64).saturating_add(rows).min(h as u64) as usize;
+        let len = (y1 - y) * w;
+        let strip = usize::try_from(offset)
+            .ok()
+            .and_then(|o| file.get(o..o.checked_add(len)?))
+            .ok_or_else(|| format!("strip at offset {offset} runs past the end of the file"))?;
+        for (i, &v) in strip.iter().enumerate() {
+            px[(y * w + i) * n + band] = v;
+        }
+        y = y1;
+        if y >= h {
+            (y, band) = (0, band + 1);
+        }
+    }
+    Ok(px)
 }
 
 /// A JPEG-compressed image (compression 7, "new-style" JPEG) as libtiff decodes it for
