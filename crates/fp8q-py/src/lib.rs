@@ -8,6 +8,7 @@
 //! The Python layer (`python/fp8q/`) adds the keyword-only signatures, ml_dtypes views of codes
 //! and the PyTorch autograd function; the public API is documented there and in the `.pyi` stubs.
 
+mod analyze;
 mod arrays;
 mod codes;
 mod errors;
@@ -27,6 +28,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(codes::encode, m)?)?;
     m.add_function(wrap_pyfunction!(codes::decode, m)?)?;
     m.add_function(wrap_pyfunction!(study::sqnr, m)?)?;
+    m.add_function(wrap_pyfunction!(analyze::analyze, m)?)?;
     m.add_function(wrap_pyfunction!(reference::reference_forward, m)?)?;
     m.add_function(wrap_pyfunction!(reference::reference_backward, m)?)?;
     m.add_class::<format::Format>()?;

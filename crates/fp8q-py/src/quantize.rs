@@ -11,6 +11,15 @@ use numpy::{PyArray1, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+/// A range estimator's name: `minmax` (the Python name of `current_minmax`) or any name the
+/// CLI's `--range` takes.
+pub(crate) fn parse_range(name: &str) -> PyResult<RangeMethod> {
+    match name.trim().to_ascii_lowercase().as_str() {
+        "minmax" => Ok(RangeMethod::CurrentMinMax),
+        _ => name.parse::<RangeMethod>().map_err(value_error),
+    }
+}
+
 /// Everything that decides the quantizers, checked before any data is read.
 #[derive(Debug, Clone)]
 struct Settings {
@@ -32,10 +41,7 @@ impl Settings {
     ) -> PyResult<Self> {
         let format: Format = fmt.parse().map_err(value_error)?;
         let method = QuantMethod::from_format(format);
-        let parsed = match range.trim().to_ascii_lowercase().as_str() {
-            "minmax" => RangeMethod::CurrentMinMax,
-            _ => range.parse::<RangeMethod>().map_err(value_error)?,
-        };
+        let parsed = parse_range(range)?;
         let range = match (parsed, mantissa_search) {
             (RangeMethod::Mse { .. }, true) => {
                 if method.mantissa_bits().is_none() {

@@ -275,6 +275,62 @@ impl<T: Serialize> Serialize for PerFormat<T> {
     }
 }
 
+/// A tensor that was not analysed, and why (listed in a report's `skipped`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Skipped {
+    /// Its name.
+    pub name: String,
+    /// Stored element type.
+    pub dtype: String,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Why.
+    pub reason: String,
+}
+
+/// The unit a tensor's name stands for: the name without a trailing `.weight`
+/// (`layer1.0.conv1.weight` → `layer1.0.conv1`).
+pub fn unit_of(name: &str) -> &str {
+    name.strip_suffix(".weight").unwrap_or(name)
+}
+
+/// The formats of an analysis from their names (`fp8q analyze --formats`): blank entries are
+/// ignored; an unknown name, a format listed twice or no format at all is an error.
+pub fn parse_formats<S: AsRef<str>>(names: &[S]) -> Result<Vec<Format>, AnalysisError> {
+    let invalid = |why: String| AnalysisError::Invalid { what: "--formats", why };
+    let mut out: Vec<Format> = Vec::new();
+    for s in names.iter().map(|s| s.as_ref().trim()).filter(|s| !s.is_empty()) {
+        let f: Format = s.parse().map_err(|e| invalid(format!("'{s}': {e}")))?;
+        if out.contains(&f) {
+            return Err(invalid(format!("{s} is listed twice")));
+        }
+        out.push(f);
+    }
+    if out.is_empty() {
+        return Err(invalid("no format given".into()));
+    }
+    Ok(out)
+}
+
+/// Check range options against the formats of an analysis, as [`analyze_tensor`] applies them:
+/// the mantissa search applies to the flexible-bias FP formats, and at least one must be among
+/// the formats; every other combination is checked as for one format
+/// ([`RangeOptions::resolve`]).
+pub fn check_range_options(opts: &RangeOptions, formats: &[Format]) -> Result<(), AnalysisError> {
+    if opts.mantissa_search && !formats.iter().any(|f| matches!(f, Format::Fp(_))) {
+        return Err(AnalysisError::Invalid {
+            what: "options",
+            why: "--mantissa-search needs a flexible-bias FP format (eXmY) among --formats".into(),
+        });
+    }
+    for f in formats {
+        let mut o = *opts;
+        o.mantissa_search &= matches!(f, Format::Fp(_));
+        o.resolve(f)?;
+    }
+    Ok(())
+}
+
 /// Which tensor of a unit a row is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -385,6 +441,30 @@ impl AnalysisRow {
             measured_best: a.measured_best,
             output_sqnr_db: None,
         }
+    }
+
+    /// The row of a named tensor (a checkpoint key, or any name a caller gives): its unit is
+    /// the name without a trailing `.weight` ([`unit_of`]); per-channel ranges run along
+    /// dimension 0 when the tensor has two or more dimensions (a vector or scalar gets one
+    /// range). What `fp8q analyze CHECKPOINT` and the Python package's `fp8q.analyze` report per
+    /// tensor.
+    pub fn of_tensor(
+        name: &str,
+        slot: Slot,
+        shape: &[usize],
+        data: &[f32],
+        formats: &[Format],
+        source: &RangeSource,
+    ) -> Result<Self, AnalysisError> {
+        let dim0 = if shape.len() >= 2 { shape[0] } else { 1 };
+        let a = analyze_tensor(data, dim0, formats, source)?;
+        Ok(AnalysisRow::new(
+            unit_of(name).to_string(),
+            slot,
+            Some(name.to_string()),
+            shape.to_vec(),
+            a,
+        ))
     }
 
     /// Set the network sensitivity (per format) and recommend its best format.

@@ -15,12 +15,14 @@ PyTorch support lives in :mod:`fp8q.torch` (imported on demand; this module neve
 
 from __future__ import annotations
 
+from collections.abc import Mapping as _Mapping
+
 import numpy as _np
 
 from . import _native
 from ._native import Format
 
-__all__ = ["quantize", "encode", "decode", "estimate_range", "sqnr", "Format", "__version__"]
+__all__ = ["quantize", "encode", "decode", "estimate_range", "sqnr", "analyze", "Format", "__version__"]
 
 __version__ = _native.__version__
 
@@ -209,3 +211,68 @@ def sqnr(dists=None, formats=None, maxval=None, *, range_search="analytic", samp
         raise ValueError(f"seed must be a whole number in 0 .. 2^64 (got {seed})")
     return _native.sqnr(_names(dists, "dists"), _names(formats, "formats"), maxval, range_search,
                         samples, seed, verify, int(points_per_octave))
+
+
+def _tensor(v, name):
+    """An array to analyse: NumPy arrays as they are; PyTorch tensors detached, moved to the CPU
+    and (bfloat16, which NumPy lacks) widened to float32; other array-likes via np.asarray."""
+    if hasattr(v, "detach") and hasattr(v, "numpy"):
+        t = v.detach().cpu()
+        if t.is_floating_point() and str(t.dtype) == "torch.bfloat16":
+            t = t.float()
+        return t.numpy()
+    return _array(v, f"tensors[{name!r}]")
+
+
+def analyze(tensors, formats=("e5m2", "e4m3", "e3m4", "e2m5", "int8"), *, per_channel=False, range="minmax",
+            mantissa_search=False, slot="weight"):
+    """Which format suits each tensor: ``fp8q analyze``'s per-tensor analysis (the same library
+    code as ``fp8q analyze CHECKPOINT``), for arrays you already hold.
+
+    For every tensor and format: the range the format gets, the measured SQNR of the
+    quantize-dequantized tensor, the analytical SQNR of a uniform, Gaussian or Student's t
+    fitted to the tensor (its kurtosis) at that range, and the best format by each.
+
+    Parameters
+    ----------
+    tensors : array or mapping of name -> array
+        One array, or named arrays such as a state dict (NumPy arrays or PyTorch tensors).
+        float32/float64/float16 (and torch bfloat16) are analysed; arrays of other dtypes and
+        empty ones are listed under ``skipped``. A name's unit is the name without a trailing
+        ``.weight``; a single array is named ``"tensor"``. Unlike ``fp8q analyze CHECKPOINT``,
+        which takes the tensors of two or more dimensions, every array given is analysed
+        (vectors and scalars with one range).
+    formats : str or list of str
+        Format names (a comma-separated string works too).
+    per_channel : bool
+        One range per index of axis 0 for arrays of two or more dimensions.
+    range : str
+        ``"minmax"`` (``current_minmax``), ``"mse"`` or any estimator ``fp8q quantize`` names.
+    mantissa_search : bool
+        With ``range="mse"``: FP formats also search their mantissa bits (the split used is in
+        ``used_format``).
+    slot : {"weight", "act"}
+        What the tensors are, for the rows' ``slot`` field.
+
+    Returns
+    -------
+    dict
+        The fields of ``fp8q analyze --json``: ``formats``, ``range``, ``per_channel``,
+        ``mantissa_search``, ``slots`` (one dict per tensor: ``unit``, ``slot``, ``tensor``,
+        ``shape``, ``numel``, ``stats``, ``fit``, per-format maps ``range``, ``used_format``,
+        ``sqnr_db``, ``predicted_sqnr_db``, then ``predicted_best``, ``measured_best``,
+        ``recommended``), ``summary`` and ``skipped``. An SQNR is ``inf`` where a format loses
+        nothing (the CLI's JSON writes ``null`` there).
+    """
+    if isinstance(tensors, _Mapping):
+        items = [(str(k), v) for k, v in tensors.items()]
+    else:
+        items = [("tensor", tensors)]
+    names = [k for k, _ in items]
+    arrays = [_tensor(v, k) for k, v in items]
+    fmts = _names(formats, "formats")
+    if fmts is None:
+        raise TypeError("formats must be a string or a list of strings (got None)")
+    if slot not in ("weight", "act"):
+        raise ValueError(f"slot must be 'weight' or 'act' (got {slot!r})")
+    return _native.analyze(names, arrays, fmts, range, bool(per_channel), bool(mantissa_search), slot)

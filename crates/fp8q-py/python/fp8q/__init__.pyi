@@ -1,6 +1,6 @@
 """Type stubs of fp8q (see the docstrings in fp8q/__init__.py)."""
 
-from typing import Any, Literal, Optional, Sequence, TypedDict, TypeVar, Union, overload
+from typing import Any, Literal, Mapping, Optional, Sequence, TypedDict, TypeVar, Union, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -88,6 +88,18 @@ def sqnr(
     points_per_octave: int = 32,
 ) -> list[SqnrRow]:
     """The analytical SQNR study of `fp8q sqnr`: one flat dict per (distribution, format)."""
+
+def analyze(
+    tensors: Union[npt.ArrayLike, Mapping[str, npt.ArrayLike]],
+    formats: Union[str, Sequence[str]] = ("e5m2", "e4m3", "e3m4", "e2m5", "int8"),
+    *,
+    per_channel: bool = False,
+    range: _RangeName = "minmax",
+    mantissa_search: bool = False,
+    slot: Literal["weight", "act"] = "weight",
+) -> dict[str, Any]:
+    """Which format suits each tensor: the report of `fp8q analyze --json` (formats, range,
+    per_channel, mantissa_search, slots, summary, skipped), SQNRs as floats (inf when lossless)."""
 
 class Format:
     """A number format with the figures `fp8q formats` prints."""

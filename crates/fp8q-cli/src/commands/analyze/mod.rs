@@ -12,6 +12,7 @@ pub mod output;
 pub mod weights;
 
 use anyhow::{bail, Context, Result};
+use fp8q_core::analysis::format_choice::{check_range_options, parse_formats};
 use fp8q_core::analysis::quantize_measure::RangeOptions;
 use fp8q_core::format::Format;
 use std::path::{Path, PathBuf};
@@ -97,18 +98,7 @@ impl AnalyzeArgs {
 
     /// The formats, parsed and checked for duplicates.
     pub fn parsed_formats(&self) -> Result<Vec<Format>> {
-        let mut out: Vec<Format> = Vec::new();
-        for s in self.formats.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
-            let f: Format = s.parse().with_context(|| format!("--formats: '{s}'"))?;
-            if out.contains(&f) {
-                bail!("--formats: {s} is listed twice");
-            }
-            out.push(f);
-        }
-        if out.is_empty() {
-            bail!("--formats: no format given");
-        }
-        Ok(out)
+        Ok(parse_formats(&self.formats)?)
     }
 
     /// The range options (checked against every format).
@@ -118,14 +108,7 @@ impl AnalyzeArgs {
             self.per_channel(),
             self.mantissa_search,
         );
-        if self.mantissa_search && !formats.iter().any(|f| matches!(f, Format::Fp(_))) {
-            bail!("--mantissa-search needs a flexible-bias FP format (eXmY) among --formats");
-        }
-        for f in formats {
-            let mut o = opts;
-            o.mantissa_search &= matches!(f, Format::Fp(_));
-            o.resolve(f)?;
-        }
+        check_range_options(&opts, formats)?;
         Ok(opts)
     }
 }

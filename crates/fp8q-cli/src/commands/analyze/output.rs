@@ -3,24 +3,11 @@
 
 use anyhow::{anyhow, Context, Result};
 use fp8q_core::analysis::fit::Family;
-use fp8q_core::analysis::format_choice::{AnalysisRow, Summary};
+use fp8q_core::analysis::format_choice::{AnalysisRow, Skipped, Summary};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
-
-/// A tensor that was not analysed, and why.
-#[derive(Debug, Clone, Serialize)]
-pub struct Skipped {
-    /// Its name.
-    pub name: String,
-    /// Stored element type.
-    pub dtype: String,
-    /// Shape.
-    pub shape: Vec<usize>,
-    /// Why.
-    pub reason: String,
-}
 
 /// Everything `--json` prints: how the analysis was run, one object per slot, the summary, and
 /// the tensors skipped.

@@ -8,21 +8,16 @@
 //! (biases, norms) are counted but not analysed. The unit of a tensor is its key without a
 //! trailing `.weight` (`layer1.0.conv1.weight` → `layer1.0.conv1`).
 
-use super::output::{Report, Skipped};
+use super::output::Report;
 use super::AnalyzeArgs;
 use anyhow::{anyhow, bail, Context, Result};
-use fp8q_core::analysis::format_choice::{analyze_tensor, summarize, AnalysisRow, RangeSource, Slot};
+use fp8q_core::analysis::format_choice::{summarize, AnalysisRow, RangeSource, Skipped, Slot};
 use fp8q_core::format::Format;
 use fp8q_nn::checkpoint::storage::Dtype;
 use fp8q_nn::checkpoint::Checkpoint;
 use rayon::prelude::*;
 use safetensors::{Dtype as StDtype, SafeTensors};
 use std::path::Path;
-
-/// The unit of a checkpoint key: the key without a trailing `.weight`.
-pub fn unit_of(key: &str) -> &str {
-    key.strip_suffix(".weight").unwrap_or(key)
-}
 
 /// What the analysis of one file needs besides the tensors.
 struct Ctx<'a> {
@@ -50,15 +45,9 @@ impl Ctx<'_> {
             });
             return Ok(());
         }
-        let a = analyze_tensor(data, shape[0], self.formats, &self.source)
+        let row = AnalysisRow::of_tensor(name, Slot::Weight, shape, data, self.formats, &self.source)
             .with_context(|| format!("{}: tensor '{name}'", self.path.display()))?;
-        self.rows.push(AnalysisRow::new(
-            unit_of(name).to_string(),
-            Slot::Weight,
-            Some(name.to_string()),
-            shape.to_vec(),
-            a,
-        ));
+        self.rows.push(row);
         Ok(())
     }
 
