@@ -54,7 +54,6 @@ REFUSED_OK = {
     "tif_*g3*": "unsupported TIFF variant: compression 3",
     "tif_*g4*": "unsupported TIFF variant: compression 4",
     "tif_*ycbcr_lzw*": "unsupported TIFF variant: YCbCr with compression 5",
-    "tif_planar_tiled_*": "unsupported TIFF variant: tiles of separate colour planes",
     "jlossless_*": "unsupported JPEG variant: lossless JPEG",
 }
 
@@ -528,8 +527,8 @@ def tiff_battery(srcs):
                                                         byteorder=bo, **kw)))
             f.append((f"tif_white16_{tag}.tif", tif(data=g.astype(np.uint16) * 3, photometric="miniswhite",
                                                     byteorder=bo, **kw)))
-    # separate planes: 8- and 16-bit in strips (Pillow: uncompressed RGB, RGBA, CMYK; any
-    # compressed); tiled ones are refused on purpose
+    # separate planes: 8- and 16-bit, strips and tiles (Pillow: uncompressed RGB, RGBA, CMYK;
+    # any compressed)
     rgba_a = np.dstack([a, g])
     cmyk_a = np.asarray(small.convert("CMYK"))
     a16 = a.astype(np.uint16) * 256 + (255 - a.astype(np.uint16))
@@ -563,6 +562,36 @@ def tiff_battery(srcs):
                                                     photometric="separated", planarconfig="separate", **kw)))
         f.append((f"tif_planar_tiled_rgb_{t}.tif", tif(data=planes(a), photometric="rgb", planarconfig="separate",
                                                        tile=(16, 16), **kw)))
+        f.append((f"tif_planar_tiled_rgba_{t}.tif", tif(data=planes(rgba_a), photometric="rgb",
+                                                        planarconfig="separate", extrasamples=["unassalpha"],
+                                                        tile=(16, 32), **kw)))
+        # RGBA planes without an ExtraSamples tag (libtiff calls the 4th sample unspecified, and
+        # Pillow then un-premultiplies compressed planes), and premultiplied 16-bit planes
+        for bits, data in (("", rgba_a), ("16", np.dstack([a16, g16]))):
+            f.append((f"tif_planar{bits}_noextra_rgba_{t}.tif",
+                      mf.hide_tag(tif(data=planes(data), photometric="rgb", planarconfig="separate",
+                                      extrasamples=["unspecified"], **kw), "ExtraSamples")))
+            f.append((f"tif_planar{bits}_tiled_noextra_rgba_{t}.tif",
+                      mf.hide_tag(tif(data=planes(data), photometric="rgb", planarconfig="separate",
+                                      extrasamples=["unspecified"], tile=(16, 16), **kw), "ExtraSamples")))
+            f.append((f"tif_planar{bits}_assoc_rgba_{t}.tif", tif(data=planes(data), photometric="rgb",
+                                                                  planarconfig="separate",
+                                                                  extrasamples=["assocalpha"], **kw)))
+        f.append((f"tif_noextra_rgba_{t}.tif", mf.hide_tag(tif(data=rgba_a, photometric="rgb",
+                                                               extrasamples=["unspecified"], **kw),
+                                                           "ExtraSamples")))
+        f.append((f"tif_planar_tiled_rgbx_{t}.tif", tif(data=planes(rgba_a), photometric="rgb",
+                                                        planarconfig="separate", extrasamples=["unspecified"],
+                                                        tile=(16, 16), **kw)))
+        f.append((f"tif_planar_tiled_la_{t}.tif", tif(data=np.stack([g, 255 - g]), photometric="minisblack",
+                                                      planarconfig="separate", extrasamples=["unassalpha"],
+                                                      tile=(16, 16), **kw)))
+        f.append((f"tif_planar_tiled_cmyk_{t}.tif", tif(data=planes(cmyk_a), photometric="separated",
+                                                        planarconfig="separate", tile=(32, 16), **kw)))
+        for order, bo in (("le", "<"), ("be", ">")):
+            f.append((f"tif_planar16_tiled_rgb_{t}_{order}.tif", tif(data=planes(a16), photometric="rgb",
+                                                                     planarconfig="separate", tile=(16, 16),
+                                                                     byteorder=bo, **kw)))
     for order, bo in (("le", "<"), ("be", ">")):
         f.append((f"tif_planar16_rgb_lzw_predictor_{order}.tif", tif(data=np.moveaxis(a16, 2, 0).copy(), photometric="rgb",
                                                                      planarconfig="separate", compression="lzw",

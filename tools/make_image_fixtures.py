@@ -596,6 +596,17 @@ def set_short_tag(tiff_bytes, name, *values):
     return bytes(out)
 
 
+def hide_tag(tiff_bytes, name, code=65000):
+    """A TIFF whose tag `name` is renamed to the private `code` in its directory entry: readers
+    see the file without that tag (the entries are then out of order, which they tolerate)."""
+    import tifffile
+
+    out = bytearray(tiff_bytes)
+    with tifffile.TiffFile(io.BytesIO(tiff_bytes)) as t:
+        struct.pack_into(t.byteorder + "H", out, t.pages[0].tags[name].offset, code)
+    return bytes(out)
+
+
 def tiff_packed(idx, bits, colormap=None):
     """An uncompressed little-endian TIFF of 1/2/4-bit samples (grey, or palette with a
     `colormap` of 3 x 2**bits 16-bit values) by hand: tifffile packs sub-byte samples only with
@@ -713,6 +724,22 @@ def tiff_fixtures(photo_rgb):
     f.append(("tif_planar16_cmyk_deflate_predictor.tif", tif(data=np.moveaxis(cmyk16, 2, 0).copy(),
                                                              photometric="separated", planarconfig="separate",
                                                              compression="zlib", predictor=2, rowsperstrip=8)))
+    # tiles of separate planes (edge tiles right and below): compressed ones through libtiff;
+    # uncompressed 16-bit ones read by Pillow with an 8-bit letter and, for tiles past the right
+    # edge, a row stride of the tile's width in bytes a sample; RGBA planes without an
+    # ExtraSamples tag, which libtiff calls unspecified and Pillow then un-premultiplies (padded
+    # uncompressed, Pillow's stride counts 3 samples: the last tile reads past the planes)
+    f.append(("tif_planar16_tiled_raw.tif", tif(data=np.moveaxis(a16, 2, 0).copy(), photometric="rgb",
+                                                planarconfig="separate", tile=(16, 16))))
+    f.append(("tif_planar_tiled_noextra_rgba_deflate.tif",
+              hide_tag(tif(data=np.moveaxis(rgba, 2, 0).copy(), photometric="rgb", planarconfig="separate",
+                           extrasamples=["unspecified"], tile=(16, 16), compression="zlib"), "ExtraSamples")))
+    f.append(("tif_planar_tiled_noextra_rgba_raw_padded.tif",
+              hide_tag(tif(data=np.moveaxis(rgba, 2, 0).copy(), photometric="rgb", planarconfig="separate",
+                           extrasamples=["unspecified"], tile=(16, 16)), "ExtraSamples") + bytes(range(256)) * 2))
+    f.append(("tif_planar16_assoc_rgba_lzw.tif", tif(data=np.moveaxis(np.dstack([a16, a16[..., :1] // 2 + 9]), 2, 0).copy(),
+                                                     photometric="rgb", planarconfig="separate",
+                                                     extrasamples=["assocalpha"], compression="lzw")))
     # a damaged directory: the Software tag's data points past the end of the file, so Pillow
     # stops reading the directory there and never sees ExtraSamples (premultiplied alpha): the
     # pixels are read as plain RGBA

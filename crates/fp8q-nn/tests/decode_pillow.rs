@@ -246,6 +246,8 @@ fn mutated_files_are_decoded_or_refused_never_crash() {
         "tif_planar_rgb_lzw.tif",
         "tif_planar16_rgb_be_raw_rps5.tif",
         "tif_planar16_cmyk_deflate_predictor.tif",
+        "tif_planar16_tiled_raw.tif",
+        "tif_planar_tiled_noextra_rgba_deflate.tif",
         "tif_damaged_directory.tif",
         "gif_saved_as.jpg",
         "gif_interlaced_past_screen.gif",

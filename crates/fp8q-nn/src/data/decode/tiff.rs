@@ -1,7 +1,7 @@
 //! TIFF through the `tiff` crate, for the layouts of Pillow's `TiffImagePlugin` whose pixels do
 //! not depend on who decodes them (Pillow reads compressed TIFF with libtiff): the first image
 //! of the file, its first directory read as Pillow reads it ([`tiff_ifd`]), in strips or tiles,
-//! contiguous or (8- and 16-bit, in strips) separate planes, uncompressed or compressed with LZW, Deflate
+//! contiguous or (8- and 16-bit) separate planes, uncompressed or compressed with LZW, Deflate
 //! or PackBits (predictors included), or with JPEG, decoded as libtiff decodes it for Pillow
 //! (`read_jpeg`: YCbCr converted to RGB by libjpeg, grey, RGB and CMYK as stored), then
 //! converted as Pillow converts its mode to RGB:
@@ -23,7 +23,11 @@
 //! * the Orientation tag, which Pillow applies when it loads a TIFF ([`orientation`]).
 //!
 //! Alpha and extra samples are dropped, as `convert('RGB')` drops them; 8-bit RGB with
-//! premultiplied alpha is un-premultiplied first, as Pillow's `RGBa` reading does. Compressed
+//! premultiplied alpha is un-premultiplied first, as Pillow's `RGBa` reading does, and so are
+//! compressed separate RGBA planes (8- or 16-bit) whose first extra sample libtiff reports as
+//! associated or unspecified (the latter also when the ExtraSamples tag is missing), as Pillow
+//! does after reading them. Uncompressed separate planes are read as Pillow reads them itself
+//! ([`pillow_raw_planes`]), 16-bit ones garbled as it garbles them. Compressed
 //! big-endian signed and float grey is read byte-swapped, as Pillow reads libtiff's
 //! native-order samples with its big-endian raw modes.
 //!
@@ -31,7 +35,7 @@
 //! other than with JPEG (Pillow has libtiff convert it with libtiff's own YCbCr tables),
 //! old-style JPEG (compression 6), other compressions (CCITT fax, ZSTD, WebP, …),
 //! white-is-zero other than 1-, 8- and little-endian 16-bit, float samples other than 32-bit
-//! grey, signed ones other than grey, separate planes of other than 8- or 16-bit samples or in tiles,
+//! grey, signed ones other than grey, separate planes of other than 8- or 16-bit samples,
 //! premultiplied alpha other than 8-bit RGBa, fill order 2, CIELab.
 //!
 //! [`tiff_ifd`]: super::tiff_ifd
@@ -146,11 +150,17 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
     if fill_order != 1 {
         return unsupported(format!("fill order {fill_order}"));
     }
-    // premultiplied alpha: only 8-bit RGBa, which Pillow reads (and un-premultiplies)
+    // premultiplied alpha: only 8-bit RGBa, which Pillow reads (and un-premultiplies), and
+    // 16-bit RGBa in compressed separate planes (below)
     let premultiplied = extra.first() == Some(&1);
-    if extra.contains(&1) && !(premultiplied && photometric == 2 && spp == 4 && depth == 8) {
+    let rgba_planes = planar && compression != 1 && photometric == 2 && spp == 4;
+    if extra.contains(&1) && !(premultiplied && photometric == 2 && spp == 4 && (depth == 8 || rgba_planes)) {
         return unsupported("premultiplied alpha".into());
     }
+    // Pillow un-premultiplies the RGBA planes libtiff reads for it when libtiff's first extra
+    // sample is associated alpha or unspecified, which is what libtiff declares a missing
+    // ExtraSamples tag to be (a 4-sample RGB image without the tag)
+    let premultiplied = premultiplied || (rgba_planes && extra.is_empty());
     let kind = match photometric {
         _ if float_grey => Kind::Grey,
         // libtiff's JPEGCOLORMODE_RGB: libjpeg converts the YCbCr to RGB
@@ -190,6 +200,7 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
             | (Kind::YCbCr, 8, 3, [])
             | (Kind::Rgb, 8 | 16, 4, [] | [0] | [2])
             | (Kind::Rgb, 8, 4, [1])
+            | (Kind::Rgb, 16, 4, [1])
             | (Kind::Rgb, 8, 4, [999])
             | (Kind::Rgb, 8, 5, [0 | 2, 0])
             | (Kind::Rgb, 8, 6, [0 | 2, 0, 0])
@@ -225,15 +236,21 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
         Kind::Cmyk => 4,
         _ => n,
     };
-    // uncompressed 16-bit planes: Pillow's 8-bit letters read the first bytes of each strip
-    let raw_planes16 = planar && depth == 16 && compression == 1;
-    let result = if raw_planes16 {
-        DecodingResult::U8(pillow_raw_planes16(
+    // uncompressed separate planes: Pillow's own reading, one 8-bit letter of the raw mode a
+    // strip or tile
+    let raw_planes = planar && compression == 1;
+    let result = if raw_planes {
+        // Pillow's bytes a sample, for the row stride of a tile past the right edge: the bits of
+        // all samples over 8 and over its count of samples (colour channels and extra samples,
+        // which is 3 for an RGB image of 4 samples without an ExtraSamples tag)
+        let samples = if kind == Kind::Cmyk { 4 } else { 3 } + extra.len() as u64;
+        let bits_sum: u64 = bits.iter().map(|&b| u64::from(b)).sum();
+        DecodingResult::U8(pillow_raw_planes(
             &mut dec,
             &bytes[..file_len.min(bytes.len())],
-            w,
-            h,
+            (w, h),
             n,
+            (bits_sum, 8 * samples),
         )?)
     } else if jpeg {
         DecodingResult::U8(read_jpeg(&mut dec, bytes, photometric == 6, n)?)
@@ -246,7 +263,7 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
         read_whole(&mut dec, planar)?
     };
     let img = match result {
-        DecodingResult::U8(px) if depth == 8 || raw_planes16 => {
+        DecodingResult::U8(px) if depth == 8 || raw_planes => {
             let px = whole(px, w * h * n)?;
             match kind {
                 // the `tiff` crate has already inverted white-is-zero samples, as Pillow's `L;I`
@@ -285,7 +302,9 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
                 }
                 _ => {
                     let high: Vec<u8> = px.iter().map(|&v| (v >> 8) as u8).collect();
-                    if kind == Kind::Cmyk {
+                    if kind == Kind::Rgb && premultiplied {
+                        super::first_three(w, h, &unpremultiply(high), n)
+                    } else if kind == Kind::Cmyk {
                         super::cmyk::cmyk_to_rgb(w, h, &high, n, false)
                     } else {
                         super::first_three(w, h, &high, n)
@@ -337,11 +356,11 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
 fn read_whole(dec: &mut Decoder<Cursor<&[u8]>>, planar: bool) -> Result<DecodingResult, String> {
     let e = |e: ::tiff::TiffError| e.to_string();
     if planar {
-        // (the `tiff` crate's reading of tiled separate planes trips an assertion of its own)
-        if dec.get_chunk_type() == ChunkType::Tile {
-            return Err("unsupported TIFF variant: tiles of separate colour planes (convert it to PNG)".into());
-        }
-        return read_planes(dec);
+        return if dec.get_chunk_type() == ChunkType::Tile {
+            read_plane_tiles(dec)
+        } else {
+            read_planes(dec)
+        };
     }
     if dec.get_chunk_type() != ChunkType::Tile {
         return dec.read_image().map_err(e);
@@ -435,54 +454,158 @@ fn interleave<T: Copy + Default>(planes: &[T], plane: usize, n: usize) -> Vec<T>
     px
 }
 
-/// Uncompressed separate planes of 16-bit samples as Pillow reads them: every strip is a tile
-/// of its own, read with one letter of the raw mode (`RGB;16L` → `R`, `G`, `B`), an 8-bit
-/// unpacker, so a strip of `r` rows fills them with its first `r · width` bytes, as stored
-/// (low and high bytes alternate). The strips are taken in the file's order, each the next `r`
-/// rows of the current plane, the next plane once the rows run out; bands no strip reaches
-/// stay 0. Strip byte counts play no part; a strip reaching past the end of the file is an
-/// error (Pillow's "image file is truncated"). Returns `n` samples a pixel.
-fn pillow_raw_planes16(
+/// Tiles of separate planes, as libtiff reads them for Pillow (`TIFFReadTile` per tile and
+/// plane): every plane's tiles read whole, one chunk at a time (the `tiff` crate's own reading
+/// of tiled planes trips an assertion of its), their visible parts copied into place, the
+/// samples interleaved as a contiguous image's are (16-bit ones in native order).
+fn read_plane_tiles(dec: &mut Decoder<Cursor<&[u8]>>) -> Result<DecodingResult, String> {
+    let e = |e: ::tiff::TiffError| e.to_string();
+    let (w, h) = dec.dimensions().map_err(e)?;
+    let (tw, th) = dec.chunk_dimensions();
+    check_size(u64::from(tw), u64::from(th))?;
+    let (depth, n) = match dec.colortype().map_err(e)? {
+        ColorType::RGB(b) => (b, 3),
+        ColorType::RGBA(b) | ColorType::CMYK(b) => (b, 4),
+        ColorType::CMYKA(b) => (b, 5),
+        ColorType::GrayA(b) => (b, 2),
+        ColorType::Multiband { bit_depth, num_samples } => (bit_depth, num_samples as usize),
+        other => {
+            return Err(format!(
+                "unsupported TIFF variant: tiled planes of colour type {other:?}"
+            ))
+        }
+    };
+    if tw == 0 || th == 0 || !matches!(depth, 8 | 16) {
+        return Err(format!(
+            "unsupported TIFF variant: {tw} × {th} tiles of {depth}-bit planes"
+        ));
+    }
+    let (w, h, tw, th) = (w as usize, h as usize, tw as usize, th as usize);
+    let (across, down) = (w.div_ceil(tw), h.div_ceil(th));
+    let per_plane = across * down;
+    if (dec.tile_count().map_err(e)? as usize) < per_plane * n {
+        return Err(format!("{n} planes of {per_plane} tiles, but fewer tiles in the file"));
+    }
+    let mut px8 = Vec::new();
+    let mut px16 = Vec::new();
+    if depth == 8 {
+        px8 = vec![0u8; w * h * n];
+    } else {
+        px16 = vec![0u16; w * h * n];
+    }
+    let mut tile = DecodingResult::U8(Vec::new());
+    for plane in 0..n {
+        for t in 0..per_plane {
+            let index = (plane * per_plane + t) as u32;
+            // rows as long as the tile's: the whole tile is decoded in one read
+            dec.read_chunk_to_buffer(&mut tile, index, tw * depth as usize / 8)
+                .map_err(e)?;
+            let (x0, y0) = ((t % across) * tw, (t / across) * th);
+            let (cols, rows) = (tw.min(w - x0), th.min(h - y0));
+            let short = || format!("tile {index} holds fewer rows than the image needs");
+            for r in 0..rows {
+                let at = (y0 + r) * w + x0;
+                match &tile {
+                    DecodingResult::U8(src) if depth == 8 => {
+                        let row = src.get(r * tw..r * tw + cols).ok_or_else(short)?;
+                        for (c, &v) in row.iter().enumerate() {
+                            px8[(at + c) * n + plane] = v;
+                        }
+                    }
+                    DecodingResult::U16(src) if depth == 16 => {
+                        let row = src.get(r * tw..r * tw + cols).ok_or_else(short)?;
+                        for (c, &v) in row.iter().enumerate() {
+                            px16[(at + c) * n + plane] = v;
+                        }
+                    }
+                    _ => return Err(format!("tile {index}: not {depth}-bit samples")),
+                }
+            }
+        }
+    }
+    Ok(if depth == 8 {
+        DecodingResult::U8(px8)
+    } else {
+        DecodingResult::U16(px16)
+    })
+}
+
+/// Uncompressed separate planes as Pillow reads them itself: every strip or tile is a tile of
+/// its own, read with one letter of the raw mode (`RGB` or `RGB;16L` → `R`, `G`, `B`), an
+/// 8-bit unpacker, taking the offsets in the file's order, each the next strip or tile of the
+/// current plane, the next plane once the image is covered; bands no offset reaches stay 0.
+/// A piece `x1 - x0` pixels wide is read as rows of that many bytes from its offset, one after
+/// the other, except that a tile reaching past the image's right edge has a row stride of
+/// ⌊tile width · `sample_bytes.0` / `sample_bytes.1`⌋ bytes (Pillow's bytes a sample: the bits of
+/// all samples over 8 and over the samples it counts). So 8-bit planes come out as stored, and
+/// 16-bit ones as Pillow garbles them: each piece's first bytes, low and high mixed. Byte
+/// counts play no part; a piece reaching past the end of the file is an error (Pillow's "image
+/// file is truncated"). Returns `n` samples a pixel.
+fn pillow_raw_planes(
     dec: &mut Decoder<Cursor<&[u8]>>,
     file: &[u8],
-    w: usize,
-    h: usize,
+    (w, h): (usize, usize),
     n: usize,
+    sample_bytes: (u64, u64),
 ) -> Result<Vec<u8>, String> {
     let e = |e: ::tiff::TiffError| e.to_string();
-    if dec.get_chunk_type() == ChunkType::Tile {
-        return Err("unsupported TIFF variant: tiles of separate colour planes (convert it to PNG)".into());
-    }
-    let offsets = dec
-        .find_tag_unsigned_vec::<u64>(Tag::StripOffsets)
-        .map_err(e)?
-        .ok_or("no StripOffsets")?;
-    let rows = dec
-        .find_tag_unsigned::<u64>(Tag::RowsPerStrip)
-        .map_err(e)?
-        .unwrap_or(h as u64);
-    if rows == 0 {
-        return Err("RowsPerStrip is 0".into());
+    let tag = |dec: &mut Decoder<_>, t: Tag| dec.find_tag_unsigned::<u64>(t).map_err(e);
+    let (offsets, pw, ph) = if dec.get_chunk_type() == ChunkType::Tile {
+        let offsets = dec.find_tag_unsigned_vec::<u64>(Tag::TileOffsets).map_err(e)?;
+        (offsets, tag(dec, Tag::TileWidth)?, tag(dec, Tag::TileLength)?)
+    } else {
+        let offsets = dec.find_tag_unsigned_vec::<u64>(Tag::StripOffsets).map_err(e)?;
+        (
+            offsets,
+            Some(w as u64),
+            Some(tag(dec, Tag::RowsPerStrip)?.unwrap_or(h as u64)),
+        )
+    };
+    let (Some(offsets), Some(pw), Some(ph)) = (offsets, pw, ph) else {
+        return Err("no strip or tile offsets and sizes".into());
+    };
+    if pw == 0 || ph == 0 {
+        return Err(format!("{pw} × {ph} strips or tiles"));
     }
     let mut px = vec![0u8; w * h * n];
-    let (mut y, mut band) = (0usize, 0usize);
+    let (mut x, mut y, mut band) = (0usize, 0usize, 0usize);
     for &offset in &offsets {
         if band >= n {
             // (Pillow's letter past the raw mode's bands is not an unpacker)
-            return Err(format!("more strips than the {n} planes hold"));
+            return Err(format!("more strips or tiles than the {n} planes hold"));
         }
-        let y1 = (y as u64).saturating_add(rows).min(h as u64) as usize;
-        let len = (y1 - y) * w;
-        let strip = usize::try_from(offset)
-            .ok()
-            .and_then(|o| file.get(o..o.checked_add(len)?))
-            .ok_or_else(|| format!("strip at offset {offset} runs past the end of the file"))?;
-        for (i, &v) in strip.iter().enumerate() {
-            px[(y * w + i) * n + band] = v;
+        let x1 = (x as u64).saturating_add(pw).min(w as u64) as usize;
+        let y1 = (y as u64).saturating_add(ph).min(h as u64) as usize;
+        let cols = x1 - x;
+        let stride = if x as u64 + pw > w as u64 {
+            let s = u128::from(pw) * u128::from(sample_bytes.0) / u128::from(sample_bytes.1.max(1));
+            let s = usize::try_from(s).map_err(|_| "tile too wide")?;
+            if s < cols {
+                // (Pillow's raw decoder refuses a stride shorter than a row)
+                return Err(format!("row stride {s} is shorter than a row of {cols} samples"));
+            }
+            s
+        } else {
+            cols
+        };
+        let start = usize::try_from(offset).map_err(|_| "offset too large")?;
+        for r in 0..y1 - y {
+            let from = stride
+                .checked_mul(r)
+                .and_then(|d| start.checked_add(d))
+                .and_then(|a| file.get(a..a.checked_add(cols)?))
+                .ok_or_else(|| format!("data at offset {offset} runs past the end of the file"))?;
+            for (c, &v) in from.iter().enumerate() {
+                px[((y + r) * w + x + c) * n + band] = v;
+            }
         }
-        y = y1;
-        if y >= h {
-            (y, band) = (0, band + 1);
+        x = (x as u64).saturating_add(pw).min(w as u64) as usize;
+        if x >= w {
+            x = 0;
+            y = (y as u64).saturating_add(ph).min(h as u64) as usize;
+            if y >= h {
+                (y, band) = (0, band + 1);
+            }
         }
     }
     Ok(px)
