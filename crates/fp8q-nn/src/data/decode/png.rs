@@ -24,7 +24,7 @@ use crate::data::resize::Rgb8;
 
 /// Decode a PNG file's bytes.
 ///
-/// The image data is inflated here first, with Pillow's outcome (see [`pillow_rows`]); the
+/// The image data is inflated here first, with Pillow's outcome (see `pillow_rows`); the
 /// `png` crate then reads a copy of the file holding exactly those rows.
 pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
     check_crcs_before_idat(bytes)?;

@@ -27,7 +27,7 @@
 //! compressed separate RGBA planes (8- or 16-bit) whose first extra sample libtiff reports as
 //! associated or unspecified (the latter also when the ExtraSamples tag is missing), as Pillow
 //! does after reading them. Uncompressed separate planes are read as Pillow reads them itself
-//! ([`pillow_raw_planes`]), 16-bit ones garbled as it garbles them. Compressed
+//! (`pillow_raw_planes`), 16-bit ones garbled as it garbles them. Compressed
 //! big-endian signed and float grey is read byte-swapped, as Pillow reads libtiff's
 //! native-order samples with its big-endian raw modes.
 //!
