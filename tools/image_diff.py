@@ -53,7 +53,6 @@ REFUSED_OK = {
     "tif_*ojpeg*": "unsupported TIFF variant: compression 6",
     "tif_*g3*": "unsupported TIFF variant: compression 3",
     "tif_*g4*": "unsupported TIFF variant: compression 4",
-    "tif_*ycbcr_lzw*": "unsupported TIFF variant: YCbCr with compression 5",
     "jlossless_*": "unsupported JPEG variant: lossless JPEG",
 }
 
@@ -596,6 +595,26 @@ def tiff_battery(srcs):
         f.append((f"tif_planar16_rgb_lzw_predictor_{order}.tif", tif(data=np.moveaxis(a16, 2, 0).copy(), photometric="rgb",
                                                                      planarconfig="separate", compression="lzw",
                                                                      predictor=2, byteorder=bo, rowsperstrip=9)))
+    # compressed YCbCr (libtiff's TIFFRGBAImage for Pillow): every subsampling libtiff converts,
+    # strips of rows not a multiple of the block height, tiles, odd sizes, other tags
+    ycc_src = np.asarray(pick(srcs, 5, (61, 43)))
+    for hs, vs in ((1, 1), (1, 2), (2, 1), (2, 2), (4, 1), (4, 2), (4, 4)):
+        for comp in ("lzw", "zlib", "packbits"):
+            f.append((f"tif_ycbcr{hs}{vs}_{comp}_rps5.tif", mf.tiff_ycbcr(ycc_src, (hs, vs), comp, rps=5, seed=hs * vs)))
+        f.append((f"tif_ycbcr{hs}{vs}_lzw_tiles.tif", mf.tiff_ycbcr(ycc_src, (hs, vs), "lzw", tile=(16, 16))))
+        f.append((f"tif_ycbcr{hs}{vs}_zlib_onestrip_odd.tif", mf.tiff_ycbcr(ycc_src[:37, :29], (hs, vs), "zlib")))
+        f.append((f"tif_ycbcr{hs}{vs}_zlib_rps8_w1.tif", mf.tiff_ycbcr(ycc_src[:, :1], (hs, vs), "zlib", rps=8)))
+    f.append(("tif_ycbcr22_refbw_coeffs_lzw.tif",
+              mf.tiff_ycbcr(ycc_src, (2, 2), "lzw", rps=8, refbw=[(16, 1), (235, 1), (128, 1), (240, 1), (128, 1), (240, 1)],
+                            coefficients=[(2126, 10000), (7152, 10000), (722, 10000)])))
+    f.append(("tif_ycbcr41_refbw_odd_lzw.tif",
+              mf.tiff_ycbcr(ycc_src, (4, 1), "lzw", rps=3, refbw=[(3, 2), (500, 2), (1, 3), (254, 1), (250, 1), (7, 1)],
+                            coefficients=[(1, 3), (1, 3), (1, 3)])))
+    for wd in (9, 11, 13, 3):
+        f.append((f"tif_ycbcr44_lzw_w{wd}_rps5.tif", mf.tiff_ycbcr(ycc_src[:, :wd], (4, 4), "lzw", rps=5)))
+        f.append((f"tif_ycbcr42_lzw_w{wd}_rps5.tif", mf.tiff_ycbcr(ycc_src[:, :wd], (4, 2), "lzw", rps=5)))
+    f.append(("tif_ycbcr44_lzw_h3.tif", mf.tiff_ycbcr(ycc_src[:3], (4, 4), "lzw")))
+    f.append(("tif_ycbcr_notag_lzw.tif", mf.tiff_ycbcr(ycc_src, (2, 2), "lzw", rps=6, sub_tag=False)))
     f.append(("tif_float_grey_predictor3.tif", tif(data=fl, photometric="minisblack", compression="zlib",
                                                    predictor=3)))
     ycc_arr = np.asarray(pick(srcs, 4, (64, 48)).convert("YCbCr"))

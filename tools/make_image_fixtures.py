@@ -585,6 +585,17 @@ def shorten_strip(tiff_bytes, strip, by):
     return bytes(out)
 
 
+def set_long_tag(tiff_bytes, name, *values):
+    """A TIFF whose tag `name` (LONG values in the entry) holds `values`."""
+    import tifffile
+
+    out = bytearray(tiff_bytes)
+    with tifffile.TiffFile(io.BytesIO(tiff_bytes)) as t:
+        tag = t.pages[0].tags[name]
+        struct.pack_into(t.byteorder + "I" * len(values), out, tag.valueoffset, *values)
+    return bytes(out)
+
+
 def set_short_tag(tiff_bytes, name, *values):
     """A TIFF whose tag `name` (SHORT values, in the entry or out of it) holds `values`."""
     import tifffile
@@ -605,6 +616,94 @@ def hide_tag(tiff_bytes, name, code=65000):
     with tifffile.TiffFile(io.BytesIO(tiff_bytes)) as t:
         struct.pack_into(t.byteorder + "H", out, t.pages[0].tags[name].offset, code)
     return bytes(out)
+
+
+def tiff_by_hand(tags, chunks, offsets_tag=273, counts_tag=279):
+    """A little-endian classic TIFF written by hand: `tags` is a list of (tag, type, values) with
+    types 3 (SHORT), 4 (LONG) and 5 (RATIONAL, values as (numerator, denominator) pairs); the
+    `chunks` (strips or tiles, already compressed) follow, their offsets and byte counts filled
+    in as `offsets_tag` and `counts_tag`."""
+    tags = [t for t in tags if t[0] not in (offsets_tag, counts_tag)]
+    tags += [(offsets_tag, 4, [0] * len(chunks)), (counts_tag, 4, [len(c) for c in chunks])]
+    tags.sort()
+    ifd_size = 2 + 12 * len(tags) + 4
+
+    def raw(typ, vals):
+        if typ == 5:
+            return b"".join(struct.pack("<II", n, d) for n, d in vals)
+        return struct.pack("<%d%s" % (len(vals), "H" if typ == 3 else "I"), *vals)
+
+    extra_size = sum(len(raw(t, v)) for _, t, v in tags if len(raw(t, v)) > 4)
+    chunk_at, offsets = 8 + ifd_size + extra_size, []
+    for c in chunks:
+        offsets.append(chunk_at)
+        chunk_at += len(c)
+    extra, entries = bytearray(), []
+    for tag, typ, vals in tags:
+        if tag == offsets_tag:
+            vals = offsets
+        b = raw(typ, vals)
+        count = len(vals)
+        if len(b) <= 4:
+            entries.append(struct.pack("<HHI", tag, typ, count) + b.ljust(4, b"\x00"))
+        else:
+            entries.append(struct.pack("<HHII", tag, typ, count, 8 + ifd_size + len(extra)))
+            extra += b
+    return (b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", len(tags)) + b"".join(entries) + bytes(4)
+            + bytes(extra) + b"".join(chunks))
+
+
+def tiff_ycbcr(rgb, sub, compression, rps=None, tile=None, refbw=None, coefficients=None, sub_tag=True, seed=0):
+    """A YCbCr TIFF of the RGB image `rgb` (Pillow's YCbCr conversion) in libtiff's data units of
+    `sub` = (h, v) subsampling: h·v luma samples, then the block's mean Cb and Cr; units past the
+    image hold random bytes. Strips of `rps` rows or `tile` = (width, length) tiles, compressed
+    with "lzw", "zlib" or "packbits" (imagecodecs, zlib). Optional ReferenceBlackWhite (6
+    rationals), YCbCrCoefficients (3 rationals), and no YCbCrSubsampling tag."""
+    import zlib
+
+    import imagecodecs
+
+    ycc = np.asarray(Image.fromarray(rgb).convert("YCbCr")).astype(np.int64)
+    h, w = ycc.shape[:2]
+    hs, vs = sub
+    rng = np.random.default_rng(seed)
+    pw, ph = tile if tile else (w, rps or h)
+    chunks = []
+    for y0 in range(0, h, ph):
+        for x0 in range(0, w, pw):
+            rows = ph if tile else min(ph, h - y0)
+            out = bytearray()
+            for br in range(-(-rows // vs)):
+                for bu in range(-(-pw // hs)):
+                    ys = [y0 + br * vs + r for r in range(vs)]
+                    xs = [x0 + bu * hs + c for c in range(hs)]
+                    seen = [(y, x) for y in ys for x in xs if y < h and x < w and y < y0 + rows and x < x0 + pw]
+                    for y in ys:
+                        for x in xs:
+                            inside = (y, x) in seen
+                            out.append(int(ycc[y, x, 0]) if inside else int(rng.integers(256)))
+                    for k in (1, 2):
+                        out.append(int(round(np.mean([ycc[y, x, k] for y, x in seen]))) if seen
+                                   else int(rng.integers(256)))
+            data = bytes(out)
+            chunks.append({"lzw": imagecodecs.lzw_encode, "zlib": zlib.compress,
+                           "packbits": imagecodecs.packbits_encode}[compression](data))
+    code = {"lzw": 5, "zlib": 8, "packbits": 32773}[compression]
+    tags = [(256, 4, [w]), (257, 4, [h]), (258, 3, [8, 8, 8]), (259, 3, [code]), (262, 3, [6]), (277, 3, [3]),
+            (284, 3, [1])]
+    if tile:
+        tags += [(322, 3, [pw]), (323, 3, [ph])]
+    else:
+        tags += [(278, 4, [ph])]
+    if sub_tag:
+        tags.append((530, 3, list(sub)))
+    if coefficients:
+        tags.append((529, 5, coefficients))
+    if refbw:
+        tags.append((532, 5, refbw))
+    if tile:
+        return tiff_by_hand(tags, chunks, 324, 325)
+    return tiff_by_hand(tags, chunks)
 
 
 def tiff_packed(idx, bits, colormap=None):
@@ -740,6 +839,22 @@ def tiff_fixtures(photo_rgb):
     f.append(("tif_planar16_assoc_rgba_lzw.tif", tif(data=np.moveaxis(np.dstack([a16, a16[..., :1] // 2 + 9]), 2, 0).copy(),
                                                      photometric="rgb", planarconfig="separate",
                                                      extrasamples=["assocalpha"], compression="lzw")))
+    # YCbCr compressed other than with JPEG, which Pillow has libtiff's TIFFRGBAImage convert:
+    # 4x4 blocks, an odd number across (libtiff reads the strips short of their last Cb, Cr);
+    # tiles with other ReferenceBlackWhite and YCbCrCoefficients; damaged LZW and PackBits data,
+    # which libtiff decodes up to the damage and zeroes after (Pillow keeps the image)
+    f.append(("tif_ycbcr44_lzw_w9.tif", tiff_ycbcr(arr[:13, :9], (4, 4), "lzw", rps=5)))
+    f.append(("tif_ycbcr22_lzw_tiles_refbw.tif",
+              tiff_ycbcr(arr[:19, :21], (2, 2), "lzw", tile=(16, 16),
+                         refbw=[(16, 1), (235, 1), (128, 1), (240, 1), (128, 1), (240, 1)],
+                         coefficients=[(2126, 10000), (7152, 10000), (722, 10000)])))
+    lzw = bytearray(tiff_ycbcr(arr[:12, :14], (4, 2), "lzw", rps=6))
+    lzw[-20] ^= 0x5A  # within the last strip's codes
+    f.append(("tif_ycbcr42_lzw_damaged.tif", bytes(lzw)))
+    pb = tiff_ycbcr(arr[:10, :12], (2, 1), "packbits", rps=10)
+    with tifffile.TiffFile(io.BytesIO(pb)) as t:
+        half = t.pages[0].databytecounts[0] // 2
+    f.append(("tif_ycbcr21_packbits_short.tif", set_long_tag(pb, "StripByteCounts", half)))
     # a damaged directory: the Software tag's data points past the end of the file, so Pillow
     # stops reading the directory there and never sees ExtraSamples (premultiplied alpha): the
     # pixels are read as plain RGBA

@@ -248,6 +248,8 @@ fn mutated_files_are_decoded_or_refused_never_crash() {
         "tif_planar16_cmyk_deflate_predictor.tif",
         "tif_planar16_tiled_raw.tif",
         "tif_planar_tiled_noextra_rgba_deflate.tif",
+        "tif_ycbcr22_lzw_tiles_refbw.tif",
+        "tif_ycbcr42_lzw_damaged.tif",
         "tif_damaged_directory.tif",
         "gif_saved_as.jpg",
         "gif_interlaced_past_screen.gif",

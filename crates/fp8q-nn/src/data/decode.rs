@@ -60,6 +60,7 @@ pub mod png;
 pub mod pnm;
 pub mod tiff;
 pub mod tiff_ifd;
+pub mod tiff_rgba;
 pub mod ycbcr;
 
 /// The largest image accepted, in pixels: Pillow's `DecompressionBombError` threshold

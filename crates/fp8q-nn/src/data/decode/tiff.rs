@@ -19,7 +19,9 @@
 //! * 32-bit float grey (Pillow's `F`, white-is-zero not inverted): Pillow's `F` → `L`, 0 at or
 //!   below 0 and for NaN, 255 at or above 255, truncated in between;
 //! * uncompressed YCbCr, three samples a pixel whatever the subsampling tag says, converted with
-//!   Pillow's tables ([`ycbcr`]);
+//!   Pillow's tables ([`ycbcr`]); YCbCr compressed with LZW, Deflate or PackBits, converted as
+//!   libtiff's `TIFFRGBAImage` converts it for Pillow, subsampling and damaged data included
+//!   ([`tiff_rgba`]);
 //! * the Orientation tag, which Pillow applies when it loads a TIFF ([`orientation`]).
 //!
 //! Alpha and extra samples are dropped, as `convert('RGB')` drops them; 8-bit RGB with
@@ -31,9 +33,8 @@
 //! big-endian signed and float grey is read byte-swapped, as Pillow reads libtiff's
 //! native-order samples with its big-endian raw modes.
 //!
-//! Refused with an error naming the variant, rather than decoded differently: YCbCr compressed
-//! other than with JPEG (Pillow has libtiff convert it with libtiff's own YCbCr tables),
-//! old-style JPEG (compression 6), other compressions (CCITT fax, ZSTD, WebP, …),
+//! Refused with an error naming the variant, rather than decoded differently: YCbCr in separate
+//! planes or with a predictor, old-style JPEG (compression 6), other compressions (CCITT fax, ZSTD, WebP, …),
 //! white-is-zero other than 1-, 8- and little-endian 16-bit, float samples other than 32-bit
 //! grey, signed ones other than grey, separate planes of other than 8- or 16-bit samples,
 //! premultiplied alpha other than 8-bit RGBa, fill order 2, CIELab.
@@ -41,6 +42,7 @@
 //! [`tiff_ifd`]: super::tiff_ifd
 //! [`cmyk_to_rgb`]: super::cmyk::cmyk_to_rgb
 //! [`ycbcr`]: super::ycbcr
+//! [`tiff_rgba`]: super::tiff_rgba
 //! [`orientation`]: super::orientation
 
 use std::io::Cursor;
@@ -65,12 +67,17 @@ enum Kind {
     ///
     /// [`ycbcr`]: super::ycbcr
     YCbCr,
+    /// Compressed YCbCr, which Pillow has libtiff convert ([`tiff_rgba`]).
+    ///
+    /// [`tiff_rgba`]: super::tiff_rgba
+    YCbCrLibtiff,
 }
 
 /// Decode a TIFF file's bytes (first image).
 pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
-    // (Pillow's reading stops at the end of the file itself)
-    let file_len = bytes.len();
+    // (Pillow's reading stops at the end of the file itself; libtiff reads the file's own
+    // directory)
+    let (file, file_len) = (bytes, bytes.len());
     // the first directory as Pillow reads it (a damaged one can lose entries)
     let view = super::tiff_ifd::view(bytes);
     let bytes = view.as_deref().unwrap_or(bytes);
@@ -166,9 +173,12 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
         // libtiff's JPEGCOLORMODE_RGB: libjpeg converts the YCbCr to RGB
         6 if jpeg => Kind::Rgb,
         6 if compression == 1 => Kind::YCbCr,
+        // LZW, Deflate or PackBits: Pillow has libtiff's TIFFRGBAImage convert it
+        6 if !planar && depth == 8 && spp == 3 && extra.is_empty() => Kind::YCbCrLibtiff,
         6 => {
             return unsupported(format!(
-                "YCbCr with compression {compression} (Pillow has libtiff convert it to RGB with its own tables)"
+                "YCbCr of {spp} {depth}-bit samples{} compressed with {compression}",
+                if planar { " in separate planes" } else { "" }
             ))
         }
         0 => Kind::WhiteIsZero,
@@ -197,7 +207,7 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
             | (Kind::WhiteIsZero, 1 | 8 | 16, 1, [])
             | (Kind::Palette, 1 | 2 | 4 | 8, 1, [])
             | (Kind::Rgb, 8 | 16, 3, [])
-            | (Kind::YCbCr, 8, 3, [])
+            | (Kind::YCbCr | Kind::YCbCrLibtiff, 8, 3, [])
             | (Kind::Rgb, 8 | 16, 4, [] | [0] | [2])
             | (Kind::Rgb, 8, 4, [1])
             | (Kind::Rgb, 16, 4, [1])
@@ -236,6 +246,15 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
         Kind::Cmyk => 4,
         _ => n,
     };
+    if kind == Kind::YCbCrLibtiff {
+        let data = super::tiff_rgba::decode(file, (w, h), compression)?;
+        let img = Rgb8 {
+            width: w,
+            height: h,
+            data,
+        };
+        return Ok(super::orientation::apply(img, orientation));
+    }
     // uncompressed separate planes: Pillow's own reading, one 8-bit letter of the raw mode a
     // strip or tile
     let raw_planes = planar && compression == 1;
@@ -277,6 +296,8 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, String> {
                     height: h,
                     data: super::ycbcr::to_rgb(&px, n),
                 },
+                // (converted by `tiff_rgba` above, never read as samples)
+                Kind::YCbCrLibtiff => return Err("compressed YCbCr read as samples".into()),
             }
         }
         DecodingResult::U8(px) => {
