@@ -507,7 +507,7 @@ def tiff_battery(srcs):
     bilevel = pick(srcs, 6, (61, 45)).convert("1")
     for comp in ("raw", "tiff_lzw", "packbits", "tiff_adobe_deflate"):
         f.append((f"tif_1bit_miniswhite_{comp}.tif",
-                  mf.set_short_tag(saved(bilevel, "TIFF", compression=comp), "PhotometricInterpretation", 0)))
+                  mf.set_tag(saved(bilevel, "TIFF", compression=comp), "PhotometricInterpretation", 0)))
     # float, signed and 16-bit white-is-zero grey: Pillow's F -> L; for compressed big-endian
     # files Pillow reads libtiff's native-order samples byte-swapped (F;32BF, I;16BS, I;32BS)
     fl = (g.astype(np.float32) * 1.37 - 40.3).astype(np.float32)

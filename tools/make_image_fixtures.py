@@ -585,25 +585,16 @@ def shorten_strip(tiff_bytes, strip, by):
     return bytes(out)
 
 
-def set_long_tag(tiff_bytes, name, *values):
-    """A TIFF whose tag `name` (LONG values in the entry) holds `values`."""
+def set_tag(tiff_bytes, name, *values):
+    """A TIFF whose tag `name` (SHORT, LONG or LONG8 values, in the entry or out of it) holds
+    `values`, written in the tag's own type."""
     import tifffile
 
     out = bytearray(tiff_bytes)
     with tifffile.TiffFile(io.BytesIO(tiff_bytes)) as t:
         tag = t.pages[0].tags[name]
-        struct.pack_into(t.byteorder + "I" * len(values), out, tag.valueoffset, *values)
-    return bytes(out)
-
-
-def set_short_tag(tiff_bytes, name, *values):
-    """A TIFF whose tag `name` (SHORT values, in the entry or out of it) holds `values`."""
-    import tifffile
-
-    out = bytearray(tiff_bytes)
-    with tifffile.TiffFile(io.BytesIO(tiff_bytes)) as t:
-        tag = t.pages[0].tags[name]
-        struct.pack_into(t.byteorder + "H" * len(values), out, tag.valueoffset, *values)
+        fmt = t.byteorder + {3: "H", 4: "I", 16: "Q"}[tag.dtype] * len(values)
+        struct.pack_into(fmt, out, tag.valueoffset, *values)
     return bytes(out)
 
 
@@ -761,9 +752,9 @@ def tiff_fixtures(photo_rgb):
     f.append(("tif_1bit_packbits.tif", saved(photo_rgb.convert("1"), "TIFF", compression="packbits")))
     f.append(("tif_1bit_g4.tif", saved(photo_rgb.convert("1"), "TIFF", compression="group4")))
     # 1-bit white-is-zero (Pillow's "1;I"): Pillow writes black-is-zero, so the tag is patched
-    f.append(("tif_1bit_miniswhite_packbits.tif", set_short_tag(saved(photo_rgb.convert("1"), "TIFF",
-                                                                      compression="packbits"),
-                                                                "PhotometricInterpretation", 0)))
+    f.append(("tif_1bit_miniswhite_packbits.tif", set_tag(saved(photo_rgb.convert("1"), "TIFF",
+                                                                compression="packbits"),
+                                                          "PhotometricInterpretation", 0)))
     # 16-bit grey spanning 0..~400: Pillow clips above 255
     g16 = (grey.astype(np.uint16) * 3 // 2 + np.arange(grey.size).reshape(grey.shape) % 5).astype(np.uint16)
     f.append(("tif_l16_raw.tif", saved(Image.frombytes("I;16", photo_rgb.size, g16.astype("<u2").tobytes()), "TIFF")))
@@ -854,7 +845,7 @@ def tiff_fixtures(photo_rgb):
     pb = tiff_ycbcr(arr[:10, :12], (2, 1), "packbits", rps=10)
     with tifffile.TiffFile(io.BytesIO(pb)) as t:
         half = t.pages[0].databytecounts[0] // 2
-    f.append(("tif_ycbcr21_packbits_short.tif", set_long_tag(pb, "StripByteCounts", half)))
+    f.append(("tif_ycbcr21_packbits_short.tif", set_tag(pb, "StripByteCounts", half)))
     # a damaged directory: the Software tag's data points past the end of the file, so Pillow
     # stops reading the directory there and never sees ExtraSamples (premultiplied alpha): the
     # pixels are read as plain RGBA
@@ -868,7 +859,7 @@ def tiff_fixtures(photo_rgb):
     # (here the TIFF default, 2 x 2), and converts with its own tables
     ycc = saved(photo_rgb.convert("YCbCr"), "TIFF")
     f.append(("tif_ycbcr_uncompressed.tif", ycc))
-    f.append(("tif_ycbcr_uncompressed_tag22.tif", set_short_tag(ycc, "YCbCrSubSampling", 2, 2)))
+    f.append(("tif_ycbcr_uncompressed_tag22.tif", set_tag(ycc, "YCbCrSubSampling", 2, 2)))
     f.append(("tif_jpeg_ycbcr420_tiled.tif", tif(data=arr, photometric="ycbcr", compression="jpeg",
                                                  subsampling=(2, 2), tile=(16, 16))))
     f.append(("tif_jpeg_grey_rps5.tif", tif(data=grey, photometric="minisblack", compression="jpeg", rowsperstrip=5)))

@@ -632,6 +632,43 @@ fn pillow_raw_planes(
     Ok(px)
 }
 
+/// The bytes of the first image's first `count` strips or tiles, as libtiff reads them for
+/// Pillow: at their offsets, as long as their byte counts say; one that is empty or reaches
+/// past the end of `file` is an error, as are fewer of them than `count`.
+pub(super) fn chunk_bytes<'a>(
+    dec: &mut Decoder<Cursor<&[u8]>>,
+    file: &'a [u8],
+    count: usize,
+) -> Result<Vec<&'a [u8]>, String> {
+    let e = |e: ::tiff::TiffError| e.to_string();
+    let (offsets, counts) = if dec.get_chunk_type() == ChunkType::Tile {
+        (Tag::TileOffsets, Tag::TileByteCounts)
+    } else {
+        (Tag::StripOffsets, Tag::StripByteCounts)
+    };
+    let offsets = dec
+        .find_tag_unsigned_vec::<u64>(offsets)
+        .map_err(e)?
+        .unwrap_or_default();
+    let counts = dec.find_tag_unsigned_vec::<u64>(counts).map_err(e)?.unwrap_or_default();
+    if offsets.len() < count || counts.len() < count {
+        return Err(format!(
+            "{} strips or tiles for {count}",
+            offsets.len().min(counts.len())
+        ));
+    }
+    (0..count)
+        .map(|i| {
+            usize::try_from(offsets[i])
+                .ok()
+                .zip(usize::try_from(counts[i]).ok())
+                .filter(|&(_, n)| n > 0)
+                .and_then(|(o, n)| file.get(o..o.checked_add(n)?))
+                .ok_or_else(|| format!("strip or tile {i} is empty or reaches past the end of the file"))
+        })
+        .collect()
+}
+
 /// A JPEG-compressed image (compression 7, "new-style" JPEG) as libtiff decodes it for
 /// Pillow: every strip or tile is a JPEG stream, abbreviated when the JPEGTables tag holds the
 /// tables, decoded by libjpeg ([`decode_tiff_segments`]), YCbCr converted to RGB
@@ -660,38 +697,13 @@ fn read_jpeg(dec: &mut Decoder<Cursor<&[u8]>>, bytes: &[u8], ycbcr: bool, sample
         }
     }
     let tiled = dec.get_chunk_type() == ChunkType::Tile;
-    let (offsets, counts) = if tiled {
-        (Tag::TileOffsets, Tag::TileByteCounts)
-    } else {
-        (Tag::StripOffsets, Tag::StripByteCounts)
-    };
-    let offsets = dec
-        .find_tag_unsigned_vec::<u64>(offsets)
-        .map_err(e)?
-        .unwrap_or_default();
-    let counts = dec.find_tag_unsigned_vec::<u64>(counts).map_err(e)?.unwrap_or_default();
     let (cw, ch) = dec.chunk_dimensions();
     let (cw, ch) = (cw as usize, ch as usize);
     if cw == 0 || ch == 0 {
         return Err("TIFF strips or tiles of zero size".into());
     }
     let across = if tiled { w.div_ceil(cw) } else { 1 };
-    let chunks = across * h.div_ceil(ch);
-    if offsets.len() < chunks || counts.len() < chunks {
-        return Err(format!(
-            "{} JPEG strips or tiles for {chunks}",
-            offsets.len().min(counts.len())
-        ));
-    }
-    let mut segments = Vec::with_capacity(chunks);
-    for i in 0..chunks {
-        let data = usize::try_from(offsets[i])
-            .ok()
-            .zip(usize::try_from(counts[i]).ok())
-            .and_then(|(o, n)| bytes.get(o..o.checked_add(n)?))
-            .ok_or_else(|| format!("JPEG strip or tile {i} lies outside the file"))?;
-        segments.push(data);
-    }
+    let segments = chunk_bytes(dec, bytes, across * h.div_ceil(ch))?;
     let mut image = vec![0u8; w * h * samples];
     super::jpeg::decode_tiff_segments(&tables, segments, ycbcr, |i, seg| {
         let (x0, y0) = ((i % across) * cw, (i / across) * ch);

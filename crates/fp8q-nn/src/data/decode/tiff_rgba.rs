@@ -374,27 +374,8 @@ pub(super) fn decode(file: &[u8], (w, h): (usize, usize), compression: u32) -> R
         return unsupported(format!("{pw} × {ph} pieces of {hs} × {vs} YCbCr blocks"));
     }
     super::check_size(pw as u64, ph as u64)?;
-    let (offset_tag, count_tag) = if tiled {
-        (Tag::TileOffsets, Tag::TileByteCounts)
-    } else {
-        (Tag::StripOffsets, Tag::StripByteCounts)
-    };
-    let offsets = dec
-        .find_tag_unsigned_vec::<u64>(offset_tag)
-        .map_err(e)?
-        .ok_or("no strip or tile offsets")?;
-    let counts = dec
-        .find_tag_unsigned_vec::<u64>(count_tag)
-        .map_err(e)?
-        .ok_or("no strip or tile byte counts")?;
     let (across, down) = (w.div_ceil(pw), h.div_ceil(ph));
-    if offsets.len() < across * down || counts.len() < across * down {
-        return Err(format!(
-            "{} offsets for {} strips or tiles",
-            offsets.len().min(counts.len()),
-            across * down
-        ));
-    }
+    let chunks = super::tiff::chunk_bytes(dec, file, across * down)?;
     let unit = hs * vs + 2;
     let units_across = pw.div_ceil(hs);
     let mut rgb = vec![0u8; w * h * 3];
@@ -417,14 +398,7 @@ pub(super) fn decode(file: &[u8], (w, h): (usize, usize), compression: u32) -> R
             } else {
                 whole.min(block_rows * vs * (row_bytes / vs))
             };
-            // libtiff reads the strip or tile whole from the file: none beyond its end, none
-            // empty
-            let data = usize::try_from(offsets[k])
-                .ok()
-                .zip(usize::try_from(counts[k]).ok())
-                .filter(|&(_, n)| n > 0)
-                .and_then(|(o, n)| file.get(o..o.checked_add(n)?))
-                .ok_or_else(|| format!("strip or tile {k} reaches past the end of the file"))?;
+            let data = chunks[k];
             // strips: a fresh zeroed buffer each (one Pillow call a strip); tiles: one buffer
             // for a row of them, what a failed decoding leaves standing stays
             if !tiled || tx == 0 {
