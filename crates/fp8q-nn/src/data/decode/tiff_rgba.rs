@@ -233,21 +233,19 @@ pub fn lzw_libtiff(data: &[u8], out: &mut [u8]) {
             first[code]
         };
         let last = if code < 256 { code as u8 } else { last };
-        if f < SIZE {
-            next[f] = old as u16;
-            length[f] = length[old] + 1;
-            value[f] = last;
-            first[f] = first[old];
-        }
-        let mut nf = f + 1;
+        // (`free` is below the table's end)
+        next[f] = old as u16;
+        length[f] = length[old] + 1;
+        value[f] = last;
+        first[f] = first[old];
+        let nf = f + 1;
         if nf > max {
             nbits = (nbits + 1).min(12);
             max = (1 << nbits) - 2;
-            if nf >= SIZE {
-                nf = usize::MAX;
-            }
         }
-        free = (nf != usize::MAX).then_some(nf);
+        // (libtiff checks for the table's end when the code width grows, which at 12 bits is
+        // at every entry, so well before the end)
+        free = (nf < SIZE).then_some(nf);
         old = code;
         // the code's string, written back to front; only its beginning when `out` ends first
         let len = usize::from(length[code]);
