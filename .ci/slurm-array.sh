@@ -76,7 +76,7 @@ done
 sinfo -h -o %t 2>/dev/null | grep -q idle || skip "the node never became idle ($(sinfo 2>&1 | tail -1))"
 echo "single-node Slurm up: $(sinfo -h -o '%P %D %t %N')"
 
-F="$REPO/crates/fp8q-nn/tests/data/ptq_small"
+F="$REPO/crates/fp8q-ptq/tests/data/ptq_small"
 cat > "$W/plan.toml" <<PLAN
 [base]
 architecture = "mobilenet_v2"

@@ -9,7 +9,7 @@ ResNet-18/50 and MobileNetV2 state dicts are also run through `fp8q validate-qua
 model path): good files must exit 0, files with a wrong key or shape must exit 2 naming the key.
 
     export CARGO_TARGET_DIR=/work/target-ckpt
-    cargo build --release -p fp8q-nn --example dump_checkpoint
+    cargo build --release -p fp8q-tensors --example dump_checkpoint
     cargo build --release -p fp8q-cli                      # only for --cli
     PYTHONPATH=/path/to/safetensors python3 tools/checkpoint_diff.py \\
         --dump $CARGO_TARGET_DIR/release/examples/dump_checkpoint \\

@@ -4,18 +4,18 @@ Generates a broad battery of image files (Pillow's encoders, libjpeg-turbo's `cj
 installed, tifffile, and bytes assembled by hand for what no encoder writes), then compares, for
 each file:
 
-* fp8q's decode (`fp8q_nn::data::decode::decode`) with Pillow's `Image.open(p).convert('RGB')`,
+* fp8q's decode (`fp8q_images::decode::decode`) with Pillow's `Image.open(p).convert('RGB')`,
   byte for byte (or both refusing it);
 * fp8q's validation transform, as the loader computes it (`Transform::load`: a JPEG's needed
   columns only, fused resize) and as decode + `Transform::apply`, with torchvision's
   `Compose([Resize(248), CenterCrop(224), ToTensor(), Normalize(mean, std)])` on Pillow's image,
   bit for bit (float32).
 
-fp8q's side comes from `crates/fp8q-nn/examples/image_dump.rs` (one JSON line per path). Files
+fp8q's side comes from `crates/fp8q-images/examples/image_dump.rs` (one JSON line per path). Files
 fp8q refuses on purpose are listed in `REFUSED_OK` (name pattern → error text); every other
 difference is reported as a mismatch, with details (bytes differing, largest difference).
 
-    CARGO_TARGET_DIR=/work/target-img cargo build --release -p fp8q-nn --example image_dump
+    CARGO_TARGET_DIR=/work/target-img cargo build --release -p fp8q-images --example image_dump
     python3 tools/image_diff.py [--out /tmp/img-audit] [--bin PATH/TO/image_dump] [--only SUBSTRING]
     python3 tools/image_diff.py --mutate 3000 [--seed S] --only gif_    # damaged copies
 
@@ -58,7 +58,7 @@ REFUSED_OK = {
 
 # JPEGs with corrupt entropy-coded data: libjpeg-turbo's SIMD IDCT (Pillow's wheel) and its C
 # IDCT (compiled by fp8q) differ on out-of-range recovered coefficients; fp8q must match Pillow
-# with SIMD off (JSIMD_FORCENONE=1), see crates/fp8q-nn/src/data/decode/jpeg.rs.
+# with SIMD off (JSIMD_FORCENONE=1), see crates/fp8q-images/src/decode/jpeg.rs.
 C_PATH_OK = ["jedit_corrupt_scan*"]
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write the small checkpoint fixtures of crates/fp8q-nn/tests/data/checkpoints/.
+"""Write the small checkpoint fixtures of crates/fp8q-tensors/tests/data/checkpoints/.
 
 Every file is written by PyTorch (or, for the hand-built ones, read back by PyTorch), and the
 expected tensors in `expected.json` come from `torch.load` of each file, so the expectations are
@@ -52,7 +52,7 @@ import struct
 
 import torch
 
-OUT = os.path.join(os.path.dirname(__file__), "..", "crates", "fp8q-nn", "tests", "data", "checkpoints")
+OUT = os.path.join(os.path.dirname(__file__), "..", "crates", "fp8q-tensors", "tests", "data", "checkpoints")
 
 
 def tensors():

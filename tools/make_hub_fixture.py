@@ -1,4 +1,4 @@
-"""Make crates/fp8q-nn/tests/data/hub_cases.json for the hub tests.
+"""Make crates/fp8q-tensors/tests/data/hub_cases.json for the hub tests.
 
 Everything expected comes from PyTorch itself:
 * `checkpoint_dirs`: `torch.hub.get_dir() + "/checkpoints"` (where `load_state_dict_from_url` keeps
@@ -20,7 +20,7 @@ from pathlib import Path
 import torch.hub
 import torchvision.models as tvm
 
-OUT = Path("crates/fp8q-nn/tests/data")
+OUT = Path("crates/fp8q-tensors/tests/data")
 
 ENV_CASES = [
     {"HOME": "/home/u"},

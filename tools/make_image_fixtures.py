@@ -1,4 +1,4 @@
-"""Make the image-decoding fixtures for crates/fp8q-nn/tests/decode_pillow.rs.
+"""Make the image-decoding fixtures for crates/fp8q-images/tests/decode_pillow.rs.
 
 Real photographs shipped with scikit-image (`skimage/data`: chelsea, coffee, astronaut, rocket,
 camera, ...) are re-encoded with Pillow at small sizes in every variant our ImageFolder may meet:
@@ -24,9 +24,9 @@ loader): width, height, the SHA-256 of the RGB bytes, per-channel sums and 64 ev
 pixels (for diagnostics), or the error Pillow raises. For a few JPEGs it also holds torchvision's
 validation transform (Resize(248), CenterCrop(224), ToTensor, Normalize) as the SHA-256 of its
 float32 bytes plus a few values, and the logits of the narrow ResNet-50 fixture
-(crates/fp8q-nn/tests/data/resnet50_narrow.pth) on those tensors.
+(crates/fp8q-ptq/tests/data/resnet50_narrow.pth) on those tensors.
 
-    python tools/make_image_fixtures.py crates/fp8q-nn/tests/data/images
+    python tools/make_image_fixtures.py crates/fp8q-images/tests/data/images
 """
 import hashlib
 import io
@@ -1210,7 +1210,7 @@ def main(out):
         else:
             expected[n]["sha256_c"] = h
             print(f"{n}: libjpeg-turbo's SIMD and C paths differ")
-    pth = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates", "fp8q-nn", "tests", "data",
+    pth = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates", "fp8q-ptq", "tests", "data",
                        "resnet50_narrow.pth")
     logit_files = ["j420_q90_500x375.jpg", "j420_q75_333x201.jpg", "jprog422_q80_200x133.jpg",
                    "jgray_q80_211x157.jpg", "jcmyk_adobe_q85_173x115.jpg"]
@@ -1231,4 +1231,4 @@ def main(out):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "crates/fp8q-nn/tests/data/images")
+    main(sys.argv[1] if len(sys.argv) > 1 else "crates/fp8q-images/tests/data/images")

@@ -1,4 +1,4 @@
-"""Make the small, self-contained PTQ fixture of the repository (crates/fp8q-nn/tests/data/ptq_small).
+"""Make the small, self-contained PTQ fixture of the repository (crates/fp8q-ptq/tests/data/ptq_small).
 
 The golden PTQ suite (FP8Q_GOLDEN_PTQ) needs ~85 MB of models and images that live outside the
 repository. This fixture is small enough to commit and still runs the whole pipeline end to end:
@@ -19,7 +19,7 @@ repository. This fixture is small enough to commit and still runs the whole pipe
 
 Deterministic (fixed seeds). Run with PyTorch, torchvision, Pillow and scikit-image installed:
 
-    python tools/make_ptq_fixtures.py crates/fp8q-nn/tests/data/ptq_small
+    python tools/make_ptq_fixtures.py crates/fp8q-ptq/tests/data/ptq_small
 """
 import json
 import os

@@ -1,4 +1,4 @@
-"""Make the narrow ResNet-50 parity fixture for crates/fp8q-nn/tests/resnet50_parity.rs.
+"""Make the narrow ResNet-50 parity fixture for crates/fp8q-ptq/tests/resnet50_parity.rs.
 
 torchvision's ResNet-50 (Bottleneck blocks [3, 4, 6, 3], stride on the 3x3 conv, torchvision key
 names) with every width divided by 16 (stem 4 channels, planes 4/8/16/32, 10 classes), random
@@ -6,7 +6,7 @@ weights and non-trivial BN statistics, in eval mode. Writes the checkpoint (torc
 the input with PyTorch's logits as raw little-endian f32 (`.f32`, shapes in the file names'
 companion JSON). Run with any PyTorch + torchvision:
 
-    python tools/make_resnet50_fixture.py crates/fp8q-nn/tests/data
+    python tools/make_resnet50_fixture.py crates/fp8q-ptq/tests/data
 """
 import json
 import sys

@@ -1,10 +1,14 @@
 //! `fp8q`: study and simulate low-bit floating-point quantization.
+//!
+//! A thin front end: each subcommand (`src/commands/`) parses its arguments into one
+//! configuration value of a library crate (`fp8q-core`, `fp8q-tensors`, `fp8q-ptq`), calls the
+//! library's entry point and prints the report value it returns. It owns argument parsing,
+//! terminal output and plots, and no quantization logic.
 
 use clap::{Parser, Subcommand};
 
 mod commands;
 mod plot;
-mod tensor_files;
 mod terminal;
 
 /// fp8q — FP8 and INT quantization: formats, quantizers, the analytical SQNR study and

@@ -1,7 +1,7 @@
 //! How the CLI shows a library run's events: notes on stderr, stages and downloads as
 //! progress bars.
 
-use fp8q_nn::run::Event;
+use fp8q_ptq::run::Event;
 
 /// Draws a run's events on stderr: notes as lines, stages and downloads as
 /// progress bars (hidden when `shown` is false).
@@ -17,7 +17,7 @@ impl Terminal {
     }
 
     /// Show one event.
-    pub fn show(&mut self, event: fp8q_nn::run::Event<'_>) {
+    pub fn show(&mut self, event: fp8q_ptq::run::Event<'_>) {
         match event {
             Event::Note(text) => match &self.bar {
                 Some(bar) => bar.suspend(|| eprintln!("{text}")),

@@ -1,5 +1,5 @@
 //! `fp8q validate-quantized --layer-formats FILE` through the built binary, on the
-//! in-repository fixture (`fp8q-nn/tests/data/ptq_small`, a narrow MobileNetV2): the report and
+//! in-repository fixture (`fp8q-ptq/tests/data/ptq_small`, a narrow MobileNetV2): the report and
 //! the saved parameters record each slot's format, `--print-config` shows the file, saved
 //! parameters reproduce the mixed run without the file, and bad files are user errors (exit
 //! code 2) naming the file.
@@ -11,7 +11,7 @@ mod common;
 use common::{assert_user_error, fp8q, tmpdir};
 
 fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fp8q-nn/tests/data/ptq_small")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fp8q-ptq/tests/data/ptq_small")
 }
 
 fn s(p: &Path) -> String {

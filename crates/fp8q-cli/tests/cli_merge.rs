@@ -8,7 +8,7 @@ mod common;
 use common::{assert_user_error, fp8q, tmpdir};
 
 fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fp8q-nn/tests/data/ptq_small")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fp8q-ptq/tests/data/ptq_small")
 }
 
 fn s(p: &Path) -> String {

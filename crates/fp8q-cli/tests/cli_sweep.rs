@@ -10,13 +10,13 @@ mod common;
 use common::{assert_user_error, tmpdir};
 
 fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fp8q-nn/tests/data/ptq_small")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fp8q-ptq/tests/data/ptq_small")
 }
 
 fn sweep(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_fp8q"));
     cmd.arg("sweep").args(args);
-    for v in fp8q_nn::sweep::INDEX_VARIABLES {
+    for v in fp8q_ptq::sweep::INDEX_VARIABLES {
         cmd.env_remove(v);
     }
     for (k, v) in env {

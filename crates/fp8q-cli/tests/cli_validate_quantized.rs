@@ -1,6 +1,6 @@
 //! End-to-end checks of `fp8q validate-quantized` through the built binary: a run with every
 //! output file, reloading its quantization parameters, each kind of bad input and the seed
-//! README's command verbatim, on the in-repository fixture (`fp8q-nn/tests/data/ptq_small`:
+//! README's command verbatim, on the in-repository fixture (`fp8q-ptq/tests/data/ptq_small`:
 //! JPEG photographs, a narrow MobileNetV2 in the paper's legacy `.pth.tar` format, a narrow
 //! ResNet-18); and the README command against the reference's own run on the golden PTQ data
 //! (`FP8Q_GOLDEN_PTQ`; not run when unset, failing when it points nowhere).
@@ -13,7 +13,7 @@ use common::{assert_user_error, fp8q, fp8q_env, tmpdir};
 
 /// The small PTQ fixture kept in the repository.
 fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fp8q-nn/tests/data/ptq_small")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fp8q-ptq/tests/data/ptq_small")
 }
 
 /// The golden PTQ folder, or `None` (the test then does not run) when `FP8Q_GOLDEN_PTQ` is unset.

@@ -5,6 +5,10 @@
 //! ([`analysis`]); [`manager`] ties a quantizer and an estimator to one tensor slot of a network. Everything here works on plain `f32` slices in row-major layout, with
 //! per-channel parameters along dimension 0.
 //!
+//! Owns: formats, quantizers, range estimators, the distribution mathematics and the per-tensor
+//! format choice. Must not know: tensors files, networks, images or any tensor framework; it is
+//! the bottom of the workspace and depends on no other fp8q crate.
+//!
 //! ```
 //! use fp8q_core::format::FpFormat;
 //! use fp8q_core::quantizer::FpQuantizer;

@@ -6,8 +6,8 @@
 
 use std::time::Instant;
 
-use fp8q_nn::feature_map::FeatureMap;
 use fp8q_nn::kernels::{conv::conv2d_slice, depthwise::depthwise_conv2d, pool::max_pool2d, Window};
+use fp8q_tensors::feature_map::FeatureMap;
 
 /// User + system CPU seconds of this process so far (0 where `/proc` is unavailable).
 fn cpu_seconds() -> f64 {

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
+use fp8q_tensors::TensorError;
+
 /// Result alias of this crate.
 pub type Result<T> = std::result::Result<T, NnError>;
 
@@ -70,22 +72,9 @@ impl std::fmt::Display for Mismatch {
 /// Everything that can go wrong in fp8q-nn.
 #[derive(Debug, Error)]
 pub enum NnError {
-    /// A file could not be opened or read.
-    #[error("cannot read {path}: {err}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause (in the message, so not also chained as a source).
-        err: std::io::Error,
-    },
-    /// A checkpoint file that is not a readable `.pth` / `.safetensors`.
-    #[error("invalid checkpoint {path}: {why}")]
-    BadCheckpoint {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with it.
-        why: String,
-    },
+    /// A checkpoint that cannot be read, or a feature map of the wrong size.
+    #[error(transparent)]
+    Tensors(#[from] TensorError),
     /// A checkpoint that does not fit the model.
     #[error("checkpoint {path} does not fit {arch}:{mismatch}")]
     CheckpointMismatch {
@@ -94,23 +83,7 @@ pub enum NnError {
         /// The architecture it was loaded into.
         arch: String,
         /// What is missing, unexpected or mis-shaped.
-        mismatch: Mismatch,
-    },
-    /// An image that cannot be decoded.
-    #[error("cannot decode image {path}: {why}")]
-    BadImage {
-        /// The file.
-        path: PathBuf,
-        /// The decoder's message.
-        why: String,
-    },
-    /// A dataset folder that is not in ImageNet layout.
-    #[error("invalid dataset folder {path}: {why}")]
-    BadDataset {
-        /// The folder.
-        path: PathBuf,
-        /// What is wrong.
-        why: String,
+        mismatch: Box<Mismatch>,
     },
     /// An impossible option or argument.
     #[error("invalid {what}: {why}")]
@@ -136,16 +109,6 @@ pub enum NnError {
         /// What went wrong.
         why: String,
     },
-    /// A pretrained checkpoint that could not be downloaded into the torch hub cache.
-    #[error("cannot download {url}: {why}\n  to run without downloading, put that file at {dest}")]
-    Download {
-        /// Where the file comes from.
-        url: String,
-        /// The cache file it was to become.
-        dest: PathBuf,
-        /// What went wrong.
-        why: String,
-    },
 }
 
 impl NnError {
@@ -153,14 +116,6 @@ impl NnError {
     pub fn invalid(what: impl Into<String>, why: impl Into<String>) -> Self {
         NnError::Invalid {
             what: what.into(),
-            why: why.into(),
-        }
-    }
-
-    /// An [`NnError::BadCheckpoint`].
-    pub fn bad_checkpoint(path: impl Into<PathBuf>, why: impl Into<String>) -> Self {
-        NnError::BadCheckpoint {
-            path: path.into(),
             why: why.into(),
         }
     }

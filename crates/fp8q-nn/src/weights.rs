@@ -83,7 +83,7 @@ impl Weights {
             Err(NnError::CheckpointMismatch {
                 path: self.path,
                 arch: arch.to_string(),
-                mismatch: problems,
+                mismatch: Box::new(problems),
             })
         }
     }

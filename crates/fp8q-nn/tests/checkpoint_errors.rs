@@ -2,8 +2,8 @@
 
 use std::io::Write;
 
-use fp8q_nn::checkpoint::Checkpoint;
 use fp8q_nn::models::{Architecture, Model};
+use fp8q_tensors::checkpoint::Checkpoint;
 
 fn tmp(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("fp8q_ckpt_{}_{name}", std::process::id()))
@@ -84,7 +84,7 @@ fn truncated_pickle_is_an_error() {
 
 fn fixture(name: &str) -> Vec<u8> {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/checkpoints")
+        .join("../fp8q-tensors/tests/data/checkpoints")
         .join(name);
     std::fs::read(p).unwrap()
 }
@@ -447,7 +447,7 @@ fn quantized_tensors_are_named() {
 
 fn ptq_small(name: &str) -> Checkpoint {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/ptq_small")
+        .join("../fp8q-ptq/tests/data/ptq_small")
         .join(name);
     Checkpoint::load(p).unwrap()
 }

@@ -7,6 +7,10 @@
 //!
 //! The Python layer (`python/fp8q/`) adds the keyword-only signatures, ml_dtypes views of codes
 //! and the PyTorch autograd function; the public API is documented there and in the `.pyi` stubs.
+//!
+//! Owns: conversion between NumPy arrays and the library's slices and report values. Must not
+//! hold quantization logic of its own: every call goes to the same library entry points as the
+//! command line.
 
 mod analyze;
 mod arrays;

@@ -1,10 +1,10 @@
 //! `fp8q merge`: combine the `--json` reports of `validate-quantized --shard I/N` runs into the
-//! report of the unsharded run (the library's [`fp8q_nn::run::merge`]).
+//! report of the unsharded run (the library's [`fp8q_ptq::run::merge`]).
 
 use std::path::PathBuf;
 
-use fp8q_nn::run::merge::{merge, ShardReport};
-use fp8q_nn::run::store::write_json_atomically;
+use fp8q_ptq::run::merge::{merge, ShardReport};
+use fp8q_ptq::run::store::write_json_atomically;
 
 /// Combine shard reports into one: logits in the order of the whole validation list, top-1,
 /// top-5 and loss computed again from them (identical to the unsharded run's). Refuses reports

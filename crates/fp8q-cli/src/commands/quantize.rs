@@ -1,11 +1,11 @@
 //! `fp8q quantize`: quantize–dequantize the tensors of a file and report range and SQNR.
 
-use crate::tensor_files::{self, NamedTensor};
 use anyhow::{bail, Context, Result};
 use fp8q_core::analysis::quantize_measure::{measure_at_range, method_name, quantize_and_measure, RangeOptions};
 use fp8q_core::format::Format;
 use fp8q_core::quantizer::{quantize_channels, QuantMethod};
 use fp8q_core::range::Range;
+use fp8q_tensors::tensor_files::{self, NamedTensor};
 use serde::Serialize;
 use std::path::PathBuf;
 

@@ -1,4 +1,4 @@
-//! `fp8q sweep PLAN.toml`: the runs of a plan (`fp8q_nn::sweep`), listed, run one index at a
+//! `fp8q sweep PLAN.toml`: the runs of a plan (`fp8q_ptq::sweep`), listed, run one index at a
 //! time (`--index`, or a scheduler's `SLURM_ARRAY_TASK_ID` / `JOB_COMPLETION_INDEX`) or all in
 //! one process, and their results folder as the paper's table. Each run's options are parsed as
 //! `validate-quantized` arguments by the same parser, so every option means the same thing.
@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
 use clap::{CommandFactory, FromArgMatches};
-use fp8q_nn::data::ImageCache;
-use fp8q_nn::run::RunConfig;
-use fp8q_nn::sweep::{self, OptionValue, Outcome, Plan, PlannedRun, Task};
+use fp8q_images::ImageCache;
+use fp8q_ptq::run::RunConfig;
+use fp8q_ptq::sweep::{self, OptionValue, Outcome, Plan, PlannedRun, Task};
 
 use super::validate_quantized::{Invocation, Terminal, ValidateQuantizedArgs};
 
@@ -129,7 +129,7 @@ fn run_one(
     eprintln!("[{}/{}] {name}{shard}", task.index, plan.tasks());
     let mut terminal = Terminal::new(shown);
     let outcome = sweep::run_task(plan, task, cfg, out, cache, &mut |e| match e {
-        fp8q_nn::run::Event::Note(_) => {}
+        fp8q_ptq::run::Event::Note(_) => {}
         e => terminal.show(e),
     })?;
     drop(terminal);

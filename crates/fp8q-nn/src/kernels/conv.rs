@@ -23,7 +23,7 @@ use rayon::prelude::*;
 use super::matmul::matmul;
 use super::{PhasePlane, Window};
 use crate::error::{NnError, Result, TensorContext};
-use crate::feature_map::{with_f32_slice, FeatureMap};
+use fp8q_tensors::feature_map::{with_f32_slice, FeatureMap};
 
 /// Fewest columns wanted in one product (images are grouped until they reach it).
 const MIN_COLUMNS: usize = 256;

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use super::{PhasePlane, Window};
 use crate::error::{NnError, Result};
-use crate::feature_map::FeatureMap;
+use fp8q_tensors::feature_map::FeatureMap;
 
 /// Columns accumulated together.
 const LANES: usize = 16;

@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use super::{PhasePlane, Window};
 use crate::error::{NnError, Result};
-use crate::feature_map::FeatureMap;
+use fp8q_tensors::feature_map::FeatureMap;
 
 /// Max pooling with implicit `-inf` padding (PyTorch's `MaxPool2d`); NaN propagates.
 pub fn max_pool2d(x: &FeatureMap, win: Window, unit: &str) -> Result<FeatureMap> {

@@ -9,7 +9,7 @@
 //! ```
 //! use candle_core::{Device, Tensor};
 //! use fp8q_nn::layers::BatchNorm2d;
-//! use fp8q_nn::feature_map::FeatureMap;
+//! use fp8q_tensors::feature_map::FeatureMap;
 //! let one = |v: f32| Tensor::new(&[v], &Device::Cpu).unwrap();
 //! let mut bn = BatchNorm2d::new("bn1", one(2.0), one(1.0), one(3.0), one(4.0), 0.0).unwrap();
 //! let mut x = FeatureMap::from_vec(vec![5.0], 1, 1, 1, 1).unwrap();
@@ -21,10 +21,10 @@ use candle_core::Tensor;
 use fp8q_core::quantizer::Quantizer;
 
 use crate::error::{NnError, Result};
-use crate::feature_map::{with_f32_slice, FeatureMap};
 use crate::kernels::elementwise::affine_act;
 use crate::layers::Activation;
 use crate::weights::WeightPath;
+use fp8q_tensors::feature_map::{with_f32_slice, FeatureMap};
 
 /// PyTorch's default epsilon.
 pub const BN_EPS: f64 = 1e-5;
@@ -58,7 +58,7 @@ pub struct BatchNorm2d {
 }
 
 fn vec_of(t: &Tensor, what: &str) -> Result<Vec<f32>> {
-    with_f32_slice(t, what, |s| s.to_vec())
+    Ok(with_f32_slice(t, what, |s| s.to_vec())?)
 }
 
 impl BatchNorm2d {

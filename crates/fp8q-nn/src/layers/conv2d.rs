@@ -4,9 +4,9 @@
 use candle_core::Tensor;
 
 use crate::error::{NnError, Result};
-use crate::feature_map::{with_f32_slice, FeatureMap};
 use crate::kernels::{conv::conv2d, depthwise::depthwise_conv2d, Window};
 use crate::weights::WeightPath;
+use fp8q_tensors::feature_map::{with_f32_slice, FeatureMap};
 
 /// A convolution named by its checkpoint prefix (`layer1.0.conv1`, `features.3.conv.3`).
 #[derive(Debug, Clone)]

@@ -8,9 +8,9 @@
 use candle_core::{Device, Tensor, TensorId};
 
 use crate::error::{Result, TensorContext};
-use crate::feature_map::{with_f32_slice, FeatureMap};
 use crate::layers::{Activation, BatchNorm2d, Conv2d, QuantSlot};
 use crate::weights::WeightPath;
+use fp8q_tensors::feature_map::{with_f32_slice, FeatureMap};
 
 /// A conv+BN(+act) unit, named by the checkpoint prefix of its conv (`layer1.0.conv1`,
 /// `layer2.0.downsample.0`, `features.3.conv.3`).

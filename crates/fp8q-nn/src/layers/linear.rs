@@ -3,10 +3,10 @@
 use candle_core::Tensor;
 
 use crate::error::{NnError, Result};
-use crate::feature_map::with_f32_slice;
 use crate::kernels::matmul::linear_rows;
 use crate::layers::QuantSlot;
 use crate::weights::WeightPath;
+use fp8q_tensors::feature_map::with_f32_slice;
 
 /// A linear layer named by its checkpoint prefix (`fc`, `classifier.1`).
 #[derive(Debug)]

@@ -3,8 +3,8 @@
 //! block can run whole, keep each unit's output on the way, or resume from a kept output.
 
 use crate::error::{NnError, Result};
-use crate::feature_map::FeatureMap;
 use crate::layers::ConvBnAct;
+use fp8q_tensors::feature_map::FeatureMap;
 
 /// A block: units in sequence, then a join with the block's input.
 pub trait Block {

@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use candle_core::Tensor;
 
 use crate::error::{NnError, Result};
-use crate::feature_map::FeatureMap;
 use crate::kernels::elementwise::residual_join;
 use crate::kernels::pool;
 use crate::layers::conv_bn_act::ConvSpec;
@@ -20,6 +19,7 @@ use crate::models::block::Block;
 use crate::models::resnet::visit_unit;
 use crate::models::Resume;
 use crate::weights::WeightPath;
+use fp8q_tensors::feature_map::FeatureMap;
 
 /// `(t, c, n, s)`: expansion, output channels, repeats, first stride.
 pub const SETTINGS: [(usize, usize, usize, usize); 7] = [
@@ -244,7 +244,13 @@ impl MobileNetV2 {
             self.head.act_quantizer.apply(&mut pooled.data, 1, false)?;
         }
         let classes = self.classifier.out_features();
-        FeatureMap::from_vec(self.classifier.forward(pooled.data, n)?, n, classes, 1, 1)
+        Ok(FeatureMap::from_vec(
+            self.classifier.forward(pooled.data, n)?,
+            n,
+            classes,
+            1,
+            1,
+        )?)
     }
 
     /// Where a forward pass must start for each quantizer slot to act, as `(unit, kind, resume)`

@@ -16,12 +16,12 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 
-use crate::checkpoint::Checkpoint;
 use crate::error::{NnError, Result, TensorContext};
-use crate::feature_map::FeatureMap;
 use crate::layers::{BatchNorm2d, ConvBnAct, QuantSlot, SlotKind};
 use crate::weights::Weights;
 use block::Block;
+use fp8q_tensors::checkpoint::Checkpoint;
+use fp8q_tensors::feature_map::FeatureMap;
 use mobilenet_v2::MobileNetV2;
 use resnet::{BlockKind, ResNet};
 

@@ -3,7 +3,6 @@
 //! (stride on the 3×3 conv), with the quantizer slots of `docs/ptq.md`.
 
 use crate::error::{NnError, Result};
-use crate::feature_map::FeatureMap;
 use crate::kernels::elementwise::residual_join;
 use crate::kernels::{pool, Window};
 use crate::layers::conv_bn_act::ConvSpec;
@@ -11,6 +10,7 @@ use crate::layers::{Activation, BatchNorm2d, ConvBnAct, Linear, QuantSlot, SlotK
 use crate::models::block::Block;
 use crate::models::Resume;
 use crate::weights::WeightPath;
+use fp8q_tensors::feature_map::FeatureMap;
 
 /// Which block a ResNet is made of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,7 +238,13 @@ impl ResNet {
             last.output_quantizer.apply(&mut pooled.data, 1, false)?;
         }
         let classes = self.fc.out_features();
-        FeatureMap::from_vec(self.fc.forward(pooled.data, n)?, n, classes, 1, 1)
+        Ok(FeatureMap::from_vec(
+            self.fc.forward(pooled.data, n)?,
+            n,
+            classes,
+            1,
+            1,
+        )?)
     }
 
     /// Where a forward pass must start for each quantizer slot to act, as `(unit, kind, resume)`

@@ -1,10 +1,10 @@
 //! `fp8q analyze --architecture …`: the library's network analysis
-//! ([`fp8q_nn::analyze::analyze_network`]) from validate-quantized's options, shown with the
+//! ([`fp8q_ptq::analyze::analyze_network`]) from validate-quantized's options, shown with the
 //! same outputs as weights mode.
 
 use anyhow::{bail, Result};
-use fp8q_nn::analyze::{analyze_network, AnalysisConfig};
-use fp8q_nn::ptq::PtqConfig;
+use fp8q_ptq::analyze::{analyze_network, AnalysisConfig};
+use fp8q_ptq::PtqConfig;
 
 use super::output::Report;
 use super::AnalyzeArgs;

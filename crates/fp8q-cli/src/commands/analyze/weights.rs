@@ -1,9 +1,9 @@
 //! Weights mode: every weight tensor (two or more dimensions) of a checkpoint, no architecture.
 //!
 //! The file is memory-mapped. A `.safetensors` file (recognised by its first bytes, as
-//! [`fp8q_nn::checkpoint`] does) is read one tensor at a time straight from the map (F32, F16,
+//! [`fp8q_tensors::checkpoint`] does) is read one tensor at a time straight from the map (F32, F16,
 //! BF16 and F64 are converted to `f32` into one reused buffer, in parallel); any other file goes
-//! through [`fp8q_nn::checkpoint::Checkpoint::from_bytes_typed`] (`.pth` zip or legacy). Tensors
+//! through [`fp8q_tensors::checkpoint::Checkpoint::from_bytes_typed`] (`.pth` zip or legacy). Tensors
 //! with a non-float dtype are skipped and listed; float tensors with fewer than two dimensions
 //! (biases, norms) are counted but not analysed. The unit of a tensor is its key without a
 //! trailing `.weight` (`layer1.0.conv1.weight` → `layer1.0.conv1`).
@@ -13,8 +13,8 @@ use super::AnalyzeArgs;
 use anyhow::{anyhow, bail, Context, Result};
 use fp8q_core::analysis::format_choice::{summarize, AnalysisRow, RangeSource, Skipped, Slot};
 use fp8q_core::format::Format;
-use fp8q_nn::checkpoint::storage::Dtype;
-use fp8q_nn::checkpoint::Checkpoint;
+use fp8q_tensors::checkpoint::storage::Dtype;
+use fp8q_tensors::checkpoint::Checkpoint;
 use rayon::prelude::*;
 use safetensors::{Dtype as StDtype, SafeTensors};
 use std::path::Path;
@@ -85,7 +85,7 @@ pub fn run(args: &AnalyzeArgs, path: &Path) -> Result<()> {
         not_weights: 0,
     };
     let bar_shown = !(args.json || args.csv);
-    if fp8q_nn::checkpoint::safetensors::sniff(&map) {
+    if fp8q_tensors::checkpoint::safetensors::sniff(&map) {
         safetensors_file(&mut ctx, &map, bar_shown)?;
     } else {
         pth_file(&mut ctx, &map, bar_shown)?;

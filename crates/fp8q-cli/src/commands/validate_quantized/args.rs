@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
-use fp8q_nn::data::Filter;
+use fp8q_images::Filter;
 use fp8q_nn::models::Architecture;
 
 use super::reference_options::NoEffectOptions;
@@ -130,7 +130,7 @@ pub struct RunArgs {
     /// counts from 0; after --max-val-images). Calibration and BN re-estimation are those of the
     /// unsharded run; `fp8q merge` combines the shards' --json reports.
     #[arg(long, value_name = "I/N")]
-    pub shard: Option<fp8q_nn::run::Shard>,
+    pub shard: Option<fp8q_ptq::run::Shard>,
     /// Skip images that cannot be decoded (listed in the report) instead of failing.
     #[arg(long = "skip-bad-images")]
     pub skip_bad_images: bool,

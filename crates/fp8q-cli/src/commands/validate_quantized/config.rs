@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 use fp8q_core::format::Format;
-use fp8q_nn::ptq::{LayerFormats, PtqConfig, QMethodKind};
-use fp8q_nn::run::{CalibTransform, RunConfig};
+use fp8q_ptq::run::{CalibTransform, RunConfig};
+use fp8q_ptq::{LayerFormats, PtqConfig, QMethodKind};
 
 use super::args::{
     name_of, CalibTransform as CalibTransformArg, LoadType, QMethodArg, RangeMethodArg, RunArgs, ValidateQuantizedArgs,

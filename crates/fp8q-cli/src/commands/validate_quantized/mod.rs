@@ -3,7 +3,7 @@
 //!
 //! The command line is the reference's (`image_net.py validate-quantized`), verbatim:
 //! [`args`] declares it, [`config`] resolves it into the library's
-//! [`fp8q_nn::run::RunConfig`], and [`run`] hands that to [`fp8q_nn::run::run`] — install the
+//! [`fp8q_ptq::run::RunConfig`], and [`run`] hands that to [`fp8q_ptq::run::run`] — install the
 //! quantizers of `--quant-setup`, calibrate them sequentially on `--num-est-batches` training
 //! batches (or load them with `--load-quant-params`), fix the ranges, re-estimate BN statistics
 //! with the quantizers fixed, evaluate — then prints the report.
@@ -16,7 +16,7 @@ mod report;
 mod switches;
 
 use anyhow::Context;
-use fp8q_nn::run::RunReport;
+use fp8q_ptq::run::RunReport;
 
 pub use crate::terminal::Terminal;
 pub use args::{RunArgs, ValidateQuantizedArgs};
@@ -35,7 +35,7 @@ pub fn run(args: &ValidateQuantizedArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let mut terminal = Terminal::new(inv.progress_bar);
-    let report = fp8q_nn::run::run(&inv.run, &mut |e| terminal.show(e))?;
+    let report = fp8q_ptq::run::run(&inv.run, &mut |e| terminal.show(e))?;
     drop(terminal);
     write_outputs(&inv, &report)
 }
