@@ -330,7 +330,10 @@ impl ElementKernel for WideKernel {
         let y = (-k.t).mul_add(y0, xc).mul_add(k.inv_t, y0);
         let exp = ((y.to_bits() >> 52) & 0x7ff) as i64;
         let e = if exp > k.emin_biased { exp } else { k.emin_biased };
-        let magic = f64::from_bits((((e + k.magic_shift) as u64) << 52) | (1u64 << 51));
+        // e ≤ 2047 and the shift is small: the add cannot overflow. Written wrapping so that a
+        // build with overflow checks (the test profile) keeps the loop free of branches and
+        // vectorized.
+        let magic = f64::from_bits(((e.wrapping_add(k.magic_shift) as u64) << 52) | (1u64 << 51));
         // `(y + magic) - magic` turns a negative y that rounds to zero into +0; copy the sign back so
         // that q(-x) = -q(x) holds bit for bit (the reference yields -0.0 there).
         let q = ((y + magic) - magic).copysign(xc) * k.t;
@@ -408,7 +411,8 @@ impl<const SCALE: u8> ElementKernel for SingleKernel<SCALE> {
         let exp = (y.to_bits() >> 23) & 0xff;
         let e = if exp > k.emin_biased { exp } else { k.emin_biased };
         // NaN has exp = 255: the magic number comes out negative and finite, and NaN stays NaN
-        let magic = f32::from_bits(((e + k.magic_shift) << 23) | (1 << 22));
+        // (e ≤ 255, shift ≤ 23: no overflow; wrapping keeps checked builds vectorized)
+        let magic = f32::from_bits((e.wrapping_add(k.magic_shift) << 23) | (1 << 22));
         // `(y + magic) - magic` (and the two-`f32` product) can turn a negative zero positive:
         // copy the sign back so that q(-x) = -q(x) holds bit for bit
         k.scale_output((y + magic) - magic).copysign(xc)
