@@ -1,7 +1,8 @@
-//! `fp8q sweep` on the in-repository fixture: a small plan through --list, --index (by flag and
-//! by each scheduler variable, one process per index), --all (with the image cache) and
-//! --report; the table equals the individual reports; a killed sweep resumes; sharded runs are
-//! merged by --report; bad plans are refused with the plan and the problem named.
+//! `fp8q sweep` on the in-repository fixture: a small plan through --list (also without a
+//! results folder), --index (by flag and by each scheduler variable, one process per index),
+//! --all (with the image cache) and --report; the table equals the individual reports; a killed
+//! sweep resumes; sharded runs are merged by --report; bad plans are refused with the plan and
+//! the problem named.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -146,6 +147,40 @@ fn a_plan_by_index_all_and_report() {
     assert_eq!(resumed.matches("skipped").count(), 2, "{resumed}");
     assert_eq!(read(&out.join("INT8.json"))["images"], 8);
     ok(sweep(&[&ps, "--report"], &[]));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn list_without_a_results_folder() {
+    let dir = tmpdir("sweep-no-out");
+    let p = plan(&dir, "e", 1);
+    let text = std::fs::read_to_string(&p).unwrap();
+    std::fs::write(&p, text.replace("out = \"e-results\"\n", "")).unwrap();
+    let ps = p.display().to_string();
+    // no --out and no `out` in the plan: the runs are listed, their status unknown
+    let list = ok(sweep(&[&ps, "--list"], &[]));
+    for (i, n) in NAMES.iter().enumerate() {
+        assert!(list.contains(&format!("{i}  {n}  [unknown]  mobilenet_v2 ")), "{list}");
+    }
+    assert_eq!(list.lines().count(), 3, "{list}");
+    // with --out, as before: pending until the report is there
+    let out = dir.join("given");
+    let os = out.display().to_string();
+    let list = ok(sweep(&[&ps, "--list", "--out", &os], &[]));
+    assert!(list.contains("2  INT8  [pending]"), "{list}");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("INT8.json"), "{}").unwrap();
+    let list = ok(sweep(&[&ps, "--list", "--out", &os], &[]));
+    assert!(
+        list.contains("2  INT8  [done]") && list.contains("0  fp8-mantissa-bits=3  [pending]"),
+        "{list}"
+    );
+    // running or reporting still needs the folder
+    for verb in [&["--index", "0"][..], &["--all"], &["--report"]] {
+        let mut args = vec![ps.as_str()];
+        args.extend_from_slice(verb);
+        assert_user_error(&sweep(&args, &[]), &["no results folder", "--out", &ps]);
+    }
     std::fs::remove_dir_all(&dir).ok();
 }
 

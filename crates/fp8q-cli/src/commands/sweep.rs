@@ -24,7 +24,8 @@ pub struct SweepArgs {
     /// The plan (TOML: [base], [axes], [[runs]], shards, out, [report] columns; docs/sweeps.md).
     #[arg(value_name = "PLAN.toml")]
     pub plan: PathBuf,
-    /// List the indexes: run, shard, whether its report exists, the quantization.
+    /// List the indexes: run, shard, whether its report exists (`unknown` without a results
+    /// folder), the quantization.
     #[arg(long)]
     pub list: bool,
     /// Run this index (0-based).
@@ -56,14 +57,18 @@ pub struct SweepArgs {
 /// Run the command.
 pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
     let plan = Plan::read(&args.plan)?;
-    let out = args.out.clone().or_else(|| plan.out.clone()).ok_or_else(|| {
-        anyhow!(
-            "no results folder: pass --out DIR or set out = \"DIR\" in {}",
-            args.plan.display()
-        )
-    })?;
+    // --list works without a results folder (each index's status is then unknown)
+    let out_or_none = args.out.clone().or_else(|| plan.out.clone());
+    let need_out = || {
+        out_or_none.clone().ok_or_else(|| {
+            anyhow!(
+                "no results folder: pass --out DIR or set out = \"DIR\" in {}",
+                args.plan.display()
+            )
+        })
+    };
     if args.report {
-        return report(args, &plan, &out);
+        return report(args, &plan, &need_out()?);
     }
     // every run's options are checked before anything runs
     let configs = plan
@@ -73,19 +78,19 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     if args.list {
         for task in Task::all(&plan)? {
-            let path = task.result_path(&plan, &out);
             println!(
                 "{:>4}  {}{}  [{}]  {} {}",
                 task.index,
                 plan.runs[task.run].name,
                 task.shard.map(|s| format!("  shard {s}")).unwrap_or_default(),
-                if path.is_file() { "done" } else { "pending" },
+                task.status(&plan, out_or_none.as_deref()),
                 configs[task.run].arch,
                 configs[task.run].describe()
             );
         }
         return Ok(());
     }
+    let out = need_out()?;
     let shown = args.progress_bar || std::io::stderr().is_terminal();
     if args.all {
         let cache = (args.cache_mb > 0).then(|| ImageCache::with_mib(args.cache_mb));

@@ -19,4 +19,4 @@ pub mod tasks;
 pub use execute::{run_task, Outcome};
 pub use plan::{Axis, AxisValue, OptionValue, Plan, PlannedRun};
 pub use table::{collect, csv, markdown, pivot, Pivot, RunResult, RunStatus};
-pub use tasks::{index_from_env, shard_path, Task, INDEX_VARIABLES};
+pub use tasks::{index_from_env, shard_path, Task, TaskStatus, INDEX_VARIABLES};

@@ -55,6 +55,37 @@ impl Task {
     pub fn result_path(&self, plan: &Plan, out: &Path) -> PathBuf {
         shard_path(out, &plan.runs[self.run].name, self.shard)
     }
+
+    /// Whether this task's report is in the results folder `out`; [`TaskStatus::Unknown`] when
+    /// there is no results folder to look in (`None`).
+    pub fn status(&self, plan: &Plan, out: Option<&Path>) -> TaskStatus {
+        match out {
+            None => TaskStatus::Unknown,
+            Some(out) if self.result_path(plan, out).is_file() => TaskStatus::Done,
+            Some(_) => TaskStatus::Pending,
+        }
+    }
+}
+
+/// Whether one index has run, as far as a results folder tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskStatus {
+    /// Its report is in the results folder.
+    Done,
+    /// Its report is not in the results folder (yet).
+    Pending,
+    /// No results folder was named, so nothing is known.
+    Unknown,
+}
+
+impl std::fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TaskStatus::Done => "done",
+            TaskStatus::Pending => "pending",
+            TaskStatus::Unknown => "unknown",
+        })
+    }
 }
 
 /// The report file of run `name`'s `shard` in `out`.
@@ -100,5 +131,7 @@ mod tests {
         assert_eq!(index_from_env(both).unwrap(), Some(2));
         assert_eq!(index_from_env(|_| None).unwrap(), None);
         assert!(index_from_env(|_| Some("x".into())).is_err());
+        assert_eq!(t.status(&plan, None).to_string(), "unknown");
+        assert_eq!(t.status(&plan, Some(Path::new("no/such/folder"))), TaskStatus::Pending);
     }
 }
