@@ -360,3 +360,99 @@ fn no_model_dir_uses_the_torch_hub_cache() {
     assert!(!want.exists());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Cheap checks before expensive work: without `--model-dir` and with an empty torch hub cache,
+/// a missing images folder (or a missing `val/`, or `train/` when the run calibrates) is named
+/// before the checkpoint is downloaded; nothing is written to the cache. The same for `analyze`'s
+/// network mode. A `train/` the run does not read need not exist.
+#[test]
+fn missing_images_are_named_before_any_download() {
+    let dir = tmpdir("images-first");
+    let home = dir.join("torch");
+    std::fs::create_dir_all(&home).unwrap();
+    // were a download tried, it would fail at once (and never reach the internet)
+    let closed = Path::new("http://127.0.0.1:9");
+    let env = [
+        ("TORCH_HOME", home.as_path()),
+        ("HTTPS_PROXY", closed),
+        ("https_proxy", closed),
+        ("ALL_PROXY", closed),
+    ];
+    let nothing_downloaded = |out: &Output| {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("resnet18-f37072fd") && !stderr.contains("download"),
+            "{stderr}"
+        );
+        assert_eq!(
+            std::fs::read_dir(&home).unwrap().count(),
+            0,
+            "the hub cache was written to"
+        );
+    };
+    let vq = |images: &Path, extra: &[&str]| {
+        let images = s(images);
+        let mut args = vec![
+            "validate-quantized",
+            "--architecture",
+            "resnet18_quantized",
+            "--images-dir",
+            &images,
+            "--batch-size",
+            "4",
+            "--max-val-images",
+            "4",
+        ];
+        args.extend_from_slice(extra);
+        fp8q_env(&args, &env)
+    };
+
+    let missing = dir.join("no-images");
+    let out = vq(&missing, &[]);
+    assert_user_error(&out, &[&s(&missing), "--images-dir"]);
+    nothing_downloaded(&out);
+    let out = fp8q_env(
+        &["analyze", "--architecture", "resnet18", "--images-dir", &s(&missing)],
+        &env,
+    );
+    assert_user_error(&out, &[&s(&missing)]);
+    nothing_downloaded(&out);
+
+    #[cfg(unix)]
+    {
+        let g = fixture().join("images");
+        // train/ only: val/ is named
+        let train_only = dir.join("train-only");
+        std::fs::create_dir_all(&train_only).unwrap();
+        std::os::unix::fs::symlink(g.join("train"), train_only.join("train")).unwrap();
+        let out = vq(&train_only, &[]);
+        assert_user_error(&out, &[&s(&train_only.join("val"))]);
+        nothing_downloaded(&out);
+        // val/ only: train/ is named when the run calibrates or re-estimates BN …
+        let val_only = dir.join("val-only");
+        std::fs::create_dir_all(&val_only).unwrap();
+        std::os::unix::fs::symlink(g.join("val"), val_only.join("val")).unwrap();
+        for extra in [
+            &["--no-reestimate-bn-stats"][..],
+            &["--no-weight-quant", "--no-act-quant"],
+        ] {
+            let out = vq(&val_only, extra);
+            assert_user_error(&out, &[&s(&val_only.join("train"))]);
+            nothing_downloaded(&out);
+        }
+        // … and need not exist when it does neither
+        let r18 = s(&fixture().join("resnet18_narrow.pth"));
+        let out = vq(
+            &val_only,
+            &[
+                "--model-dir",
+                &r18,
+                "--no-weight-quant",
+                "--no-act-quant",
+                "--no-reestimate-bn-stats",
+            ],
+        );
+        assert_ok(&out);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -2,7 +2,7 @@
 //! is computed, resolved into one value (the CLI builds it from its arguments, a sweep from a
 //! plan, bindings from keyword arguments).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
@@ -174,6 +174,46 @@ impl RunConfig {
         self.ptq.weight_quant || self.ptq.act_quant
     }
 
+    /// Whether the run reads `train/`: to calibrate its quantizers (unless their states are
+    /// loaded) or to re-estimate BN statistics.
+    pub fn needs_training_images(&self) -> bool {
+        (self.quantized() && self.load_quant_params.is_none()) || self.reestimate_bn
+    }
+
+    /// Check that the images folder is a folder. Cheap (one `stat`), so it runs before anything
+    /// expensive, such as a checkpoint read or downloaded for nothing.
+    pub fn check_images_root(&self) -> Result<()> {
+        check_folder(
+            &self.images_dir,
+            "--images-dir: ImageNet layout, train/ and val/ with one folder per class",
+        )
+    }
+
+    /// Check that the folders the run reads exist: the images folder, its `val/`, and its
+    /// `train/` when [`Self::needs_training_images`]. Cheap (a few `stat`s), so [`super::run`]
+    /// calls it before loading or downloading the checkpoint; what the folders hold is checked
+    /// when they are opened.
+    pub fn check_image_folders(&self) -> Result<()> {
+        self.check_images_root()?;
+        check_folder(
+            &self.images_dir.join("val"),
+            "the validation images of --images-dir, one folder per class",
+        )?;
+        if self.needs_training_images() {
+            let calibrates = self.quantized() && self.load_quant_params.is_none();
+            let uses = match (calibrates, self.reestimate_bn) {
+                (true, true) => "calibration and BN re-estimation",
+                (true, false) => "calibration",
+                _ => "BN re-estimation",
+            };
+            check_folder(
+                &self.images_dir.join("train"),
+                &format!("the training images of --images-dir for {uses}, one folder per class"),
+            )?;
+        }
+        Ok(())
+    }
+
     /// A short description of the quantization, e.g. `W8 fp_quantizer / A8 fp_quantizer (fp8
     /// mantissa bits 4)`, or `FP32`.
     pub fn describe(&self) -> String {
@@ -288,6 +328,22 @@ impl RunConfig {
             }
         }
     }
+}
+
+/// `path` must be a folder holding `what`.
+fn check_folder(path: &Path, what: &str) -> Result<()> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    let problem = if path.exists() {
+        "not a folder"
+    } else {
+        "no such folder"
+    };
+    Err(PtqError::BadDataset {
+        path: path.to_path_buf(),
+        why: format!("{problem} ({what})"),
+    })
 }
 
 /// An f32 as the shortest decimal that reads back to it (0.9, not 0.8999999761581543).

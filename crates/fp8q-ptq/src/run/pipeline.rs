@@ -28,6 +28,9 @@ pub fn run(cfg: &RunConfig, observe: &mut Observer<'_>) -> Result<RunReport> {
 /// cache across its runs; the values are those a fresh decode gives).
 pub fn run_with(cfg: &RunConfig, cache: Option<Arc<ImageCache>>, observe: &mut Observer<'_>) -> Result<RunReport> {
     cfg.validate()?;
+    // cheap checks before expensive work: a wrong images folder is named before a checkpoint is
+    // read or downloaded
+    cfg.check_image_folders()?;
     if let Some(n) = cfg.num_workers {
         // Only the first call configures the global pool; later calls keep it.
         let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
@@ -79,8 +82,11 @@ pub fn run_with(cfg: &RunConfig, cache: Option<Arc<ImageCache>>, observe: &mut O
 }
 
 /// Load the network: `cfg.model_dir`, or torchvision's weights from the torch hub cache
-/// (downloaded there first when missing). Returns the model and the file read.
+/// (downloaded there first when missing). Returns the model and the file read. The images
+/// folder is checked first ([`RunConfig::check_images_root`]): every front end that loads a
+/// run's network reads images next, so a missing folder is named before anything is downloaded.
 pub fn load_model(cfg: &RunConfig, observe: &mut Observer<'_>) -> Result<(Model, PathBuf)> {
+    cfg.check_images_root()?;
     let path = match &cfg.model_dir {
         Some(path) => path.clone(),
         None => {
