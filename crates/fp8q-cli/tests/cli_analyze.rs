@@ -241,3 +241,51 @@ fn user_errors() {
         &["l.json"],
     );
 }
+
+/// Network mode with sensitivity reports the verified mix in `--json` and the table: every
+/// uniform format's logit SQNR, the best one, and a mix not below it; weights mode has none.
+#[test]
+fn network_mode_reports_the_mix_against_every_uniform_format() {
+    let f = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fp8q-ptq/tests/data/ptq_small");
+    let (model, images) = (f.join("resnet18_narrow.pth"), f.join("images"));
+    let args = [
+        "--architecture",
+        "resnet18",
+        "--model-dir",
+        model.to_str().unwrap(),
+        "--images-dir",
+        images.to_str().unwrap(),
+        "--batch-size",
+        "4",
+        "--per-channel",
+        "--formats",
+        "e4m3,e2m5,int8",
+        "--sensitivity-images",
+        "8",
+        "--no-progress-bar",
+    ];
+    let r = analyze_json(&args);
+    let mix = &r["mix"];
+    let uniform = mix["uniform"].as_array().expect("mix.uniform");
+    let names: Vec<&str> = uniform.iter().map(|u| u["format"].as_str().unwrap()).collect();
+    assert_eq!(names, ["e4m3", "e2m5", "int8"]);
+    let best = uniform
+        .iter()
+        .map(|u| u["sqnr_db"].as_f64().unwrap())
+        .fold(f64::MIN, f64::max);
+    assert_eq!(mix["best_uniform"]["sqnr_db"].as_f64().unwrap(), best);
+    assert!(mix["mixed_sqnr_db"].as_f64().unwrap() >= best, "{mix}");
+    assert_eq!(mix["images"], 8);
+
+    let mut all = vec!["analyze"];
+    all.extend_from_slice(&args);
+    let out = fp8q(&all);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("recommended mix") && table.contains("uniform e2m5"),
+        "{table}"
+    );
+
+    let weights = analyze_json(&[data("cnn.pth").to_str().unwrap()]);
+    assert!(weights.get("mix").is_none());
+}

@@ -74,7 +74,7 @@ impl std::fmt::Display for Mismatch {
 pub enum NnError {
     /// A checkpoint that cannot be read, or a feature map of the wrong size.
     #[error(transparent)]
-    Tensors(#[from] TensorError),
+    Tensors(Box<TensorError>),
     /// A checkpoint that does not fit the model.
     #[error("checkpoint {path} does not fit {arch}:{mismatch}")]
     CheckpointMismatch {
@@ -109,6 +109,13 @@ pub enum NnError {
         /// What went wrong.
         why: String,
     },
+}
+
+// Boxed: large and rare.
+impl From<TensorError> for NnError {
+    fn from(e: TensorError) -> Self {
+        NnError::Tensors(Box::new(e))
+    }
 }
 
 impl NnError {

@@ -119,9 +119,10 @@ fn sensitivity_equals_a_full_forward_with_one_slot_quantized() {
         for row in &out.rows {
             let s = row.output_sqnr_db.as_ref().unwrap();
             assert_eq!(s.formats().collect::<Vec<_>>(), FORMATS);
-            let best = s.iter().fold(f64::NEG_INFINITY, |a, (_, &v)| a.max(v));
-            assert_eq!(*s.get(&row.recommended).unwrap(), best, "{}", row.unit);
+            // the recommendation is the verified mix's (tests/analyze_mix.rs), one of the formats
+            assert!(s.get(&row.recommended).is_some(), "{}", row.unit);
         }
+        assert!(out.mix.is_some());
         // the images: 6 training images spread evenly, validation transform
         let mut train = ImageFolder::open(fixture().join("images/train")).unwrap();
         train.subsample(6);

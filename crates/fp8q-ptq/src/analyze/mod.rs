@@ -17,9 +17,16 @@
 //!    validation set), the SQNR of the logits against FP32 with only this slot quantized, per
 //!    format. Each case runs only the stages from the slot's onward, from cached FP32 inputs.
 //!
-//! The recommendation of a slot is its format with the best sensitivity (the best tensor SQNR
-//! without sensitivity).
+//! 4. **The mix** ([`mix`]): the per-slot winners are not trusted together. Starting from the
+//!    best uniform format, a slot is switched to its own best format only when that raises the
+//!    network's logit SQNR on the sensitivity images, and the result is checked against every
+//!    uniform format through the PTQ pipeline itself ([`mix::MixVerification`]): the
+//!    recommendation never measures below the best uniform format on those images.
+//!
+//! The recommendation of a slot is its format in the verified mix (without sensitivity: its
+//! best tensor SQNR, unverified).
 
+pub mod mix;
 pub mod recorder;
 pub mod sensitivity;
 
@@ -66,6 +73,8 @@ pub struct NetworkAnalysis {
     pub calibration_batches: usize,
     /// Images of the sensitivity runs.
     pub sensitivity_images: usize,
+    /// The recommended mix against every uniform format (with sensitivity only).
+    pub mix: Option<mix::MixVerification>,
 }
 
 /// The manager configuration of `slot` analysed in `format`: the PTQ pipeline's own for that
@@ -135,6 +144,7 @@ pub fn analyze_network(cfg: &AnalysisConfig, observe: &mut Observer<'_>) -> Resu
     }
     observe(Event::End);
 
+    let mut verified = None;
     if cfg.sensitivity_images > 0 {
         let outputs = sensitivity::output_sqnr(
             &cfg.run,
@@ -144,11 +154,27 @@ pub fn analyze_network(cfg: &AnalysisConfig, observe: &mut Observer<'_>) -> Resu
             cfg.sensitivity_images,
             observe,
         )?;
-        for (slot, per_format) in slots.iter_mut().zip(outputs) {
+        for (slot, per_format) in slots.iter_mut().zip(&outputs) {
             let names: Vec<String> = slot.row.sqnr_db.formats().map(String::from).collect();
             slot.row
-                .set_output_sqnr(PerFormat(names.into_iter().zip(per_format).collect()));
+                .set_output_sqnr(PerFormat(names.into_iter().zip(per_format.clone()).collect()));
         }
+        let (choice, verification) = mix::verify(
+            &cfg.run,
+            &mut model,
+            &mut train,
+            &slots,
+            &formats,
+            &outputs,
+            cfg.sensitivity_images,
+            observe,
+        )?;
+        for (slot, f) in slots.iter_mut().zip(choice) {
+            if let Some(name) = slot.row.sqnr_db.formats().nth(f) {
+                slot.row.recommended = name.to_string();
+            }
+        }
+        verified = Some(verification);
     }
     let rows: Vec<AnalysisRow> = slots.into_iter().map(|s| s.row).collect();
     Ok(NetworkAnalysis {
@@ -156,6 +182,7 @@ pub fn analyze_network(cfg: &AnalysisConfig, observe: &mut Observer<'_>) -> Resu
         rows,
         calibration_batches: batches,
         sensitivity_images: cfg.sensitivity_images,
+        mix: verified,
     })
 }
 

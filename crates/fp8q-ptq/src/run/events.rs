@@ -16,6 +16,8 @@ pub enum Stage {
     SlotAnalysis,
     /// Analysis: the network's output with one slot quantized, per slot and format.
     Sensitivity,
+    /// Analysis: the recommended mix against every uniform format, end to end.
+    MixVerification,
 }
 
 impl Stage {
@@ -27,6 +29,7 @@ impl Stage {
             Stage::Validation => "validation",
             Stage::SlotAnalysis => "tensor analysis",
             Stage::Sensitivity => "sensitivity",
+            Stage::MixVerification => "mix verification",
         }
     }
 
@@ -35,7 +38,7 @@ impl Stage {
         match self {
             Stage::Calibration | Stage::BnReestimation | Stage::Validation => "images",
             Stage::SlotAnalysis => "slots",
-            Stage::Sensitivity => "cases",
+            Stage::Sensitivity | Stage::MixVerification => "cases",
         }
     }
 }

@@ -60,6 +60,7 @@ pub fn run(args: &AnalyzeArgs) -> Result<()> {
         mantissa_search: false,
         slots: &analysis.rows,
         summary: analysis.summary.clone(),
+        mix: analysis.mix.clone(),
         skipped: Vec::new(),
         not_weights: 0,
     };

@@ -4,6 +4,7 @@
 use anyhow::{anyhow, Context, Result};
 use fp8q_core::analysis::fit::Family;
 use fp8q_core::analysis::format_choice::{AnalysisRow, Skipped, Summary};
+use fp8q_ptq::analyze::mix::MixVerification;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -29,6 +30,10 @@ pub struct Report<'a> {
     pub slots: &'a [AnalysisRow],
     /// The summary of `slots`.
     pub summary: Summary,
+    /// Network mode with sensitivity: the recommended mix against every uniform format, end to
+    /// end on the sensitivity images.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mix: Option<MixVerification>,
     /// Tensors not analysed (non-float dtypes).
     pub skipped: Vec<Skipped>,
     /// Float tensors with fewer than two dimensions (biases, norms), not analysed.
@@ -153,6 +158,9 @@ fn print_summary(report: &Report<'_>) {
         "prediction = measured best format: {}/{} slots",
         s.prediction_matches, s.predictions
     );
+    if let Some(m) = &report.mix {
+        print_mix(m);
+    }
     if report.not_weights > 0 {
         println!(
             "{} float tensors with fewer than two dimensions (biases, norms) not analysed",
@@ -165,6 +173,35 @@ fn print_summary(report: &Report<'_>) {
             println!("  {} ({}, {:?}): {}", k.name, k.dtype, k.shape, k.reason);
         }
     }
+}
+
+/// The verified mix against every uniform format.
+fn print_mix(m: &MixVerification) {
+    println!();
+    println!(
+        "logit SQNR on the {} sensitivity images (validate-quantized --layer-formats):",
+        m.images
+    );
+    for u in &m.uniform {
+        println!("  uniform {:<16} {:>8.2} dB", u.format, u.sqnr_db);
+    }
+    println!(
+        "  per-slot best formats   {:>8.2} dB (not verified)",
+        m.per_slot_sqnr_db
+    );
+    println!(
+        "  recommended mix         {:>8.2} dB, best uniform {} {:.2} dB ({} of {} switches from it kept{})",
+        m.mixed_sqnr_db,
+        m.best_uniform.format,
+        m.best_uniform.sqnr_db,
+        m.switches_kept,
+        m.switches_tried,
+        if m.fell_back_to_uniform {
+            "; the mix measured below it, so it is recommended everywhere"
+        } else {
+            ""
+        }
+    );
 }
 
 fn csv_field(s: &str) -> String {

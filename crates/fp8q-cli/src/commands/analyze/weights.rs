@@ -106,6 +106,7 @@ pub fn run(args: &AnalyzeArgs, path: &Path) -> Result<()> {
         mantissa_search: args.mantissa_search,
         slots: &ctx.rows,
         summary,
+        mix: None,
         skipped: ctx.skipped,
         not_weights: ctx.not_weights,
     };
