@@ -20,6 +20,10 @@ fn nested_legacy_checkpoint() -> Vec<u8> {
 #[test]
 fn nested_pickle_checkpoint_exits_2() {
     let dir = tmpdir("hostile-ckpt");
+    // an images folder that passes the cheap checks, so that the checkpoint is what fails
+    for sub in ["train", "val"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
     let p = dir.join("mobilenet_v2.pth.tar");
     std::fs::write(&p, nested_legacy_checkpoint()).unwrap();
     let out = fp8q(&[
@@ -41,6 +45,10 @@ fn nested_pickle_checkpoint_exits_2() {
 #[test]
 fn unrecognised_checkpoint_exits_2_naming_the_formats() {
     let dir = tmpdir("garbage-ckpt");
+    // an images folder that passes the cheap checks, so that the checkpoint is what fails
+    for sub in ["train", "val"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
     let p = dir.join("weights.pth");
     std::fs::write(&p, b"GIF89a not a checkpoint").unwrap();
     let out = fp8q(&[

@@ -442,6 +442,13 @@ fn missing_images_are_named_before_any_download() {
             assert_user_error(&out, &[&s(&val_only.join("train"))]);
             nothing_downloaded(&out);
         }
+        // analyze's network mode captures on train/: named before any download
+        let out = fp8q_env(
+            &["analyze", "--architecture", "resnet18", "--images-dir", &s(&val_only)],
+            &env,
+        );
+        assert_user_error(&out, &[&s(&val_only.join("train"))]);
+        nothing_downloaded(&out);
         // … and need not exist when it does neither
         let r18 = s(&fixture().join("resnet18_narrow.pth"));
         let out = vq(

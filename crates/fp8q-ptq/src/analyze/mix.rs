@@ -23,7 +23,7 @@ use std::collections::HashMap;
 
 use fp8q_core::analysis::sqnr_db;
 use fp8q_core::format::Format;
-use fp8q_images::{BatchLoader, LoaderOptions, Transform};
+use fp8q_images::BatchLoader;
 use fp8q_nn::layers::SlotKind;
 use fp8q_nn::models::Model;
 use fp8q_tensors::feature_map::FeatureMap;
@@ -180,15 +180,7 @@ pub fn verify(
     images: usize,
     observe: &mut Observer<'_>,
 ) -> Result<(Vec<usize>, MixVerification)> {
-    let mut folder = train.get()?.clone();
-    folder.subsample(images);
-    let opts = LoaderOptions::new(
-        cfg.batch_size,
-        Transform::Val {
-            size: 224,
-            filter: cfg.interpolation,
-        },
-    );
+    let (folder, opts) = super::sensitivity::sensitivity_images(cfg, train, images)?;
     let mut batches = Vec::new();
     for batch in BatchLoader::new(&folder, opts) {
         let batch = batch?;
@@ -205,22 +197,10 @@ pub fn verify(
         .map(|x| model.forward_fm(x.clone()))
         .collect::<std::result::Result<_, _>>()?;
     let signal: f64 = fp32.iter().flatten().map(|&v| (v as f64).powi(2)).sum();
-    let stage_of: Vec<usize> = {
-        let stages = model.slot_stages();
-        slots
-            .iter()
-            .map(|s| {
-                stages
-                    .iter()
-                    .find(|(u, k, _)| *u == s.plan.unit && *k == s.plan.kind)
-                    .map(|(_, _, at)| at.stage)
-                    .ok_or_else(|| PtqError::Quantizer {
-                        unit: s.plan.unit.clone(),
-                        why: "slot not found among the network's stages".into(),
-                    })
-            })
-            .collect::<Result<_>>()?
-    };
+    let stage_of: Vec<usize> = super::sensitivity::resume_points(model, slots)?
+        .into_iter()
+        .map(|at| at.stage)
+        .collect();
     let per_slot: Vec<usize> = output_sqnr.iter().map(|o| argmax(o)).collect();
 
     // 1. uniform formats with the analysis's quantizers; the best one's stage inputs are kept

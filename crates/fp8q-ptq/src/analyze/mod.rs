@@ -126,8 +126,11 @@ pub fn analyze_network(cfg: &AnalysisConfig, observe: &mut Observer<'_>) -> Resu
     if let Some(n) = cfg.run.num_workers {
         let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
     }
-    let (mut model, _) = run::load_model(&cfg.run, observe)?;
+    // cheap checks before expensive work: the training images are listed before the checkpoint
+    // is read or downloaded
     let mut train = TrainingSet::new(&cfg.run);
+    train.get()?;
+    let (mut model, _) = run::load_model(&cfg.run, observe)?;
     let (plan, recordings, batches) = capture(&cfg.run, &mut model, &mut train, observe)?;
 
     observe(Event::Begin {

@@ -12,7 +12,7 @@ use fp8q_core::manager::QuantManager;
 use crate::error::{PtqError, Result};
 use crate::run::{Event, Observer, RunConfig, Stage, TrainingSet};
 use crate::ManagedQuantizer;
-use fp8q_images::{BatchLoader, LoaderOptions, Transform};
+use fp8q_images::{BatchLoader, ImageFolder, LoaderOptions, Transform};
 use fp8q_nn::models::{Model, Resume};
 use fp8q_tensors::feature_map::FeatureMap;
 
@@ -76,6 +76,43 @@ fn quantize_only(model: &mut Model, only: Option<(&AnalysedSlot, &QuantManager)>
     });
 }
 
+/// The sensitivity images: `images` training images spread evenly over the sorted list (so that
+/// the choice never sees the validation set), loaded with the validation transform.
+pub(super) fn sensitivity_images(
+    cfg: &RunConfig,
+    train: &mut TrainingSet,
+    images: usize,
+) -> Result<(ImageFolder, LoaderOptions)> {
+    let mut folder = train.get()?.clone();
+    folder.subsample(images);
+    let opts = LoaderOptions::new(
+        cfg.batch_size,
+        Transform::Val {
+            size: 224,
+            filter: cfg.interpolation,
+        },
+    );
+    Ok((folder, opts))
+}
+
+/// Where each slot's cases start ([`Model::slot_stages`]), in the order of `slots`.
+pub(super) fn resume_points(model: &mut Model, slots: &[AnalysedSlot]) -> Result<Vec<Resume>> {
+    let stages = model.slot_stages();
+    slots
+        .iter()
+        .map(|s| {
+            stages
+                .iter()
+                .find(|(u, k, _)| *u == s.plan.unit && *k == s.plan.kind)
+                .map(|&(_, _, at)| at)
+                .ok_or_else(|| PtqError::Quantizer {
+                    unit: s.plan.unit.clone(),
+                    why: "slot not found among the network's stages".into(),
+                })
+        })
+        .collect()
+}
+
 /// Per slot, per format (in the slots' manager order): the SQNR in dB of the logits of
 /// `images` training images (validation transform, spread evenly) with only that slot quantized.
 pub fn output_sqnr(
@@ -89,24 +126,8 @@ pub fn output_sqnr(
     if slots.is_empty() {
         return Ok(Vec::new());
     }
-    let mut folder = train.get()?.clone();
-    folder.subsample(images);
-    let resume_at: Vec<Resume> = {
-        let stages = model.slot_stages();
-        slots
-            .iter()
-            .map(|s| {
-                stages
-                    .iter()
-                    .find(|(u, k, _)| *u == s.plan.unit && *k == s.plan.kind)
-                    .map(|&(_, _, at)| at)
-                    .ok_or_else(|| PtqError::Quantizer {
-                        unit: s.plan.unit.clone(),
-                        why: "slot not found among the network's stages".into(),
-                    })
-            })
-            .collect::<Result<_>>()?
-    };
+    let (folder, opts) = sensitivity_images(cfg, train, images)?;
+    let resume_at = resume_points(model, slots)?;
     let cases: usize = slots.iter().map(|s| s.managers.len()).sum();
     let batches = folder.len().div_ceil(cfg.batch_size.max(1));
     observe(Event::Begin {
@@ -115,13 +136,6 @@ pub fn output_sqnr(
     });
     let mut signal = 0.0f64;
     let mut noise: Vec<Vec<f64>> = slots.iter().map(|s| vec![0.0; s.managers.len()]).collect();
-    let opts = LoaderOptions::new(
-        cfg.batch_size,
-        Transform::Val {
-            size: 224,
-            filter: cfg.interpolation,
-        },
-    );
     let result = (|| -> Result<()> {
         for batch in BatchLoader::new(&folder, opts) {
             let batch = batch?;
