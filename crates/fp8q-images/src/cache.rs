@@ -57,23 +57,38 @@ impl ImageCache {
         }
     }
 
-    /// Copy the cached values of `path` under `transform` into `out`; false when absent.
+    /// Copy the cached values of `path` under `transform` into `out`; false when absent. The
+    /// lookup is counted as a hit or a miss.
     pub fn fetch(&self, path: &Path, transform: &Transform, out: &mut [f32]) -> bool {
-        let Some(key) = Self::key(path, transform) else {
-            return false;
-        };
+        match self.lookup(path, transform, out) {
+            Some(hit) => {
+                self.count(hit);
+                hit
+            }
+            None => false,
+        }
+    }
+
+    /// Copy the cached values of `path` under `transform` into `out`, without counting:
+    /// `Some(true)` when found, `Some(false)` when absent, `None` when the transform is random
+    /// (never cached). The loader counts only the load that fills an image's slot, so that an
+    /// image loaded twice (a pool thread and the consumer racing for it) counts once.
+    pub fn lookup(&self, path: &Path, transform: &Transform, out: &mut [f32]) -> Option<bool> {
+        let key = Self::key(path, transform)?;
         let found = self.lock().images.get(&key).cloned();
-        match found {
+        Some(match found {
             Some(v) if v.len() == out.len() => {
                 out.copy_from_slice(&v);
-                self.hits.fetch_add(1, Ordering::Relaxed);
                 true
             }
-            _ => {
-                self.misses.fetch_add(1, Ordering::Relaxed);
-                false
-            }
-        }
+            _ => false,
+        })
+    }
+
+    /// Count one lookup as a hit or a miss.
+    pub fn count(&self, hit: bool) {
+        let counter = if hit { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Keep a copy of `values` for `path` under `transform`, if it is deterministic and the

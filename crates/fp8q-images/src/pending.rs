@@ -50,8 +50,8 @@ impl Source {
         Duration::from_nanos(3 * mean + 1_000_000)
     }
 
-    /// Load sample `i` into `out`, and count the time.
-    fn load(&self, i: usize, out: &mut [f32]) -> Result<()> {
+    /// Load sample `i` into `out`, and count the time; `Some(hit)` when the cache was consulted.
+    fn load(&self, i: usize, out: &mut [f32]) -> Result<Option<bool>> {
         let start = Instant::now();
         let r = self.load_uncounted(i, out);
         let nanos = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
@@ -60,19 +60,21 @@ impl Source {
         r
     }
 
-    /// Load sample `i` into `out`, from the cache when it has it.
-    fn load_uncounted(&self, i: usize, out: &mut [f32]) -> Result<()> {
+    /// Load sample `i` into `out`, from the cache when it has it; `Some(hit)` when the cache
+    /// was consulted (the caller counts it once the image has its slot).
+    fn load_uncounted(&self, i: usize, out: &mut [f32]) -> Result<Option<bool>> {
         let path = &self.samples[i].0;
-        if let Some(cache) = &self.cache {
-            if cache.fetch(path, &self.transform, out) {
-                return Ok(());
-            }
+        let Some(cache) = &self.cache else {
+            self.transform.load(path, i as u64, out)?;
+            return Ok(None);
+        };
+        let looked = cache.lookup(path, &self.transform, out);
+        if looked == Some(true) {
+            return Ok(looked);
         }
         self.transform.load(path, i as u64, out)?;
-        if let Some(cache) = &self.cache {
-            cache.store(path, &self.transform, out);
-        }
-        Ok(())
+        cache.store(path, &self.transform, out);
+        Ok(looked)
     }
 }
 
@@ -172,9 +174,17 @@ impl Pending {
         if done.taken || done.results[k].is_some() {
             return; // loaded again elsewhere, and finished there first
         }
-        if result.is_ok() {
-            done.data[k * per_image..(k + 1) * per_image].copy_from_slice(buf);
-        }
+        let result = match result {
+            Ok(looked) => {
+                done.data[k * per_image..(k + 1) * per_image].copy_from_slice(buf);
+                // counted here, by the one load that fills the slot
+                if let (Some(hit), Some(cache)) = (looked, &source.cache) {
+                    cache.count(hit);
+                }
+                Ok(())
+            }
+            Err(e) => Err(e),
+        };
         done.results[k] = Some(result);
         done.count += 1;
         if done.count == self.chunk.len() {
@@ -331,6 +341,27 @@ mod tests {
         assert_eq!(p.work(&src), 2);
         let err = p.finish(&src).unwrap_err().to_string();
         assert!(err.contains("1.png"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// With a cache, each image's slot counts one lookup, however many threads loaded it: the
+    /// sweep's "hits, misses" line does not depend on which thread won a race.
+    #[test]
+    fn a_twice_loaded_image_counts_once() {
+        let (dir, mut src) = source("count", &[Some(10), Some(20)]);
+        let cache = ImageCache::with_mib(1);
+        src.cache = Some(cache.clone());
+        for pass in 1..=2u64 {
+            let p = Pending::new(vec![0, 1], &src);
+            assert_eq!(p.claim(), Some(0)); // a pool thread claims image 0 and stalls
+            assert_eq!(p.work(&src), 1);
+            assert_eq!(p.load_unfinished(&src), 1);
+            p.load_one(0, &src); // and finishes it late
+            p.finish(&src).unwrap();
+            p.load_one(1, &src); // a load after the batch was taken
+            let expected = if pass == 1 { (0, 2) } else { (2, 2) };
+            assert_eq!(cache.hits_and_misses(), expected, "pass {pass}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
