@@ -728,6 +728,7 @@ fn describe_config(config: &QuantConfig) -> String {
         }
         QuantMethod::Int(f) => Format::Int(f).to_string(),
         QuantMethod::Standard(s) => Format::Standard(s).to_string(),
+        QuantMethod::Block(b) => Format::Block(b).to_string(),
     }
 }
 

@@ -149,6 +149,7 @@ fn every_slot_uses_the_format_the_file_names() {
                 }
                 Format::Int(f) => assert_eq!(fields["n_bits"], f.n_bits, "{file} {}", h.unit),
                 Format::Standard(s) => assert_eq!(fields["encoding"], s.name(), "{file} {}", h.unit),
+                Format::Block(b) => panic!("{file} {}: no block format was planned, got {b}", h.unit),
             }
             let method = h.manager().config().method;
             if listed.get(&h.unit).and_then(|e| e.get(role)).is_some() {

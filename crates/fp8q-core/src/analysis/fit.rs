@@ -196,6 +196,13 @@ pub fn quantizer_grid(method: &QuantMethod, lo: f32, hi: f32) -> Result<Vec<f64>
                 s.values().into_iter().map(|v| v as f64 * scale).collect()
             }
         }
+        QuantMethod::Block(b) => {
+            return Err(FormatError::Invalid {
+                what: "format",
+                why: format!("{b} is block-scaled: it has no single grid for a range"),
+            }
+            .into())
+        }
     };
     // the quantizer outputs f32
     for v in &mut grid {

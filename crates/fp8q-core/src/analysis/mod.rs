@@ -158,6 +158,12 @@ fn build_grid(format: &Format, alpha: f64, as_quantizer: bool) -> Result<Vec<f64
             let scale = alpha / s.max_value() as f64;
             s.values().into_iter().map(|v| v as f64 * scale).collect()
         }
+        Format::Block(b) => {
+            return Err(AnalysisError::Invalid {
+                what: "format",
+                why: format!("{b} is block-scaled: it has no single grid for a range"),
+            })
+        }
     };
     grid.dedup();
     if grid.iter().any(|v| !v.is_finite()) {

@@ -269,6 +269,7 @@ pub fn method_name(method: &QuantMethod) -> String {
         } => format!("E{}M{}", n_bits - 1 - mantissa_bits, mantissa_bits),
         QuantMethod::Int(f) => f.name(),
         QuantMethod::Standard(s) => s.name().to_string(),
+        QuantMethod::Block(b) => b.to_string(),
     }
 }
 

@@ -14,7 +14,7 @@
 
 use serde::Serialize;
 
-use super::{Format, IntKind};
+use super::{BlockElement, Format, IntKind};
 use crate::error::{FormatError, Result};
 
 /// What [`figures`] gives.
@@ -24,7 +24,8 @@ pub struct FormatFigures {
     pub name: String,
     /// Parseable spelling (`e4m3`, `int8`).
     pub spec: String,
-    /// `fp`, `int` or `standard`.
+    /// `fp`, `int`, `standard` or `block` (a block format's figures are its element's, on the
+    /// unit grid: the values a block scale multiplies).
     pub kind: &'static str,
     /// Total bits.
     pub n_bits: u32,
@@ -125,5 +126,53 @@ pub fn figures(format: Format, maxval: Option<f64>) -> Result<FormatFigures> {
                 values,
             }
         }
+        Format::Block(b) => {
+            if maxval.is_some() {
+                return Err(FormatError::Invalid {
+                    what: "maxval",
+                    why: format!("{b} is block-scaled: each block's scale sets its range"),
+                });
+            }
+            let element = b.element();
+            let values: Vec<f64> = block_element_values(element);
+            FormatFigures {
+                name: b.to_string(),
+                spec,
+                kind: "block",
+                n_bits: element.n_bits(),
+                exponent_bits: Some(element.exponent_bits()).filter(|&e| e > 0),
+                mantissa_bits: Some(element.mantissa_bits()).filter(|_| element.exponent_bits() > 0),
+                bias: match element {
+                    BlockElement::Fp(f) => Some(((1i64 << (f.exponent_bits() - 1)) - 1) as f64),
+                    BlockElement::Standard(s) => Some(s.bias() as f64),
+                    BlockElement::Int(_) => None,
+                },
+                max: element.max_value(),
+                min: -element.max_value(),
+                min_normal: match element {
+                    BlockElement::Fp(f) => ((2 - (1i64 << (f.exponent_bits() - 1))) as f64).exp2(),
+                    BlockElement::Standard(s) => s.min_normal() as f64,
+                    BlockElement::Int(_) => element.min_positive(),
+                },
+                min_subnormal: Some(element.min_positive()).filter(|_| element.exponent_bits() > 0),
+                distinct_values: values.len() as u64,
+                values,
+            }
+        }
     })
+}
+
+/// The distinct values of a block element on its unit grid, ascending.
+pub fn block_element_values(element: BlockElement) -> Vec<f64> {
+    let mut v: Vec<f64> = match element {
+        BlockElement::Fp(f) => f.with_maxval(element.max_value()).expect("positive").grid(),
+        BlockElement::Standard(s) => s.values().iter().map(|&v| v as f64).collect(),
+        BlockElement::Int(n) => {
+            let k = (1i64 << (n - 1)) - 1;
+            let step = element.min_positive();
+            (-k..=k).map(|i| i as f64 * step).collect()
+        }
+    };
+    v.dedup();
+    v
 }

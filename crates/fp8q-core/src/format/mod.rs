@@ -1,11 +1,13 @@
 //! Number formats: the flexible-bias FP format of the paper, INT formats and the deployed
 //! 8-bit interchange encodings; [`Format`] names any of them and parses the CLI spelling.
 
+pub mod block;
 pub mod figures;
 pub mod fp_format;
 pub mod int_format;
 pub mod standard_fp8;
 
+pub use block::{BlockElement, BlockFormat, ScaleFormat, ScaleRule, NAMED_BLOCK_FORMATS};
 pub use figures::{figures, FormatFigures};
 pub use fp_format::{FpFormat, ScaledFpFormat};
 pub use int_format::{IntFormat, IntGrid, IntKind};
@@ -35,6 +37,8 @@ pub enum Format {
     Int(IntFormat),
     /// A deployed 8-bit encoding.
     Standard(StandardFp8),
+    /// A block-scaled format (MX, NVFP4 or generic).
+    Block(BlockFormat),
 }
 
 impl Format {
@@ -44,6 +48,14 @@ impl Format {
             Format::Fp(f) => f.n_bits(),
             Format::Int(f) => f.n_bits,
             Format::Standard(_) => 8,
+            Format::Block(b) => b.element().n_bits(),
+        }
+    }
+    /// The block-scaled format, if this is one.
+    pub fn as_block(&self) -> Option<BlockFormat> {
+        match self {
+            Format::Block(b) => Some(*b),
+            _ => None,
         }
     }
     /// Human-readable name (`E4M3`, `INT8`, `float8_e4m3fn`).
@@ -52,6 +64,7 @@ impl Format {
             Format::Fp(f) => f.name(),
             Format::Int(f) => f.name(),
             Format::Standard(s) => s.name().to_string(),
+            Format::Block(b) => b.to_string(),
         }
     }
 }
@@ -72,6 +85,7 @@ impl fmt::Display for Format {
                 IntKind::Asymmetric => write!(f, "int{}-asym", x.n_bits),
             },
             Format::Standard(s) => f.write_str(s.name()),
+            Format::Block(b) => write!(f, "{b}"),
         }
     }
 }
@@ -91,7 +105,7 @@ impl<'de> serde::Deserialize<'de> for Format {
     }
 }
 
-const FORMAT_HINT: &str = "expected eXmY (signed FP with X exponent and Y mantissa bits, e.g. e4m3), ueXmY (unsigned FP), intN (symmetric INT, e.g. int8), intN-asym, or one of float8_e4m3fn, float8_e5m2, float8_e4m3fnuz, float8_e5m2fnuz";
+const FORMAT_HINT: &str = "expected eXmY (signed FP with X exponent and Y mantissa bits, e.g. e4m3), ueXmY (unsigned FP), intN (symmetric INT, e.g. int8), intN-asym, one of float8_e4m3fn, float8_e5m2, float8_e4m3fnuz, float8_e5m2fnuz, a block format (mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4, mxint8, nvfp4) or ELEMENT@K[/SCALE][:RULE] (e.g. e3m4@32, e2m1@16/e4m3, int4@128/f32)";
 
 impl FromStr for Format {
     type Err = FormatError;
@@ -104,6 +118,9 @@ impl FromStr for Format {
         };
         if let Some(std) = StandardFp8::from_name(&name) {
             return Ok(Format::Standard(std));
+        }
+        if BlockFormat::is_block_spelling(&name) {
+            return s.parse().map(Format::Block);
         }
         if let Some(rest) = name.strip_prefix("int") {
             let (bits, kind) = match rest.strip_suffix("-asym").or_else(|| rest.strip_suffix("_asym")) {
@@ -145,6 +162,10 @@ mod tests {
             "float8_e4m3fn",
             "float8_e5m2fnuz",
             "e5m10",
+            "mxfp4",
+            "nvfp4",
+            "e3m4@32",
+            "int4@128/f32",
         ] {
             let f: Format = s.parse().unwrap();
             assert_eq!(f.to_string(), s);
@@ -160,6 +181,11 @@ mod tests {
             let msg = err.to_string();
             assert!(!msg.is_empty(), "{bad}");
         }
+        assert!("e2m1@0"
+            .parse::<Format>()
+            .unwrap_err()
+            .to_string()
+            .contains("block size"));
         let msg = "fp8".parse::<Format>().unwrap_err().to_string();
         assert!(msg.contains("'fp8'") && msg.contains("e4m3"), "{msg}");
     }

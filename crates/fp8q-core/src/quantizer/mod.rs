@@ -9,16 +9,18 @@
 //! * [`reference_arith`]: the elementwise part of the paper reference's `quantize_to_fp8_ste_MM`
 //!   in PyTorch's `float32` arithmetic, from tables of torch's `log2`/`pow` (for `fp8q.torch`).
 
+pub mod block_quantizer;
 pub(crate) mod element_kernel;
 pub mod fp_quantizer;
 pub mod int_quantizer;
 pub mod reference_arith;
 
+pub use block_quantizer::{BlockLayout, BlockQuantizer};
 pub use fp_quantizer::FpQuantizer;
 pub use int_quantizer::IntQuantizer;
 
 use crate::error::{FormatError, Result};
-use crate::format::{Format, FpFormat, IntFormat, StandardFp8};
+use crate::format::{BlockFormat, Format, FpFormat, IntFormat, StandardFp8};
 use rayon::prelude::*;
 
 /// A ready quantizer of either kind.
@@ -93,6 +95,8 @@ pub enum QuantMethod {
     Int(IntFormat),
     /// A standard encoding scaled so that its largest finite value is `max(|min|, |max|)`.
     Standard(StandardFp8),
+    /// A block-scaled format: its scales come from each block, so it has no range.
+    Block(BlockFormat),
 }
 
 impl QuantMethod {
@@ -106,6 +110,7 @@ impl QuantMethod {
             },
             Format::Int(f) => QuantMethod::Int(f),
             Format::Standard(s) => QuantMethod::Standard(s),
+            Format::Block(b) => QuantMethod::Block(b),
         }
     }
 
@@ -115,6 +120,7 @@ impl QuantMethod {
             QuantMethod::Fp { n_bits, .. } => *n_bits,
             QuantMethod::Int(f) => f.n_bits,
             QuantMethod::Standard(_) => 8,
+            QuantMethod::Block(b) => b.element().n_bits(),
         }
     }
 
@@ -178,6 +184,7 @@ impl QuantMethod {
                 Ok(Quantizer::Fp(FpQuantizer::new_allow_zero(format, alpha)?))
             }
             QuantMethod::Int(f) => Ok(Quantizer::Int(IntQuantizer::new(f.grid_for_range(x_min, x_max)))),
+            QuantMethod::Block(b) => Err(no_range(b)),
             QuantMethod::Standard(s) => {
                 let alpha = (x_min.abs()).max(x_max.abs()) as f64;
                 let scale = if alpha == 0.0 {
@@ -204,7 +211,16 @@ impl QuantMethod {
                 f.grid_for_range(-alpha as f32, alpha as f32),
             ))),
             QuantMethod::Standard(s) => Ok(Quantizer::Fp(FpQuantizer::standard(s, alpha / s.max_value() as f64)?)),
+            QuantMethod::Block(b) => Err(no_range(b)),
         }
+    }
+}
+
+/// The error for asking a block format for a per-tensor or per-channel quantizer.
+fn no_range(b: BlockFormat) -> FormatError {
+    FormatError::Invalid {
+        what: "format",
+        why: format!("the block format {b} takes its scales from each block of the data; it has no range or maxval"),
     }
 }
 

@@ -1,0 +1,597 @@
+//! Quantize–dequantize and encode/decode for block-scaled formats (`docs/formats.md`).
+//!
+//! Blocks of `K` consecutive elements along one axis (the last by default) share a scale; a
+//! dimension that is not a multiple of `K` ends with a shorter block. Per block, with
+//! `amax = max |x|` over the block:
+//!
+//! * **E8M0** (power of two `X`, chosen by the [`ScaleRule`]): elements `x / X`, saturated to
+//!   ±elem_max and rounded to nearest even (subnormal elements kept); value `q · X`. The scale
+//!   is clamped to E8M0's range `2^-127 ..= 2^127`; an all-zero block gets `2^-127` and stays 0.
+//! * **E4M3 under an FP32 tensor scale** (NVFP4, torchao's `nvfp4_quantize` with
+//!   `per_tensor_scale = amax_tensor / (448 · elem_max)`): block scale
+//!   `s_b = e4m3(clamp((amax / elem_max) / s_t, 2^-6, 448))`, elements
+//!   `clamp(x · ((1 / s_t) / s_b), ±elem_max)` rounded, value `q · (s_t · s_b)`, all in `f32`.
+//! * **F32**: `s = amax / elem_max`, elements `x / s` rounded, value `q · s`.
+//!
+//! **NaN and ±Inf.** As the OCP spec has it for E8M0 (a NaN scale), a block holding a NaN or an
+//! infinity becomes all NaN, for every scale format; for the two-level format the tensor scale
+//! sees the whole tensor, so one non-finite value makes the whole tensor NaN. An all-zero
+//! tensor stays zero (torchao's NVFP4 would divide 0 by 0 there).
+
+use super::{FpQuantizer, IntQuantizer, Quantizer};
+use crate::error::{FormatError, Result};
+use crate::format::{BlockElement, BlockFormat, IntGrid, Overflow, ScaleFormat, ScaleRule, StandardFp8};
+use rayon::prelude::*;
+
+/// Smallest normal `float8_e4m3fn` value, torch's `finfo(float8_e4m3fn).tiny`: the lower clamp
+/// of an NVFP4 block scale.
+pub const E4M3_TINY: f32 = 0.015625;
+
+/// Where the blocks run in a tensor: `outer × len × inner`, blocks along `len`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockLayout {
+    /// Product of the dimensions before the block axis.
+    pub outer: usize,
+    /// Length of the block axis.
+    pub len: usize,
+    /// Product of the dimensions after the block axis.
+    pub inner: usize,
+}
+
+impl BlockLayout {
+    /// The layout of a tensor of `shape` with blocks along `axis` (negative counts from the end).
+    pub fn new(shape: &[usize], axis: isize) -> Result<Self> {
+        let rank = shape.len() as isize;
+        let a = if axis < 0 { axis + rank } else { axis };
+        if rank == 0 || a < 0 || a >= rank {
+            return Err(FormatError::Invalid {
+                what: "block axis",
+                why: format!("axis {axis} is out of range for a tensor of shape {shape:?}"),
+            });
+        }
+        let a = a as usize;
+        let prod = |d: &[usize]| d.iter().try_fold(1usize, |p, &n| p.checked_mul(n));
+        let overflow = || FormatError::Shape(format!("shape {shape:?} has too many elements"));
+        Ok(Self {
+            outer: prod(&shape[..a]).ok_or_else(overflow)?,
+            len: shape[a],
+            inner: prod(&shape[a + 1..]).ok_or_else(overflow)?,
+        })
+    }
+    /// Elements in the tensor.
+    pub fn numel(&self) -> usize {
+        self.outer * self.len * self.inner
+    }
+    /// Blocks along the axis for block size `k`.
+    pub fn blocks_per_row(&self, k: usize) -> usize {
+        self.len.div_ceil(k)
+    }
+}
+
+/// A block format made ready: the element quantizer on the unit grid and the tensor scale.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockQuantizer {
+    format: BlockFormat,
+    element: Quantizer,
+    elem_max: f32,
+    /// `(s_t, 1 / s_t)` of a two-level format (`s_t = 0` for an all-zero tensor).
+    tensor_scale: Option<(f32, f32)>,
+}
+
+/// The unit-grid quantizer of a block element.
+pub fn element_quantizer(element: BlockElement) -> Quantizer {
+    match element {
+        BlockElement::Fp(f) => Quantizer::Fp(FpQuantizer::new(f, element.max_value()).expect("positive maxval")),
+        BlockElement::Standard(s) => Quantizer::Fp(FpQuantizer::standard(s, 1.0).expect("unit scale")),
+        BlockElement::Int(n) => {
+            let k = (1i64 << (n - 1)) - 1;
+            Quantizer::Int(IntQuantizer::new(IntGrid {
+                delta: (-((n - 2) as f32)).exp2(),
+                zero_point: 0.0,
+                int_min: -k,
+                int_max: k,
+            }))
+        }
+    }
+}
+
+/// The biased E8M0 scale of a block with largest magnitude `amax` (255 = NaN), as torchao
+/// computes it from `amax`'s `f32` bits.
+pub fn e8m0_scale(amax: f32, rule: ScaleRule, element: BlockElement) -> u8 {
+    if amax.is_nan() {
+        return 255;
+    }
+    let emax = element.emax();
+    let unbiased = match rule {
+        ScaleRule::Rceil => {
+            if !amax.is_finite() {
+                return 255;
+            }
+            let descale = amax / element.max_value() as f32;
+            return rceil_e8m0(descale);
+        }
+        ScaleRule::Floor | ScaleRule::Ceil | ScaleRule::Even => {
+            let mut bits = amax.to_bits();
+            if rule == ScaleRule::Even {
+                // round amax to the element's mantissa width, keep sign and exponent
+                let mbits = element.mantissa_bits().min(22);
+                bits = bits.wrapping_add(1 << (23 - mbits - 1)) & 0xff80_0000;
+            }
+            if !f32::from_bits(bits).is_finite() {
+                return 255;
+            }
+            let mut e = ((bits >> 23) & 0xff) as i32 - 127;
+            if rule == ScaleRule::Ceil && bits & 0x7f_ffff != 0 {
+                e += 1;
+            }
+            e - emax
+        }
+    };
+    (unbiased.clamp(-127, 128) + 127) as u8
+}
+
+/// E8M0 rounding up of a positive `f32` (cuBLAS's `cvt.rp` to UE8M0): the smallest power of two
+/// `>= v`, byte 0 meaning `2^-127`.
+fn rceil_e8m0(v: f32) -> u8 {
+    if !v.is_finite() {
+        return 255;
+    }
+    let bits = v.to_bits();
+    let exp = (bits >> 23) & 0xff;
+    let mant = bits & 0x7f_ffff;
+    let up = if exp == 0 { mant > 0x40_0000 } else { mant != 0 };
+    (exp + u32::from(up)).min(255) as u8
+}
+
+/// `2^(b - 127)` as `f32` (`2^-127` is subnormal and exact); NaN for 255.
+pub fn e8m0_value(b: u8) -> f32 {
+    match b {
+        255 => f32::NAN,
+        0 => f32::from_bits(0x0040_0000),
+        b => f32::from_bits(u32::from(b) << 23),
+    }
+}
+
+/// `2^(127 - b)`, the exact reciprocal of [`e8m0_value`].
+fn e8m0_reciprocal(b: u8) -> f32 {
+    match b {
+        255 => f32::NAN,
+        254 => f32::from_bits(0x0040_0000),
+        b => f32::from_bits((254 - u32::from(b)) << 23),
+    }
+}
+
+fn e4m3_round(v: f32) -> f32 {
+    let f = StandardFp8::E4M3FN;
+    f.decode(f.encode(v, Overflow::Saturate))
+}
+
+/// The per-block multipliers: `(into elements, back to values)`.
+#[derive(Clone, Copy)]
+enum BlockScale {
+    /// `x · r`, then `q · x_scale` (E8M0: both exact powers of two).
+    Mul(f32, f32),
+    /// `x / s`, then `q · s` (F32 scales).
+    Div(f32),
+    /// `clamp(x · r, ±elem_max)`, then `q · back` (two-level).
+    MulClamp(f32, f32),
+    /// An all-zero block under a zero scale.
+    Zero,
+}
+
+/// The scale a block gets, and what the encoding stores for it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StoredScale {
+    /// A biased E8M0 byte.
+    E8m0(u8),
+    /// A `float8_e4m3fn` byte.
+    E4m3(u8),
+    /// An `f32` scale.
+    F32(f32),
+}
+
+impl BlockQuantizer {
+    /// Ready `format` for a tensor whose largest magnitude is `tensor_amax` (used by two-level
+    /// formats only; NaN or ±Inf there makes the whole tensor NaN).
+    pub fn new(format: BlockFormat, tensor_amax: f32) -> Self {
+        let element = format.element();
+        let elem_max = element.max_value() as f32;
+        let tensor_scale = (format.scale() == ScaleFormat::E4m3).then(|| {
+            let s_t = tensor_amax / (StandardFp8::E4M3FN.max_value() * elem_max);
+            (s_t, 1.0 / s_t)
+        });
+        Self {
+            format,
+            element: element_quantizer(element),
+            elem_max,
+            tensor_scale,
+        }
+    }
+
+    /// Ready `format` for the tensor `x` (its largest magnitude sets a two-level tensor scale).
+    pub fn for_tensor(format: BlockFormat, x: &[f32]) -> Self {
+        let amax = if format.scale() == ScaleFormat::E4m3 {
+            abs_max(x)
+        } else {
+            0.0
+        };
+        Self::new(format, amax)
+    }
+
+    /// The format.
+    pub fn format(&self) -> BlockFormat {
+        self.format
+    }
+
+    /// The FP32 tensor scale `s_t` of a two-level format.
+    pub fn tensor_scale(&self) -> Option<f32> {
+        self.tensor_scale.map(|(s, _)| s)
+    }
+
+    /// The unit-grid element quantizer.
+    pub fn element(&self) -> Quantizer {
+        self.element
+    }
+
+    /// The stored scale of a block with largest magnitude `amax` (NaN if a value is NaN or ±Inf).
+    pub fn stored_scale(&self, amax: f32) -> StoredScale {
+        match self.format.scale() {
+            ScaleFormat::E8m0 => StoredScale::E8m0(e8m0_scale(amax, self.format.rule(), self.format.element())),
+            ScaleFormat::F32 => StoredScale::F32(amax / self.elem_max),
+            ScaleFormat::E4m3 => {
+                let (s_t, _) = self.tensor_scale.expect("two-level");
+                let raw = (amax / self.elem_max) / s_t;
+                // NaN passes the clamp (torch.clamp keeps NaN)
+                let clamped = if raw.is_nan() { raw } else { raw.clamp(E4M3_TINY, 448.0) };
+                StoredScale::E4m3(StandardFp8::E4M3FN.encode(clamped, Overflow::Saturate))
+            }
+        }
+    }
+
+    fn block_scale(&self, amax: f32) -> BlockScale {
+        match self.format.scale() {
+            ScaleFormat::E8m0 => {
+                let b = e8m0_scale(amax, self.format.rule(), self.format.element());
+                BlockScale::Mul(e8m0_reciprocal(b), e8m0_value(b))
+            }
+            ScaleFormat::F32 => {
+                let s = amax / self.elem_max;
+                if s == 0.0 {
+                    BlockScale::Zero
+                } else {
+                    BlockScale::Div(if amax.is_finite() { s } else { f32::NAN })
+                }
+            }
+            ScaleFormat::E4m3 => {
+                let (s_t, inv_t) = self.tensor_scale.expect("two-level");
+                if s_t == 0.0 {
+                    return BlockScale::Zero;
+                }
+                let raw = (amax / self.elem_max) / s_t;
+                let s_b = if raw.is_nan() {
+                    raw
+                } else {
+                    e4m3_round(raw.clamp(E4M3_TINY, 448.0))
+                };
+                if !amax.is_finite() || !s_t.is_finite() {
+                    return BlockScale::Mul(f32::NAN, f32::NAN);
+                }
+                BlockScale::MulClamp(inv_t / s_b, s_t * s_b)
+            }
+        }
+    }
+
+    /// Quantize one contiguous row (blocks of `K` from its start, the last one possibly shorter)
+    /// into `out`, on the calling thread.
+    pub fn quantize_row(&self, row: &[f32], out: &mut [f32]) {
+        assert_eq!(row.len(), out.len(), "row and output lengths differ");
+        const GROUP: usize = 64;
+        let k = self.format.block_size();
+        // up to GROUP blocks at a time: scale into elements, round them all, scale back
+        let group = k.saturating_mul(GROUP);
+        for (row, out) in row.chunks(group).zip(out.chunks_mut(group)) {
+            let mut scales = [BlockScale::Zero; GROUP];
+            for ((x, o), slot) in row.chunks(k).zip(out.chunks_mut(k)).zip(scales.iter_mut()) {
+                let s = self.block_scale(block_amax(x));
+                match s {
+                    BlockScale::Mul(r, _) => x.iter().zip(o.iter_mut()).for_each(|(x, o)| *o = x * r),
+                    BlockScale::Div(d) => x.iter().zip(o.iter_mut()).for_each(|(x, o)| *o = x / d),
+                    BlockScale::MulClamp(r, _) => {
+                        let m = self.elem_max;
+                        x.iter().zip(o.iter_mut()).for_each(|(x, o)| {
+                            let y = x * r;
+                            *o = if y.is_nan() { y } else { y.clamp(-m, m) };
+                        })
+                    }
+                    BlockScale::Zero => o.fill(0.0),
+                }
+                *slot = s;
+            }
+            self.element.quantize_inplace_serial(out);
+            for (o, s) in out.chunks_mut(k).zip(scales) {
+                match s {
+                    BlockScale::Mul(_, back) | BlockScale::MulClamp(_, back) => o.iter_mut().for_each(|v| *v *= back),
+                    BlockScale::Div(d) => o.iter_mut().for_each(|v| *v *= d),
+                    BlockScale::Zero => o.fill(0.0),
+                }
+            }
+        }
+    }
+
+    /// Quantize a tensor laid out as `layout` into `out`.
+    pub fn quantize(&self, layout: BlockLayout, x: &[f32], out: &mut [f32]) -> Result<()> {
+        check_lengths(layout, x.len(), out.len())?;
+        if layout.numel() == 0 {
+            return Ok(());
+        }
+        if layout.inner == 1 {
+            self.quantize_rows(layout.len, x, out);
+        } else {
+            let mut t = vec![0f32; x.len()];
+            transpose_to_rows(layout, x, &mut t);
+            let mut q = vec![0f32; x.len()];
+            self.quantize_rows(layout.len, &t, &mut q);
+            transpose_from_rows(layout, &q, out);
+        }
+        Ok(())
+    }
+
+    /// Rows of `row_len`, in parallel: whole rows, or whole blocks of one long row.
+    fn quantize_rows(&self, row_len: usize, x: &[f32], out: &mut [f32]) {
+        const TASK: usize = 1 << 14;
+        let k = self.format.block_size();
+        // a task is a run of whole rows, or a run of whole blocks inside a row
+        let piece = if row_len >= TASK {
+            (TASK / k).max(1) * k
+        } else {
+            row_len * (TASK / row_len).max(1)
+        };
+        let run = |(x, o): (&[f32], &mut [f32])| {
+            if row_len >= TASK {
+                self.quantize_row(x, o);
+            } else {
+                x.chunks(row_len)
+                    .zip(o.chunks_mut(row_len))
+                    .for_each(|(x, o)| self.quantize_row(x, o));
+            }
+        };
+        if row_len >= TASK {
+            // split each row at block boundaries
+            x.par_chunks(row_len)
+                .zip(out.par_chunks_mut(row_len))
+                .for_each(|(xr, or)| {
+                    xr.par_chunks(piece).zip(or.par_chunks_mut(piece)).for_each(run);
+                });
+        } else if x.len() <= TASK {
+            run((x, out));
+        } else {
+            x.par_chunks(piece).zip(out.par_chunks_mut(piece)).for_each(run);
+        }
+    }
+
+    /// `Σ (q(x) - x)²` in `f64` over a tensor laid out as `layout`.
+    pub fn sum_sq_error(&self, layout: BlockLayout, x: &[f32]) -> Result<f64> {
+        let mut q = vec![0f32; x.len()];
+        self.quantize(layout, x, &mut q)?;
+        Ok(x.iter().zip(&q).map(|(&a, &b)| (b as f64 - a as f64).powi(2)).sum())
+    }
+}
+
+/// Quantize–dequantize `x` (shape `shape`, blocks along `axis`) with `format` into `out`.
+///
+/// ```
+/// use fp8q_core::format::BlockFormat;
+/// use fp8q_core::quantizer::block_quantizer::quantize_blocks;
+/// let f: BlockFormat = "mxfp4".parse().unwrap();
+/// let x = [0.1f32, -3.0, 0.74, 2.9];
+/// let mut q = [0f32; 4];
+/// quantize_blocks(f, &x, &[4], -1, &mut q).unwrap();
+/// // amax 3 -> X = 2^(1 - 2) = 0.5; elements 0.2, -6, 1.48, 5.8 -> 0, -6, 1.5, 6
+/// assert_eq!(q, [0.0, -3.0, 0.75, 3.0]);
+/// ```
+pub fn quantize_blocks(format: BlockFormat, x: &[f32], shape: &[usize], axis: isize, out: &mut [f32]) -> Result<()> {
+    let layout = BlockLayout::new(shape, axis)?;
+    BlockQuantizer::for_tensor(format, x).quantize(layout, x, out)
+}
+
+/// [`quantize_blocks`] in place.
+pub fn quantize_blocks_inplace(format: BlockFormat, data: &mut [f32], shape: &[usize], axis: isize) -> Result<()> {
+    let layout = BlockLayout::new(shape, axis)?;
+    let q = BlockQuantizer::for_tensor(format, data);
+    let x = data.to_vec();
+    q.quantize(layout, &x, data)
+}
+
+fn check_lengths(layout: BlockLayout, x: usize, out: usize) -> Result<()> {
+    if x != layout.numel() || out != x {
+        return Err(FormatError::Shape(format!(
+            "a tensor of {} elements was expected; got {x} in and {out} out",
+            layout.numel()
+        )));
+    }
+    Ok(())
+}
+
+/// The largest magnitude, NaN if any value is NaN.
+pub fn abs_max(x: &[f32]) -> f32 {
+    x.par_chunks(1 << 16).map(block_amax).reduce(
+        || 0.0,
+        |a, b| if a.is_nan() || b.is_nan() { f32::NAN } else { a.max(b) },
+    )
+}
+
+/// The largest magnitude of a block, NaN if any value is NaN.
+#[inline]
+fn block_amax(x: &[f32]) -> f32 {
+    let mut m = 0f32;
+    let mut nan = false;
+    for v in x {
+        nan |= v.is_nan();
+        m = m.max(v.abs());
+    }
+    if nan {
+        f32::NAN
+    } else {
+        m
+    }
+}
+
+/// `[outer, len, inner]` → `[outer, inner, len]`.
+fn transpose_to_rows(l: BlockLayout, x: &[f32], t: &mut [f32]) {
+    let plane = l.len * l.inner;
+    x.par_chunks(plane).zip(t.par_chunks_mut(plane)).for_each(|(x, t)| {
+        for j in 0..l.len {
+            for i in 0..l.inner {
+                t[i * l.len + j] = x[j * l.inner + i];
+            }
+        }
+    });
+}
+
+/// `[outer, inner, len]` → `[outer, len, inner]`.
+fn transpose_from_rows(l: BlockLayout, t: &[f32], x: &mut [f32]) {
+    let plane = l.len * l.inner;
+    t.par_chunks(plane).zip(x.par_chunks_mut(plane)).for_each(|(t, x)| {
+        for j in 0..l.len {
+            for i in 0..l.inner {
+                x[j * l.inner + i] = t[i * l.len + j];
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fmt(s: &str) -> BlockFormat {
+        s.parse().unwrap()
+    }
+
+    fn qdq(f: &str, x: &[f32]) -> Vec<f32> {
+        let mut q = vec![0f32; x.len()];
+        quantize_blocks(fmt(f), x, &[x.len()], -1, &mut q).unwrap();
+        q
+    }
+
+    #[test]
+    fn floor_scale_saturates_and_keeps_subnormals() {
+        // amax 7.9 -> floor(log2) = 2 -> X = 2^(2-2) = 1: 7.9 saturates to 6, 0.26 -> 0.5 (subnormal element)
+        let q = qdq("mxfp4", &[7.9, 0.26, -0.24, 2.5]);
+        assert_eq!(q, [6.0, 0.5, 0.0, 2.0]);
+        // ceil: X = 2 -> 7.9/2 = 3.95 -> 4 -> 8
+        let q = qdq("e2m1@32:ceil", &[7.9, 0.26, -0.24, 2.5]);
+        assert_eq!(q, [8.0, 0.0, 0.0, 2.0]);
+        // rceil: smallest 2^k >= 7.9/6 -> 2: same as ceil here
+        assert_eq!(qdq("e2m1@32:rceil", &[7.9, 2.5]), [8.0, 2.0]);
+        // even: 7.9 rounded to 1 mantissa bit is 8 -> floor(log2) = 3 -> X = 2
+        assert_eq!(qdq("e2m1@32:even", &[7.9, 2.5]), [8.0, 2.0]);
+    }
+
+    #[test]
+    fn zero_blocks_nan_blocks_and_ragged_ends() {
+        let x = [0.0f32, 0.0, 1.0, f32::NAN, 5.0];
+        let mut q = vec![0f32; 5];
+        quantize_blocks(fmt("e2m1@2"), &x, &[5], -1, &mut q).unwrap();
+        assert_eq!(&q[..2], &[0.0, 0.0]);
+        assert!(q[2].is_nan() && q[3].is_nan());
+        assert_eq!(q[4], 4.0); // a block of one: amax 5 -> X = 1 -> 5 -> 4 (tie to even)
+        let inf = [1.0f32, f32::INFINITY, 1.0];
+        for f in ["e2m1@2", "e2m1@2/f32", "e2m1@2:rceil"] {
+            let mut q = vec![0f32; 3];
+            quantize_blocks(fmt(f), &inf, &[3], -1, &mut q).unwrap();
+            assert!(q[0].is_nan() && q[1].is_nan() && q[2] == 1.0, "{f} {q:?}");
+        }
+        // an all-zero tensor stays zero under every scale format
+        for f in ["mxfp4", "nvfp4", "int4@4/f32", "mxint8"] {
+            assert_eq!(qdq(f, &[0.0; 40]), vec![0.0; 40], "{f}");
+        }
+    }
+
+    #[test]
+    fn an_outlier_changes_only_its_own_block() {
+        let x: Vec<f32> = (0..96).map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.01).collect();
+        let mut y = x.clone();
+        y[40] = 1000.0;
+        let (a, b) = (qdq("mxfp6_e2m3", &x), qdq("mxfp6_e2m3", &y));
+        for i in 0..96 {
+            if !(32..64).contains(&i) {
+                assert_eq!(a[i], b[i], "{i}");
+            }
+        }
+        assert!((32..64).any(|i| a[i] != b[i]));
+    }
+
+    #[test]
+    fn block_axis_equals_a_transpose() {
+        // [2, 5, 3] with blocks along axis 1 equals the transposed tensor with blocks along its last axis
+        let x: Vec<f32> = (0..30).map(|i| ((i * 7919 % 31) as f32 - 15.0) / 3.0).collect();
+        let mut q = vec![0f32; 30];
+        quantize_blocks(fmt("e2m1@2"), &x, &[2, 5, 3], 1, &mut q).unwrap();
+        let mut t = vec![0f32; 30];
+        for o in 0..2 {
+            for j in 0..5 {
+                for i in 0..3 {
+                    t[o * 15 + i * 5 + j] = x[o * 15 + j * 3 + i];
+                }
+            }
+        }
+        let mut qt = vec![0f32; 30];
+        quantize_blocks(fmt("e2m1@2"), &t, &[2, 3, 5], -1, &mut qt).unwrap();
+        for o in 0..2 {
+            for j in 0..5 {
+                for i in 0..3 {
+                    assert_eq!(q[o * 15 + j * 3 + i], qt[o * 15 + i * 5 + j]);
+                }
+            }
+        }
+        assert!(BlockLayout::new(&[2, 3], 2).is_err());
+        assert!(BlockLayout::new(&[2, 3], -3).is_err());
+        assert!(BlockLayout::new(&[], 0).is_err());
+    }
+
+    #[test]
+    fn parallel_rows_and_long_rows_equal_the_serial_row() {
+        let n = 3 * (1 << 15) + 17;
+        let x: Vec<f32> = (0..n)
+            .map(|i| ((i as f32) * 0.618).sin() * (1.0 + (i % 97) as f32))
+            .collect();
+        for f in ["mxfp8_e4m3", "nvfp4", "int4@128/f32"] {
+            let q = BlockQuantizer::for_tensor(fmt(f), &x);
+            let mut serial = vec![0f32; n];
+            q.quantize_row(&x, &mut serial);
+            let mut par = vec![0f32; n];
+            q.quantize(BlockLayout::new(&[n], 0).unwrap(), &x, &mut par).unwrap();
+            assert_eq!(serial, par, "{f}");
+            // many short rows
+            let rows = BlockLayout::new(&[n / 48, 48], 1).unwrap();
+            let m = rows.numel();
+            let mut par = vec![0f32; m];
+            q.quantize(rows, &x[..m], &mut par).unwrap();
+            for (r, p) in x[..m].chunks(48).zip(par.chunks(48)) {
+                let mut s = vec![0f32; 48];
+                q.quantize_row(r, &mut s);
+                assert_eq!(s, p, "{f}");
+            }
+        }
+    }
+
+    #[test]
+    fn e8m0_bytes() {
+        let e4m3 = fmt("mxfp8_e4m3").element();
+        // 448 = 1.75 · 2^8 -> 2^0 -> 127; 2^-140 -> clamped to 2^-127 -> 0
+        assert_eq!(e8m0_scale(448.0, ScaleRule::Floor, e4m3), 127);
+        assert_eq!(e8m0_scale(0.0, ScaleRule::Floor, e4m3), 0);
+        assert_eq!(e8m0_scale(f32::NAN, ScaleRule::Floor, e4m3), 255);
+        assert_eq!(e8m0_scale(f32::INFINITY, ScaleRule::Ceil, e4m3), 255);
+        assert_eq!(e8m0_scale(f32::MAX, ScaleRule::Floor, e4m3), 127 + 127 - 8);
+        // rceil: 448/448 = 1 -> 127; 449/448 -> 2 -> 128
+        assert_eq!(e8m0_scale(448.0, ScaleRule::Rceil, e4m3), 127);
+        assert_eq!(e8m0_scale(449.0, ScaleRule::Rceil, e4m3), 128);
+        assert_eq!(e8m0_value(0), 2f32.powi(-127));
+        assert_eq!(e8m0_value(254), 2f32.powi(127));
+        for b in 0..=254u8 {
+            assert_eq!(e8m0_value(b) * e8m0_reciprocal(b), 1.0, "{b}");
+        }
+    }
+}
