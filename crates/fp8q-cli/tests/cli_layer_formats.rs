@@ -184,3 +184,57 @@ fn bad_layer_formats_files_are_user_errors() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `--weight-format` / `--act-format` take any format, block-scaled ones included; `--block-size`
+/// and `--scale-rule` apply to every block format (listed ones too); the report records each
+/// slot's format; saved parameters reproduce the run; bad formats are user errors.
+#[test]
+fn block_formats_per_side_and_per_slot() {
+    let dir = tmpdir("block-formats");
+    let formats = dir.join("mixed.json");
+    std::fs::write(&formats, r#"{"features.0.0": {"weight": "mxfp6_e2m3"}}"#).unwrap();
+    let (report, params) = (dir.join("run.json"), dir.join("q.json"));
+    let out = run(&[
+        "--weight-format",
+        "mxfp4",
+        "--act-format",
+        "nvfp4",
+        "--block-size",
+        "16",
+        "--scale-rule",
+        "rceil",
+        "--layer-formats",
+        &s(&formats),
+        "--json",
+        &s(&report),
+        "--save-quant-params",
+        &s(&params),
+    ]);
+    assert_ok(&out);
+    let v = json(&report);
+    let q = &v["quantizers"];
+    for (unit, role, format) in [
+        ("features.0.0", "weight", "e2m3@16:rceil"),
+        ("features.0.0", "act", "nvfp4"),
+        ("features.2.conv.3", "weight", "e2m1@16:rceil"),
+        ("classifier.1", "act", "nvfp4"),
+    ] {
+        assert_eq!(q[unit][role]["format"], format, "{unit} {role}");
+        assert_eq!(q[unit][role]["kind"], "block", "{unit} {role}");
+    }
+    let text = v["logits"].to_string();
+    assert!(text.len() > 100 && !text.contains("null"), "{text}");
+    let again = dir.join("again.json");
+    assert_ok(&run(&["--load-quant-params", &s(&params), "--json", &s(&again)]));
+    assert_eq!(json(&again)["logits"], v["logits"]);
+
+    for (bad, needles) in [
+        (["--weight-format", "mxfp5"], vec!["mxfp5"]),
+        (["--act-format", "e2m1@0"], vec!["block size"]),
+        (["--weight-format", "e2m1@16/int8"], vec!["cannot hold"]),
+        (["--scale-rule", "up"], vec!["scale rule"]),
+    ] {
+        assert_user_error(&run(&bad), &needles);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -36,8 +36,10 @@
 //! ```
 
 use crate::error::{FormatError, Result};
-use crate::format::{Format, FpFormat, IntFormat, IntGrid, IntKind, StandardFp8};
-use crate::quantizer::{quantize_channels, FpQuantizer, IntQuantizer, QuantMethod, Quantizer};
+use crate::format::{BlockFormat, Format, FpFormat, IntFormat, IntGrid, IntKind, StandardFp8};
+use crate::quantizer::{
+    quantize_channels, BlockLayout, BlockQuantizer, FpQuantizer, IntQuantizer, QuantMethod, Quantizer,
+};
 use crate::range::{Range, RangeEstimator, RangeMethod};
 
 /// Configuration of one slot.
@@ -111,6 +113,12 @@ pub enum QuantizerState {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         int_max: Option<i64>,
     },
+    /// A block-scaled format: its scales come from each block of the data, so the format is
+    /// the whole state.
+    Block {
+        /// The block format.
+        format: Format,
+    },
     /// A standard 8-bit encoding, scaled per channel.
     Standard {
         /// The format of the quantizers (`None` in files written before it was recorded).
@@ -130,6 +138,7 @@ impl QuantizerState {
             QuantizerState::Fp { format, .. }
             | QuantizerState::Int { format, .. }
             | QuantizerState::Standard { format, .. } => *format,
+            QuantizerState::Block { format } => Some(*format),
         }
     }
 }
@@ -156,6 +165,7 @@ impl QuantConfig {
             }
             (QuantMethod::Int(a), Format::Int(b)) => a == b,
             (QuantMethod::Standard(a), Format::Standard(b)) => a == b,
+            (QuantMethod::Block(a), Format::Block(b)) => a == b,
             _ => false,
         }
     }
@@ -257,6 +267,16 @@ impl QuantManager {
     /// Update the range from `data` (estimate state) and quantize `data` in place. `dim0` is the
     /// size of dimension 0 (the channels for per-channel slots).
     pub fn forward(&mut self, data: &mut [f32], dim0: usize) -> Result<()> {
+        self.forward_in(data, dim0, BlockLayout::flat(data.len()))
+    }
+
+    /// [`QuantManager::forward`] for a tensor laid out as `layout` around its reduction axis:
+    /// a block-scaled slot quantizes blocks along `layout.len` (and has no range to update);
+    /// other slots ignore the layout.
+    pub fn forward_in(&mut self, data: &mut [f32], dim0: usize, layout: BlockLayout) -> Result<()> {
+        if let QuantMethod::Block(b) = self.method {
+            return quantize_blocks_in(b, data, layout);
+        }
         if self.state == SlotState::Estimate {
             let range = self.estimator.update(data, dim0, &mut self.method)?;
             self.set_range(range)?;
@@ -267,6 +287,15 @@ impl QuantManager {
     /// Quantize with the current quantizers without touching the range (a quantizer shared by a
     /// later tensor, e.g. the average pool reusing the last block's).
     pub fn quantize(&self, data: &mut [f32]) -> Result<()> {
+        self.quantize_in(data, BlockLayout::flat(data.len()))
+    }
+
+    /// [`QuantManager::quantize`] for a tensor laid out as `layout` (see
+    /// [`QuantManager::forward_in`]).
+    pub fn quantize_in(&self, data: &mut [f32], layout: BlockLayout) -> Result<()> {
+        if let QuantMethod::Block(b) = self.method {
+            return quantize_blocks_in(b, data, layout);
+        }
         if self.quantizers.is_empty() {
             return Err(FormatError::Invalid {
                 what: "quantizer state",
@@ -329,6 +358,11 @@ impl QuantManager {
 
     /// The slot's current quantizers as a serializable state.
     pub fn state(&self) -> Option<QuantizerState> {
+        if let QuantMethod::Block(b) = self.method {
+            return Some(QuantizerState::Block {
+                format: Format::Block(b),
+            });
+        }
         if self.quantizers.is_empty() {
             return None;
         }
@@ -388,6 +422,15 @@ impl QuantManager {
             what: "saved quantizer state",
             why,
         };
+        if let (QuantizerState::Block { format }, method) = (state, self.method) {
+            if QuantMethod::from_format(*format) != method {
+                return Err(mismatch(format!(
+                    "a saved {format} quantizer cannot be loaded into a slot of {method:?}"
+                )));
+            }
+            self.state = SlotState::Fixed;
+            return Ok(());
+        }
         self.quantizers = match (state, self.method) {
             (
                 QuantizerState::Fp {
@@ -499,6 +542,7 @@ impl QuantManager {
                         QuantizerState::Fp { .. } => "FP",
                         QuantizerState::Int { .. } => "INT",
                         QuantizerState::Standard { .. } => "standard-encoding",
+                        QuantizerState::Block { .. } => "block-scaled",
                     }
                 )))
             }
@@ -509,6 +553,13 @@ impl QuantManager {
         self.state = SlotState::Fixed;
         Ok(())
     }
+}
+
+/// Quantize `data` laid out as `layout` with the block format `b` (blocks along `layout.len`).
+fn quantize_blocks_in(b: BlockFormat, data: &mut [f32], layout: BlockLayout) -> Result<()> {
+    let q = BlockQuantizer::for_tensor(b, data);
+    let x = data.to_vec();
+    q.quantize(layout, &x, data)
 }
 
 /// The INT method of a `--qmethod` name (`symmetric_uniform`, `asymmetric_uniform`).

@@ -159,6 +159,19 @@ impl LayerFormats {
         }
     }
 
+    /// Apply `f` to every listed format (e.g. `--block-size`, `--scale-rule`).
+    pub fn try_map_formats<E>(
+        &mut self,
+        mut f: impl FnMut(Format) -> std::result::Result<Format, E>,
+    ) -> std::result::Result<(), E> {
+        for s in self.units.values_mut() {
+            for v in [&mut s.weight, &mut s.act].into_iter().flatten() {
+                *v = f(*v)?;
+            }
+        }
+        Ok(())
+    }
+
     /// List `format` for `unit`'s `kind` slot.
     pub fn set(&mut self, unit: &str, kind: SlotKind, format: Format) {
         let slots = self.units.entry(unit.to_string()).or_default();

@@ -165,7 +165,13 @@ impl ManagedQuantizer {
 }
 
 impl TensorQuantizer for ManagedQuantizer {
-    fn quantize(&mut self, data: &mut [f32], channels: usize, update_range: bool) -> fp8q_nn::Result<()> {
+    fn quantize(
+        &mut self,
+        data: &mut [f32],
+        channels: usize,
+        layout: fp8q_core::quantizer::BlockLayout,
+        update_range: bool,
+    ) -> fp8q_nn::Result<()> {
         let mut s = lock(&self.shared);
         let fixed = s.manager.slot_state() == SlotState::Fixed;
         let cacheable = fixed && self.kind == SlotKind::Weight;
@@ -179,9 +185,9 @@ impl TensorQuantizer for ManagedQuantizer {
         }
         let input = cacheable.then(|| data.to_vec());
         let result = if update_range {
-            s.manager.forward(data, channels)
+            s.manager.forward_in(data, channels, layout)
         } else {
-            s.manager.quantize(data)
+            s.manager.quantize_in(data, layout)
         };
         result.map_err(|e| fp8q_nn::NnError::Quantizer {
             unit: format!(

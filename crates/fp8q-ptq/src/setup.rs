@@ -166,6 +166,12 @@ pub struct PtqConfig {
     /// `--layer-formats`: per-slot formats in place of the global method and widths
     /// ([`crate::layer_formats`]); `None`: every slot follows the options above.
     pub layer_formats: Option<LayerFormats>,
+    /// `--weight-format`: every weight slot's format (any fp8q format, block-scaled included),
+    /// in place of `--qmethod`, `--n-bits` and `--fp8-mantissa-bits` (and of the quant setup's
+    /// width changes); slots listed in `--layer-formats` keep theirs.
+    pub weight_format: Option<Format>,
+    /// `--act-format`: the same for activation slots.
+    pub act_format: Option<Format>,
 }
 
 impl Default for PtqConfig {
@@ -190,6 +196,8 @@ impl Default for PtqConfig {
             act_quant: true,
             quant_setup: QuantSetup::All,
             layer_formats: None,
+            weight_format: None,
+            act_format: None,
         }
     }
 }
@@ -278,18 +286,20 @@ impl PtqConfig {
     /// method and width.
     pub fn slot_config(&self, slot: &SlotPlan) -> Result<QuantConfig> {
         let weight = slot.kind == SlotKind::Weight;
+        let side = self.side_format(slot.kind);
         let kind = if weight {
             self.qmethod
         } else {
             self.qmethod_act.unwrap_or(self.qmethod)
         };
-        let method = match slot.format {
+        let own = slot.format.or(side);
+        let method = match own {
             Some(format) => self.listed_method(format, slot)?,
             None => self.method(kind, slot.bits, &slot.unit)?,
         };
-        // a listed format fixes the mantissa bits
+        // a listed (or side-wide) format fixes the mantissa bits
         let search_mantissa =
-            matches!(method, QuantMethod::Fp { .. }) && slot.format.is_none() && self.fp8_mse_include_mantissa_bits;
+            matches!(method, QuantMethod::Fp { .. }) && own.is_none() && self.fp8_mse_include_mantissa_bits;
         let range_method = match if weight {
             self.weight_quant_method
         } else {
@@ -312,7 +322,7 @@ impl PtqConfig {
         } else {
             self.n_bits_act.unwrap_or(self.n_bits)
         };
-        let fp_maxval = match (self.fp8_maxval, method, slot.format) {
+        let fp_maxval = match (self.fp8_maxval, method, own) {
             (None, QuantMethod::Fp { .. }, None) if slot.bits != configured_bits => Some(
                 FpFormat::new(configured_bits, self.fp8_mantissa_bits, true)
                     .map_err(|e| PtqError::Quantizer {
@@ -330,6 +340,16 @@ impl PtqConfig {
             fp_set_maxval: self.fp8_set_maxval,
             fp_maxval,
         })
+    }
+}
+
+impl PtqConfig {
+    /// The side-wide format of a slot kind (`--weight-format`, `--act-format`).
+    pub fn side_format(&self, kind: SlotKind) -> Option<Format> {
+        match kind {
+            SlotKind::Weight => self.weight_format,
+            SlotKind::Output | SlotKind::BlockOutput => self.act_format,
+        }
     }
 }
 
@@ -442,7 +462,7 @@ pub fn plan(model: &mut Model, cfg: &PtqConfig) -> Result<Vec<SlotPlan>> {
         if active {
             let format = cfg.layer_formats.as_ref().and_then(|l| l.get(&unit, kind));
             out.push(SlotPlan {
-                bits: format.map_or(bits, |f| f.n_bits()),
+                bits: format.or(cfg.side_format(kind)).map_or(bits, |f| f.n_bits()),
                 unit,
                 kind,
                 quantize_input,

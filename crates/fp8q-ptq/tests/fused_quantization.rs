@@ -2,6 +2,7 @@
 //! inside the BN pass, the residual join with the block's quantizer, and the cached quantized
 //! weight (renewed when the quantizer changes).
 
+use fp8q_core::quantizer::BlockLayout;
 use std::collections::BTreeMap;
 
 use candle_core::{Device, Tensor};
@@ -103,7 +104,8 @@ fn fixed_output_quantizer_fused_into_batch_norm() {
     let mut want = plain.forward(&x).unwrap();
     let (mut q2, h2) = e4m3_quantizer("c", SlotKind::Output, false);
     h2.load_state(&handle.state().unwrap()).unwrap();
-    q2.quantize(&mut want.data, 1, true).unwrap();
+    let layout = fp8q_nn::layers::channel_layout(&want);
+    q2.quantize(&mut want.data, 1, layout, true).unwrap();
     assert_eq!(bits(&got.data), bits(&want.data));
     // and quantization did something
     assert_ne!(bits(&got.data), bits(&plain.forward(&x).unwrap().data));
@@ -119,12 +121,12 @@ fn residual_join_fused_equals_separate() {
         slot.set(Box::new(q));
         // estimating: add, then estimate on the whole and quantize
         let mut estimated = y0.clone();
-        residual_join(&mut estimated, &x, act, &mut slot).unwrap();
+        residual_join(&mut estimated, &x, act, &mut slot, BlockLayout::flat(n)).unwrap();
         handle.fix();
         let mut fused = y0.clone();
-        residual_join(&mut fused, &x, act, &mut slot).unwrap();
+        residual_join(&mut fused, &x, act, &mut slot, BlockLayout::flat(n)).unwrap();
         let mut want: Vec<f32> = y0.iter().zip(&x).map(|(a, b)| act.apply(a + b)).collect();
-        slot.apply(&mut want, 1, false).unwrap();
+        slot.apply(&mut want, 1, BlockLayout::flat(n), false).unwrap();
         assert_eq!(bits(&fused), bits(&want), "{act:?}");
         assert_eq!(
             bits(&estimated),

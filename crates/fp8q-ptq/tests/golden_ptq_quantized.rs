@@ -46,6 +46,8 @@ fn config_of(c: &Value) -> PtqConfig {
         act_quant: b("act_quant"),
         quant_setup: s("quant_setup").parse().unwrap(),
         layer_formats: None,
+        weight_format: None,
+        act_format: None,
     }
 }
 

@@ -76,6 +76,8 @@ fn seed_config() -> PtqConfig {
         act_quant: true,
         quant_setup: "all".parse().unwrap(),
         layer_formats: None,
+        weight_format: None,
+        act_format: None,
     }
 }
 

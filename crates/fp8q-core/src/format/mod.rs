@@ -51,6 +51,24 @@ impl Format {
             Format::Block(b) => b.element().n_bits(),
         }
     }
+    /// The format with `--block-size` and `--scale-rule` applied: a block format takes the
+    /// given block size and E8M0 rule (a rule leaves E4M3 and F32 scales alone); any other
+    /// format is returned unchanged.
+    pub fn with_block_options(&self, block_size: Option<usize>, rule: Option<ScaleRule>) -> Result<Self, FormatError> {
+        match self {
+            Format::Block(b) => {
+                let mut b = match block_size {
+                    Some(k) => b.with_block_size(k)?,
+                    None => *b,
+                };
+                if let (Some(r), ScaleFormat::E8m0) = (rule, b.scale()) {
+                    b = b.with_rule(r);
+                }
+                Ok(Format::Block(b))
+            }
+            other => Ok(*other),
+        }
+    }
     /// The block-scaled format, if this is one.
     pub fn as_block(&self) -> Option<BlockFormat> {
         match self {

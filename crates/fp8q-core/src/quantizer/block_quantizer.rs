@@ -58,6 +58,18 @@ impl BlockLayout {
             inner: prod(&shape[a + 1..]).ok_or_else(overflow)?,
         })
     }
+    /// A flat tensor of `n` elements, blocks along it.
+    pub fn flat(n: usize) -> Self {
+        Self {
+            outer: 1,
+            len: n,
+            inner: 1,
+        }
+    }
+    /// `outer` rows of `len` (blocks along each row).
+    pub fn rows(outer: usize, len: usize) -> Self {
+        Self { outer, len, inner: 1 }
+    }
     /// Elements in the tensor.
     pub fn numel(&self) -> usize {
         self.outer * self.len * self.inner

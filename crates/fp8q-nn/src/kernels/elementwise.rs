@@ -51,7 +51,14 @@ fn add_act_impl(y: &mut [f32], x: &[f32], act: Activation) {
 
 /// A residual join: `y ← act(y + x)` then `quantizer` on `y`, in parallel pieces of 16k values;
 /// a fixed quantizer runs on each piece while it is in cache.
-pub fn residual_join(y: &mut [f32], x: &[f32], act: Activation, quantizer: &mut QuantSlot) -> Result<()> {
+/// `layout` places the channels for a block-scaled quantizer.
+pub fn residual_join(
+    y: &mut [f32],
+    x: &[f32],
+    act: Activation,
+    quantizer: &mut QuantSlot,
+    layout: fp8q_core::quantizer::BlockLayout,
+) -> Result<()> {
     use rayon::prelude::*;
     const PIECE: usize = 1 << 14;
     assert_eq!(y.len(), x.len(), "residual join of different lengths");
@@ -63,7 +70,7 @@ pub fn residual_join(y: &mut [f32], x: &[f32], act: Activation, quantizer: &mut 
         }
     });
     if fused.is_none() {
-        quantizer.apply(y, 1, true)?;
+        quantizer.apply(y, 1, layout, true)?;
     }
     Ok(())
 }

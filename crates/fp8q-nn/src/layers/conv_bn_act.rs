@@ -8,8 +8,9 @@
 use candle_core::{Device, Tensor, TensorId};
 
 use crate::error::{Result, TensorContext};
-use crate::layers::{Activation, BatchNorm2d, Conv2d, QuantSlot};
+use crate::layers::{channel_layout, Activation, BatchNorm2d, Conv2d, QuantSlot};
 use crate::weights::WeightPath;
+use fp8q_core::quantizer::BlockLayout;
 use fp8q_tensors::feature_map::{with_f32_slice, FeatureMap};
 
 /// A conv+BN(+act) unit, named by the checkpoint prefix of its conv (`layer1.0.conv1`,
@@ -82,7 +83,15 @@ impl ConvBnAct {
             }
         }
         let mut w = with_f32_slice(&self.conv.weight, &self.name, |s| s.to_vec())?;
-        self.weight_quantizer.apply(&mut w, self.conv.out_channels, true)?;
+        // blocks along the input channels: [out, in/groups, kh, kw]
+        let dims = self.conv.weight.dims();
+        let layout = BlockLayout {
+            outer: dims[0],
+            len: dims.get(1).copied().unwrap_or(1),
+            inner: dims.iter().skip(2).product(),
+        };
+        self.weight_quantizer
+            .apply(&mut w, self.conv.out_channels, layout, true)?;
         let w = Tensor::from_vec(w, self.conv.weight.dims(), &Device::Cpu).at(&self.name)?;
         self.weight_cache = version.map(|v| (self.conv.weight.id(), v, w.clone()));
         Ok(w)
@@ -93,7 +102,8 @@ impl ConvBnAct {
         let w = self.effective_weight()?;
         let mut y = if self.quantize_input && self.act_quantizer.is_active() {
             let mut xq = x.clone();
-            self.act_quantizer.apply(&mut xq.data, 1, true)?;
+            let layout = channel_layout(&xq);
+            self.act_quantizer.apply(&mut xq.data, 1, layout, true)?;
             self.conv.forward_with(&xq, &w)?
         } else {
             self.conv.forward_with(x, &w)?
@@ -106,7 +116,8 @@ impl ConvBnAct {
         };
         self.bn.forward_act(&mut y, self.act, fused.as_ref())?;
         if !self.quantize_input && fused.is_none() {
-            self.act_quantizer.apply(&mut y.data, 1, true)?;
+            let layout = channel_layout(&y);
+            self.act_quantizer.apply(&mut y.data, 1, layout, true)?;
         }
         Ok(y)
     }

@@ -6,6 +6,7 @@ use crate::error::{NnError, Result};
 use crate::kernels::matmul::linear_rows;
 use crate::layers::QuantSlot;
 use crate::weights::WeightPath;
+use fp8q_core::quantizer::BlockLayout;
 use fp8q_tensors::feature_map::with_f32_slice;
 
 /// A linear layer named by its checkpoint prefix (`fc`, `classifier.1`).
@@ -58,14 +59,14 @@ impl Linear {
             ));
         }
         if self.quantize_input {
-            self.act_quantizer.apply(&mut x, 1, true)?;
+            self.act_quantizer.apply(&mut x, 1, BlockLayout::rows(n, in_f), true)?;
         }
         let quantizer = &mut self.weight_quantizer;
         let y = with_f32_slice(&self.weight, &self.name, |w| {
             let quantized;
             let w = if quantizer.is_active() {
                 let mut q = w.to_vec();
-                quantizer.apply(&mut q, out_f, true)?;
+                quantizer.apply(&mut q, out_f, BlockLayout::rows(out_f, in_f), true)?;
                 quantized = q;
                 &quantized[..]
             } else {
@@ -84,7 +85,7 @@ impl Linear {
             y
         })?;
         if !self.quantize_input {
-            self.act_quantizer.apply(&mut y, 1, true)?;
+            self.act_quantizer.apply(&mut y, 1, BlockLayout::rows(n, out_f), true)?;
         }
         Ok(y)
     }

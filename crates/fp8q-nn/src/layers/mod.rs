@@ -12,4 +12,4 @@ pub use batch_norm::BatchNorm2d;
 pub use conv2d::Conv2d;
 pub use conv_bn_act::ConvBnAct;
 pub use linear::Linear;
-pub use quant_slot::{QuantSlot, SlotKind, TensorQuantizer};
+pub use quant_slot::{channel_layout, QuantSlot, SlotKind, TensorQuantizer};

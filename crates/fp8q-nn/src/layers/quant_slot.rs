@@ -6,24 +6,26 @@
 //!
 //! ```
 //! use fp8q_nn::layers::{QuantSlot, TensorQuantizer};
+//! use fp8q_core::quantizer::BlockLayout;
 //! #[derive(Debug)]
 //! struct Round;
 //! impl TensorQuantizer for Round {
-//!     fn quantize(&mut self, data: &mut [f32], _channels: usize, _update: bool) -> fp8q_nn::Result<()> {
+//!     fn quantize(&mut self, data: &mut [f32], _channels: usize, _layout: BlockLayout, _update: bool) -> fp8q_nn::Result<()> {
 //!         data.iter_mut().for_each(|v| *v = v.round());
 //!         Ok(())
 //!     }
 //! }
 //! let mut slot = QuantSlot::empty();
 //! let mut x = vec![0.4f32, 1.6];
-//! slot.apply(&mut x, 1, true).unwrap();
+//! slot.apply(&mut x, 1, BlockLayout::flat(2), true).unwrap();
 //! assert_eq!(x, vec![0.4, 1.6]); // empty: identity
 //! slot.set(Box::new(Round));
-//! slot.apply(&mut x, 1, true).unwrap();
+//! slot.apply(&mut x, 1, BlockLayout::flat(2), true).unwrap();
 //! assert_eq!(x, vec![0.0, 2.0]);
 //! ```
 
-use fp8q_core::quantizer::Quantizer;
+use fp8q_core::quantizer::{BlockLayout, Quantizer};
+use fp8q_tensors::feature_map::FeatureMap;
 
 use crate::error::Result;
 
@@ -43,8 +45,10 @@ pub trait TensorQuantizer: Send + std::fmt::Debug {
     /// Quantize–dequantize `data` in place. `data` holds `channels` equal chunks along dim 0
     /// (1 for a per-tensor quantizer on an activation). With `update_range` the quantizer may
     /// update its range from `data` first (when it is estimating); without it, it must use its
-    /// current range (a shared quantizer re-used, e.g. on the average pool's output).
-    fn quantize(&mut self, data: &mut [f32], channels: usize, update_range: bool) -> Result<()>;
+    /// current range (a shared quantizer re-used, e.g. on the average pool's output). `layout`
+    /// places the tensor's reduction axis (the input channels of a weight, the channels of an
+    /// activation), along which a block-scaled format forms its blocks.
+    fn quantize(&mut self, data: &mut [f32], channels: usize, layout: BlockLayout, update_range: bool) -> Result<()>;
 
     /// A per-tensor element-wise quantizer equivalent to [`TensorQuantizer::quantize`] for any
     /// data, when there is one (a fixed range): the caller may then apply it to pieces of a
@@ -103,10 +107,19 @@ impl QuantSlot {
     }
 
     /// Quantize in place if a quantizer is present.
-    pub fn apply(&mut self, data: &mut [f32], channels: usize, update_range: bool) -> Result<()> {
+    pub fn apply(&mut self, data: &mut [f32], channels: usize, layout: BlockLayout, update_range: bool) -> Result<()> {
         match &mut self.quantizer {
-            Some(q) => q.quantize(data, channels, update_range),
+            Some(q) => q.quantize(data, channels, layout, update_range),
             None => Ok(()),
         }
+    }
+}
+
+/// The layout of an NCHW activation for block formats: blocks along the channels.
+pub fn channel_layout(fm: &FeatureMap) -> BlockLayout {
+    BlockLayout {
+        outer: fm.n,
+        len: fm.c,
+        inner: fm.h * fm.w,
     }
 }

@@ -3,7 +3,7 @@
 //! block can run whole, keep each unit's output on the way, or resume from a kept output.
 
 use crate::error::{NnError, Result};
-use crate::layers::ConvBnAct;
+use crate::layers::{channel_layout, ConvBnAct};
 use fp8q_tensors::feature_map::FeatureMap;
 
 /// A block: units in sequence, then a join with the block's input.
@@ -47,7 +47,10 @@ pub trait Block {
             ));
         }
         if quantize_kept {
-            self.units_mut()[step - 1].act_quantizer.apply(&mut y.data, 1, false)?;
+            let layout = channel_layout(&y);
+            self.units_mut()[step - 1]
+                .act_quantizer
+                .apply(&mut y.data, 1, layout, false)?;
         }
         for u in &mut self.units_mut()[step..] {
             y = u.forward(&y)?;

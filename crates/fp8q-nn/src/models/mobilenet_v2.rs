@@ -14,7 +14,7 @@ use crate::error::{NnError, Result};
 use crate::kernels::elementwise::residual_join;
 use crate::kernels::pool;
 use crate::layers::conv_bn_act::ConvSpec;
-use crate::layers::{Activation, BatchNorm2d, ConvBnAct, Linear, QuantSlot, SlotKind};
+use crate::layers::{channel_layout, Activation, BatchNorm2d, ConvBnAct, Linear, QuantSlot, SlotKind};
 use crate::models::block::Block;
 use crate::models::resnet::visit_unit;
 use crate::models::Resume;
@@ -114,7 +114,14 @@ impl Block for InvertedResidual {
     /// `quantize(x + y)` in a residual block; `y` otherwise.
     fn join(&mut self, x: &FeatureMap, mut y: FeatureMap) -> Result<FeatureMap> {
         if self.residual {
-            residual_join(&mut y.data, &x.data, Activation::Identity, &mut self.output_quantizer)?;
+            let layout = channel_layout(&y);
+            residual_join(
+                &mut y.data,
+                &x.data,
+                Activation::Identity,
+                &mut self.output_quantizer,
+                layout,
+            )?;
         }
         Ok(y)
     }
@@ -241,7 +248,8 @@ impl MobileNetV2 {
         // AvgPool2d(7) reuses features.18's quantizer without updating it (unless that quantizer
         // quantizes features.18's input, LSQ_paper, where the pool is not quantized).
         if !self.head.quantize_input {
-            self.head.act_quantizer.apply(&mut pooled.data, 1, false)?;
+            let layout = channel_layout(&pooled);
+            self.head.act_quantizer.apply(&mut pooled.data, 1, layout, false)?;
         }
         let classes = self.classifier.out_features();
         Ok(FeatureMap::from_vec(

@@ -6,7 +6,7 @@ use crate::error::{NnError, Result};
 use crate::kernels::elementwise::residual_join;
 use crate::kernels::{pool, Window};
 use crate::layers::conv_bn_act::ConvSpec;
-use crate::layers::{Activation, BatchNorm2d, ConvBnAct, Linear, QuantSlot, SlotKind};
+use crate::layers::{channel_layout, Activation, BatchNorm2d, ConvBnAct, Linear, QuantSlot, SlotKind};
 use crate::models::block::Block;
 use crate::models::Resume;
 use crate::weights::WeightPath;
@@ -114,11 +114,13 @@ impl Block for ResidualBlock {
                 format!("shortcut {:?} and residual {:?} differ", shortcut.dims(), y.dims()),
             ));
         }
+        let layout = channel_layout(&y);
         residual_join(
             &mut y.data,
             &shortcut.data,
             Activation::Relu,
             &mut self.output_quantizer,
+            layout,
         )?;
         Ok(y)
     }
@@ -235,7 +237,8 @@ impl ResNet {
         drop(x);
         // The pool's output shares the last block's quantizer (same range, not updated).
         if let Some(last) = self.layers.last_mut().and_then(|s| s.last_mut()) {
-            last.output_quantizer.apply(&mut pooled.data, 1, false)?;
+            let layout = channel_layout(&pooled);
+            last.output_quantizer.apply(&mut pooled.data, 1, layout, false)?;
         }
         let classes = self.fc.out_features();
         Ok(FeatureMap::from_vec(

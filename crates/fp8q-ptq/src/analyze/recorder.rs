@@ -4,6 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use fp8q_core::quantizer::BlockLayout;
 use fp8q_nn::layers::{SlotKind, TensorQuantizer};
 
 /// What one slot saw.
@@ -14,6 +15,8 @@ pub struct Recording {
     /// Size of dimension 0 as the slot reported it (output channels of a weight; 1 for an
     /// activation).
     pub dim0: usize,
+    /// Where the reduction axis lies in each batch (the blocks of a block-scaled format).
+    pub layouts: Vec<BlockLayout>,
 }
 
 /// The recorder in a slot; the handle [`Recorder::new`] returns reaches what it captured.
@@ -38,7 +41,13 @@ impl Recorder {
 }
 
 impl TensorQuantizer for Recorder {
-    fn quantize(&mut self, data: &mut [f32], channels: usize, update_range: bool) -> fp8q_nn::Result<()> {
+    fn quantize(
+        &mut self,
+        data: &mut [f32],
+        channels: usize,
+        layout: BlockLayout,
+        update_range: bool,
+    ) -> fp8q_nn::Result<()> {
         // a shared quantizer re-used without updating (the average pool) is not this slot's
         // tensor; a weight is the same tensor on every pass
         if !update_range {
@@ -50,6 +59,7 @@ impl TensorQuantizer for Recorder {
         }
         seen.dim0 = channels;
         seen.batches.push(data.to_vec());
+        seen.layouts.push(layout);
         Ok(())
     }
 }

@@ -207,7 +207,11 @@ pub fn quantize(
         q.quant_setup.name()
     )));
     // narrow slots (fc4's 4-bit weights) get a narrower FP split: say so
-    for p in installed.plan.iter().filter(|p| p.format.is_none()) {
+    for p in installed
+        .plan
+        .iter()
+        .filter(|p| p.format.is_none() && q.side_format(p.kind).is_none())
+    {
         let kind = if p.kind == SlotKind::Weight {
             q.qmethod
         } else {

@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
+use fp8q_core::format::{Format, ScaleRule};
 use fp8q_images::Filter;
 use fp8q_nn::models::Architecture;
 
@@ -85,6 +86,21 @@ pub struct RunArgs {
     /// Activation bits [default: --n-bits].
     #[arg(long = "n-bits-act")]
     pub n_bits_act: Option<u32>,
+    /// Every weight quantizer's format: any fp8q format (`e4m3`, `int8`, `float8_e4m3fn`,
+    /// `mxfp4`, `nvfp4`, `e3m4@32`, ...; see `fp8q formats --help`). Overrides --qmethod,
+    /// --n-bits and --fp8-mantissa-bits for weights. Block formats form blocks along the input
+    /// channels.
+    #[arg(long = "weight-format", value_name = "FORMAT")]
+    pub weight_format: Option<Format>,
+    /// Every activation quantizer's format, as --weight-format (blocks along the channels).
+    #[arg(long = "act-format", value_name = "FORMAT")]
+    pub act_format: Option<Format>,
+    /// Block size of every block format (--weight-format, --act-format, --layer-formats).
+    #[arg(long = "block-size", value_name = "K")]
+    pub block_size: Option<usize>,
+    /// E8M0 scale rule of every block format: floor (OCP v1.0), ceil, even or rceil.
+    #[arg(long = "scale-rule", value_name = "RULE")]
+    pub scale_rule: Option<ScaleRule>,
     /// Mantissa bits of the FP quantizer.
     #[arg(long = "fp8-mantissa-bits", default_value_t = 4)]
     pub fp8_mantissa_bits: u32,

@@ -121,6 +121,10 @@ pub fn run_config(args: &RunArgs) -> anyhow::Result<(RunConfig, Vec<String>)> {
         bail!("--layer-formats needs quantization (weights or activations): the FP32 baseline has no quantizers");
     }
     let kind = |m: QMethodArg| -> anyhow::Result<QMethodKind> { Ok(name_of(&m).parse()?) };
+    let block_options = |f: Option<Format>| -> anyhow::Result<Option<Format>> {
+        Ok(f.map(|f| f.with_block_options(args.block_size, args.scale_rule))
+            .transpose()?)
+    };
     let range = |m: RangeMethodArg| -> anyhow::Result<_> { Ok(PtqConfig::range_method(&name_of(&m))?) };
     let ptq = PtqConfig {
         qmethod: kind(args.qmethod)?,
@@ -140,7 +144,13 @@ pub fn run_config(args: &RunArgs) -> anyhow::Result<(RunConfig, Vec<String>)> {
         act_quant: sw.act_quant.on,
         quant_setup: name_of(&args.quant_setup).parse()?,
         layer_formats: args.layer_formats.as_deref().map(LayerFormats::read).transpose()?,
+        weight_format: block_options(args.weight_format)?,
+        act_format: block_options(args.act_format)?,
     };
+    let mut ptq = ptq;
+    if let Some(formats) = ptq.layer_formats.as_mut() {
+        formats.try_map_formats(|f| f.with_block_options(args.block_size, args.scale_rule))?;
+    }
     let mut notes = sw.notes();
     notes.extend(args.no_effect.notes());
     if let Some(formats) = &ptq.layer_formats {
