@@ -24,6 +24,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Print a table of number formats (ranges, precision, number of values).
+    #[command(after_help = commands::formats::FORMAT_GRAMMAR)]
     Formats(commands::formats::FormatsArgs),
     /// Quantize–dequantize the tensors of a .npy or .safetensors file and report their SQNR.
     Quantize(commands::quantize::QuantizeArgs),

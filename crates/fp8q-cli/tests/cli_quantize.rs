@@ -62,9 +62,31 @@ fn formats_table_and_json() {
         "INT8",
         "float8_e4m3fn",
         "float8_e5m2fnuz",
+        "mxfp8_e4m3",
+        "mxfp6_e2m3",
+        "mxfp4",
+        "mxint8",
+        "nvfp4",
+        "e2m1@16/e4m3",
     ] {
         assert!(text.contains(name), "{name} missing from:\n{text}");
     }
+    let out = fp8q(&["formats", "--formats", "mxfp4,nvfp4", "--block-size", "64", "--json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v[0]["name"].as_str(), v[0]["block_size"].as_u64(), v[0]["max"].as_f64()),
+        (Some("e2m1@64"), Some(64), Some(6.0))
+    );
+    assert_eq!(
+        (v[1]["scale"].as_str(), v[1]["bits_per_element"].as_f64()),
+        (Some("e4m3"), Some(4.125))
+    );
+    let help = String::from_utf8_lossy(&fp8q(&["formats", "--help"]).stdout).into_owned();
+    assert!(
+        help.contains("ELEMENT@K[/SCALE][:RULE]") && help.contains("rceil"),
+        "{help}"
+    );
     let out = fp8q(&[
         "formats",
         "--formats",
@@ -93,6 +115,12 @@ fn formats_rejects_impossible_formats() {
     assert_user_error(&fp8q(&["formats", "--formats", "e0m7"]), "exponent");
     assert_user_error(&fp8q(&["formats", "--formats", "fp8"]), "'fp8'");
     assert_user_error(&fp8q(&["formats", "--maxval=-1"]), "--maxval");
+    assert_user_error(&fp8q(&["formats", "--formats", "mxfp4", "--maxval", "2"]), "block");
+    assert_user_error(
+        &fp8q(&["formats", "--formats", "mxfp4", "--block-size", "0"]),
+        "block size",
+    );
+    assert_user_error(&fp8q(&["formats", "--formats", "e2m1@8/e5m2"]), "cannot hold");
 }
 
 #[test]

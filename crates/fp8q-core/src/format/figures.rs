@@ -48,6 +48,17 @@ pub struct FormatFigures {
     /// Every distinct value, ascending.
     #[serde(skip)]
     pub values: Vec<f64>,
+    /// Block formats: elements per block.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block_size: Option<usize>,
+    /// Block formats: the scale format (`e8m0`, `e4m3` under an FP32 tensor scale, `f32`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale: Option<&'static str>,
+    /// Block formats: the E8M0 scale rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale_rule: Option<&'static str>,
+    /// Storage bits per element (a block format's scale included).
+    pub bits_per_element: f64,
 }
 
 /// The figures of `format`, with its default bias or scaled to `maxval` (positive, finite).
@@ -61,7 +72,7 @@ pub fn figures(format: Format, maxval: Option<f64>) -> Result<FormatFigures> {
         }
     }
     let spec = format.to_string();
-    Ok(match format {
+    let mut fig = match format {
         Format::Fp(fp) => {
             let scaled = match maxval {
                 Some(a) => fp.with_maxval(a)?,
@@ -82,6 +93,10 @@ pub fn figures(format: Format, maxval: Option<f64>) -> Result<FormatFigures> {
                 min_subnormal: Some(scaled.min_subnormal()),
                 distinct_values: fp.num_distinct_values(),
                 values,
+                block_size: None,
+                scale: None,
+                scale_rule: None,
+                bits_per_element: 0.0,
             }
         }
         Format::Int(int) => {
@@ -104,6 +119,10 @@ pub fn figures(format: Format, maxval: Option<f64>) -> Result<FormatFigures> {
                 min_subnormal: None,
                 distinct_values: int.num_distinct_values(),
                 values: grid.values(),
+                block_size: None,
+                scale: None,
+                scale_rule: None,
+                bits_per_element: 0.0,
             }
         }
         Format::Standard(s) => {
@@ -124,6 +143,10 @@ pub fn figures(format: Format, maxval: Option<f64>) -> Result<FormatFigures> {
                 min_subnormal: Some(s.min_subnormal() as f64 * scale),
                 distinct_values: values.len() as u64,
                 values,
+                block_size: None,
+                scale: None,
+                scale_rule: None,
+                bits_per_element: 0.0,
             }
         }
         Format::Block(b) => {
@@ -157,9 +180,17 @@ pub fn figures(format: Format, maxval: Option<f64>) -> Result<FormatFigures> {
                 min_subnormal: Some(element.min_positive()).filter(|_| element.exponent_bits() > 0),
                 distinct_values: values.len() as u64,
                 values,
+                block_size: Some(b.block_size()),
+                scale: Some(b.scale().spelling()),
+                scale_rule: (b.scale() == super::ScaleFormat::E8m0).then(|| b.rule().name()),
+                bits_per_element: b.bits_per_element(),
             }
         }
-    })
+    };
+    if fig.block_size.is_none() {
+        fig.bits_per_element = fig.n_bits as f64;
+    }
+    Ok(fig)
 }
 
 /// The distinct values of a block element on its unit grid, ascending.
