@@ -156,7 +156,7 @@ pub fn e8m0_value(b: u8) -> f32 {
 }
 
 /// `2^(127 - b)`, the exact reciprocal of [`e8m0_value`].
-fn e8m0_reciprocal(b: u8) -> f32 {
+pub(crate) fn e8m0_reciprocal(b: u8) -> f32 {
     match b {
         255 => f32::NAN,
         254 => f32::from_bits(0x0040_0000),

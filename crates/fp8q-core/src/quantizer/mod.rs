@@ -9,6 +9,7 @@
 //! * [`reference_arith`]: the elementwise part of the paper reference's `quantize_to_fp8_ste_MM`
 //!   in PyTorch's `float32` arithmetic, from tables of torch's `log2`/`pow` (for `fp8q.torch`).
 
+pub mod block_codes;
 pub mod block_quantizer;
 pub(crate) mod element_kernel;
 pub mod fp_quantizer;
