@@ -29,10 +29,22 @@
 //!    RCEIL: byte 254) and keeps the infinity while the rest of the block flushes to zero.
 //!    Checked: fp8q's block all NaN, torchao's not.
 //!
+//! 5. NVFP4 on a tensor so small that its tensor scale `amax / 2688` underflows to 0: every
+//!    code decodes to a signed zero; fp8q stores the codes ±0, torchao ±6 (`x · (1 / 0)`
+//!    clamped). The values agree (signed zeros); the codes are checked to be exactly these.
+//!
+//! The codes and scale bytes of `encode_blocks` are compared with torchao's `qdata` and scale
+//! bytes (MXINT8: the numpy reference's two's-complement bytes) in every block whose values
+//! are identical; a block whose scale is NaN (E8M0 255, E4M3 0x7f/0xff: torchao's NaN may carry
+//! a sign) needs a NaN scale in fp8q and its codes are don't-cares (fp8q stores 0). In the
+//! blocks of differences 1–4 fp8q's scale byte must be the spec's (or the exact RCEIL) byte.
+//! `decode_blocks(encode_blocks(x)) == quantize_blocks(x)` in every case.
+//!
 //! NVFP4 on an all-zero tensor (torchao divides 0 by 0) is left out of the fixtures; fp8q's
 //! zeros are checked separately.
 
 use fp8q_core::format::{BlockElement, BlockFormat, ScaleFormat, ScaleRule};
+use fp8q_core::quantizer::block_codes::{decode_blocks, encode_blocks, BlockEncoding, BlockScales};
 use fp8q_core::quantizer::block_quantizer::{element_quantizer, quantize_blocks, BlockQuantizer};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -121,6 +133,53 @@ fn cases(f: &Fixtures) -> Vec<Case<'_>> {
         .collect()
 }
 
+/// One byte per element: 4-bit codes unpacked (low nibble first).
+fn unpack(codes: &[u8], nibbles: bool, n: usize) -> Vec<u8> {
+    if nibbles {
+        codes.iter().flat_map(|b| [b & 0xf, b >> 4]).take(n).collect()
+    } else {
+        codes.to_vec()
+    }
+}
+
+/// fp8q's encoding of a case, laid out for the comparison: a code per element and the
+/// scale byte of each element's block.
+struct Fp8qCodes {
+    codes: Vec<u8>,
+    scale_bytes: Vec<u8>,
+    tensor_scale: Option<f32>,
+}
+
+fn fp8q_codes(case: &Case, enc: &BlockEncoding) -> Fp8qCodes {
+    let n = case.input.len();
+    let nibbles = case.format.element().n_bits() == 4;
+    let bytes = match &enc.scales {
+        BlockScales::E8m0(v) | BlockScales::E4m3(v) => v.clone(),
+        BlockScales::F32(_) => panic!("{}: no F32 scales in these fixtures", case.name),
+    };
+    let k = case.format.block_size();
+    let (n0, n1) = (case.shape[0], case.shape[1]);
+    let scale_bytes = (0..n)
+        .map(|i| {
+            let (r, c) = (i / n1, i % n1);
+            // scale_shape is the shape with the block axis ceil(len / k) long
+            let si = if case.axis == 0 {
+                assert_eq!(enc.scale_shape, [n0.div_ceil(k), n1], "{}", case.name);
+                (r / k) * n1 + c
+            } else {
+                assert_eq!(enc.scale_shape, [n0, n1.div_ceil(k)], "{}", case.name);
+                r * n1.div_ceil(k) + c / k
+            };
+            bytes[si]
+        })
+        .collect();
+    Fp8qCodes {
+        codes: unpack(&enc.codes, nibbles, n),
+        scale_bytes,
+        tensor_scale: enc.tensor_scale,
+    }
+}
+
 impl Case<'_> {
     /// Index in the reference's (padded, possibly transposed) tensor of fp8q's element `i`.
     fn ref_index(&self, i: usize) -> usize {
@@ -171,6 +230,8 @@ enum Kind {
     RceilByte0,
     /// Difference 4: a block with ±Inf.
     InfBlock,
+    /// Difference 5: NVFP4 codes under a tensor scale that underflowed to 0.
+    ZeroTensorScale,
 }
 
 #[derive(Default)]
@@ -189,6 +250,23 @@ fn check_case(case: &Case, format: BlockFormat, report: &mut Report) {
     let k = case.format.block_size();
     let element = case.format.element();
     let elem_max = element.max_value() as f32;
+
+    // fp8q's encoding (under the case's own format only) and decode(encode(x)) == quantize(x)
+    let nibbles = element.n_bits() == 4;
+    let ref_codes = unpack(case.codes, nibbles, case.dequant.len());
+    let enc = (format == case.format).then(|| {
+        let enc = encode_blocks(format, case.input, &case.shape, case.axis).expect("encode_blocks");
+        let dec = decode_blocks(format, &enc, &case.shape, case.axis).expect("decode_blocks");
+        for (i, (d, g)) in dec.iter().zip(&got).enumerate() {
+            if !same(*d, *g) {
+                report.mismatches.push(format!(
+                    "{} block -: decode(encode) element {i} is {d:e}, quantize {g:e}",
+                    case.name
+                ));
+            }
+        }
+        fp8q_codes(case, &enc)
+    });
 
     // fp8q's elements of each reference block (the pad, if any, is left out)
     let mut blocks: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
@@ -272,6 +350,52 @@ fn check_case(case: &Case, format: BlockFormat, report: &mut Report) {
                 expect_fp8q = e8m0_values(element, &x, pow2(-e), pow2(e));
             }
         }
+        if let Some(e) = &enc {
+            let mine = e.scale_bytes[idx[0]];
+            let codes_equal = idx.iter().all(|&i| e.codes[i] == ref_codes[case.ref_index(i)]);
+            let two_level = case.format.scale() == ScaleFormat::E4m3;
+            // E8M0's NaN is 255; float8_e4m3fn's are 0x7f and 0xff (torchao's NaN carries a sign)
+            let nan_byte = |b: u8| if two_level { b & 0x7f == 0x7f } else { b == 255 };
+            if nan_byte(byte) && !nan_byte(mine) {
+                fail(format!("scale byte {mine}, torchao's is NaN ({byte})"));
+            }
+            match kind {
+                // a NaN scale: the codes are don't-cares (fp8q stores 0, torchao the cast of x / scale)
+                _ if nan_byte(byte) => {}
+                // difference 5: NVFP4's tensor scale underflowed to 0: every code decodes to a
+                // signed zero; fp8q stores ±0, torchao ±6 (x · (1 / 0) clamped)
+                _ if two_level && e.tensor_scale == Some(0.0) => {
+                    kind = Kind::ZeroTensorScale;
+                    for &i in &idx {
+                        let (a, b) = (e.codes[i], ref_codes[case.ref_index(i)]);
+                        let sign = if case.input[i].is_sign_negative() { 8 } else { 0 };
+                        if a != sign || b != sign | 7 || mine != byte {
+                            fail(format!(
+                                "zero tensor scale: code {a:x}, torchao {b:x}, x {:e}",
+                                case.input[i]
+                            ));
+                        }
+                    }
+                }
+                Kind::Identical => {
+                    if mine != byte {
+                        fail(format!("scale byte {mine}, reference {byte}"));
+                    }
+                    if !codes_equal {
+                        let a: Vec<u8> = idx.iter().map(|&i| e.codes[i]).collect();
+                        let b: Vec<u8> = idx.iter().map(|&i| ref_codes[case.ref_index(i)]).collect();
+                        fail(format!("codes {a:02x?}, reference {b:02x?}"));
+                    }
+                }
+                Kind::Byte0Clamp if mine != 0 => fail(format!("scale byte {mine}, spec 0")),
+                Kind::RceilLog2 | Kind::RceilByte0 if mine != exact_rceil(amax, elem_max) => fail(format!(
+                    "scale byte {mine}, exact RCEIL {}",
+                    exact_rceil(amax, elem_max)
+                )),
+                Kind::InfBlock if mine != 255 => fail(format!("scale byte {mine} for an Inf block")),
+                _ => {}
+            }
+        }
         let differs = !want.iter().zip(&fp8q).all(|(a, b)| same(*a, *b));
         let entry = report.kinds.entry(kind).or_default();
         entry.0 += 1;
@@ -289,6 +413,13 @@ fn check_case(case: &Case, format: BlockFormat, report: &mut Report) {
         }
     }
 
+    if let (Some(e), Some(bits)) = (&enc, case.tensor_scale_bits) {
+        if !e.tensor_scale.is_some_and(|s| same(s, f32::from_bits(bits))) {
+            report
+                .mismatches
+                .push(format!("{}: encoded tensor scale {:?}", case.name, e.tensor_scale));
+        }
+    }
     if let Some(bits) = case.tensor_scale_bits {
         let s = BlockQuantizer::for_tensor(format, case.input).tensor_scale();
         if !s.is_some_and(|s| same(s, f32::from_bits(bits))) {
@@ -385,6 +516,7 @@ fn quantize_blocks_matches_torchao_bit_for_bit() {
             "{kind:?}: {blocks} blocks, {differing} differing"
         );
     }
+    assert!(report.kinds.get(&Kind::ZeroTensorScale).is_some_and(|k| k.0 > 0));
     let (identical, _) = report.kinds[&Kind::Identical];
     assert!(identical > 1000, "{identical} identical blocks");
 }
