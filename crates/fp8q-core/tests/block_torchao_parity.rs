@@ -40,6 +40,13 @@
 //! blocks of differences 1–4 fp8q's scale byte must be the spec's (or the exact RCEIL) byte.
 //! `decode_blocks(encode_blocks(x)) == quantize_blocks(x)` in every case.
 //!
+//! torchao's main branch (read at commit 050515e) has none of differences 1–4: it multiplies
+//! by the exact E8M0 reciprocal (byte 0 → `2^127`), computes RCEIL from the f32 bits, and
+//! gives Inf blocks a NaN scale. (Its RCEIL descale is `amax · (1 / elem_max)` rather than
+//! `amax / elem_max`; for the five elements here both give the same byte for every f32 amax up
+//! to `2^-88` and every mantissa of the binade holding `elem_max`, checked once with torch when
+//! the fixtures were made, outside the script.)
+//!
 //! NVFP4 on an all-zero tensor (torchao divides 0 by 0) is left out of the fixtures; fp8q's
 //! zeros are checked separately.
 

@@ -74,7 +74,8 @@ pub struct BlockQuantizer {
     format: BlockFormat,
     element: Quantizer,
     elem_max: f32,
-    /// `(s_t, 1 / s_t)` of a two-level format (`s_t = 0` for an all-zero tensor).
+    /// `(s_t, 1 / s_t)` of a two-level format (`s_t = 0` for an all-zero tensor, or one so
+    /// small that `amax / (448 · elem_max)` underflows).
     tensor_scale: Option<(f32, f32)>,
 }
 
@@ -118,7 +119,8 @@ pub fn e8m0_scale(amax: f32, rule: ScaleRule, element: BlockElement) -> u8 {
             if rule == ScaleRule::Even {
                 // round amax to the element's mantissa width, keep sign and exponent; near
                 // f32::MAX this carries into the exponent field 255, which is 2^128 here (a
-                // finite amax), not an infinity
+                // finite amax), not an infinity (torchao 0.18 gives this byte too; torchao's
+                // main branch tests the rounded amax for finiteness and gives NaN)
                 let mbits = element.mantissa_bits().min(22);
                 bits = bits.wrapping_add(1 << (23 - mbits - 1)) & 0xff80_0000;
             }
