@@ -86,7 +86,8 @@ pub struct BlockQuantizer {
     format: BlockFormat,
     element: Quantizer,
     elem_max: f32,
-    /// `(s_t, 1 / s_t)` of a two-level format (`s_t = 0` for an all-zero tensor).
+    /// `(s_t, 1 / s_t)` of a two-level format (`s_t = 0` for an all-zero tensor, or one so
+    /// small that `amax / (448 · elem_max)` underflows).
     tensor_scale: Option<(f32, f32)>,
 }
 
@@ -123,14 +124,17 @@ pub fn e8m0_scale(amax: f32, rule: ScaleRule, element: BlockElement) -> u8 {
             return rceil_e8m0(descale);
         }
         ScaleRule::Floor | ScaleRule::Ceil | ScaleRule::Even => {
+            if !amax.is_finite() {
+                return 255;
+            }
             let mut bits = amax.to_bits();
             if rule == ScaleRule::Even {
-                // round amax to the element's mantissa width, keep sign and exponent
+                // round amax to the element's mantissa width, keep sign and exponent; near
+                // f32::MAX this carries into the exponent field 255, which is 2^128 here (a
+                // finite amax), not an infinity (torchao 0.18 gives this byte too; torchao's
+                // main branch tests the rounded amax for finiteness and gives NaN)
                 let mbits = element.mantissa_bits().min(22);
                 bits = bits.wrapping_add(1 << (23 - mbits - 1)) & 0xff80_0000;
-            }
-            if !f32::from_bits(bits).is_finite() {
-                return 255;
             }
             let mut e = ((bits >> 23) & 0xff) as i32 - 127;
             if rule == ScaleRule::Ceil && bits & 0x7f_ffff != 0 {
@@ -139,7 +143,8 @@ pub fn e8m0_scale(amax: f32, rule: ScaleRule, element: BlockElement) -> u8 {
             e - emax
         }
     };
-    (unbiased.clamp(-127, 128) + 127) as u8
+    // a finite amax gets a finite scale: at most 2^127 (byte 254; 255 is NaN)
+    (unbiased.clamp(-127, 127) + 127) as u8
 }
 
 /// E8M0 rounding up of a positive `f32` (cuBLAS's `cvt.rp` to UE8M0): the smallest power of two
@@ -152,7 +157,7 @@ fn rceil_e8m0(v: f32) -> u8 {
     let exp = (bits >> 23) & 0xff;
     let mant = bits & 0x7f_ffff;
     let up = if exp == 0 { mant > 0x40_0000 } else { mant != 0 };
-    (exp + u32::from(up)).min(255) as u8
+    (exp + u32::from(up)).min(254) as u8
 }
 
 /// `2^(b - 127)` as `f32` (`2^-127` is subnormal and exact); NaN for 255.
@@ -315,7 +320,8 @@ impl BlockQuantizer {
                             *o = if y.is_nan() { y } else { y.clamp(-m, m) };
                         })
                     }
-                    BlockScale::Zero => o.fill(0.0),
+                    // zero, keeping the sign of each value (as a scaled value that flushes)
+                    BlockScale::Zero => x.iter().zip(o.iter_mut()).for_each(|(x, o)| *o = 0f32.copysign(*x)),
                 }
                 *slot = s;
             }
@@ -324,7 +330,7 @@ impl BlockQuantizer {
                 match s {
                     BlockScale::Mul(_, back) | BlockScale::MulClamp(_, back) => o.iter_mut().for_each(|v| *v *= back),
                     BlockScale::Div(d) => o.iter_mut().for_each(|v| *v *= d),
-                    BlockScale::Zero => o.fill(0.0),
+                    BlockScale::Zero => o.iter_mut().for_each(|v| *v = 0f32.copysign(*v)),
                 }
             }
         }
@@ -586,6 +592,40 @@ mod tests {
                 assert_eq!(s, p, "{f}");
             }
         }
+    }
+
+    #[test]
+    fn even_rounding_up_to_2_pow_128_is_a_finite_scale() {
+        // f32::MAX rounded to 3 mantissa bits carries into the exponent field 255: that is 2^128,
+        // not an infinity, so X = 2^(128 - 8) (torchao's EVEN gives the same byte)
+        let e4m3 = fmt("mxfp8_e4m3").element();
+        assert_eq!(e8m0_scale(f32::MAX, ScaleRule::Even, e4m3), 127 + 120);
+        let q = qdq("float8_e4m3fn@32:even", &[f32::MAX, 1e37, -3e36]);
+        assert!(q.iter().all(|v| !v.is_nan()), "{q:?}");
+        assert_eq!(q[0], f32::INFINITY); // 448 · 2^120 is past f32
+        assert_eq!(q[1], 7.5 * 2f32.powi(120));
+        // an element whose emax is 0 (INT8) would need 2^128: the scale saturates at 2^127
+        let int8 = fmt("mxint8").element();
+        for rule in ScaleRule::ALL {
+            assert_eq!(e8m0_scale(f32::MAX, rule, int8), 254, "{rule}");
+        }
+        assert!(qdq("int8@32:even", &[f32::MAX, 1.0]).iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn a_zero_scale_keeps_the_sign_of_zero() {
+        // NVFP4's tensor scale underflows to 0 for a tiny tensor: values flush to signed zeros
+        let x = [-1e-44f32, 2e-44, -0.0, 0.0];
+        let q = BlockQuantizer::for_tensor(fmt("nvfp4"), &x);
+        assert_eq!(q.tensor_scale(), Some(0.0));
+        let bits: Vec<u32> = qdq("nvfp4", &x).iter().map(|v| v.to_bits()).collect();
+        assert_eq!(bits, [0x8000_0000, 0, 0x8000_0000, 0]);
+        // an all-zero block under an F32 scale
+        let bits: Vec<u32> = qdq("e2m1@4/f32", &[-0.0, 0.0, -0.0, -0.0])
+            .iter()
+            .map(|v| v.to_bits())
+            .collect();
+        assert_eq!(bits, [0x8000_0000, 0, 0x8000_0000, 0x8000_0000]);
     }
 
     #[test]
