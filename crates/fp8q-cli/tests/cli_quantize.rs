@@ -172,6 +172,78 @@ fn quantize_npy_matches_the_library_and_reports_sqnr() {
     assert!((sqnr - 10.0 * (signal / noise).log10()).abs() < 1e-9, "{sqnr}");
 }
 
+/// A block format through `fp8q quantize`: blocks along the chosen axis, the output equals the
+/// library's `quantize_blocks`, the range is null, and range options are refused.
+#[test]
+fn quantize_with_block_formats() {
+    let dir = tmpdir("npy-blocks");
+    let shape = [6usize, 40, 3];
+    let x = sample(shape.iter().product());
+    let input = dir.join("w.npy");
+    write_npy(
+        &input,
+        "<f4",
+        &shape,
+        &x.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>(),
+    );
+    let output = dir.join("q.npy");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "quantize",
+            input.to_str().unwrap(),
+            "--json",
+            "-o",
+            output.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        fp8q(&args)
+    };
+    for (format, axis, k, want_name) in [
+        ("mxfp4", "-1", Some("3"), "e2m1@3"),
+        ("mxfp6_e2m3", "1", None, "mxfp6_e2m3"),
+        ("nvfp4", "1", Some("8"), "e2m1@8/e4m3"),
+        ("e3m4@16:rceil", "0", None, "e3m4@16:rceil"),
+    ] {
+        let mut extra = vec!["--format", format, "--block-axis", axis];
+        if let Some(k) = k {
+            extra.extend(["--block-size", k]);
+        }
+        let out = run(&extra);
+        assert!(
+            out.status.success(),
+            "{format}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report[0]["format"], want_name, "{format}");
+        assert!(report[0]["range"].is_null());
+        let f: fp8q_core::format::Format = want_name.parse().unwrap();
+        let mut want = vec![0f32; x.len()];
+        fp8q_core::quantizer::block_quantizer::quantize_blocks(
+            f.as_block().unwrap(),
+            &x,
+            &shape,
+            axis.parse().unwrap(),
+            &mut want,
+        )
+        .unwrap();
+        assert_eq!(read_npy_f32(&output), want, "{format}");
+        let noise: f64 = x.iter().zip(&want).map(|(a, b)| ((a - b) as f64).powi(2)).sum();
+        let signal: f64 = x.iter().map(|v| (*v as f64).powi(2)).sum();
+        let sqnr = report[0]["sqnr_db"].as_f64().unwrap();
+        assert!((sqnr - 10.0 * (signal / noise).log10()).abs() < 1e-9, "{format} {sqnr}");
+    }
+    for (extra, needle) in [
+        (vec!["--format", "mxfp4", "--per-channel"], "--per-channel"),
+        (vec!["--format", "mxfp4", "--maxval", "2"], "--maxval"),
+        (vec!["--format", "mxfp4", "--block-axis", "3"], "axis"),
+        (vec!["--format", "mxfp4", "--block-size", "0"], "block size"),
+        (vec!["--format", "e2m1@16/int4"], "cannot hold"),
+    ] {
+        assert_user_error(&run(&extra), needle);
+    }
+}
+
 #[test]
 fn quantize_reads_f64_npy_and_searches_mantissa_bits() {
     let dir = tmpdir("f64");

@@ -1,6 +1,7 @@
 //! `fp8q quantize`: quantize–dequantize the tensors of a file and report range and SQNR.
 
 use anyhow::{bail, Context, Result};
+use fp8q_core::analysis::block_measure::measure_blocks;
 use fp8q_core::analysis::quantize_measure::{measure_at_range, method_name, quantize_and_measure, RangeOptions};
 use fp8q_core::format::Format;
 use fp8q_core::quantizer::{quantize_channels, QuantMethod};
@@ -22,7 +23,9 @@ pub struct QuantizeArgs {
     /// Input tensor file (.npy or .safetensors).
     pub input: PathBuf,
     /// Format: eXmY (signed flexible-bias FP, 1+X+Y bits), ueXmY (unsigned), intN (symmetric),
-    /// intN-asym, or a standard encoding (float8_e4m3fn, float8_e5m2, float8_e4m3fnuz, float8_e5m2fnuz).
+    /// intN-asym, a standard encoding (float8_e4m3fn, float8_e5m2, float8_e4m3fnuz,
+    /// float8_e5m2fnuz), or a block format (mxfp8_e4m3, mxfp4, nvfp4, e3m4@32, ...; see
+    /// `fp8q formats --help`), which takes its scales from each block and has no range.
     #[arg(long, default_value = "e4m3")]
     pub format: String,
     /// Use the fixed range [-A, A] instead of estimating one.
@@ -51,6 +54,15 @@ pub struct QuantizeArgs {
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Block formats: the dimension the blocks run along (negative counts from the end).
+    #[arg(long = "block-axis", value_name = "D", default_value_t = -1, allow_negative_numbers = true)]
+    pub block_axis: isize,
+    /// Block size of a block format.
+    #[arg(long = "block-size", value_name = "K")]
+    pub block_size: Option<usize>,
+    /// E8M0 scale rule of a block format: floor (OCP v1.0), ceil, even or rceil.
+    #[arg(long = "scale-rule", value_name = "RULE")]
+    pub scale_rule: Option<fp8q_core::format::ScaleRule>,
 }
 
 /// What happened to one tensor.
@@ -61,7 +73,8 @@ struct TensorReport {
     stored_dtype: &'static str,
     format: String,
     mantissa_bits: Option<u32>,
-    range: Range,
+    /// `None` (null) for block formats.
+    range: Option<Range>,
     mse: f64,
     sqnr_db: f64,
 }
@@ -69,13 +82,30 @@ struct TensorReport {
 /// Run the command.
 pub fn run(args: &QuantizeArgs) -> Result<()> {
     let format: Format = args.format.parse().context("--format")?;
+    let format = format.with_block_options(args.block_size, args.scale_rule)?;
+    if format.as_block().is_some() {
+        for (given, flag) in [
+            (args.maxval.is_some(), "--maxval"),
+            (args.range != "current_minmax", "--range"),
+            (args.per_channel, "--per-channel"),
+            (args.mantissa_search, "--mantissa-search"),
+            (args.allow_unsigned, "--allow-unsigned"),
+        ] {
+            if given {
+                bail!("{flag} does not apply to the block format {format}: each block takes its scale from its own values");
+            }
+        }
+    }
     let opts = RangeOptions {
         method: args.range.parse().context("--range")?,
         per_channel: args.per_channel,
         mantissa_search: args.mantissa_search,
         allow_unsigned: args.allow_unsigned,
     };
-    let (base, _) = opts.resolve(&format)?;
+    let base = match format {
+        Format::Block(_) => QuantMethod::from_format(format),
+        _ => opts.resolve(&format)?.0,
+    };
     if let Some(a) = args.maxval {
         anyhow::ensure!(
             a.is_finite() && a > 0.0,
@@ -141,6 +171,28 @@ fn quantize_tensor(
     opts: &RangeOptions,
     args: &QuantizeArgs,
 ) -> Result<TensorReport> {
+    if let Format::Block(b) = format {
+        let mut q = vec![0f32; t.data.len()];
+        let shape = if t.shape.is_empty() {
+            vec![t.data.len()]
+        } else {
+            t.shape.clone()
+        };
+        let m = measure_blocks(&t.data, &shape, args.block_axis, *b, Some(&mut q))?;
+        if args.output.is_some() {
+            t.data = q;
+        }
+        return Ok(TensorReport {
+            name: t.name.clone(),
+            shape: t.shape.clone(),
+            stored_dtype: t.stored_dtype,
+            format: b.to_string(),
+            mantissa_bits: None,
+            range: None,
+            mse: m.mse,
+            sqnr_db: m.sqnr_db,
+        });
+    }
     let dim0 = t.shape.first().copied().unwrap_or(1).max(1);
     let m = match args.maxval {
         Some(a) => {
@@ -162,14 +214,16 @@ fn quantize_tensor(
         stored_dtype: t.stored_dtype,
         format: method_name(&m.method),
         mantissa_bits: m.method.mantissa_bits(),
-        range: m.range,
+        range: Some(m.range),
         mse: m.mse,
         sqnr_db: m.sqnr_db,
     })
 }
 
 fn print_table(reports: &[TensorReport], args: &QuantizeArgs) {
+    let block = args.format.parse::<Format>().ok().and_then(|f| f.as_block()).is_some();
     let how = match args.maxval {
+        _ if block => format!("a scale per block along axis {}", args.block_axis),
         Some(a) => format!("fixed range [-{a}, {a}]"),
         None => format!(
             "range {}{}",
@@ -183,12 +237,14 @@ fn print_table(reports: &[TensorReport], args: &QuantizeArgs) {
         "tensor", "shape", "dtype", "format", "range", "MSE", "SQNR dB"
     );
     for r in reports {
-        let range = if r.range.num_channels() == 1 {
-            format!("[{:.6}, {:.6}]", r.range.min[0], r.range.max[0])
-        } else {
-            let lo = r.range.min.iter().copied().fold(f32::INFINITY, f32::min);
-            let hi = r.range.max.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            format!("{} ch in [{lo:.4}, {hi:.4}]", r.range.num_channels())
+        let range = match &r.range {
+            None => "per block".to_string(),
+            Some(range) if range.num_channels() == 1 => format!("[{:.6}, {:.6}]", range.min[0], range.max[0]),
+            Some(range) => {
+                let lo = range.min.iter().copied().fold(f32::INFINITY, f32::min);
+                let hi = range.max.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                format!("{} ch in [{lo:.4}, {hi:.4}]", range.num_channels())
+            }
         };
         println!(
             "{:<32} {:<16} {:<6} {:<7} {:>26} {:>12.4e} {:>10.3}",

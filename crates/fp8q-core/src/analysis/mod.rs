@@ -25,6 +25,7 @@
 //! assert!((mse / (step * step / 12.0) - 1.0).abs() < 1e-9);
 //! ```
 
+pub mod block_measure;
 pub mod distributions;
 pub mod expected_error;
 pub mod fit;
