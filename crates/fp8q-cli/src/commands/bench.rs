@@ -1,8 +1,10 @@
 //! `fp8q bench`: throughput of the quantize–dequantize kernels beside a plain copy.
 
 use anyhow::Result;
-use fp8q_core::format::{Format, FpFormat, IntFormat, IntKind, StandardFp8};
-use fp8q_core::quantizer::{quantize_channels_into, FpQuantizer, IntQuantizer, QuantMethod, Quantizer};
+use fp8q_core::format::{BlockFormat, Format, FpFormat, IntFormat, IntKind, StandardFp8};
+use fp8q_core::quantizer::{
+    quantize_channels_into, BlockLayout, BlockQuantizer, FpQuantizer, IntQuantizer, QuantMethod, Quantizer,
+};
 use fp8q_core::range::{RangeEstimator, RangeMethod};
 use rayon::prelude::*;
 use std::time::Instant;
@@ -128,6 +130,20 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         best_of(args.repeats, || sat.quantize(&x, &mut out)),
         sat.arithmetic(),
     );
+
+    // block formats: rows of 4096 values (a weight matrix's input dimension), blocks along them
+    let rows = BlockLayout::rows(n / 4096, 4096);
+    let (xb, ob) = (&x[..rows.numel()], &mut out[..rows.numel()]);
+    for name in ["mxfp8_e4m3", "mxfp6_e2m3", "mxfp4", "nvfp4"] {
+        let f: BlockFormat = name.parse()?;
+        let secs = best_of(args.repeats, || {
+            // the tensor scale of a two-level format is part of the work
+            BlockQuantizer::for_tensor(f, xb)
+                .quantize(rows, xb, ob)
+                .expect("shapes agree")
+        });
+        report(name, secs * n as f64 / rows.numel() as f64, "f32, scale per block");
+    }
 
     if args.estimators {
         bench_mse(args.repeats.min(3))?;

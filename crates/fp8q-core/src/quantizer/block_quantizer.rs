@@ -18,6 +18,7 @@
 //! sees the whole tensor, so one non-finite value makes the whole tensor NaN. An all-zero
 //! tensor stays zero (torchao's NVFP4 would divide 0 by 0 there).
 
+use super::element_kernel::{dispatch_by_cpu, BlockScaling};
 use super::{FpQuantizer, IntQuantizer, Quantizer};
 use crate::error::{FormatError, Result};
 use crate::format::{BlockElement, BlockFormat, IntGrid, Overflow, ScaleFormat, ScaleRule, StandardFp8};
@@ -304,34 +305,35 @@ impl BlockQuantizer {
         assert_eq!(row.len(), out.len(), "row and output lengths differ");
         const GROUP: usize = 64;
         let k = self.format.block_size();
-        // up to GROUP blocks at a time: scale into elements, round them all, scale back
+        // up to GROUP blocks at a time: scale into elements, round them all, scale back; each
+        // pass is a vectorized loop over the group (in cache)
         let group = k.saturating_mul(GROUP);
+        let (mut amax, mut into, mut back) = ([0f32; GROUP], [0f32; GROUP], [0f32; GROUP + 1]);
+        let scale = self.format.scale();
         for (row, out) in row.chunks(group).zip(out.chunks_mut(group)) {
-            let mut scales = [BlockScale::Zero; GROUP];
-            for ((x, o), slot) in row.chunks(k).zip(out.chunks_mut(k)).zip(scales.iter_mut()) {
-                let s = self.block_scale(block_amax(x));
-                match s {
-                    BlockScale::Mul(r, _) => x.iter().zip(o.iter_mut()).for_each(|(x, o)| *o = x * r),
-                    BlockScale::Div(d) => x.iter().zip(o.iter_mut()).for_each(|(x, o)| *o = x / d),
-                    BlockScale::MulClamp(r, _) => {
-                        let m = self.elem_max;
-                        x.iter().zip(o.iter_mut()).for_each(|(x, o)| {
-                            let y = x * r;
-                            *o = if y.is_nan() { y } else { y.clamp(-m, m) };
-                        })
-                    }
-                    // zero, keeping the sign of each value (as a scaled value that flushes)
-                    BlockScale::Zero => x.iter().zip(o.iter_mut()).for_each(|(x, o)| *o = 0f32.copysign(*x)),
-                }
-                *slot = s;
+            let nb = row.len().div_ceil(k);
+            block_amaxes(row, k, &mut amax[..nb]);
+            for b in 0..nb {
+                (into[b], back[b]) = match self.block_scale(amax[b]) {
+                    BlockScale::Mul(r, x) | BlockScale::MulClamp(r, x) => (r, x),
+                    BlockScale::Div(d) => (d, d),
+                    // zero, keeping each value's sign: x·0 (or x/∞), then q·0
+                    BlockScale::Zero if scale == ScaleFormat::F32 => (f32::INFINITY, 0.0),
+                    BlockScale::Zero => (0.0, 0.0),
+                };
             }
-            self.element.quantize_inplace_serial(out);
-            for (o, s) in out.chunks_mut(k).zip(scales) {
-                match s {
-                    BlockScale::Mul(_, back) | BlockScale::MulClamp(_, back) => o.iter_mut().for_each(|v| *v *= back),
-                    BlockScale::Div(d) => o.iter_mut().for_each(|v| *v *= d),
-                    BlockScale::Zero => o.iter_mut().for_each(|v| *v = 0f32.copysign(*v)),
+            let scaling = match scale {
+                ScaleFormat::E8m0 => BlockScaling::Mul,
+                ScaleFormat::F32 => BlockScaling::Div,
+                ScaleFormat::E4m3 => {
+                    back[nb] = self.elem_max; // the clamp's bound travels after the scales
+                    BlockScaling::MulClamp
                 }
+            };
+            let back = &back[..nb + usize::from(scaling == BlockScaling::MulClamp)];
+            match &self.element {
+                Quantizer::Fp(q) => q.map_blocks(scaling, row, out, k, &into[..nb], back),
+                Quantizer::Int(q) => q.map_blocks(scaling, row, out, k, &into[..nb], back),
             }
         }
     }
@@ -432,28 +434,59 @@ fn check_lengths(layout: BlockLayout, x: usize, out: usize) -> Result<()> {
 
 /// The largest magnitude, NaN if any value is NaN.
 pub fn abs_max(x: &[f32]) -> f32 {
-    x.par_chunks(1 << 16).map(block_amax).reduce(
-        || 0.0,
-        |a, b| if a.is_nan() || b.is_nan() { f32::NAN } else { a.max(b) },
-    )
+    x.par_chunks(1 << 16)
+        .map(|c| {
+            let mut a = [0f32];
+            block_amaxes(c, c.len(), &mut a);
+            a[0]
+        })
+        .reduce(
+            || 0.0,
+            |a, b| if a.is_nan() || b.is_nan() { f32::NAN } else { a.max(b) },
+        )
 }
 
 /// The largest magnitude of a block, NaN if any value is NaN.
-#[inline]
+#[inline(always)]
 fn block_amax(x: &[f32]) -> f32 {
-    let mut m = 0f32;
-    let mut nan = false;
-    for v in x {
-        nan |= v.is_nan();
-        m = m.max(v.abs());
+    // 16 lanes with plain compares (no NaN-aware max), so the loop vectorizes
+    const L: usize = 16;
+    let (mut m, mut nan) = ([0f32; L], [0u32; L]);
+    let mut chunks = x.chunks_exact(L);
+    for c in &mut chunks {
+        for i in 0..L {
+            let a = c[i].abs();
+            m[i] = if a > m[i] { a } else { m[i] };
+            nan[i] |= u32::from(c[i].is_nan());
+        }
     }
-    if nan {
+    let mut top = 0f32;
+    let mut bad = nan.iter().any(|&n| n != 0);
+    for &v in chunks.remainder() {
+        bad |= v.is_nan();
+        top = if v.abs() > top { v.abs() } else { top };
+    }
+    for v in m {
+        top = if v > top { v } else { top };
+    }
+    if bad {
         f32::NAN
     } else {
-        m
+        top
     }
 }
 
+#[inline(always)]
+fn block_amaxes_generic(x: &[f32], k: usize, out: &mut [f32]) {
+    for (b, o) in x.chunks(k).zip(out.iter_mut()) {
+        *o = block_amax(b);
+    }
+}
+
+dispatch_by_cpu! {
+    /// The largest magnitude of each block of `k` in `x` (NaN for a block with a NaN).
+    fn block_amaxes(x: &[f32], k: usize, out: &mut [f32]) => block_amaxes_generic;
+}
 /// `[outer, len, inner]` → `[outer, inner, len]`.
 fn transpose_to_rows(l: BlockLayout, x: &[f32], t: &mut [f32]) {
     let plane = l.len * l.inner;

@@ -116,6 +116,93 @@ dispatch_by_cpu! {
     pub(crate) fn sum_sq_error<K: ElementKernel>(x: &[f32], k: &K) -> f64 => sse_generic;
 }
 
+/// How a block-scaled format maps a block's values into its element grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BlockScaling {
+    /// `x · into` (E8M0: an exact power of two).
+    Mul,
+    /// `x / into` (an `f32` scale).
+    Div,
+    /// `clamp(x · into, ±m)` (a two-level scale).
+    MulClamp,
+}
+
+/// One block-scaled pass over blocks of `k`: `q(scale(x)) · back`, per block's `into`/`back`.
+#[inline(always)]
+fn blocks_mul_generic<K: ElementKernel>(x: &[f32], out: &mut [f32], k: usize, into: &[f32], back: &[f32], kern: &K) {
+    for (((x, o), &r), &b) in x.chunks(k).zip(out.chunks_mut(k)).zip(into).zip(back) {
+        for (x, o) in x.iter().zip(o.iter_mut()) {
+            *o = kern.qdq(x * r) * b;
+        }
+    }
+}
+
+#[inline(always)]
+fn blocks_div_generic<K: ElementKernel>(x: &[f32], out: &mut [f32], k: usize, into: &[f32], back: &[f32], kern: &K) {
+    for (((x, o), &d), &b) in x.chunks(k).zip(out.chunks_mut(k)).zip(into).zip(back) {
+        for (x, o) in x.iter().zip(o.iter_mut()) {
+            *o = kern.qdq(x / d) * b;
+        }
+    }
+}
+
+/// `m` travels in `back`'s last slot (the dispatch macro takes one type parameter and plain
+/// arguments); `back` holds one entry per block plus `m`.
+#[inline(always)]
+fn blocks_mul_clamp_generic<K: ElementKernel>(
+    x: &[f32],
+    out: &mut [f32],
+    k: usize,
+    into: &[f32],
+    back: &[f32],
+    kern: &K,
+) {
+    let m = back[back.len() - 1];
+    for (((x, o), &r), &b) in x.chunks(k).zip(out.chunks_mut(k)).zip(into).zip(back) {
+        for (x, o) in x.iter().zip(o.iter_mut()) {
+            let y = x * r;
+            // NaN passes (as torch.clamp keeps it)
+            let y = if y > m {
+                m
+            } else if y < -m {
+                -m
+            } else {
+                y
+            };
+            *o = kern.qdq(y) * b;
+        }
+    }
+}
+
+dispatch_by_cpu! {
+    pub(crate) fn blocks_mul<K: ElementKernel>(x: &[f32], out: &mut [f32], k: usize, into: &[f32], back: &[f32], kern: &K) => blocks_mul_generic;
+}
+dispatch_by_cpu! {
+    pub(crate) fn blocks_div<K: ElementKernel>(x: &[f32], out: &mut [f32], k: usize, into: &[f32], back: &[f32], kern: &K) => blocks_div_generic;
+}
+dispatch_by_cpu! {
+    pub(crate) fn blocks_mul_clamp<K: ElementKernel>(x: &[f32], out: &mut [f32], k: usize, into: &[f32], back: &[f32], kern: &K) => blocks_mul_clamp_generic;
+}
+
+/// Run the block pass of `scaling` with kernel `kern` (`back` with `m` appended for
+/// [`BlockScaling::MulClamp`]).
+#[inline]
+pub(crate) fn map_blocks<K: ElementKernel>(
+    scaling: BlockScaling,
+    x: &[f32],
+    out: &mut [f32],
+    k: usize,
+    into: &[f32],
+    back: &[f32],
+    kern: &K,
+) {
+    match scaling {
+        BlockScaling::Mul => blocks_mul(x, out, k, into, back, kern),
+        BlockScaling::Div => blocks_div(x, out, k, into, back, kern),
+        BlockScaling::MulClamp => blocks_mul_clamp(x, out, k, into, back, kern),
+    }
+}
+
 /// Quantize `x` into `out` (same length), in parallel for large inputs.
 pub(crate) fn map<K: ElementKernel>(x: &[f32], out: &mut [f32], k: &K) {
     assert_eq!(x.len(), out.len(), "input and output lengths differ");

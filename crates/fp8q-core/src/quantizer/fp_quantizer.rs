@@ -300,6 +300,18 @@ impl FpQuantizer {
     pub fn quantize_inplace_serial(&self, x: &mut [f32]) {
         with_kernel!(self.kernel, k => element_kernel::map_inplace_serial(x, k))
     }
+    /// A block pass: `q(scale(x)) · back` per block of `k` (see [`super::block_quantizer`]).
+    pub(crate) fn map_blocks(
+        &self,
+        scaling: element_kernel::BlockScaling,
+        x: &[f32],
+        out: &mut [f32],
+        k: usize,
+        into: &[f32],
+        back: &[f32],
+    ) {
+        with_kernel!(self.kernel, kern => element_kernel::map_blocks(scaling, x, out, k, into, back, kern))
+    }
     /// `Σ (q(x) - x)²` over `x`, accumulated in `f64`, without writing anything (calling thread).
     pub fn sum_sq_error(&self, x: &[f32]) -> f64 {
         with_kernel!(self.kernel, k => element_kernel::sum_sq_error(x, k))

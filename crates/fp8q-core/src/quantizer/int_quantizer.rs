@@ -57,6 +57,18 @@ impl IntQuantizer {
     pub fn quantize(&self, x: &[f32], out: &mut [f32]) {
         element_kernel::map(x, out, &self.kernel);
     }
+    /// A block pass: `q(scale(x)) · back` per block of `k` (see [`super::block_quantizer`]).
+    pub(crate) fn map_blocks(
+        &self,
+        scaling: element_kernel::BlockScaling,
+        x: &[f32],
+        out: &mut [f32],
+        k: usize,
+        into: &[f32],
+        back: &[f32],
+    ) {
+        element_kernel::map_blocks(scaling, x, out, k, into, back, &self.kernel)
+    }
     /// Quantize in place, in parallel for large inputs.
     pub fn quantize_inplace(&self, x: &mut [f32]) {
         element_kernel::map_inplace(x, &self.kernel);
