@@ -144,6 +144,16 @@ fn bad_input_gives_clear_errors_and_exit_code_2() {
         (&["sqnr", "--verify", "1"], "1"),
         (&["sqnr", "--json", "--csv"], "--csv"),
         (&["sqnr", "--curves"], "--plot"),
+        (&["sqnr", "--formats", "mxfp9"], "mxfp9"),
+        (&["sqnr", "--formats", "e2m1@0"], "block size"),
+        (&["sqnr", "--formats", "mxfp4", "--block-size", "0"], "block size"),
+        (&["sqnr", "--formats", "mxfp4", "--scale-rule", "up"], "scale rule"),
+        (&["sqnr", "--block-size", "16"], "block-scaled"),
+        (
+            &["sqnr", "--formats", "mxfp4", "--dist", "uniform:min=-1,max=2"],
+            "symmetric",
+        ),
+        (&["sqnr", "--formats", "nvfp4", "--tensor-size", "0"], "0"),
     ];
     for (args, needle) in cases {
         let o = fp8q(args);
@@ -152,4 +162,51 @@ fn bad_input_gives_clear_errors_and_exit_code_2() {
         assert!(e.contains(needle), "{args:?}: error does not name '{needle}': {e}");
         assert!(!e.contains("panicked"), "{args:?}: {e}");
     }
+}
+
+#[test]
+fn block_formats_sit_beside_per_tensor_ones() {
+    let o = fp8q(&[
+        "sqnr",
+        "--json",
+        "--formats",
+        "mxfp8_e4m3,mxfp6_e2m3,mxfp4,nvfp4,e4m3,int8",
+        "--verify",
+        "200000",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("valid JSON");
+    for d in v["distributions"].as_array().unwrap() {
+        let rs = d["results"].as_array().unwrap();
+        let names: Vec<&str> = rs.iter().map(|r| r["format"].as_str().unwrap()).collect();
+        assert_eq!(names, ["mxfp8_e4m3", "mxfp6_e2m3", "mxfp4", "nvfp4", "e4m3", "int8"]);
+        for r in rs {
+            let block = r["format"].as_str().unwrap() != "e4m3" && r["format"].as_str().unwrap() != "int8";
+            // no range for a block format: maxval is null
+            assert_eq!(r["maxval"].is_null(), block, "{r}");
+            assert_eq!(r["tensor_amax"].is_number(), r["format"] == "nvfp4", "{r}");
+            let z = r["monte_carlo"]["mse_z"].as_f64().unwrap();
+            if block {
+                assert!(z.abs() < 5.0, "{r}");
+            }
+        }
+    }
+    // --block-size and --scale-rule rename the formats they change
+    let o = fp8q(&[
+        "sqnr",
+        "--csv",
+        "--formats",
+        "mxfp4,nvfp4,e4m3",
+        "--block-size",
+        "64",
+        "--scale-rule",
+        "rceil",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = stdout(&o);
+    let row = s.lines().find(|l| l.contains("e2m1@64:rceil,")).expect(&s);
+    // maxval empty for a block format
+    assert!(row.contains("e2m1@64:rceil,,"), "{row}");
+    assert!(s.contains(",e2m1@64/e4m3,"), "{s}");
+    assert!(s.contains(",e4m3,"), "{s}");
 }
