@@ -210,3 +210,61 @@ fn block_formats_sit_beside_per_tensor_ones() {
     assert!(s.contains(",e2m1@64/e4m3,"), "{s}");
     assert!(s.contains(",e4m3,"), "{s}");
 }
+
+#[test]
+fn splits_table_csv_json_and_plot() {
+    let dir = std::env::temp_dir().join(format!("fp8q_splits_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let svg = dir.join("splits.svg");
+    let o = fp8q(&[
+        "sqnr",
+        "--splits",
+        "--dist",
+        "gauss:clip=10",
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = stdout(&o);
+    for needle in [
+        "4 bits",
+        "6 bits",
+        "8 bits",
+        "K=1 ",
+        "K=128",
+        "per tensor",
+        "e2m3",
+        "int6",
+    ] {
+        assert!(s.contains(needle), "missing {needle} in\n{s}");
+    }
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+    std::fs::remove_dir_all(&dir).ok();
+    // CSV: one line per (width, block size, split): 6 block sizes × (3 + 5 + 7) splits
+    let o = fp8q(&["sqnr", "--splits", "--csv", "--dist", "uniform:clip=1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = stdout(&o);
+    assert_eq!(s.lines().count(), 1 + 6 * 15, "{s}");
+    assert!(s.contains(",8,32,e4m3,e4m3@32,"), "{s}");
+    assert!(s.contains(",6,per-tensor,e2m3,e2m3,"), "{s}");
+    // JSON: per tensor is a null block size; each row names its best split
+    let o = fp8q(&["sqnr", "--splits", "--json", "--dist", "student-t:nu=8"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("valid JSON");
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 18);
+    assert!(rows.iter().any(|r| r["block_size"].is_null()));
+    for r in rows {
+        let best = r["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["best"] == true)
+            .count();
+        assert_eq!(best, 1, "{r}");
+    }
+    // the split table takes no format list
+    let o = fp8q(&["sqnr", "--splits", "--formats", "mxfp4"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--formats"), "{}", stderr(&o));
+}

@@ -81,6 +81,12 @@ pub struct SqnrArgs {
     /// With --plot: also draw the MSE against α for each distribution (log-log).
     #[arg(long, requires = "plot")]
     pub curves: bool,
+    /// The split table instead of the study: for 4-, 6- and 8-bit elements, the SQNR of every
+    /// exponent/mantissa split eXmY and of INT under an E8M0 block scale (block sizes 1, 16, 32,
+    /// 64, 128; --scale-rule, default floor) and per tensor at the optimal range, for each
+    /// --dist, and which split wins (table, --csv, --json, --plot).
+    #[arg(long, conflicts_with_all = ["formats", "block_size", "maxval", "verify", "curves", "tensor_size"])]
+    pub splits: bool,
     /// Scan density of the optimal-range search (points per octave of α).
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(4..=4096))]
     pub points_per_octave: u32,
@@ -147,6 +153,9 @@ fn parse_count(s: &str) -> Result<usize, String> {
 
 /// Run the command.
 pub fn run(args: &SqnrArgs) -> Result<()> {
+    if args.splits {
+        return super::sqnr_splits::run(args);
+    }
     if (args.block_size.is_some() || args.scale_rule.is_some()) && !args.formats.iter().any(|f| f.as_block().is_some())
     {
         bail!("--block-size and --scale-rule apply to block-scaled formats, and --formats names none (e.g. --formats mxfp4,nvfp4)");

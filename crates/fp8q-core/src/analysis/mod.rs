@@ -4,6 +4,7 @@
 //!
 //! * [`block_error`]: the exact per-element error of a block-scaled format (MX, NVFP4, generic)
 //!   on i.i.d. data.
+//! * [`block_splits`]: the best exponent/mantissa split of each width under block scaling.
 //! * [`distributions`]: uniform, clipped Gaussian and clipped Student's t (pdf, point masses,
 //!   second moment, sampling, the `--dist` spelling).
 //! * [`expected_error`]: `E[R²]`, `E[X·R]` and the dot-product MSE for any sorted grid.
@@ -28,6 +29,7 @@
 //! ```
 
 pub mod block_error;
+pub mod block_splits;
 pub mod distributions;
 pub mod expected_error;
 pub mod fit;
