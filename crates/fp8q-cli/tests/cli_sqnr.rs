@@ -144,6 +144,16 @@ fn bad_input_gives_clear_errors_and_exit_code_2() {
         (&["sqnr", "--verify", "1"], "1"),
         (&["sqnr", "--json", "--csv"], "--csv"),
         (&["sqnr", "--curves"], "--plot"),
+        (&["sqnr", "--formats", "mxfp9"], "mxfp9"),
+        (&["sqnr", "--formats", "e2m1@0"], "block size"),
+        (&["sqnr", "--formats", "mxfp4", "--block-size", "0"], "block size"),
+        (&["sqnr", "--formats", "mxfp4", "--scale-rule", "up"], "scale rule"),
+        (&["sqnr", "--block-size", "16"], "block-scaled"),
+        (
+            &["sqnr", "--formats", "mxfp4", "--dist", "uniform:min=-1,max=2"],
+            "symmetric",
+        ),
+        (&["sqnr", "--formats", "nvfp4", "--tensor-size", "0"], "0"),
     ];
     for (args, needle) in cases {
         let o = fp8q(args);
@@ -152,4 +162,109 @@ fn bad_input_gives_clear_errors_and_exit_code_2() {
         assert!(e.contains(needle), "{args:?}: error does not name '{needle}': {e}");
         assert!(!e.contains("panicked"), "{args:?}: {e}");
     }
+}
+
+#[test]
+fn block_formats_sit_beside_per_tensor_ones() {
+    let o = fp8q(&[
+        "sqnr",
+        "--json",
+        "--formats",
+        "mxfp8_e4m3,mxfp6_e2m3,mxfp4,nvfp4,e4m3,int8",
+        "--verify",
+        "200000",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("valid JSON");
+    for d in v["distributions"].as_array().unwrap() {
+        let rs = d["results"].as_array().unwrap();
+        let names: Vec<&str> = rs.iter().map(|r| r["format"].as_str().unwrap()).collect();
+        assert_eq!(names, ["mxfp8_e4m3", "mxfp6_e2m3", "mxfp4", "nvfp4", "e4m3", "int8"]);
+        for r in rs {
+            let block = r["format"].as_str().unwrap() != "e4m3" && r["format"].as_str().unwrap() != "int8";
+            // no range for a block format: maxval is null
+            assert_eq!(r["maxval"].is_null(), block, "{r}");
+            assert_eq!(r["tensor_amax"].is_number(), r["format"] == "nvfp4", "{r}");
+            let z = r["monte_carlo"]["mse_z"].as_f64().unwrap();
+            if block {
+                assert!(z.abs() < 5.0, "{r}");
+            }
+        }
+    }
+    // --block-size and --scale-rule rename the formats they change
+    let o = fp8q(&[
+        "sqnr",
+        "--csv",
+        "--formats",
+        "mxfp4,nvfp4,e4m3",
+        "--block-size",
+        "64",
+        "--scale-rule",
+        "rceil",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = stdout(&o);
+    let row = s.lines().find(|l| l.contains("e2m1@64:rceil,")).expect(&s);
+    // maxval empty for a block format
+    assert!(row.contains("e2m1@64:rceil,,"), "{row}");
+    assert!(s.contains(",e2m1@64/e4m3,"), "{s}");
+    assert!(s.contains(",e4m3,"), "{s}");
+}
+
+#[test]
+fn splits_table_csv_json_and_plot() {
+    let dir = std::env::temp_dir().join(format!("fp8q_splits_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let svg = dir.join("splits.svg");
+    let o = fp8q(&[
+        "sqnr",
+        "--splits",
+        "--dist",
+        "gauss:clip=10",
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = stdout(&o);
+    for needle in [
+        "4 bits",
+        "6 bits",
+        "8 bits",
+        "K=1 ",
+        "K=128",
+        "per tensor",
+        "e2m3",
+        "int6",
+    ] {
+        assert!(s.contains(needle), "missing {needle} in\n{s}");
+    }
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+    std::fs::remove_dir_all(&dir).ok();
+    // CSV: one line per (width, block size, split): 6 block sizes × (3 + 5 + 7) splits
+    let o = fp8q(&["sqnr", "--splits", "--csv", "--dist", "uniform:clip=1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = stdout(&o);
+    assert_eq!(s.lines().count(), 1 + 6 * 15, "{s}");
+    assert!(s.contains(",8,32,e4m3,e4m3@32,"), "{s}");
+    assert!(s.contains(",6,per-tensor,e2m3,e2m3,"), "{s}");
+    // JSON: per tensor is a null block size; each row names its best split
+    let o = fp8q(&["sqnr", "--splits", "--json", "--dist", "student-t:nu=8"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("valid JSON");
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 18);
+    assert!(rows.iter().any(|r| r["block_size"].is_null()));
+    for r in rows {
+        let best = r["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["best"] == true)
+            .count();
+        assert_eq!(best, 1, "{r}");
+    }
+    // the split table takes no format list
+    let o = fp8q(&["sqnr", "--splits", "--formats", "mxfp4"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--formats"), "{}", stderr(&o));
 }

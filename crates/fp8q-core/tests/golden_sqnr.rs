@@ -132,7 +132,7 @@ fn default_study_matches_golden_optimum() {
         let ddb = (r.sqnr_db - want_db).abs();
         eprintln!(
             "{d} {fm}: alpha {:.6} (golden {:.6}) mse {:.10e} (golden {:.10e}) rel {:.2e}, dB diff {:.2e}",
-            r.maxval,
+            r.maxval.expect("a per-tensor format"),
             f(case, "optimal_maxval"),
             r.mse,
             want_mse,

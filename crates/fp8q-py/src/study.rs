@@ -87,6 +87,7 @@ pub(crate) fn sqnr<'py>(
         },
         verify,
         curve_points: None,
+        tensor_elements: None,
     };
     let study = py
         .detach(|| run_study(&config))

@@ -6,5 +6,6 @@ pub mod formats;
 pub mod merge;
 pub mod quantize;
 pub mod sqnr;
+pub mod sqnr_splits;
 pub mod sweep;
 pub mod validate_quantized;

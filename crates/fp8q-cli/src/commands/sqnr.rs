@@ -4,11 +4,12 @@
 //! Student's t (ν = 8) clipped at ±100, each with E5M2, E4M3, E3M4, E2M5 (flexible bias) and INT8
 //! at the range that minimizes the expected MSE.
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use fp8q_core::analysis::distributions::Distribution;
 use fp8q_core::analysis::optimal_range::SearchOptions;
 use fp8q_core::analysis::study::{paper_formats, run_study, RangeChoice, Study, StudyConfig, VerifyOptions};
-use fp8q_core::format::Format;
+use fp8q_core::format::block::MAX_BLOCK_SIZE;
+use fp8q_core::format::{Format, ScaleFormat, ScaleRule};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -34,10 +35,24 @@ pub struct SqnrArgs {
     #[arg(long = "dist", value_name = "DIST", value_parser = parse_distribution)]
     pub dist: Vec<Distribution>,
     /// Comma-separated formats: `eXmY` (signed FP of 1+X+Y bits with flexible bias), `intN`
-    /// (symmetric INT); also `ueXmY`, `intN-asym` and the float8_* encodings.
+    /// (symmetric INT); also `ueXmY`, `intN-asym` and the float8_* encodings; and block-scaled
+    /// formats: mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4, mxint8, nvfp4 or
+    /// ELEMENT@K[/SCALE][:RULE] (e.g. e3m4@32, int4@128/f32), which have no range to choose.
     /// Default: e5m2,e4m3,e3m4,e2m5,int8.
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_format)]
     pub formats: Vec<Format>,
+    /// Give every block-scaled format in --formats this block size.
+    #[arg(long, value_name = "K", value_parser = parse_block_size)]
+    pub block_size: Option<usize>,
+    /// The scale rule of every E8M0-scaled block format in --formats: floor (OCP), ceil, even
+    /// or rceil (formats with another scale keep theirs).
+    #[arg(long, value_name = "RULE", value_parser = parse_scale_rule)]
+    pub scale_rule: Option<ScaleRule>,
+    /// Elements of the tensor whose largest magnitude sets NVFP4's FP32 tensor scale: the
+    /// analysis takes the median largest magnitude of that many samples. Default: the
+    /// --verify sample count, else 16777216 (a 4096 × 4096 matrix).
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub tensor_size: Option<usize>,
     /// Evaluate at this maximum α (range [-α, α]) instead of the optimal one.
     #[arg(long, value_name = "A", value_parser = parse_positive)]
     pub maxval: Option<f64>,
@@ -66,6 +81,12 @@ pub struct SqnrArgs {
     /// With --plot: also draw the MSE against α for each distribution (log-log).
     #[arg(long, requires = "plot")]
     pub curves: bool,
+    /// The split table instead of the study: for 4-, 6- and 8-bit elements, the SQNR of every
+    /// exponent/mantissa split eXmY and of INT under an E8M0 block scale (block sizes 1, 16, 32,
+    /// 64, 128; --scale-rule, default floor) and per tensor at the optimal range, for each
+    /// --dist, and which split wins (table, --csv, --json, --plot).
+    #[arg(long, conflicts_with_all = ["formats", "block_size", "maxval", "verify", "curves", "tensor_size"])]
+    pub splits: bool,
     /// Scan density of the optimal-range search (points per octave of α).
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(4..=4096))]
     pub points_per_octave: u32,
@@ -77,6 +98,43 @@ fn parse_distribution(s: &str) -> Result<Distribution, String> {
 
 fn parse_format(s: &str) -> Result<Format, String> {
     s.parse::<Format>().map_err(|e| e.to_string())
+}
+
+fn parse_block_size(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(k) if (1..=MAX_BLOCK_SIZE).contains(&k) => Ok(k),
+        _ => Err(format!(
+            "'{s}' is not a block size (a whole number from 1 to {MAX_BLOCK_SIZE})"
+        )),
+    }
+}
+
+fn parse_scale_rule(s: &str) -> Result<ScaleRule, String> {
+    s.parse::<ScaleRule>().map_err(|e| e.to_string())
+}
+
+/// The formats with `--block-size` and `--scale-rule` applied to the block-scaled ones.
+pub fn with_block_overrides(
+    formats: &[Format],
+    block_size: Option<usize>,
+    rule: Option<ScaleRule>,
+) -> Result<Vec<Format>> {
+    formats
+        .iter()
+        .map(|f| match f {
+            Format::Block(b) => {
+                let mut b = *b;
+                if let Some(k) = block_size {
+                    b = b.with_block_size(k)?;
+                }
+                if let (Some(r), ScaleFormat::E8m0) = (rule, b.scale()) {
+                    b = b.with_rule(r);
+                }
+                Ok(Format::Block(b))
+            }
+            other => Ok(*other),
+        })
+        .collect()
 }
 
 fn parse_positive(s: &str) -> Result<f64, String> {
@@ -95,6 +153,13 @@ fn parse_count(s: &str) -> Result<usize, String> {
 
 /// Run the command.
 pub fn run(args: &SqnrArgs) -> Result<()> {
+    if args.splits {
+        return super::sqnr_splits::run(args);
+    }
+    if (args.block_size.is_some() || args.scale_rule.is_some()) && !args.formats.iter().any(|f| f.as_block().is_some())
+    {
+        bail!("--block-size and --scale-rule apply to block-scaled formats, and --formats names none (e.g. --formats mxfp4,nvfp4)");
+    }
     let config = StudyConfig {
         distributions: if args.dist.is_empty() {
             Distribution::paper_defaults()
@@ -104,7 +169,7 @@ pub fn run(args: &SqnrArgs) -> Result<()> {
         formats: if args.formats.is_empty() {
             paper_formats()
         } else {
-            args.formats.clone()
+            with_block_overrides(&args.formats, args.block_size, args.scale_rule)?
         },
         range: match (args.maxval, args.range_search) {
             (Some(a), _) => RangeChoice::Fixed(a),
@@ -123,6 +188,7 @@ pub fn run(args: &SqnrArgs) -> Result<()> {
             seed: args.seed,
         }),
         curve_points: if args.curves { Some(241) } else { None },
+        tensor_elements: args.tensor_size,
     };
     let start = Instant::now();
     let study = run_study(&config).context("the SQNR study failed")?;
@@ -207,7 +273,7 @@ fn table(study: &Study) -> String {
                 s,
                 "  {:<16} {:>12} {:>11} {:>9.3} {:>13.3} {:>11} {:>12.3} {:>13.3}",
                 name,
-                num(r.maxval),
+                r.maxval.map_or_else(|| "-".to_string(), num),
                 sci(r.mse),
                 r.sqnr_db,
                 r.neg_log_mse_db,
@@ -253,7 +319,7 @@ fn csv(study: &Study) -> String {
                 "{},{},{},{},{},{},{},{},{},{},{},{}",
                 csv_quote(&dr.distribution.to_string()),
                 r.format,
-                r.maxval,
+                r.maxval.map_or_else(String::new, |a| a.to_string()),
                 dr.second_moment,
                 r.mse,
                 r.sqnr_db,
@@ -390,8 +456,8 @@ fn plot(study: &Study, path: &std::path::Path, curves: bool) -> Result<()> {
                     .map_err(|e| err(&e))?
                     .label(r.name.clone())
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-                if r.mse > 0.0 && r.maxval >= x0 && r.maxval <= x1 {
-                    c.draw_series(std::iter::once(Circle::new((r.maxval, r.mse), 5, color.filled())))
+                if let Some(a) = r.maxval.filter(|&a| r.mse > 0.0 && a >= x0 && a <= x1) {
+                    c.draw_series(std::iter::once(Circle::new((a, r.mse), 5, color.filled())))
                         .map_err(|e| err(&e))?;
                 }
             }

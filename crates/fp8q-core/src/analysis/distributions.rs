@@ -175,6 +175,47 @@ impl Distribution {
         self.second_moment
     }
 
+    /// Whether the distribution is symmetric about 0 (`min = -max`, and `μ = 0` for a Gaussian):
+    /// what the block-scaled analysis needs.
+    pub fn is_symmetric(&self) -> bool {
+        self.min == -self.max
+            && match self.kind {
+                DistKind::Gauss { mu, .. } => mu == 0.0,
+                _ => true,
+            }
+    }
+
+    /// For a symmetric distribution, `P(|X| < m)`: the continuous mass on `(-m, m)`, plus the
+    /// point masses once `m > max`.
+    pub fn abs_cdf(&self, m: f64) -> f64 {
+        if m <= 0.0 {
+            return 0.0;
+        }
+        if m > self.max {
+            return 1.0;
+        }
+        match self.kind {
+            DistKind::Uniform => m / self.max,
+            DistKind::Gauss { sigma, .. } => puruspe::erf(m / (std::f64::consts::SQRT_2 * sigma)),
+            DistKind::StudentT { nu } => 1.0 - 2.0 * student_t_cdf(nu, -m),
+        }
+    }
+
+    /// For a symmetric distribution, `P(|X| >= m) = 1 - P(|X| < m)`, accurate in the tail.
+    pub fn abs_tail(&self, m: f64) -> f64 {
+        if m <= 0.0 {
+            return 1.0;
+        }
+        if m > self.max {
+            return 0.0;
+        }
+        match self.kind {
+            DistKind::Uniform => (self.max - m) / self.max,
+            DistKind::Gauss { sigma, .. } => puruspe::erfc(m / (std::f64::consts::SQRT_2 * sigma)),
+            DistKind::StudentT { nu } => 2.0 * student_t_cdf(nu, -m),
+        }
+    }
+
     /// Density of the continuous part at `x` (zero outside the support).
     #[inline]
     pub fn pdf(&self, x: f64) -> f64 {

@@ -40,12 +40,43 @@ pub fn nearest_index(grid: &[f64], x: f64) -> usize {
 /// `E[R²]` and (if `with_xr`) `E[X·R]` for `dist` rounded to the nearest point of `grid`
 /// (ascending, distinct, finite, non-empty).
 pub fn error_terms(dist: &Distribution, grid: &[f64], with_xr: bool) -> ErrorTerms {
+    let (lo, hi) = dist.support();
+    let (mut mse, mut xr) = continuous_sums(dist, grid, lo, hi, with_xr);
+    let (m_lo, m_hi) = dist.point_masses();
+    for (b, m) in [(lo, m_lo), (hi, m_hi)] {
+        if m > 0.0 {
+            let r = grid[nearest_index(grid, b)] - b;
+            mse.add(r * r * m);
+            xr.add(b * r * m);
+        }
+    }
+    ErrorTerms {
+        mse: mse.sum(),
+        xr: if with_xr { xr.sum() } else { f64::NAN },
+    }
+}
+
+/// The continuous part of [`error_terms`] over `[lo, hi]` (intersected with the support):
+/// `∫ (q(x) - x)² p(x) dx` and (if `with_xr`) `∫ x (q(x) - x) p(x) dx`, point masses excluded.
+pub fn continuous_error_terms(dist: &Distribution, grid: &[f64], lo: f64, hi: f64, with_xr: bool) -> ErrorTerms {
+    let (s_lo, s_hi) = dist.support();
+    let (lo, hi) = (lo.max(s_lo), hi.min(s_hi));
+    if lo >= hi || lo.is_nan() || hi.is_nan() {
+        return ErrorTerms { mse: 0.0, xr: 0.0 };
+    }
+    let (mse, xr) = continuous_sums(dist, grid, lo, hi, with_xr);
+    ErrorTerms {
+        mse: mse.sum(),
+        xr: if with_xr { xr.sum() } else { f64::NAN },
+    }
+}
+
+fn continuous_sums(dist: &Distribution, grid: &[f64], lo: f64, hi: f64, with_xr: bool) -> (Neumaier, Neumaier) {
     assert!(!grid.is_empty(), "empty grid");
     debug_assert!(
         grid.windows(2).all(|w| w[0] < w[1]),
         "grid must be ascending and distinct"
     );
-    let (lo, hi) = dist.support();
     let first = nearest_index(grid, lo);
     let last = nearest_index(grid, hi);
     // compensated sums: a 16-bit grid has 2^16 cells of very different sizes
@@ -111,18 +142,7 @@ pub fn error_terms(dist: &Distribution, grid: &[f64], with_xr: bool) -> ErrorTer
             }
         }
     }
-    let (m_lo, m_hi) = dist.point_masses();
-    for (b, m) in [(lo, m_lo), (hi, m_hi)] {
-        if m > 0.0 {
-            let r = grid[nearest_index(grid, b)] - b;
-            mse.add(r * r * m);
-            xr.add(b * r * m);
-        }
-    }
-    ErrorTerms {
-        mse: mse.sum(),
-        xr: if with_xr { xr.sum() } else { f64::NAN },
-    }
+    (mse, xr)
 }
 
 /// Kahan–Babuška–Neumaier compensated summation.

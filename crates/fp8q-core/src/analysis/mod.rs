@@ -2,6 +2,9 @@
 //! the expected quantization MSE, the SQNR, and the error of a product of two quantized values;
 //! the `α` minimizing the MSE; and a study over distributions × formats.
 //!
+//! * [`block_error`]: the exact per-element error of a block-scaled format (MX, NVFP4, generic)
+//!   on i.i.d. data.
+//! * [`block_splits`]: the best exponent/mantissa split of each width under block scaling.
 //! * [`distributions`]: uniform, clipped Gaussian and clipped Student's t (pdf, point masses,
 //!   second moment, sampling, the `--dist` spelling).
 //! * [`expected_error`]: `E[R²]`, `E[X·R]` and the dot-product MSE for any sorted grid.
@@ -25,7 +28,9 @@
 //! assert!((mse / (step * step / 12.0) - 1.0).abs() < 1e-9);
 //! ```
 
+pub mod block_error;
 pub mod block_measure;
+pub mod block_splits;
 pub mod distributions;
 pub mod expected_error;
 pub mod fit;

@@ -1,12 +1,20 @@
 //! A study: distributions × formats → expected MSE, SQNR and dot-product error at the optimal
 //! (or a given, or a sampled-search) range, optionally with a Monte-Carlo cross-check and the
 //! MSE-versus-α curve. Cases are computed in parallel with rayon.
+//!
+//! Block-scaled formats (MX, NVFP4, generic `ELEMENT@K`) sit in the same study: they have no
+//! range to choose (`maxval` is `None`), their error is [`block_error_terms`]'s, and the
+//! Monte-Carlo quantizes the samples with the real [`BlockQuantizer`] in blocks along a 1-D
+//! tensor. The FP32 tensor scale of a two-level format (NVFP4) is analysed at the median
+//! largest magnitude of a tensor of [`StudyConfig::tensor_elements`] elements.
 
+use super::block_error::{block_error_terms, TensorMax};
 use super::distributions::Distribution;
 use super::expected_error::{dot_product_mse, error_terms, expected_mse, ErrorTerms};
 use super::optimal_range::{optimal_maxval, sampled_line_search, search_interval, SearchOptions};
 use super::{grid_for, quantizer_for, sqnr_db, AnalysisError};
-use crate::format::Format;
+use crate::format::{BlockFormat, Format};
+use crate::quantizer::block_quantizer::{BlockLayout, BlockQuantizer};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -62,6 +70,22 @@ pub struct StudyConfig {
     pub verify: Option<VerifyOptions>,
     /// Points of the MSE-versus-α curve per case (over the search interval), if wanted.
     pub curve_points: Option<usize>,
+    /// Elements of the tensor whose largest magnitude sets a two-level block format's FP32
+    /// scale (NVFP4); `None`: the Monte-Carlo's sample count when verifying, else
+    /// [`DEFAULT_TENSOR_ELEMENTS`].
+    pub tensor_elements: Option<usize>,
+}
+
+/// The tensor size of the two-level analysis without a Monte-Carlo: a 4096 × 4096 matrix.
+pub const DEFAULT_TENSOR_ELEMENTS: usize = 1 << 24;
+
+impl StudyConfig {
+    /// The tensor size the two-level analysis uses (see [`StudyConfig::tensor_elements`]).
+    pub fn tensor_size(&self) -> usize {
+        self.tensor_elements
+            .or(self.verify.map(|v| v.samples))
+            .unwrap_or(DEFAULT_TENSOR_ELEMENTS)
+    }
 }
 
 /// The paper's formats: E5M2, E4M3, E3M4, E2M5 (flexible bias) and INT8.
@@ -82,6 +106,7 @@ impl StudyConfig {
             search: SearchOptions::default(),
             verify: None,
             curve_points: None,
+            tensor_elements: None,
         }
     }
 }
@@ -125,8 +150,13 @@ pub struct FormatResult {
     pub name: String,
     /// Total bits.
     pub n_bits: u32,
-    /// The range `α` used (grid maximum).
-    pub maxval: f64,
+    /// The range `α` used (grid maximum); `None` for a block-scaled format (no range to choose).
+    pub maxval: Option<f64>,
+    /// Storage bits per element (a block format's scale share included).
+    pub bits_per_element: f64,
+    /// The tensor maximum a two-level block format's FP32 scale was analysed at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tensor_amax: Option<f64>,
     /// `E[R²]`.
     pub mse: f64,
     /// `10·log10(E[X²] / MSE)`.
@@ -203,7 +233,27 @@ pub fn run_study(config: &StudyConfig) -> Result<Study, AnalysisError> {
     }
     // validate every format once, with a clear error (before any parallel work)
     for f in &config.formats {
-        grid_for(f, 1.0)?;
+        match f {
+            Format::Block(_) => {
+                if let Some(d) = config.distributions.iter().find(|d| !d.is_symmetric()) {
+                    return Err(AnalysisError::Invalid {
+                        what: "distribution",
+                        why: format!(
+                            "{f} is block-scaled; its analysis needs a distribution symmetric about 0 (got {d})"
+                        ),
+                    });
+                }
+            }
+            _ => {
+                grid_for(f, 1.0)?;
+            }
+        }
+    }
+    if config.tensor_size() == 0 {
+        return Err(AnalysisError::Invalid {
+            what: "tensor size",
+            why: "a tensor needs at least one element".into(),
+        });
     }
     // samples shared by all formats of a distribution
     let prepared: Vec<Prepared> = config.distributions.iter().map(|d| prepare(config, d)).collect();
@@ -266,6 +316,9 @@ fn run_case(
     format: &Format,
     prepared: &Prepared,
 ) -> Result<FormatResult, AnalysisError> {
+    if let Format::Block(b) = format {
+        return run_block_case(config, dist, b, prepared);
+    }
     let m2 = dist.second_moment();
     let (alpha, evaluations) = match config.range {
         RangeChoice::Optimal => {
@@ -302,7 +355,9 @@ fn run_case(
         format: format.to_string(),
         name: format.display_name(),
         n_bits: format.n_bits(),
-        maxval: alpha,
+        maxval: Some(alpha),
+        bits_per_element: format.n_bits() as f64,
+        tensor_amax: None,
         mse: t.mse,
         sqnr_db: sqnr_db(m2, t.mse),
         neg_log_mse_db: -10.0 * t.mse.log10(),
@@ -314,6 +369,105 @@ fn run_case(
         best: false,
         monte_carlo,
         curve,
+    })
+}
+
+fn run_block_case(
+    config: &StudyConfig,
+    dist: &Distribution,
+    format: &BlockFormat,
+    prepared: &Prepared,
+) -> Result<FormatResult, AnalysisError> {
+    let m2 = dist.second_moment();
+    let b = block_error_terms(
+        dist,
+        format,
+        TensorMax::Median {
+            elements: config.tensor_size(),
+        },
+    )?;
+    let t = b.terms;
+    let dot = dot_product_mse(t, m2, t, m2);
+    let monte_carlo = match (&prepared.mc_samples, config.verify) {
+        (Some((x, y)), Some(v)) => Some(block_monte_carlo(format, x, y, v.seed, t.mse, dot)?),
+        _ => None,
+    };
+    Ok(FormatResult {
+        format: format.to_string(),
+        name: format.to_string(),
+        n_bits: format.element().n_bits(),
+        maxval: None,
+        bits_per_element: format.bits_per_element(),
+        tensor_amax: b.tensor_amax,
+        mse: t.mse,
+        sqnr_db: sqnr_db(m2, t.mse),
+        neg_log_mse_db: -10.0 * t.mse.log10(),
+        xr: t.xr,
+        dot_product_mse: dot,
+        dot_product_sqnr_db: sqnr_db(m2 * m2, dot),
+        dot_product_neg_log_mse_db: -10.0 * dot.log10(),
+        evaluations: 0,
+        best: false,
+        monte_carlo,
+        curve: None,
+    })
+}
+
+/// Mean of `f(i)` over `0..n` and its standard error from the sums over groups of `k`
+/// consecutive indices (the groups independent, the values inside one possibly correlated: the
+/// elements of a block share its scale).
+fn grouped_mean_stderr<F: Fn(usize) -> f64 + Sync>(n: usize, k: usize, f: F) -> (f64, f64) {
+    let groups = n.div_ceil(k);
+    let sums: Vec<(f64, f64)> = (0..groups)
+        .into_par_iter()
+        .with_min_len(1 << 10)
+        .map(|g| {
+            let r = g * k..((g + 1) * k).min(n);
+            let len = r.len() as f64;
+            (r.map(&f).sum::<f64>(), len)
+        })
+        .collect();
+    let nf = n as f64;
+    let mean = sums.iter().map(|s| s.0).sum::<f64>() / nf;
+    let gf = groups as f64;
+    // the ratio estimator's variance
+    let var = sums.iter().map(|(s, c)| (s - c * mean).powi(2)).sum::<f64>() / (nf * nf) * gf / (gf - 1.0).max(1.0);
+    (mean, var.max(0.0).sqrt())
+}
+
+/// The Monte-Carlo check of a block format: `x` and `y` are two 1-D tensors (each with its own
+/// tensor maximum), quantized in blocks with the real quantizer.
+fn block_monte_carlo(
+    format: &BlockFormat,
+    x: &[f32],
+    y: &[f32],
+    seed: u64,
+    mse: f64,
+    dot: f64,
+) -> Result<MonteCarlo, AnalysisError> {
+    let layout = BlockLayout::new(&[x.len()], 0)?;
+    let mut qx = vec![0f32; x.len()];
+    let mut qy = vec![0f32; y.len()];
+    BlockQuantizer::for_tensor(*format, x).quantize(layout, x, &mut qx)?;
+    BlockQuantizer::for_tensor(*format, y).quantize(layout, y, &mut qy)?;
+    let k = format.block_size();
+    let (m, se) = grouped_mean_stderr(x.len(), k, |i| {
+        let r = qx[i] as f64 - x[i] as f64;
+        r * r
+    });
+    let (dm, dse) = grouped_mean_stderr(x.len(), k, |i| {
+        let e = x[i] as f64 * y[i] as f64 - qx[i] as f64 * qy[i] as f64;
+        e * e
+    });
+    Ok(MonteCarlo {
+        samples: x.len(),
+        seed,
+        mse: m,
+        mse_stderr: se,
+        mse_z: (m - mse) / se,
+        dot_product_mse: dm,
+        dot_product_stderr: dse,
+        dot_product_z: (dm - dot) / dse,
     })
 }
 
