@@ -14,6 +14,7 @@
 
 mod analyze;
 mod arrays;
+mod blocks;
 mod codes;
 mod errors;
 mod format;
@@ -31,6 +32,9 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(quantize::estimate_range, m)?)?;
     m.add_function(wrap_pyfunction!(codes::encode, m)?)?;
     m.add_function(wrap_pyfunction!(codes::decode, m)?)?;
+    m.add_function(wrap_pyfunction!(codes::block_format, m)?)?;
+    m.add_function(wrap_pyfunction!(codes::encode_blocks, m)?)?;
+    m.add_function(wrap_pyfunction!(codes::decode_blocks, m)?)?;
     m.add_function(wrap_pyfunction!(study::sqnr, m)?)?;
     m.add_function(wrap_pyfunction!(analyze::analyze, m)?)?;
     m.add_function(wrap_pyfunction!(reference::reference_forward, m)?)?;

@@ -1,9 +1,12 @@
 //! `quantize` and `estimate_range`: the library path of `fp8q quantize` (format, fixed range or
-//! range estimator, per tensor or per channel along axis 0) on NumPy arrays.
+//! range estimator, per tensor or per channel along axis 0) on NumPy arrays; block-scaled
+//! formats through `quantize_blocks` (blocks along one axis, each with its own scale).
 
 use crate::arrays::{check_out, FloatArray};
+use crate::blocks::BlockOptions;
 use crate::errors::value_error;
-use fp8q_core::format::Format;
+use fp8q_core::format::{BlockFormat, Format};
+use fp8q_core::quantizer::block_quantizer::{quantize_blocks, quantize_blocks_inplace};
 use fp8q_core::quantizer::{quantize_channels, quantize_channels_into, QuantMethod};
 use fp8q_core::range::{Range, RangeEstimator, RangeMethod};
 use fp8q_core::FormatError;
@@ -40,6 +43,12 @@ impl Settings {
         mantissa_search: bool,
     ) -> PyResult<Self> {
         let format: Format = fmt.parse().map_err(value_error)?;
+        if let Some(block) = format.as_block() {
+            return Err(value_error(format!(
+                "{block} is a block-scaled format: it has no range (each block of {} values takes its scale from its own largest magnitude)",
+                block.block_size()
+            )));
+        }
         let method = QuantMethod::from_format(format);
         let parsed = parse_range(range)?;
         let range = match (parsed, mantissa_search) {
@@ -127,9 +136,78 @@ impl Settings {
     }
 }
 
+/// What `quantize` does: ranges (fixed or estimated, per tensor or per channel), or blocks.
+#[derive(Debug, Clone)]
+enum Plan {
+    Ranges(Settings),
+    Blocks { format: BlockFormat, axis: isize },
+}
+
+impl Plan {
+    fn new(
+        fmt: &str,
+        maxval: Option<Vec<f64>>,
+        per_channel: bool,
+        range: Option<&str>,
+        mantissa_search: bool,
+        blocks: BlockOptions<'_>,
+    ) -> PyResult<Self> {
+        let format: Format = fmt.parse().map_err(value_error)?;
+        let Some(block) = blocks.resolve(format)? else {
+            return Settings::new(fmt, maxval, per_channel, range.unwrap_or("minmax"), mantissa_search)
+                .map(Plan::Ranges);
+        };
+        // a block takes its scale from its own values: no range to give or estimate
+        let why = format!(
+            "{block} is a block-scaled format: each block of {} values along block_axis gets its scale from its own largest magnitude",
+            block.block_size()
+        );
+        let given = if maxval.is_some() {
+            Some("maxval".to_string())
+        } else if per_channel {
+            Some("per_channel".to_string())
+        } else if let Some(r) = range {
+            Some(format!("range='{r}'"))
+        } else if mantissa_search {
+            Some("mantissa_search".to_string())
+        } else {
+            None
+        };
+        if let Some(what) = given {
+            return Err(value_error(format!(
+                "{what} does not apply to block-scaled formats: {why}"
+            )));
+        }
+        Ok(Plan::Blocks {
+            format: block,
+            axis: blocks.axis(),
+        })
+    }
+
+    fn run_inplace(&self, data: &mut [f32], shape: &[usize]) -> Result<(), FormatError> {
+        match self {
+            Plan::Ranges(settings) => {
+                let (range, method) = settings.range_for(data, shape)?;
+                quantize_channels(&range.quantizers(&method)?, data)
+            }
+            Plan::Blocks { format, axis } => quantize_blocks_inplace(*format, data, shape, *axis),
+        }
+    }
+
+    fn run_into(&self, src: &[f32], dst: &mut [f32], shape: &[usize]) -> Result<(), FormatError> {
+        match self {
+            Plan::Ranges(settings) => {
+                let (range, method) = settings.range_for(src, shape)?;
+                quantize_channels_into(&range.quantizers(&method)?, src, dst)
+            }
+            Plan::Blocks { format, axis } => quantize_blocks(*format, src, shape, *axis, dst),
+        }
+    }
+}
+
 /// Quantize `x` (see the Python docstring of `fp8q.quantize`).
 #[pyfunction]
-#[pyo3(signature = (x, fmt, maxval=None, per_channel=false, range="minmax", mantissa_search=false, out=None))]
+#[pyo3(signature = (x, fmt, maxval=None, per_channel=false, range=None, mantissa_search=false, out=None, block_size=None, block_axis=None, scale_rule=None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn quantize<'py>(
     py: Python<'py>,
@@ -137,11 +215,19 @@ pub(crate) fn quantize<'py>(
     fmt: &str,
     maxval: Option<Vec<f64>>,
     per_channel: bool,
-    range: &str,
+    range: Option<&str>,
     mantissa_search: bool,
     out: Option<&Bound<'py, PyAny>>,
+    block_size: Option<i64>,
+    block_axis: Option<isize>,
+    scale_rule: Option<&str>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let settings = Settings::new(fmt, maxval, per_channel, range, mantissa_search)?;
+    let blocks = BlockOptions {
+        block_size,
+        block_axis,
+        scale_rule,
+    };
+    let plan = Plan::new(fmt, maxval, per_channel, range, mantissa_search, blocks)?;
     let xa = FloatArray::new(x, "x")?;
     let shape = xa.shape();
     let out_array = match out {
@@ -160,11 +246,7 @@ pub(crate) fn quantize<'py>(
             if in_place {
                 let mut w = xf.try_readwrite().map_err(value_error)?;
                 let data = w.as_slice_mut().map_err(value_error)?;
-                py.detach(|| -> Result<(), FormatError> {
-                    let (range, method) = settings.range_for(data, &shape)?;
-                    quantize_channels(&range.quantizers(&method)?, data)
-                })
-                .map_err(value_error)?;
+                py.detach(|| plan.run_inplace(data, &shape)).map_err(value_error)?;
                 return Ok(x.clone());
             }
             let target = match out_array {
@@ -182,11 +264,7 @@ pub(crate) fn quantize<'py>(
             })?;
             let src = r.as_slice().map_err(value_error)?;
             let dst = w.as_slice_mut().map_err(value_error)?;
-            py.detach(|| -> Result<(), FormatError> {
-                let (range, method) = settings.range_for(src, &shape)?;
-                quantize_channels_into(&range.quantizers(&method)?, src, dst)
-            })
-            .map_err(value_error)?;
+            py.detach(|| plan.run_into(src, dst, &shape)).map_err(value_error)?;
             drop(w);
             return Ok(target.into_any());
         }
@@ -194,11 +272,7 @@ pub(crate) fn quantize<'py>(
 
     // other dtypes and layouts: through an f32 copy
     let mut data = xa.to_f32_vec(py)?;
-    py.detach(|| -> Result<(), FormatError> {
-        let (range, method) = settings.range_for(&data, &shape)?;
-        quantize_channels(&range.quantizers(&method)?, &mut data)
-    })
-    .map_err(value_error)?;
+    py.detach(|| plan.run_inplace(&mut data, &shape)).map_err(value_error)?;
     let target = match out_array {
         Some(o) => o,
         None => xa.zeros_like(py),

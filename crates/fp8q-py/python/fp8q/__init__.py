@@ -7,8 +7,14 @@ study. The kernels are fp8q's Rust library: arrays pass without copies, the GIL 
 while they run, and rayon spreads the work over all cores.
 
 Format names are those of ``fp8q formats``: ``eXmY`` (signed flexible-bias FP of 1+X+Y bits),
-``ueXmY`` (unsigned), ``intN`` (symmetric INT), ``intN-asym``, and the standard encodings
-``float8_e4m3fn``, ``float8_e5m2``, ``float8_e4m3fnuz``, ``float8_e5m2fnuz``.
+``ueXmY`` (unsigned), ``intN`` (symmetric INT), ``intN-asym``, the standard encodings
+``float8_e4m3fn``, ``float8_e5m2``, ``float8_e4m3fnuz``, ``float8_e5m2fnuz``, and the
+block-scaled formats: ``mxfp8_e4m3``, ``mxfp8_e5m2``, ``mxfp6_e3m2``, ``mxfp6_e2m3``, ``mxfp4``,
+``mxint8``, ``nvfp4`` and ``ELEMENT@K[/SCALE][:RULE]`` (``e3m4@32``, ``e2m1@16/e4m3``,
+``int4@128/f32``, ``e2m1@32:rceil``). A block-scaled format splits an axis (the last by default)
+into blocks of ``K`` values that share a scale taken from the block's largest magnitude: it has
+no range of its own (:func:`quantize` and :func:`encode` take ``block_size``, ``block_axis`` and
+``scale_rule`` for them instead).
 
 PyTorch support lives in :mod:`fp8q.torch` (imported on demand; this module never imports torch).
 """
@@ -16,13 +22,15 @@ PyTorch support lives in :mod:`fp8q.torch` (imported on demand; this module neve
 from __future__ import annotations
 
 from collections.abc import Mapping as _Mapping
+from typing import NamedTuple as _NamedTuple, Optional as _Optional
 
 import numpy as _np
 
 from . import _native
 from ._native import Format
 
-__all__ = ["quantize", "encode", "decode", "estimate_range", "sqnr", "analyze", "Format", "__version__"]
+__all__ = ["quantize", "encode", "decode", "BlockEncoding", "estimate_range", "sqnr", "analyze", "Format",
+           "__version__"]
 
 __version__ = _native.__version__
 
@@ -51,7 +59,8 @@ def _maxvals(maxval):
     return arr.ravel().tolist()
 
 
-def quantize(x, fmt, maxval=None, *, per_channel=False, range="minmax", mantissa_search=False, out=None):
+def quantize(x, fmt, maxval=None, *, per_channel=False, range=None, mantissa_search=False, out=None,
+             block_size=None, block_axis=None, scale_rule=None):
     """Quantize-dequantize ``x`` onto the grid of ``fmt``: every value becomes the nearest grid
     value (ties to even), values beyond the range saturate, NaN stays NaN.
 
@@ -63,16 +72,17 @@ def quantize(x, fmt, maxval=None, *, per_channel=False, range="minmax", mantissa
         float64 files), float16 widens exactly; the kernels compute in float32. The result has
         the dtype of ``x`` (float16 results are rounded to float16).
     fmt : str
-        A format name as printed by ``fp8q formats`` (``"e4m3"``, ``"int8"``, ``"float8_e4m3fn"``).
+        A format name as printed by ``fp8q formats`` (``"e4m3"``, ``"int8"``, ``"float8_e4m3fn"``,
+        ``"mxfp4"``, ``"nvfp4"``, ``"e2m1@16/e4m3"``).
     maxval : float or array of float, optional
         Fix the range to ``[-maxval, maxval]`` (``[0, maxval]`` for unsigned FP formats). An array
         of ``x.shape[0]`` values gives one range per channel along axis 0. Rounded to float32
         like the CLI and the reference do. Without it the range is estimated from ``x``.
     per_channel : bool
         Estimate one range per index of axis 0 (output channel of a weight).
-    range : str
-        Range estimator when ``maxval`` is not given: ``"minmax"`` (min and max of ``x``) or
-        ``"mse"`` (the 111-candidate MSE search); the CLI's names ``current_minmax``,
+    range : str, optional
+        Range estimator when ``maxval`` is not given: ``"minmax"`` (min and max of ``x``, the
+        default) or ``"mse"`` (the 111-candidate MSE search); the CLI's names ``current_minmax``,
         ``allminmax``, ``running_minmax`` and ``line_search`` are accepted too.
     mantissa_search : bool
         With ``range="mse"`` and a flexible FP format: also search the mantissa bits (same total
@@ -80,6 +90,23 @@ def quantize(x, fmt, maxval=None, *, per_channel=False, range="minmax", mantissa
     out : numpy.ndarray, optional
         Where to write the result: same shape and dtype as ``x``, C-contiguous. ``out=x`` works
         in place with no copy.
+    block_size : int, optional
+        Block-scaled formats: values per block, overriding the format's (``mxfp4``'s 32). A
+        dimension that is not a multiple of it ends with a shorter block.
+    block_axis : int, optional
+        Block-scaled formats: the axis the blocks run along (default ``-1``, the last; negative
+        counts from the end).
+    scale_rule : {"floor", "ceil", "even", "rceil"}, optional
+        Block-scaled formats with E8M0 scales: how the power-of-two scale is chosen from the
+        block's largest magnitude, overriding the format's (``floor``, OCP MX v1.0, unless the
+        spelling says otherwise; ``rceil`` is cuBLAS's and torchao's RCEIL).
+
+    A block-scaled format has no range: ``maxval``, ``per_channel``, ``range`` and
+    ``mantissa_search`` raise ``ValueError`` with it, as ``block_size``, ``block_axis`` and
+    ``scale_rule`` do with the other formats. Each block is scaled by its own largest magnitude
+    (NVFP4's two levels: an FP32 tensor scale from the largest magnitude of all of ``x`` and an
+    E4M3 scale per block); the values are those of :func:`decode` of :func:`encode`, and of
+    torchao's MX and NVFP4 reference quantizers.
 
     Returns
     -------
@@ -90,13 +117,14 @@ def quantize(x, fmt, maxval=None, *, per_channel=False, range="minmax", mantissa
     ------
     ValueError
         unknown format or range method, bad maxval or per-channel maxval length, incompatible
-        options, ``out`` not C-contiguous or overlapping ``x`` partially.
+        options, a block size below 1, a block axis out of range, ``out`` not C-contiguous or
+        overlapping ``x`` partially.
     TypeError
         an unsupported dtype, ``out`` of another dtype.
     """
     return _native.quantize(
         _array(x), fmt, _maxvals(maxval), per_channel, range, mantissa_search,
-        None if out is None else _array(out, "out"),
+        None if out is None else _array(out, "out"), block_size, block_axis, scale_rule,
     )
 
 
@@ -111,6 +139,41 @@ def estimate_range(x, fmt, method="minmax", *, per_channel=False, mantissa_searc
     :func:`quantize`.
     """
     return _native.estimate_range(_array(x), fmt, method, per_channel, mantissa_search)
+
+
+class BlockEncoding(_NamedTuple):
+    """A tensor in a block-scaled format, as :func:`encode` returns it and :func:`decode` takes
+    it; the arrays are laid out as torchao lays out its MX and NVFP4 tensors.
+
+    Attributes
+    ----------
+    codes : numpy.ndarray of uint8
+        The element codes in the tensor's order: FP elements as ``sign | exponent | mantissa``
+        with the OCP bias (FP6 in the low 6 bits of a byte), the 8-bit elements as their
+        ml_dtypes byte, INT elements in two's complement. 4-bit elements are packed two per byte,
+        low nibble first (torchao's ``qdata`` of ``float4_e2m1fn_x2``): the last dimension is
+        halved when it is even, else the codes are one flat dimension of ``ceil(size / 2)``
+        bytes. Other elements: one byte per value, shaped as the tensor.
+    scales : numpy.ndarray
+        One scale per block, shaped as the tensor with the block axis shortened to
+        ``ceil(len / block_size)``: uint8 E8M0 bytes (``2^(b - 127)``, 255 = NaN) or
+        ``float8_e4m3fn`` bytes for E4M3 scales, float32 values for F32 scales.
+    tensor_scale : float or None
+        The FP32 tensor scale of a two-level format (NVFP4: ``amax / (448 * 6)``), else None.
+    format : str
+        The format with the block size and scale rule applied (``"mxfp4"``, ``"e2m1@16:rceil"``).
+    shape : tuple of int
+        The shape of the tensor.
+    block_axis : int
+        The axis the blocks run along (0 .. ndim - 1).
+    """
+
+    codes: _np.ndarray
+    scales: _np.ndarray
+    tensor_scale: _Optional[float]
+    format: str
+    shape: tuple
+    block_axis: int
 
 
 def _ml_dtype(fmt):
@@ -137,9 +200,13 @@ def _f64_to_f32_round_to_odd(x):
     return bits.view(_np.float32)
 
 
-def encode(x, fmt="float8_e4m3fn", saturate=True):
+# ml_dtypes dtypes of stored scales that decode reads as their bytes
+_SCALE_BYTES = ("float8_e8m0fnu", "float8_e4m3fn")
+
+
+def encode(x, fmt="float8_e4m3fn", saturate=True, *, block_size=None, block_axis=None, scale_rule=None):
     """Encode ``x`` into the 8-bit codes of a standard encoding, bit-exact with ml_dtypes
-    (round to nearest, ties to even).
+    (round to nearest, ties to even), or into the codes and scales of a block-scaled format.
 
     ``x`` is float32/float64/float16 of any shape. float64 is rounded once, directly to the
     format, as ml_dtypes >= 0.7 casts it (ml_dtypes < 0.7 rounded it to float32 first).
@@ -147,9 +214,24 @@ def encode(x, fmt="float8_e4m3fn", saturate=True):
     quantization simulation wants); with ``saturate=False`` they cast as ml_dtypes does (+-Inf
     for float8_e5m2, NaN for the others). Returns an array of the shape of ``x`` holding the
     codes: viewed as the ml_dtypes dtype of ``fmt`` when ml_dtypes is installed, else uint8.
+
+    **Block-scaled formats** (``"mxfp4"``, ``"nvfp4"``, ``"e2m1@32:rceil"``, elements of at most
+    8 bits): returns a :class:`BlockEncoding` ``(codes, scales, tensor_scale, format, shape,
+    block_axis)`` laid out as torchao's MX and NVFP4 tensors (``qdata``, ``scale`` and NVFP4's
+    ``per_tensor_scale`` when blocks run along the last axis); ``decode`` of it equals
+    :func:`quantize` with the same keywords. ``block_size``, ``block_axis`` and ``scale_rule`` are
+    those of :func:`quantize`; float64 is rounded to float32 first; elements always saturate
+    (``saturate=False`` is an error).
     """
     fmt = fmt.strip().lower() if isinstance(fmt, str) else fmt
     x = _array(x)
+    block = _native.block_format(fmt, block_size, block_axis, scale_rule)
+    if block is not None:
+        if not saturate:
+            raise ValueError(f"saturate=False does not apply to block-scaled formats ({block}): "
+                             "elements always saturate to the largest element value")
+        codes, scales, tensor_scale, name, axis = _native.encode_blocks(x, fmt, block_size, block_axis, scale_rule)
+        return BlockEncoding(codes, scales, tensor_scale, name, tuple(x.shape), axis)
     if x.dtype == _np.float64:
         x = _f64_to_f32_round_to_odd(x)
     codes = _native.encode(x, fmt, saturate)
@@ -157,22 +239,64 @@ def encode(x, fmt="float8_e4m3fn", saturate=True):
     return codes.view(dt) if dt is not None else codes
 
 
-def decode(codes, fmt=None):
+def _bytes(a, what):
+    """uint8 arrays as they are; ml_dtypes float8 arrays (E8M0, E4M3) as their bytes."""
+    a = _array(a, what)
+    if a.dtype.name in _SCALE_BYTES or a.dtype.name in _STANDARD:
+        return a.view(_np.uint8)
+    return a
+
+
+def decode(codes, fmt=None, *, scales=None, tensor_scale=None, shape=None, block_size=None, block_axis=None,
+           scale_rule=None):
     """Decode 8-bit codes of a standard encoding to float32 (NaN codes give NaN, the Inf codes of
-    float8_e5m2 give +-Inf).
+    float8_e5m2 give +-Inf), or a block-scaled tensor.
 
     ``codes`` is a uint8 array or an ml_dtypes float8 array; for the latter ``fmt`` defaults to
     its dtype's name.
+
+    **Block-scaled formats**: ``decode(enc)`` with the :class:`BlockEncoding` ``encode`` returned
+    (no other argument), or ``decode(codes, fmt, scales=..., tensor_scale=...)`` with arrays laid
+    out as :class:`BlockEncoding` describes (torchao's ``qdata`` and ``scale`` viewed as uint8,
+    and NVFP4's ``per_tensor_scale`` as a float). ``scales`` may have any shape holding one
+    scale per block (read in C order); E8M0 and E4M3 scales are uint8 (or ml_dtypes
+    ``float8_e8m0fnu`` / ``float8_e4m3fn``), F32 scales float32. ``shape`` is the tensor's
+    shape: by default the shape of ``codes``, its last dimension doubled for 4-bit elements
+    (give it when the codes are flat). ``block_size``, ``block_axis`` and ``scale_rule`` are
+    those used to encode. Returns float32 of ``shape``.
     """
+    if isinstance(codes, BlockEncoding):
+        given = [k for k, v in (("fmt", fmt), ("scales", scales), ("tensor_scale", tensor_scale), ("shape", shape),
+                                ("block_size", block_size), ("block_axis", block_axis),
+                                ("scale_rule", scale_rule)) if v is not None]
+        if given:
+            raise ValueError(f"decode(encoding) takes the format and layout from the BlockEncoding; "
+                             f"{', '.join(given)} cannot be given with it")
+        enc = codes
+        return _native.decode_blocks(_array(enc.codes, "codes"), _array(enc.scales, "scales"), enc.format,
+                                     enc.tensor_scale, list(enc.shape), None, enc.block_axis, None)
     codes = _array(codes, "codes")
     name = codes.dtype.name
-    if name in _STANDARD:
-        if fmt is None:
-            fmt = name
-        codes = codes.view(_np.uint8)
+    if fmt is None and name in _STANDARD:
+        fmt = name
     if fmt is None:
-        raise ValueError("decode needs fmt for uint8 codes (e.g. 'float8_e4m3fn')")
-    return _native.decode(codes, fmt)
+        raise ValueError("decode needs fmt for uint8 codes (e.g. 'float8_e4m3fn', or 'mxfp4' with scales=)")
+    block = _native.block_format(fmt, block_size, block_axis, scale_rule)
+    if block is None:
+        given = [k for k, v in (("scales", scales), ("tensor_scale", tensor_scale), ("shape", shape)) if v is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} applies to block-scaled formats only, not to {fmt}")
+        if name in _STANDARD:
+            codes = codes.view(_np.uint8)
+        return _native.decode(codes, fmt)
+    if scales is None:
+        raise ValueError(f"decoding {block} needs scales= (one scale per block)")
+    if tensor_scale is not None:
+        tensor_scale = float(tensor_scale)
+    if shape is not None:
+        shape = [int(d) for d in shape]
+    return _native.decode_blocks(_bytes(codes, "codes"), _bytes(scales, "scales"), fmt, tensor_scale, shape,
+                                 block_size, block_axis, scale_rule)
 
 
 def _names(v, what):

@@ -1,6 +1,6 @@
 """Type stubs of fp8q (see the docstrings in fp8q/__init__.py)."""
 
-from typing import Any, Literal, Mapping, Optional, Sequence, TypedDict, TypeVar, Union, overload
+from typing import Any, Literal, Mapping, NamedTuple, Optional, Sequence, Tuple, TypedDict, TypeVar, Union, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -11,6 +11,7 @@ _FloatArray = TypeVar("_FloatArray", npt.NDArray[np.float32], npt.NDArray[np.flo
 _MaxVal = Union[float, Sequence[float], npt.NDArray[Any]]
 _RangeName = Literal["minmax", "mse", "current_minmax", "allminmax", "running_minmax", "line_search"]
 _Standard = Literal["float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz"]
+_ScaleRule = Literal["floor", "ceil", "even", "rceil"]
 
 def quantize(
     x: _FloatArray,
@@ -18,11 +19,19 @@ def quantize(
     maxval: Optional[_MaxVal] = None,
     *,
     per_channel: bool = False,
-    range: _RangeName = "minmax",
+    range: Optional[_RangeName] = None,
     mantissa_search: bool = False,
     out: Optional[_FloatArray] = None,
+    block_size: Optional[int] = None,
+    block_axis: Optional[int] = None,
+    scale_rule: Optional[_ScaleRule] = None,
 ) -> _FloatArray:
-    """Quantize-dequantize x onto the grid of fmt (same dtype and shape; out=x works in place)."""
+    """Quantize-dequantize x onto the grid of fmt (same dtype and shape; out=x works in place).
+
+    range defaults to "minmax". Block-scaled formats (mxfp4, nvfp4, e2m1@16/e4m3, ...): blocks of
+    block_size (default the format's) along block_axis (default -1), E8M0 scales chosen by
+    scale_rule (default the format's); maxval, per_channel, range and mantissa_search raise
+    ValueError with them, and the block keywords raise ValueError with the other formats."""
 
 class RangeEstimate(TypedDict):
     min: Union[float, npt.NDArray[np.float32]]
@@ -42,11 +51,62 @@ def estimate_range(
 ) -> RangeEstimate:
     """The range quantize would use (per channel: arrays along axis 0), and the mantissa bits."""
 
+class BlockEncoding(NamedTuple):
+    """A block-scaled tensor as encode returns it and decode takes it (torchao's layout).
+
+    codes: uint8 element codes in the tensor's order; 4-bit elements two per byte, low nibble
+    first, the last dimension halved when even (torchao's qdata), else flat (ceil(size / 2),).
+    scales: one per block, shaped as the tensor with block_axis shortened to
+    ceil(len / block_size): uint8 (E8M0 bytes, 2^(b - 127), 255 = NaN; or float8_e4m3fn bytes)
+    or float32 (F32 scales).
+    tensor_scale: the FP32 tensor scale of two-level formats (nvfp4: amax / 2688), else None.
+    format: the format with block size and scale rule applied. shape: the tensor's shape.
+    block_axis: the blocks' axis, 0 .. ndim - 1."""
+
+    codes: npt.NDArray[np.uint8]
+    scales: Union[npt.NDArray[np.uint8], npt.NDArray[np.float32]]
+    tensor_scale: Optional[float]
+    format: str
+    shape: Tuple[int, ...]
+    block_axis: int
+
+@overload
 def encode(x: npt.NDArray[Any], fmt: _Standard = "float8_e4m3fn", saturate: bool = True) -> npt.NDArray[Any]:
     """8-bit codes, bit-exact with ml_dtypes (viewed as the ml_dtypes dtype when installed, else uint8)."""
 
-def decode(codes: npt.NDArray[Any], fmt: Optional[_Standard] = None) -> npt.NDArray[np.float32]:
-    """float32 values of 8-bit codes (uint8, or an ml_dtypes float8 array)."""
+@overload
+def encode(
+    x: npt.NDArray[Any],
+    fmt: str,
+    saturate: bool = True,
+    *,
+    block_size: Optional[int] = None,
+    block_axis: Optional[int] = None,
+    scale_rule: Optional[_ScaleRule] = None,
+) -> Union[npt.NDArray[Any], BlockEncoding]:
+    """A standard encoding's codes, or for a block-scaled format its BlockEncoding (codes, scales,
+    tensor scale as torchao lays them out; decode of it equals quantize with the same keywords)."""
+
+@overload
+def decode(codes: BlockEncoding) -> npt.NDArray[np.float32]:
+    """The float32 values of a BlockEncoding (as quantize gives them)."""
+
+@overload
+def decode(
+    codes: npt.NDArray[Any],
+    fmt: Optional[str] = None,
+    *,
+    scales: Optional[npt.NDArray[Any]] = None,
+    tensor_scale: Optional[float] = None,
+    shape: Optional[Sequence[int]] = None,
+    block_size: Optional[int] = None,
+    block_axis: Optional[int] = None,
+    scale_rule: Optional[_ScaleRule] = None,
+) -> npt.NDArray[np.float32]:
+    """float32 values of 8-bit codes (uint8, or an ml_dtypes float8 array); for a block-scaled
+    fmt, of codes with scales= (uint8 or ml_dtypes float8_e8m0fnu/float8_e4m3fn bytes, float32
+    for F32 scales; any shape holding one per block), tensor_scale= for two-level formats, and
+    shape= when it is not the codes' shape (4-bit: last dimension doubled)."""
 
 class SqnrRow(TypedDict, total=False):
     distribution: str
@@ -110,7 +170,7 @@ class Format:
     @property
     def spec(self) -> str: ...
     @property
-    def kind(self) -> Literal["fp", "int", "standard"]: ...
+    def kind(self) -> Literal["fp", "int", "standard", "block"]: ...
     @property
     def n_bits(self) -> int: ...
     @property

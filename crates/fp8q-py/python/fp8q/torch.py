@@ -484,8 +484,43 @@ def _fp_params(fmt):
     return (e + mant + (0 if unsigned else 1), mant, 0 if unsigned else 1)
 
 
-def fake_quant(t, fmt="e4m3", maxval=None, *, per_channel=False, range="minmax", mantissa_search=False,
-               arithmetic=None):
+def _block_forward(x, fmt, block_size, block_axis, scale_rule):
+    """fp8q's block quantizer on the tensor's buffer, into a new tensor."""
+    xd = x.detach()
+    out = torch.empty(xd.shape, dtype=xd.dtype)
+    _native.quantize(xd.numpy(), fmt, None, False, None, False, out.numpy(), block_size, block_axis, scale_rule)
+    return out
+
+
+class _BlockFakeQuant(torch.autograd.Function):
+    """Forward: fp8q's block quantizer (:func:`fp8q.quantize`). Backward: the straight-through
+    estimator, the gradient passed on unchanged."""
+
+    @staticmethod
+    def forward(ctx, x, fmt, block_size, block_axis, scale_rule):
+        return _block_forward(x, fmt, block_size, block_axis, scale_rule)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, None, None, None, None
+
+
+def _block_fake_quant(t, fmt, maxval, per_channel, range_, mantissa_search, arithmetic, block_size, block_axis,
+                      scale_rule):
+    if arithmetic not in (None, "exact"):
+        raise ValueError(f"arithmetic={arithmetic!r} does not apply to block-scaled formats ({fmt}): "
+                         "they have one arithmetic, 'exact'")
+    if maxval is not None or per_channel or range_ is not None or mantissa_search:
+        # the library names the option that does not apply
+        _native.quantize(np.zeros(1, np.float32), fmt, _maxval_list(maxval), per_channel, range_, mantissa_search,
+                         None, block_size, block_axis, scale_rule)
+    if torch.is_grad_enabled() and t.requires_grad:
+        return _BlockFakeQuant.apply(t, fmt, block_size, block_axis, scale_rule)
+    return _block_forward(t, fmt, block_size, block_axis, scale_rule)
+
+
+def fake_quant(t, fmt="e4m3", maxval=None, *, per_channel=False, range=None, mantissa_search=False,
+               arithmetic=None, block_size=None, block_axis=None, scale_rule=None):
     """Quantize-dequantize a CPU tensor with fp8q, differentiably.
 
     The backward pass is the straight-through estimator of the paper's reference: the gradient
@@ -516,8 +551,19 @@ def fake_quant(t, fmt="e4m3", maxval=None, *, per_channel=False, range="minmax",
         tensor's buffer (float64 rounded to float32 first), fp8q's exact grid: where the bias is
         not an integer some values are an ulp away from the reference's. INT formats and the
         standard 8-bit encodings have one arithmetic, ``"exact"``.
+    block_size, block_axis, scale_rule
+        Block-scaled formats (``"mxfp4"``, ``"nvfp4"``, ``"e2m1@32:rceil"``...): as in
+        :func:`fp8q.quantize`. The forward pass is :func:`fp8q.quantize` (each block scaled by its
+        own largest magnitude; ``maxval``, ``per_channel``, ``range`` and ``mantissa_search``
+        raise ``ValueError``), the backward pass the straight-through estimator: the gradient
+        passes unchanged, saturated elements included.
+        Other formats raise ``ValueError`` when given these keywords.
     """
     _check(t, "t")
+    if isinstance(fmt, str) and _native.block_format(fmt, block_size, block_axis, scale_rule) is not None:
+        return _block_fake_quant(t, fmt, maxval, per_channel, range, mantissa_search, arithmetic, block_size,
+                                 block_axis, scale_rule)
+    range = "minmax" if range is None else range
     params = _fp_params(fmt) if isinstance(fmt, str) else None
     if arithmetic is None:
         arithmetic = "reference" if params is not None and params[1] >= 1 else "exact"

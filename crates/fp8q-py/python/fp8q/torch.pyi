@@ -15,15 +15,23 @@ def fake_quant(
     maxval: Union[None, float, torch.Tensor] = None,
     *,
     per_channel: bool = False,
-    range: str = "minmax",
+    range: Optional[str] = None,
     mantissa_search: bool = False,
     arithmetic: Optional[_Arithmetic] = None,
+    block_size: Optional[int] = None,
+    block_axis: Optional[int] = None,
+    scale_rule: Optional[Literal["floor", "ceil", "even", "rceil"]] = None,
 ) -> torch.Tensor:
     """Quantize-dequantize a CPU tensor with a straight-through gradient (and maxval's gradient).
 
     arithmetic: "reference" (default for eXmY/ueXmY: bit-identical values and gradients with the
     reference's quantize_to_fp8_ste_MM) or "exact" (fp8q's exact grid, as fp8q.quantize; the only
-    one for INT formats and the standard encodings)."""
+    one for INT formats, the standard encodings and block-scaled formats). range defaults to
+    "minmax".
+
+    Block-scaled formats (mxfp4, nvfp4, ...): forward fp8q.quantize with block_size, block_axis
+    and scale_rule; backward the straight-through estimator (the gradient passes unchanged);
+    maxval, per_channel, range and mantissa_search raise ValueError with them."""
 
 def quantize_to_fp8_ste_MM(
     x_float: torch.Tensor,
