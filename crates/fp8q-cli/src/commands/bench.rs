@@ -144,6 +144,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         });
         report(name, secs * n as f64 / rows.numel() as f64, "f32, scale per block");
     }
+    // NVFP4 with its FP32 tensor scale known (calibrated, or a weight's): one pass less
+    let nv: BlockFormat = "nvfp4".parse()?;
+    let fixed = BlockQuantizer::new(nv, fp8q_core::quantizer::block_quantizer::abs_max(xb));
+    let secs = best_of(args.repeats, || fixed.quantize(rows, xb, ob).expect("shapes agree"));
+    report(
+        "nvfp4 (tensor scale given)",
+        secs * n as f64 / rows.numel() as f64,
+        "f32, scale per block",
+    );
 
     if args.estimators {
         bench_mse(args.repeats.min(3))?;

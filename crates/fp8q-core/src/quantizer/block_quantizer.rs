@@ -18,7 +18,7 @@
 //! sees the whole tensor, so one non-finite value makes the whole tensor NaN. An all-zero
 //! tensor stays zero (torchao's NVFP4 would divide 0 by 0 there).
 
-use super::element_kernel::{dispatch_by_cpu, BlockScaling};
+use super::element_kernel::{dispatch_by_cpu, BlockScaling, ElementKernel};
 use super::{FpQuantizer, IntQuantizer, Quantizer};
 use crate::error::{FormatError, Result};
 use crate::format::{BlockElement, BlockFormat, IntGrid, Overflow, ScaleFormat, ScaleRule, StandardFp8};
@@ -87,6 +87,8 @@ pub struct BlockQuantizer {
     format: BlockFormat,
     element: Quantizer,
     elem_max: f32,
+    /// Rounding to `float8_e4m3fn` (saturating, nearest even), for two-level block scales.
+    e4m3: FpQuantizer,
     /// `(s_t, 1 / s_t)` of a two-level format (`s_t = 0` for an all-zero tensor, or one so
     /// small that `amax / (448 · elem_max)` underflows).
     tensor_scale: Option<(f32, f32)>,
@@ -179,11 +181,6 @@ pub(crate) fn e8m0_reciprocal(b: u8) -> f32 {
     }
 }
 
-fn e4m3_round(v: f32) -> f32 {
-    let f = StandardFp8::E4M3FN;
-    f.decode(f.encode(v, Overflow::Saturate))
-}
-
 /// The per-block multipliers: `(into elements, back to values)`.
 #[derive(Clone, Copy)]
 enum BlockScale {
@@ -221,6 +218,7 @@ impl BlockQuantizer {
         Self {
             format,
             element: element_quantizer(element),
+            e4m3: FpQuantizer::standard(StandardFp8::E4M3FN, 1.0).expect("unit scale"),
             elem_max,
             tensor_scale,
         }
@@ -289,7 +287,7 @@ impl BlockQuantizer {
                 let s_b = if raw.is_nan() {
                     raw
                 } else {
-                    e4m3_round(raw.clamp(E4M3_TINY, 448.0))
+                    self.e4m3.quantize_value(raw.clamp(E4M3_TINY, 448.0))
                 };
                 if !amax.is_finite() || !s_t.is_finite() {
                     return BlockScale::Mul(f32::NAN, f32::NAN);
@@ -310,17 +308,45 @@ impl BlockQuantizer {
         let group = k.saturating_mul(GROUP);
         let (mut amax, mut into, mut back) = ([0f32; GROUP], [0f32; GROUP], [0f32; GROUP + 1]);
         let scale = self.format.scale();
+        if scale == ScaleFormat::E8m0 {
+            // one pass: block maximum, scale and values while the block is in L1
+            let e = self.format.element();
+            let p = E8m0Params {
+                rule: self.format.rule(),
+                emax: e.emax(),
+                mbits: e.mantissa_bits().min(22),
+                elem_max: self.elem_max,
+            };
+            match &self.element {
+                Quantizer::Fp(q) => q.map_blocks_e8m0(row, out, k, &p),
+                Quantizer::Int(q) => q.map_blocks_e8m0(row, out, k, &p),
+            }
+            return;
+        }
         for (row, out) in row.chunks(group).zip(out.chunks_mut(group)) {
             let nb = row.len().div_ceil(k);
             block_amaxes(row, k, &mut amax[..nb]);
-            for b in 0..nb {
-                (into[b], back[b]) = match self.block_scale(amax[b]) {
-                    BlockScale::Mul(r, x) | BlockScale::MulClamp(r, x) => (r, x),
-                    BlockScale::Div(d) => (d, d),
-                    // zero, keeping each value's sign: x·0 (or x/∞), then q·0
-                    BlockScale::Zero if scale == ScaleFormat::F32 => (f32::INFINITY, 0.0),
-                    BlockScale::Zero => (0.0, 0.0),
-                };
+            if scale == ScaleFormat::E8m0 {
+                let e = self.format.element();
+                e8m0_multipliers(
+                    &amax[..nb],
+                    &mut into[..nb],
+                    &mut back[..nb],
+                    self.format.rule(),
+                    e.emax(),
+                    e.mantissa_bits().min(22),
+                    self.elem_max,
+                );
+            } else {
+                for b in 0..nb {
+                    (into[b], back[b]) = match self.block_scale(amax[b]) {
+                        BlockScale::Mul(r, x) | BlockScale::MulClamp(r, x) => (r, x),
+                        BlockScale::Div(d) => (d, d),
+                        // zero, keeping each value's sign: x·0 (or x/∞), then q·0
+                        BlockScale::Zero if scale == ScaleFormat::F32 => (f32::INFINITY, 0.0),
+                        BlockScale::Zero => (0.0, 0.0),
+                    };
+                }
             }
             let scaling = match scale {
                 ScaleFormat::E8m0 => BlockScaling::Mul,
@@ -481,6 +507,153 @@ fn block_amaxes_generic(x: &[f32], k: usize, out: &mut [f32]) {
     for (b, o) in x.chunks(k).zip(out.iter_mut()) {
         *o = block_amax(b);
     }
+}
+
+/// The biased E8M0 byte of a block maximum, branch-free ([`e8m0_scale`]'s arithmetic, which the
+/// tests compare it with exhaustively over exponents).
+#[inline(always)]
+fn e8m0_byte(amax: f32, rule: ScaleRule, emax: i32, mbits: u32, elem_max: f32) -> u32 {
+    let bits = amax.to_bits();
+    let finite = (bits & 0x7f80_0000) != 0x7f80_0000;
+    let b = match rule {
+        ScaleRule::Rceil => {
+            let d = (amax / elem_max).to_bits();
+            let (exp, mant) = ((d >> 23) & 0xff, d & 0x7f_ffff);
+            let up = if exp == 0 { mant > 0x40_0000 } else { mant != 0 };
+            let b = exp + u32::from(up);
+            if b > 254 {
+                254
+            } else {
+                b
+            }
+        }
+        _ => {
+            let r = if rule == ScaleRule::Even {
+                bits.wrapping_add(1 << (23 - mbits - 1)) & 0xff80_0000
+            } else {
+                bits
+            };
+            let up = i32::from(rule == ScaleRule::Ceil && r & 0x7f_ffff != 0);
+            let e = ((r >> 23) & 0xff) as i32 - 127 + up - emax;
+            let e = if e < -127 {
+                -127
+            } else if e > 127 {
+                127
+            } else {
+                e
+            };
+            (e + 127) as u32
+        }
+    };
+    if finite {
+        b
+    } else {
+        255
+    }
+}
+
+/// What a fused E8M0 block pass needs besides the element kernel.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct E8m0Params {
+    rule: ScaleRule,
+    emax: i32,
+    mbits: u32,
+    elem_max: f32,
+}
+
+/// `2^(127 - b)` and `2^(b - 127)` for a biased E8M0 byte (NaN for 255), branch-free.
+#[inline(always)]
+fn e8m0_pair(b: u32) -> (f32, f32) {
+    let r = if b == 254 {
+        0x0040_0000
+    } else {
+        (254u32.wrapping_sub(b) & 0xff) << 23
+    };
+    let x = if b == 0 { 0x0040_0000 } else { b << 23 };
+    if b == 255 {
+        (f32::NAN, f32::NAN)
+    } else {
+        (f32::from_bits(r), f32::from_bits(x))
+    }
+}
+
+/// One pass over blocks of `k`: each block's maximum, its E8M0 scale, and
+/// `q(x · 2^(127-b)) · 2^(b-127)` for its values, while the block is in L1.
+#[inline(always)]
+fn blocks_e8m0_generic<K: ElementKernel>(x: &[f32], out: &mut [f32], k: usize, p: &E8m0Params, kern: &K) {
+    // the common block sizes get loops of a known length (fully unrolled, no remainder)
+    match k {
+        32 => blocks_e8m0_fixed::<K, 32>(x, out, p, kern),
+        16 => blocks_e8m0_fixed::<K, 16>(x, out, p, kern),
+        _ => blocks_e8m0_any(x, out, k, p, kern),
+    }
+}
+
+#[inline(always)]
+fn blocks_e8m0_any<K: ElementKernel>(x: &[f32], out: &mut [f32], k: usize, p: &E8m0Params, kern: &K) {
+    for (x, o) in x.chunks(k).zip(out.chunks_mut(k)) {
+        let b = e8m0_byte(block_amax(x), p.rule, p.emax, p.mbits, p.elem_max);
+        let (r, back) = e8m0_pair(b);
+        for (x, o) in x.iter().zip(o.iter_mut()) {
+            *o = kern.qdq(x * r) * back;
+        }
+    }
+}
+
+#[inline(always)]
+fn blocks_e8m0_fixed<K: ElementKernel, const B: usize>(x: &[f32], out: &mut [f32], p: &E8m0Params, kern: &K) {
+    let mut xs = x.chunks_exact(B);
+    let mut os = out.chunks_exact_mut(B);
+    for (x, o) in (&mut xs).zip(&mut os) {
+        let x: &[f32; B] = x.try_into().expect("block");
+        let o: &mut [f32; B] = o.try_into().expect("block");
+        let (mut m, mut nan) = (0f32, 0u32);
+        for v in x {
+            let a = v.abs();
+            m = if a > m { a } else { m };
+            nan |= u32::from(v.is_nan());
+        }
+        let amax = if nan != 0 { f32::NAN } else { m };
+        let (r, back) = e8m0_pair(e8m0_byte(amax, p.rule, p.emax, p.mbits, p.elem_max));
+        for i in 0..B {
+            o[i] = kern.qdq(x[i] * r) * back;
+        }
+    }
+    blocks_e8m0_any(xs.remainder(), os.into_remainder(), B, p, kern);
+}
+
+dispatch_by_cpu! {
+    /// [`blocks_e8m0_generic`] for the CPU.
+    pub(crate) fn blocks_e8m0<K: ElementKernel>(x: &[f32], out: &mut [f32], k: usize, p: &E8m0Params, kern: &K) => blocks_e8m0_generic;
+}
+
+#[inline(always)]
+fn e8m0_multipliers_generic(
+    amax: &[f32],
+    into: &mut [f32],
+    back: &mut [f32],
+    rule: ScaleRule,
+    emax: i32,
+    mbits: u32,
+    elem_max: f32,
+) {
+    for ((&a, i), o) in amax.iter().zip(into.iter_mut()).zip(back.iter_mut()) {
+        // bytes 0 and 254 give the subnormal 2^-127; 255 is NaN
+        (*i, *o) = e8m0_pair(e8m0_byte(a, rule, emax, mbits, elem_max));
+    }
+}
+
+dispatch_by_cpu! {
+    /// The E8M0 multipliers (into elements, back to values) of each block maximum.
+    fn e8m0_multipliers(
+        amax: &[f32],
+        into: &mut [f32],
+        back: &mut [f32],
+        rule: ScaleRule,
+        emax: i32,
+        mbits: u32,
+        elem_max: f32,
+    ) => e8m0_multipliers_generic;
 }
 
 dispatch_by_cpu! {
@@ -659,6 +832,39 @@ mod tests {
             .map(|v| v.to_bits())
             .collect();
         assert_eq!(bits, [0x8000_0000, 0, 0x8000_0000, 0x8000_0000]);
+    }
+
+    /// The branch-free byte equals `e8m0_scale` for every rule and element, over every exponent
+    /// and mantissa pattern of a block maximum (and NaN, ±Inf, zero, subnormals).
+    #[test]
+    fn branch_free_e8m0_equals_the_reference() {
+        let mut values: Vec<f32> = vec![0.0, f32::NAN, f32::INFINITY, f32::MAX, f32::MIN_POSITIVE];
+        for e in 0..255u32 {
+            for m in [
+                0u32, 1, 0x20_0000, 0x3f_ffff, 0x40_0000, 0x40_0001, 0x60_0000, 0x70_0000, 0x7f_ffff,
+            ] {
+                values.push(f32::from_bits((e << 23) | m));
+            }
+        }
+        for f in [
+            "mxfp8_e4m3",
+            "mxfp8_e5m2",
+            "mxfp6_e3m2",
+            "mxfp6_e2m3",
+            "mxfp4",
+            "mxint8",
+            "e5m10@32",
+            "int16@32",
+        ] {
+            let e = fmt(f).element();
+            for rule in ScaleRule::ALL {
+                for &a in &values {
+                    let want = e8m0_scale(a, rule, e);
+                    let got = e8m0_byte(a, rule, e.emax(), e.mantissa_bits().min(22), e.max_value() as f32);
+                    assert_eq!(got, u32::from(want), "{f} {rule} {a:e} ({:#x})", a.to_bits());
+                }
+            }
+        }
     }
 
     #[test]

@@ -312,6 +312,10 @@ impl FpQuantizer {
     ) {
         with_kernel!(self.kernel, kern => element_kernel::map_blocks(scaling, x, out, k, into, back, kern))
     }
+    /// A fused E8M0 block pass (see [`super::block_quantizer`]).
+    pub(crate) fn map_blocks_e8m0(&self, x: &[f32], out: &mut [f32], k: usize, p: &super::block_quantizer::E8m0Params) {
+        with_kernel!(self.kernel, kern => super::block_quantizer::blocks_e8m0(x, out, k, p, kern))
+    }
     /// `Σ (q(x) - x)²` over `x`, accumulated in `f64`, without writing anything (calling thread).
     pub fn sum_sq_error(&self, x: &[f32]) -> f64 {
         with_kernel!(self.kernel, k => element_kernel::sum_sq_error(x, k))

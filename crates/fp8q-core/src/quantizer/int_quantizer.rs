@@ -69,6 +69,10 @@ impl IntQuantizer {
     ) {
         element_kernel::map_blocks(scaling, x, out, k, into, back, &self.kernel)
     }
+    /// A fused E8M0 block pass (see [`super::block_quantizer`]).
+    pub(crate) fn map_blocks_e8m0(&self, x: &[f32], out: &mut [f32], k: usize, p: &super::block_quantizer::E8m0Params) {
+        super::block_quantizer::blocks_e8m0(x, out, k, p, &self.kernel)
+    }
     /// Quantize in place, in parallel for large inputs.
     pub fn quantize_inplace(&self, x: &mut [f32]) {
         element_kernel::map_inplace(x, &self.kernel);
