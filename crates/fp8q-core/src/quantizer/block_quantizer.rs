@@ -535,14 +535,7 @@ fn e8m0_byte(amax: f32, rule: ScaleRule, emax: i32, mbits: u32, elem_max: f32) -
             };
             let up = i32::from(rule == ScaleRule::Ceil && r & 0x7f_ffff != 0);
             let e = ((r >> 23) & 0xff) as i32 - 127 + up - emax;
-            let e = if e < -127 {
-                -127
-            } else if e > 127 {
-                127
-            } else {
-                e
-            };
-            (e + 127) as u32
+            (e.clamp(-127, 127) + 127) as u32
         }
     };
     if finite {
