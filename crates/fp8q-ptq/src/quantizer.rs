@@ -7,7 +7,7 @@
 //!
 //! ```
 //! use fp8q_core::manager::{QuantConfig, QuantManager};
-//! use fp8q_core::quantizer::QuantMethod;
+//! use fp8q_core::quantizer::{BlockLayout, QuantMethod};
 //! use fp8q_core::range::RangeMethod;
 //! use fp8q_nn::layers::{SlotKind, TensorQuantizer};
 //! use fp8q_ptq::ManagedQuantizer;
@@ -21,10 +21,10 @@
 //! .unwrap();
 //! let (mut q, handle) = ManagedQuantizer::new("conv1", SlotKind::Output, manager);
 //! let mut x = vec![0.3f32, -2.0];
-//! q.quantize(&mut x, 1, true).unwrap(); // estimates the range [-2, 2], then quantizes
+//! q.quantize(&mut x, 1, BlockLayout::flat(2), true).unwrap(); // estimates the range [-2, 2], then quantizes
 //! handle.fix();
 //! let mut y = vec![3.0f32];
-//! q.quantize(&mut y, 1, true).unwrap();
+//! q.quantize(&mut y, 1, BlockLayout::flat(1), true).unwrap();
 //! assert_eq!(y, vec![2.0]); // fixed: clipped to the calibrated range
 //! ```
 

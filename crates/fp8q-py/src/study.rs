@@ -5,13 +5,13 @@ use crate::errors::value_error;
 use fp8q_core::analysis::distributions::Distribution;
 use fp8q_core::analysis::optimal_range::SearchOptions;
 use fp8q_core::analysis::study::{paper_formats, run_study, RangeChoice, StudyConfig, VerifyOptions};
-use fp8q_core::format::Format;
+use fp8q_core::format::{Format, ScaleRule};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 /// Run the study (see the Python docstring of `fp8q.sqnr`).
 #[pyfunction]
-#[pyo3(signature = (dists=None, formats=None, maxval=None, range_search="analytic", samples=1_000_000, seed=10, verify=None, points_per_octave=32))]
+#[pyo3(signature = (dists=None, formats=None, maxval=None, range_search="analytic", samples=1_000_000, seed=10, verify=None, points_per_octave=32, block_size=None, scale_rule=None, tensor_size=None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn sqnr<'py>(
     py: Python<'py>,
@@ -23,7 +23,13 @@ pub(crate) fn sqnr<'py>(
     seed: u64,
     verify: Option<usize>,
     points_per_octave: u32,
+    block_size: Option<usize>,
+    scale_rule: Option<&str>,
+    tensor_size: Option<usize>,
 ) -> PyResult<Bound<'py, PyList>> {
+    let rule = scale_rule
+        .map(|r| r.parse::<ScaleRule>().map_err(value_error))
+        .transpose()?;
     let distributions = match dists {
         Some(d) if !d.is_empty() => d
             .iter()
@@ -34,10 +40,22 @@ pub(crate) fn sqnr<'py>(
     let formats = match formats {
         Some(f) if !f.is_empty() => f
             .iter()
-            .map(|s| s.parse::<Format>().map_err(value_error))
+            .map(|s| {
+                s.parse::<Format>()
+                    .and_then(|f| f.with_block_options(block_size, rule))
+                    .map_err(value_error)
+            })
             .collect::<PyResult<Vec<_>>>()?,
         _ => paper_formats(),
     };
+    if (block_size.is_some() || rule.is_some()) && !formats.iter().any(|f| f.as_block().is_some()) {
+        return Err(value_error(
+            "block_size and scale_rule apply to block-scaled formats, and none is given",
+        ));
+    }
+    if tensor_size == Some(0) {
+        return Err(value_error("tensor_size must be at least 1"));
+    }
     if let Some(a) = maxval {
         if !(a.is_finite() && a > 0.0) {
             return Err(value_error(format!("'{a}' is not a positive finite number")));
@@ -87,7 +105,7 @@ pub(crate) fn sqnr<'py>(
         },
         verify,
         curve_points: None,
-        tensor_elements: None,
+        tensor_elements: tensor_size,
     };
     let study = py
         .detach(|| run_study(&config))
@@ -105,6 +123,8 @@ pub(crate) fn sqnr<'py>(
             d.set_item("name", &r.name)?;
             d.set_item("n_bits", r.n_bits)?;
             d.set_item("maxval", r.maxval)?;
+            d.set_item("bits_per_element", r.bits_per_element)?;
+            d.set_item("tensor_amax", r.tensor_amax)?;
             d.set_item("mse", r.mse)?;
             d.set_item("sqnr_db", r.sqnr_db)?;
             d.set_item("neg_log_mse_db", r.neg_log_mse_db)?;

@@ -311,7 +311,7 @@ def _names(v, what):
 
 
 def sqnr(dists=None, formats=None, maxval=None, *, range_search="analytic", samples=1_000_000, seed=10,
-         verify=None, points_per_octave=32):
+         verify=None, points_per_octave=32, block_size=None, scale_rule=None, tensor_size=None):
     """The analytical SQNR study of ``fp8q sqnr``: expected quantization MSE, SQNR and the error
     of a product of two independent quantized values, for each distribution x format, at the
     optimal range (or at ``maxval``).
@@ -333,12 +333,20 @@ def sqnr(dists=None, formats=None, maxval=None, *, range_search="analytic", samp
         Monte-Carlo cross-check with this many samples (adds the ``mc_*`` keys).
     points_per_octave : int
         Scan density of the optimal-range search (4 to 4096).
+    block_size, scale_rule : optional
+        Block size and E8M0 rule (``"floor"``, ``"ceil"``, ``"even"``, ``"rceil"``) of every
+        block-scaled format (``"mxfp4"``, ``"nvfp4"``, ``"e3m4@32"``, ...), which are analysed
+        exactly per block (no range: ``maxval`` is None for them).
+    tensor_size : int, optional
+        Elements of the tensor whose maximum sets a two-level format's FP32 tensor scale (NVFP4);
+        default the Monte-Carlo's sample count, else 2^24.
 
     Returns
     -------
     list of dict
         One flat dict per (distribution, format), in order: ``distribution`` (spec), ``family``,
-        ``label``, ``second_moment``, ``format``, ``name``, ``n_bits``, ``maxval``, ``mse``,
+        ``label``, ``second_moment``, ``format``, ``name``, ``n_bits``, ``maxval``,
+        ``bits_per_element``, ``tensor_amax`` (two-level block formats), ``mse``,
         ``sqnr_db``, ``neg_log_mse_db``, ``xr``, ``dot_product_mse``, ``dot_product_sqnr_db``,
         ``dot_product_neg_log_mse_db``, ``evaluations``, ``best``, ``range_method``.
         ``pandas.DataFrame(fp8q.sqnr())`` makes a table of it.
@@ -352,8 +360,15 @@ def sqnr(dists=None, formats=None, maxval=None, *, range_search="analytic", samp
             raise ValueError(f"{what}: '{n}' is not a whole number of at least 2")
     if not 0 <= seed < 2**64:
         raise ValueError(f"seed must be a whole number in 0 .. 2^64 (got {seed})")
+    if block_size is not None:
+        block_size = int(block_size)
+        if block_size < 1:
+            raise ValueError(f"block_size must be at least 1 (got {block_size})")
+    if tensor_size is not None:
+        tensor_size = int(tensor_size)
     return _native.sqnr(_names(dists, "dists"), _names(formats, "formats"), maxval, range_search,
-                        samples, seed, verify, int(points_per_octave))
+                        samples, seed, verify, int(points_per_octave), block_size, scale_rule,
+                        tensor_size)
 
 
 def _tensor(v, name):

@@ -116,7 +116,9 @@ class SqnrRow(TypedDict, total=False):
     format: str
     name: str
     n_bits: int
-    maxval: float
+    maxval: Optional[float]
+    bits_per_element: float
+    tensor_amax: Optional[float]
     mse: float
     sqnr_db: float
     neg_log_mse_db: float
@@ -146,6 +148,9 @@ def sqnr(
     seed: int = 10,
     verify: Optional[int] = None,
     points_per_octave: int = 32,
+    block_size: Optional[int] = None,
+    scale_rule: Optional[Literal["floor", "ceil", "even", "rceil"]] = None,
+    tensor_size: Optional[int] = None,
 ) -> list[SqnrRow]:
     """The analytical SQNR study of `fp8q sqnr`: one flat dict per (distribution, format)."""
 
