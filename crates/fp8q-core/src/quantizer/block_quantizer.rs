@@ -337,6 +337,36 @@ impl BlockQuantizer {
                     e.mantissa_bits().min(22),
                     self.elem_max,
                 );
+            } else if let (ScaleFormat::E4m3, Some((s_t, inv_t))) = (scale, self.tensor_scale) {
+                // the group's block scales in vector loops: raw scale, clamp, E4M3 rounding
+                let (amax, into, back) = (&amax[..nb], &mut into[..nb], &mut back[..nb]);
+                let m = self.elem_max;
+                for (a, r) in amax.iter().zip(into.iter_mut()) {
+                    let raw = (a / m) / s_t;
+                    // NaN passes (torch.clamp keeps it)
+                    *r = if raw < E4M3_TINY {
+                        E4M3_TINY
+                    } else if raw > 448.0 {
+                        448.0
+                    } else {
+                        raw
+                    };
+                }
+                self.e4m3.quantize_inplace_serial(into);
+                let dead = s_t == 0.0;
+                let bad = !s_t.is_finite();
+                for ((a, r), x) in amax.iter().zip(into.iter_mut()).zip(back.iter_mut()) {
+                    let s_b = *r;
+                    let nan = bad || !a.is_finite();
+                    // an underflowed tensor scale: zero, keeping each value's sign (x·0, q·0)
+                    (*r, *x) = if dead {
+                        (0.0, 0.0)
+                    } else if nan {
+                        (f32::NAN, f32::NAN)
+                    } else {
+                        (inv_t / s_b, s_t * s_b)
+                    };
+                }
             } else {
                 for b in 0..nb {
                     (into[b], back[b]) = match self.block_scale(amax[b]) {
