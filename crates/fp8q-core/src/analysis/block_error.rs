@@ -589,4 +589,26 @@ mod tests {
         let e = block_error_terms(&d, &fmt("mxfp4"), TensorMax::Given(1.0)).unwrap_err();
         assert!(e.to_string().contains("symmetric"), "{e}");
     }
+
+    /// A Gaussian of σ = u in data units is the standard Gaussian in units of u: the E8M0
+    /// scales sit on the data's powers of two, whatever u is.
+    #[test]
+    fn units_scale_the_data() {
+        for u in [0.75f64, 0.3, 3.1, 0.5] {
+            let data = Distribution::gauss(0.0, u, -8.0 * u, 8.0 * u).unwrap();
+            let std = Distribution::gauss(0.0, 1.0, -8.0, 8.0).unwrap();
+            for f in ["mxfp4", "mxfp6_e2m3", "mxint8", "e3m2@16:rceil", "e2m1@32/f32"] {
+                let a = block_error_terms(&data, &fmt(f), TensorMax::Given(8.0 * u)).unwrap();
+                let b = block_error_terms_in_units(&std, &fmt(f), TensorMax::Given(8.0), u).unwrap();
+                let rel = (a.terms.mse - b.terms.mse * u * u).abs() / a.terms.mse;
+                assert!(rel < 1e-9, "{f} u={u}: {} vs {}", a.terms.mse, b.terms.mse * u * u);
+            }
+        }
+        let std = Distribution::gauss(0.0, 1.0, -8.0, 8.0).unwrap();
+        // not a power of two: the error differs from the standard one
+        let one = block_error_terms(&std, &fmt("mxfp4"), TensorMax::Given(8.0)).unwrap();
+        let odd = block_error_terms_in_units(&std, &fmt("mxfp4"), TensorMax::Given(8.0), 0.75).unwrap();
+        assert!((one.terms.mse - odd.terms.mse).abs() > 1e-3 * one.terms.mse);
+        assert!(block_error_terms_in_units(&std, &fmt("mxfp4"), TensorMax::Given(8.0), 0.0).is_err());
+    }
 }
