@@ -289,3 +289,106 @@ fn network_mode_reports_the_mix_against_every_uniform_format() {
     let weights = analyze_json(&[data("cnn.pth").to_str().unwrap()]);
     assert!(weights.get("mix").is_none());
 }
+
+/// Block-scaled formats among `--formats` in network mode: no range (`null`), measured and
+/// predicted SQNR per slot, a uniform run each in the mix; the recommendation may take them, and
+/// the written `--write-layer-formats` file runs through `validate-quantized --layer-formats`.
+#[test]
+fn network_mode_with_block_formats() {
+    let dir = tmpdir("analyze-network-blocks");
+    let f = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fp8q-ptq/tests/data/ptq_small");
+    let (model, images) = (f.join("resnet18_narrow.pth"), f.join("images"));
+    let lf = dir.join("layers.json");
+    let common = [
+        "--architecture",
+        "resnet18",
+        "--model-dir",
+        model.to_str().unwrap(),
+        "--images-dir",
+        images.to_str().unwrap(),
+        "--batch-size",
+        "4",
+        "--no-progress-bar",
+    ];
+    let mut args = common.to_vec();
+    args.extend_from_slice(&[
+        "--per-channel",
+        "--formats",
+        "e4m3,int8,mxint8,mxfp4",
+        "--sensitivity-images",
+        "8",
+        "--write-layer-formats",
+        lf.to_str().unwrap(),
+    ]);
+    let r = analyze_json(&args);
+    let slots = r["slots"].as_array().unwrap();
+    assert!(!slots.is_empty());
+    for s in slots {
+        for b in ["mxint8", "mxfp4"] {
+            assert!(s["range"][b].is_null(), "{}", s["range"]);
+            assert_eq!(s["used_format"][b], b);
+            assert!(s["sqnr_db"][b].as_f64().unwrap().is_finite(), "{s}");
+            assert!(s["predicted_sqnr_db"][b].as_f64().is_some(), "{s}");
+            assert!(s["output_sqnr_db"][b].as_f64().is_some(), "{s}");
+        }
+        assert!(s["range"]["e4m3"]["channels"].as_u64().unwrap() >= 1);
+    }
+    let names: Vec<&str> = r["mix"]["uniform"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["format"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["e4m3", "int8", "mxint8", "mxfp4"]);
+    let recommended: Vec<&str> = slots.iter().map(|s| s["recommended"].as_str().unwrap()).collect();
+    assert!(
+        recommended.iter().any(|f| f.starts_with("mx")),
+        "no block format recommended: {recommended:?}"
+    );
+    // the file lists them, and validate-quantized runs it
+    let layers: Value = serde_json::from_str(&std::fs::read_to_string(&lf).unwrap()).unwrap();
+    let listed = layers.to_string();
+    assert!(listed.contains("\"mx"), "{listed}");
+    let mut run = vec!["validate-quantized"];
+    run.extend_from_slice(&common);
+    run.extend_from_slice(&["--max-val-images", "8", "--layer-formats", lf.to_str().unwrap()]);
+    let out = fp8q(&run);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // the range options do not apply to block formats: ignored for them, not an error
+    let checkpoint = data("cnn.pth");
+    let w = analyze_json(&[
+        checkpoint.to_str().unwrap(),
+        "--formats",
+        "e4m3,mxfp6_e2m3,nvfp4",
+        "--range",
+        "mse",
+        "--per-channel",
+    ]);
+    for s in w["slots"].as_array().unwrap() {
+        assert!(s["range"]["mxfp6_e2m3"].is_null() && s["range"]["nvfp4"].is_null());
+        assert!(s["range"]["e4m3"].is_object());
+    }
+    // --block-size and --scale-rule apply to the block formats
+    let k = analyze_json(&[
+        checkpoint.to_str().unwrap(),
+        "--formats",
+        "e4m3,mxfp4",
+        "--block-size",
+        "16",
+        "--scale-rule",
+        "rceil",
+    ]);
+    assert_eq!(k["formats"][1], "e2m1@16:rceil");
+    assert_user_error(
+        &fp8q(&[
+            "analyze",
+            checkpoint.to_str().unwrap(),
+            "--formats",
+            "e4m3",
+            "--block-size",
+            "16",
+        ]),
+        &["--block-size", "block-scaled"],
+    );
+}

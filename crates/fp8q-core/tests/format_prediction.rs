@@ -110,7 +110,7 @@ fn given_ranges_rows_and_summary() {
     // a tight range clips a lot: INT8 on [-1, 1] is far worse than E4M3 on [-6, 6]
     let src = RangeSource::Given(vec![Range::per_tensor(-1.0, 1.0), Range::per_tensor(-6.0, 6.0)]);
     let a = analyze_tensor(&x, 1, &fm, &src).unwrap();
-    assert_eq!(a.figures[0].range, Range::per_tensor(-1.0, 1.0));
+    assert_eq!(a.figures[0].range, Some(Range::per_tensor(-1.0, 1.0)));
     assert_eq!(a.measured_best, "e4m3");
     assert_eq!(a.predicted_best.as_deref(), Some("e4m3"));
     // the same with explicit methods

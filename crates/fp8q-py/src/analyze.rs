@@ -4,12 +4,14 @@
 //! field by field as the CLI serializes it to JSON (infinite SQNRs stay `inf` here).
 
 use crate::arrays::FloatArray;
+use crate::blocks::BlockOptions;
 use crate::errors::value_error;
 use crate::quantize::parse_range;
 use fp8q_core::analysis::format_choice::{
     check_range_options, parse_formats, summarize, AnalysisRow, RangeSource, Skipped, Slot, Summary,
 };
 use fp8q_core::analysis::quantize_measure::RangeOptions;
+use fp8q_core::format::{Format, ScaleFormat};
 use numpy::{PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use serde::Serialize;
@@ -28,7 +30,7 @@ struct Report<'a> {
 
 /// Analyse named arrays (see the Python docstring of `fp8q.analyze`).
 #[pyfunction]
-#[pyo3(signature = (names, arrays, formats, range="minmax", per_channel=false, mantissa_search=false, slot="weight"))]
+#[pyo3(signature = (names, arrays, formats, range="minmax", per_channel=false, mantissa_search=false, slot="weight", block_size=None, scale_rule=None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn analyze<'py>(
     py: Python<'py>,
@@ -39,6 +41,8 @@ pub(crate) fn analyze<'py>(
     per_channel: bool,
     mantissa_search: bool,
     slot: &str,
+    block_size: Option<i64>,
+    scale_rule: Option<&str>,
 ) -> PyResult<Bound<'py, PyAny>> {
     if names.len() != arrays.len() {
         return Err(value_error(format!(
@@ -48,6 +52,38 @@ pub(crate) fn analyze<'py>(
         )));
     }
     let formats = parse_formats(&formats).map_err(value_error)?;
+    // block_size and scale_rule apply to the block-scaled formats (at least one must be listed);
+    // a rule leaves E4M3 and F32 block scales alone, as on the command line
+    let formats = if block_size.is_some() || scale_rule.is_some() {
+        if !formats.iter().any(|f| f.as_block().is_some()) {
+            return Err(value_error(
+                "block_size and scale_rule apply to block-scaled formats (mxfp4, nvfp4, e2m1@32, ...); formats has none",
+            ));
+        }
+        let mut out: Vec<Format> = Vec::with_capacity(formats.len());
+        for f in formats {
+            let g = match f.as_block() {
+                None => f,
+                Some(b) => {
+                    let opts = BlockOptions {
+                        block_size,
+                        block_axis: None,
+                        scale_rule: scale_rule.filter(|_| b.scale() == ScaleFormat::E8m0),
+                    };
+                    opts.resolve(f)?.map(Format::Block).unwrap_or(f)
+                }
+            };
+            if out.contains(&g) {
+                return Err(value_error(format!(
+                    "{g} is listed twice (after block_size/scale_rule)"
+                )));
+            }
+            out.push(g);
+        }
+        out
+    } else {
+        formats
+    };
     let method = parse_range(range)?;
     let opts = RangeOptions::new(method, per_channel, mantissa_search);
     check_range_options(&opts, &formats).map_err(value_error)?;

@@ -110,7 +110,7 @@ def test_agrees_with_cli(cli, tmp_path, extra):
     sd = _state_dict()
     path = tmp_path / "w.safetensors"
     _safetensors(path, sd)
-    formats = "e5m2,e4m3,e3m4,e2m5,int8"
+    formats = "e5m2,e4m3,e3m4,e2m5,int8,mxfp6_e2m3,nvfp4"
     doc = json.loads(subprocess.run([cli, "analyze", str(path), "--formats", formats, "--json", *extra],
                                     check=True, capture_output=True, text=True).stdout)
     r = fp8q.analyze(sd, formats, per_channel="--per-channel" in extra,
@@ -167,3 +167,37 @@ def test_torch_tensors():
     assert [s["unit"] for s in r["slots"]] == ["a", "b"]
     want = fp8q.analyze(w.detach().numpy(), ["e4m3"])["slots"][0]["sqnr_db"]
     assert r["slots"][0]["sqnr_db"] == want
+
+
+def test_block_formats():
+    """Block-scaled formats: no range (None), measured SQNR that of fp8q.quantize with blocks
+    along axis 1, a prediction close to it on Gaussian weights, block_size/scale_rule applied,
+    and recommended where they win (a Gaussian tensor with a few huge outliers)."""
+    rng = np.random.default_rng(11)
+    w = (rng.standard_normal((256, 512)) * 0.02).astype(np.float32)
+    conv = (rng.standard_normal((64, 48, 3, 3)) * 0.1).astype(np.float32)
+    formats = ["e4m3", "mxfp8_e4m3", "mxfp6_e2m3", "mxfp4", "nvfp4"]
+    report = fp8q.analyze({"fc.weight": w, "conv.weight": conv}, formats, range="mse", per_channel=True)
+    assert report["formats"] == formats
+    for row, x in zip(report["slots"], [w, conv]):
+        assert row["range"]["e4m3"]["channels"] == x.shape[0]
+        for f in formats[1:]:
+            assert row["range"][f] is None
+            assert row["used_format"][f] == f
+            q = fp8q.quantize(x, f, block_axis=1)
+            assert row["sqnr_db"][f] == pytest.approx(_sqnr_db(x, q), abs=1e-6)
+            assert abs(row["predicted_sqnr_db"][f] - row["sqnr_db"][f]) < 1.0, (f, row["sqnr_db"], row["predicted_sqnr_db"])
+
+    sized = fp8q.analyze(w, "e4m3,mxfp4,nvfp4", block_size=16, scale_rule="rceil")
+    assert sized["formats"] == ["e4m3", "e2m1@16:rceil", "nvfp4"]
+    q = fp8q.quantize(w, "mxfp4", block_axis=1, block_size=16, scale_rule="rceil")
+    assert sized["slots"][0]["sqnr_db"]["e2m1@16:rceil"] == pytest.approx(_sqnr_db(w, q), abs=1e-6)
+    with pytest.raises(ValueError, match="block-scaled"):
+        fp8q.analyze(w, "e4m3,int8", block_size=16)
+
+    x = rng.standard_normal(256 * 1024).astype(np.float32)
+    x[[0, 23757, 47514]] = [300.0, -300.0, 300.0]
+    out = fp8q.analyze({"w": x.reshape(256, 1024)}, ["e4m3", "int8", "mxint8"])
+    row = out["slots"][0]
+    assert row["measured_best"] == row["predicted_best"] == row["recommended"] == "mxint8"
+    assert out["summary"]["formats"][2]["tensors"] == 1

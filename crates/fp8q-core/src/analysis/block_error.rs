@@ -216,8 +216,11 @@ struct Piece {
     scale: f64,
 }
 
-/// The E8M0 pieces, from the one holding `cap` downwards to the smallest scale `2^-127`.
-fn e8m0_pieces(format: &BlockFormat, cap: f64) -> Result<Vec<Piece>, AnalysisError> {
+/// The E8M0 pieces, from the one holding `cap` downwards to the smallest scale `2^-127`, for
+/// values measured in units of `unit` (a value `x` of the distribution is `x·unit` in the data
+/// the quantizer sees: the power-of-two scales are powers of two of the data, not of `x`).
+fn e8m0_pieces(format: &BlockFormat, cap: f64, unit: f64) -> Result<Vec<Piece>, AnalysisError> {
+    let cap = cap * unit;
     let element = format.element();
     let emax = element.emax();
     let (c, right_closed) = match format.rule() {
@@ -252,7 +255,16 @@ fn e8m0_pieces(format: &BlockFormat, cap: f64) -> Result<Vec<Piece>, AnalysisErr
             why: format!("values up to {cap:e} need an E8M0 scale beyond 2^127 for {format}"),
         });
     }
-    Ok((-127..=top.max(-127)).rev().map(piece).collect())
+    Ok((-127..=top.max(-127))
+        .rev()
+        .map(piece)
+        .map(|p| Piece {
+            lo: p.lo / unit,
+            hi: p.hi / unit,
+            scale: p.scale / unit,
+            ..p
+        })
+        .collect())
 }
 
 impl From<Piece> for Range {
@@ -433,6 +445,25 @@ pub fn block_error_terms(
     format: &BlockFormat,
     tensor: TensorMax,
 ) -> Result<BlockErrorTerms, AnalysisError> {
+    block_error_terms_in_units(dist, format, tensor, 1.0)
+}
+
+/// [`block_error_terms`] for data `unit·X`, `X` drawn from `dist`, in units of `unit` (the terms
+/// and the tensor maximum are those of `X`; multiply `mse` by `unit²` for the data's). Only the
+/// E8M0 scales depend on `unit` beyond that scaling: they are powers of two of the data (a
+/// standardized fit to a tensor of any σ, `fp8q analyze`). `unit` must be positive and finite.
+pub fn block_error_terms_in_units(
+    dist: &Distribution,
+    format: &BlockFormat,
+    tensor: TensorMax,
+    unit: f64,
+) -> Result<BlockErrorTerms, AnalysisError> {
+    if !(unit.is_finite() && unit > 0.0) {
+        return Err(AnalysisError::Invalid {
+            what: "unit",
+            why: format!("must be positive and finite (got {unit})"),
+        });
+    }
     if !dist.is_symmetric() {
         return Err(AnalysisError::Invalid {
             what: "distribution",
@@ -445,7 +476,7 @@ pub fn block_error_terms(
     match format.scale() {
         ScaleFormat::E8m0 => {
             let law = AbsLaw::new(dist, bound);
-            let pieces = e8m0_pieces(format, law.cap)?;
+            let pieces = e8m0_pieces(format, law.cap, unit)?;
             Ok(BlockErrorTerms {
                 terms: piecewise_terms(&law, &grid, k, &pieces),
                 tensor_amax: None,
@@ -557,5 +588,27 @@ mod tests {
         let d = Distribution::uniform(-1.0, 2.0).unwrap();
         let e = block_error_terms(&d, &fmt("mxfp4"), TensorMax::Given(1.0)).unwrap_err();
         assert!(e.to_string().contains("symmetric"), "{e}");
+    }
+
+    /// A Gaussian of σ = u in data units is the standard Gaussian in units of u: the E8M0
+    /// scales sit on the data's powers of two, whatever u is.
+    #[test]
+    fn units_scale_the_data() {
+        for u in [0.75f64, 0.3, 3.1, 0.5] {
+            let data = Distribution::gauss(0.0, u, -8.0 * u, 8.0 * u).unwrap();
+            let std = Distribution::gauss(0.0, 1.0, -8.0, 8.0).unwrap();
+            for f in ["mxfp4", "mxfp6_e2m3", "mxint8", "e3m2@16:rceil", "e2m1@32/f32"] {
+                let a = block_error_terms(&data, &fmt(f), TensorMax::Given(8.0 * u)).unwrap();
+                let b = block_error_terms_in_units(&std, &fmt(f), TensorMax::Given(8.0), u).unwrap();
+                let rel = (a.terms.mse - b.terms.mse * u * u).abs() / a.terms.mse;
+                assert!(rel < 1e-9, "{f} u={u}: {} vs {}", a.terms.mse, b.terms.mse * u * u);
+            }
+        }
+        let std = Distribution::gauss(0.0, 1.0, -8.0, 8.0).unwrap();
+        // not a power of two: the error differs from the standard one
+        let one = block_error_terms(&std, &fmt("mxfp4"), TensorMax::Given(8.0)).unwrap();
+        let odd = block_error_terms_in_units(&std, &fmt("mxfp4"), TensorMax::Given(8.0), 0.75).unwrap();
+        assert!((one.terms.mse - odd.terms.mse).abs() > 1e-3 * one.terms.mse);
+        assert!(block_error_terms_in_units(&std, &fmt("mxfp4"), TensorMax::Given(8.0), 0.0).is_err());
     }
 }

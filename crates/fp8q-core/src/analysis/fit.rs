@@ -34,11 +34,14 @@
 //! normalized range `ρ_c = max(|lo_c|, |hi_c|)/σ_c`) are evaluated and the normalized MSE
 //! `mse_c/σ_c²` of the others is interpolated in `log ρ` (log-linear).
 
+use super::block_error::{block_error_terms_in_units, TensorMax};
 use super::distributions::Distribution;
 use super::expected_error::expected_mse;
 use super::tensor_stats::Moments;
 use super::{AnalysisError, MAX_GRID_BITS};
 use crate::error::FormatError;
+use crate::format::{BlockFormat, ScaleFormat};
+use crate::quantizer::BlockLayout;
 use crate::quantizer::QuantMethod;
 use crate::range::Range;
 use rayon::prelude::*;
@@ -275,6 +278,84 @@ pub fn predict_sqnr_db(
             .sum()
     };
     Ok(Some(super::sqnr_db(signal, noise)))
+}
+
+/// The analytical SQNR in dB of quantizing a tensor with the block format `format` (no range:
+/// every block takes its scale from its own values; `docs/analyze.md`).
+///
+/// The element grid is symmetric, so the error depends on the magnitudes only: the tensor is
+/// modelled by the sign-symmetric law of `±|x|`, fitted as [`Fit::from_kurtosis`] fits a tensor,
+/// to the moments about zero (`E[x²] = σ² + μ²` and the matching fourth moment; for a tensor of
+/// zero mean this is the per-tensor fit), standardized by `s = √E[x²] / shape σ` and clipped at
+/// the tensor's largest magnitude. [`block_error_terms_in_units`] gives its expected error in
+/// blocks of i.i.d. elements, with the E8M0 scales on the powers of two of the data (unit `s`).
+///
+/// `parts` lists the parts quantized one call each (the batches of an activation; a weight is
+/// one part), as their layout around the block axis and their largest magnitude: a block axis
+/// shorter than the block size, or not a multiple of it, leaves shorter blocks at the end of
+/// each row, predicted at their own size; a two-level (NVFP4-style) format takes its FP32
+/// tensor scale from each part's own largest magnitude, which the expected error is
+/// conditioned on. `None` when the tensor has no spread (all zero).
+pub fn predict_block_sqnr_db(
+    whole: &Moments,
+    format: &BlockFormat,
+    parts: &[(BlockLayout, f64)],
+) -> Result<Option<f64>, AnalysisError> {
+    let Some((fit, s)) = symmetric_fit(whole) else {
+        return Ok(None);
+    };
+    let bound = whole.absmax() / s;
+    if !(bound.is_finite() && bound > 0.0) {
+        return Ok(None);
+    }
+    let dist = fit.standard(-bound, bound)?;
+    let two_level = format.scale() == ScaleFormat::E4m3;
+    // (block size, tensor maximum in units of s) -> MSE in data units, evaluated once each
+    let mut seen: Vec<((usize, f64), f64)> = Vec::new();
+    let mut mse_at = |k: usize, t: f64| -> Result<f64, AnalysisError> {
+        if let Some(&(_, m)) = seen.iter().find(|(key, _)| *key == (k, t)) {
+            return Ok(m);
+        }
+        let f = format.with_block_size(k)?;
+        let m = block_error_terms_in_units(&dist, &f, TensorMax::Given(t), s)?.terms.mse * s * s;
+        seen.push(((k, t), m));
+        Ok(m)
+    };
+    let k = format.block_size();
+    let mut noise = 0.0;
+    for &(layout, amax) in parts {
+        if layout.numel() == 0 || amax.is_nan() || amax <= 0.0 {
+            continue;
+        }
+        let t = if two_level { (amax / s).min(bound) } else { bound };
+        let rows = (layout.outer * layout.inner) as f64;
+        let (full, rest) = (layout.len / k, layout.len % k);
+        if full > 0 {
+            noise += rows * (full * k) as f64 * mse_at(k, t)?;
+        }
+        if rest > 0 {
+            noise += rows * rest as f64 * mse_at(rest, t)?;
+        }
+    }
+    Ok(Some(super::sqnr_db(whole.sum_sq, noise)))
+}
+
+/// The fit of the sign-symmetric law `±|x|` of a tensor and its unit `s` (see
+/// [`predict_block_sqnr_db`]); `None` without spread.
+pub fn symmetric_fit(m: &Moments) -> Option<(Fit, f64)> {
+    if m.n == 0 {
+        return None;
+    }
+    let n = m.n as f64;
+    let mu = m.mean;
+    let m2 = m.m2 / n + mu * mu;
+    let m4 = (m.m4 + 4.0 * mu * m.m3 + 6.0 * mu * mu * m.m2) / n + mu.powi(4);
+    if !(m2.is_finite() && m2 > 0.0 && m4.is_finite()) {
+        return None;
+    }
+    let fit = Fit::from_kurtosis(m4 / (m2 * m2) - 3.0, false);
+    let s = m2.sqrt() / fit.shape_std();
+    Some((fit, s))
 }
 
 /// Piecewise-linear interpolation through `points` (ascending in x), constant beyond the ends.

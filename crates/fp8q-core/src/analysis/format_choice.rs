@@ -23,29 +23,33 @@
 //! assert!(a.figures.iter().all(|f| f.predicted_sqnr_db.is_some()));
 //! ```
 
-use super::fit::{predict_sqnr_db, Fit};
+use super::block_measure::measure_blocks;
+use super::fit::{predict_block_sqnr_db, predict_sqnr_db, Fit};
 use super::quantize_measure::{estimate_range, measure_many, method_name, RangeOptions};
 use super::tensor_stats::{channel_moments, Moments, TensorStats};
 use super::AnalysisError;
 use crate::format::Format;
-use crate::quantizer::QuantMethod;
+use crate::quantizer::block_quantizer::abs_max;
+use crate::quantizer::{BlockLayout, QuantMethod};
 use crate::range::{Range, RangeMethod};
 use serde::ser::SerializeMap;
 use serde::Serialize;
 
-/// Where each format's range comes from.
+/// Where each format's range comes from. Block-scaled formats have no range (every block takes
+/// its scale from its own values): range sources skip them, and they get none.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RangeSource {
     /// Estimated from the tensor as `fp8q quantize` does (one batch). With `mantissa_search`,
     /// only flexible-bias FP formats search their mantissa; the others are estimated without.
     Estimate(RangeOptions),
-    /// Given: one range per format, in the order of the formats (one channel, or one per index
-    /// of dimension 0). The quantizer is the format's default method
-    /// ([`QuantMethod::from_format`]).
+    /// Given: one range per format that has a range (every format but the block-scaled ones), in
+    /// the order of the formats (one channel, or one per index of dimension 0). The quantizer is
+    /// the format's default method ([`QuantMethod::from_format`]).
     Given(Vec<Range>),
-    /// Given: one quantization method and range per format, in the order of the formats (for
-    /// calibrated quantizers whose method differs from the format's default, e.g. after a
-    /// mantissa search or with unsigned FP allowed). The format names still label the figures.
+    /// Given: one quantization method and range per format that has a range, in the order of
+    /// the formats (for calibrated quantizers whose method differs from the format's default,
+    /// e.g. after a mantissa search or with unsigned FP allowed). The format names still label
+    /// the figures.
     GivenMethods(Vec<(QuantMethod, Range)>),
 }
 
@@ -56,14 +60,14 @@ pub struct FormatFigures {
     pub format: String,
     /// The format used (`E4M3`; differs from `format` after a mantissa search).
     pub used: String,
-    /// The range (per channel when per channel).
-    pub range: Range,
+    /// The range (per channel when per channel); `None` for a block-scaled format.
+    pub range: Option<Range>,
     /// Mean squared error of the quantize–dequantized tensor.
     pub mse: f64,
     /// Measured SQNR in dB.
     pub sqnr_db: f64,
-    /// Analytical SQNR in dB of the fitted distribution at the same range (`None` when the
-    /// tensor has no spread).
+    /// Analytical SQNR in dB of the fitted distribution at the same range, or in the block
+    /// format ([`predict_block_sqnr_db`]) (`None` when the tensor has no spread).
     pub predicted_sqnr_db: Option<f64>,
 }
 
@@ -103,10 +107,29 @@ fn argmax<I: IntoIterator<Item = Option<f64>>>(values: I) -> Option<usize> {
     best.map(|(i, _)| i)
 }
 
-/// Analyse `data` (row-major, `dim0` entries along dimension 0) for each of `formats`.
+/// Analyse `data` (row-major, `dim0` entries along dimension 0) for each of `formats`. Block
+/// formats form blocks along dimension 1 of `[dim0, rest]` (the rows of a matrix; see
+/// [`analyze_tensor_in`] for other layouts).
 pub fn analyze_tensor(
     data: &[f32],
     dim0: usize,
+    formats: &[Format],
+    source: &RangeSource,
+) -> Result<TensorAnalysis, AnalysisError> {
+    let dim0 = dim0.max(1);
+    let layout = BlockLayout::rows(dim0, data.len() / dim0);
+    analyze_tensor_in(data, dim0, &[layout], formats, source)
+}
+
+/// [`analyze_tensor`] with the blocks of block-scaled formats laid out by `parts`: `data` is the
+/// concatenation of parts (e.g. the batches of an activation), each quantized on its own with
+/// blocks along its layout's `len` (as the PTQ pipeline quantizes each call; a two-level
+/// format's tensor scale is each part's own). Their elements must add up to `data.len()`.
+/// Formats with a range ignore `parts`.
+pub fn analyze_tensor_in(
+    data: &[f32],
+    dim0: usize,
+    parts: &[BlockLayout],
     formats: &[Format],
     source: &RangeSource,
 ) -> Result<TensorAnalysis, AnalysisError> {
@@ -124,6 +147,19 @@ pub fn analyze_tensor(
             data.len()
         )));
     }
+    let parts_numel: usize = parts.iter().map(BlockLayout::numel).sum();
+    if parts_numel != data.len() {
+        return Err(invalid(format!(
+            "the block layouts hold {parts_numel} elements; the tensor has {}",
+            data.len()
+        )));
+    }
+    // the formats with a range, and their positions
+    let ranged_formats: Vec<(usize, &Format)> = formats
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.as_block().is_none())
+        .collect();
     let per_channel = match source {
         RangeSource::Estimate(o) => o.per_channel && dim0 > 1,
         RangeSource::Given(_) | RangeSource::GivenMethods(_) => {
@@ -132,11 +168,11 @@ pub fn analyze_tensor(
                 RangeSource::GivenMethods(r) => r.iter().map(|(_, r)| r).collect(),
                 RangeSource::Estimate(_) => unreachable!(),
             };
-            if ranges.len() != formats.len() {
+            if ranges.len() != ranged_formats.len() {
                 return Err(invalid(format!(
-                    "{} given ranges for {} formats",
+                    "{} given ranges for {} formats with a range",
                     ranges.len(),
-                    formats.len()
+                    ranged_formats.len()
                 )));
             }
             for r in &ranges {
@@ -175,6 +211,7 @@ pub fn analyze_tensor(
     // the ranges
     let mut ranged: Vec<(QuantMethod, Range)> = Vec::with_capacity(formats.len());
     match source {
+        _ if ranged_formats.is_empty() => {}
         RangeSource::Estimate(opts) if format_independent(opts.method) => {
             // one batch: every min–max estimator gives the channels' min and max, which the
             // moments already hold (NaNs ignored as there); with ±Inf present, the estimator
@@ -186,14 +223,14 @@ pub fn analyze_tensor(
                     max: ms.iter().map(|m| m.max).collect(),
                 }
             } else {
-                estimate_range(data, dim0, &formats[0], opts)?.1
+                estimate_range(data, dim0, ranged_formats[0].1, opts)?.1
             };
-            for f in formats {
+            for (_, f) in &ranged_formats {
                 ranged.push((opts.resolve(f)?.0, range.clone()));
             }
         }
         RangeSource::Estimate(opts) => {
-            for f in formats {
+            for (_, f) in &ranged_formats {
                 // the mantissa search applies to the formats that have a variable mantissa
                 let mut o = *opts;
                 o.mantissa_search &= matches!(f, Format::Fp(_));
@@ -201,8 +238,8 @@ pub fn analyze_tensor(
             }
         }
         RangeSource::Given(ranges) => {
-            for (f, r) in formats.iter().zip(ranges) {
-                ranged.push((QuantMethod::from_format(*f), r.clone()));
+            for ((_, f), r) in ranged_formats.iter().zip(ranges) {
+                ranged.push((QuantMethod::from_format(**f), r.clone()));
             }
         }
         RangeSource::GivenMethods(given) => ranged.extend(given.iter().cloned()),
@@ -222,18 +259,55 @@ pub fn analyze_tensor(
             }
         });
     }
-    let figures: Vec<FormatFigures> = measure_many(data, dim0, ranged, signal)?
-        .into_iter()
-        .zip(formats.iter().zip(predicted))
-        .map(|(m, (f, predicted))| FormatFigures {
+    let mut measured = measure_many(data, dim0, ranged, signal)?.into_iter().zip(predicted);
+    // block formats: each part quantized on its own, the squared errors summed
+    let mut part_slices = Vec::with_capacity(parts.len());
+    let mut at = 0;
+    for p in parts {
+        part_slices.push((*p, &data[at..at + p.numel()]));
+        at += p.numel();
+    }
+    let part_max: Vec<(BlockLayout, f64)> = if formats.iter().any(|f| f.as_block().is_some()) {
+        part_slices.iter().map(|(p, x)| (*p, abs_max(x) as f64)).collect()
+    } else {
+        Vec::new()
+    };
+    let block_signal = signal.unwrap_or_else(|| super::quantize_measure::sum_sq(data));
+    let mut figures = Vec::with_capacity(formats.len());
+    for f in formats {
+        let Some(b) = f.as_block() else {
+            let (m, predicted) = measured.next().expect("one measurement per format with a range");
+            figures.push(FormatFigures {
+                format: f.to_string(),
+                used: method_name(&m.method),
+                range: Some(m.range),
+                mse: m.mse,
+                sqnr_db: m.sqnr_db,
+                predicted_sqnr_db: predicted,
+            });
+            continue;
+        };
+        let mut noise = 0.0;
+        let mut one = None;
+        for (p, x) in &part_slices {
+            let m = measure_blocks(x, &[p.outer, p.len, p.inner], 1, b, None)?;
+            noise += m.mse * p.numel() as f64;
+            one = Some(m);
+        }
+        // one part: exactly `measure_blocks`' figures
+        let (mse, sqnr) = match one.filter(|_| part_slices.len() == 1) {
+            Some(m) => (m.mse, m.sqnr_db),
+            None => (noise / data.len() as f64, super::sqnr_db(block_signal, noise)),
+        };
+        figures.push(FormatFigures {
             format: f.to_string(),
-            used: method_name(&m.method),
-            range: m.range,
-            mse: m.mse,
-            sqnr_db: m.sqnr_db,
-            predicted_sqnr_db: predicted,
-        })
-        .collect();
+            used: f.to_string(),
+            range: None,
+            mse,
+            sqnr_db: sqnr,
+            predicted_sqnr_db: predict_block_sqnr_db(&whole, &b, &part_max)?,
+        });
+    }
     let measured_best = argmax(figures.iter().map(|f| Some(f.sqnr_db))).unwrap_or(0);
     let predicted_best = argmax(figures.iter().map(|f| f.predicted_sqnr_db));
     Ok(TensorAnalysis {
@@ -392,8 +466,8 @@ pub struct AnalysisRow {
     pub stats: TensorStats,
     /// The fitted distribution behind `predicted_sqnr_db`.
     pub fit: Option<Fit>,
-    /// The range each format gets.
-    pub range: PerFormat<RangeSummary>,
+    /// The range each format gets (`None` for a block-scaled format: no range).
+    pub range: PerFormat<Option<RangeSummary>>,
     /// The format each actually uses (differs after a mantissa search).
     pub used_format: PerFormat<String>,
     /// Measured SQNR of the quantize–dequantized tensor, dB.
@@ -425,7 +499,7 @@ impl AnalysisRow {
             range: PerFormat(
                 figures
                     .iter()
-                    .map(|x| (x.format.clone(), RangeSummary::from(&x.range)))
+                    .map(|x| (x.format.clone(), x.range.as_ref().map(RangeSummary::from)))
                     .collect(),
             ),
             used_format: PerFormat(figures.iter().map(|x| (x.format.clone(), x.used.clone())).collect()),
@@ -445,9 +519,10 @@ impl AnalysisRow {
 
     /// The row of a named tensor (a checkpoint key, or any name a caller gives): its unit is
     /// the name without a trailing `.weight` ([`unit_of`]); per-channel ranges run along
-    /// dimension 0 when the tensor has two or more dimensions (a vector or scalar gets one
-    /// range). What `fp8q analyze CHECKPOINT` and the Python package's `fp8q.analyze` report per
-    /// tensor.
+    /// dimension 0 and the blocks of block-scaled formats along dimension 1 (the reduction
+    /// dimension of a linear or conv weight, as in PTQ) when the tensor has two or more
+    /// dimensions (a vector or scalar gets one range, and blocks along its only axis). What
+    /// `fp8q analyze CHECKPOINT` and the Python package's `fp8q.analyze` report per tensor.
     pub fn of_tensor(
         name: &str,
         slot: Slot,
@@ -457,7 +532,12 @@ impl AnalysisRow {
         source: &RangeSource,
     ) -> Result<Self, AnalysisError> {
         let dim0 = if shape.len() >= 2 { shape[0] } else { 1 };
-        let a = analyze_tensor(data, dim0, formats, source)?;
+        let layout = if shape.len() >= 2 {
+            BlockLayout::new(shape, 1)?
+        } else {
+            BlockLayout::flat(data.len())
+        };
+        let a = analyze_tensor_in(data, dim0, &[layout], formats, source)?;
         Ok(AnalysisRow::new(
             unit_of(name).to_string(),
             slot,

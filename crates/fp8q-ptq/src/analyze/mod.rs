@@ -7,11 +7,15 @@
 //! 2. **Ranges and tensor SQNR**: per slot and format, a quantizer of that format with the run's
 //!    range estimator (`--weight-quant-method`, `--act-quant-method`, per channel for weights
 //!    with `--per-channel`) is calibrated on the captured batches exactly as calibration does it,
-//!    then fixed; [`fp8q_core::analysis::format_choice::analyze_tensor`] gives the statistics,
+//!    then fixed; [`fp8q_core::analysis::format_choice::analyze_tensor_in`] gives the statistics,
 //!    the measured SQNR of the captured tensor at that range, and the analytical prediction of
 //!    the fitted distribution. Every slot is calibrated on FP32 inputs (the slots are analysed one
 //!    at a time, the rest of the network in FP32). FP formats use a flexible bias: the range
-//!    sets the maximum value, as with `--fp8-set-maxval`.
+//!    sets the maximum value, as with `--fp8-set-maxval`. Block-scaled formats have no range:
+//!    each recorded batch is quantized in blocks along its recorded reduction axis (dimension 1
+//!    of a weight, the channels of an activation), with a two-level format's tensor scale from
+//!    the batch's own maximum, as the PTQ pipeline does; the prediction is
+//!    [`fp8q_core::analysis::fit::predict_block_sqnr_db`]'s.
 //! 3. **Sensitivity** ([`sensitivity`]): on `sensitivity_images` training images (validation
 //!    transform, spread evenly over the sorted list, so that the choice never sees the
 //!    validation set), the SQNR of the logits against FP32 with only this slot quantized, per
@@ -33,10 +37,11 @@ pub mod sensitivity;
 use std::sync::{Arc, Mutex};
 
 use fp8q_core::analysis::format_choice::{
-    analyze_tensor, summarize, AnalysisRow, PerFormat, RangeSource, Slot, Summary,
+    analyze_tensor_in, summarize, AnalysisRow, PerFormat, RangeSource, Slot, Summary,
 };
 use fp8q_core::format::Format;
 use fp8q_core::manager::{QuantConfig, QuantManager};
+use fp8q_core::quantizer::BlockLayout;
 
 use crate::error::{PtqError, Result};
 use crate::run::{self, Event, Observer, RunConfig, Stage, TrainingSet};
@@ -269,6 +274,12 @@ fn analyse_slot(ptq: &PtqConfig, plan: SlotPlan, rec: Recording, formats: &[Form
     let mut ranges = Vec::with_capacity(formats.len());
     for &format in formats {
         let mut m = QuantManager::new(slot_config(ptq, &plan, format)?).map_err(|e| err(&e))?;
+        if format.as_block().is_some() {
+            // no range to calibrate: each block takes its scale from its own values
+            m.fix();
+            managers.push(m);
+            continue;
+        }
         let mut scratch = Vec::new();
         for b in &rec.batches {
             scratch.clear();
@@ -279,12 +290,20 @@ fn analyse_slot(ptq: &PtqConfig, plan: SlotPlan, rec: Recording, formats: &[Form
         ranges.push(m.range().cloned().ok_or_else(|| err(&"no range was estimated"))?);
         managers.push(m);
     }
+    // where each batch's reduction axis lies (the blocks of block formats, as the slot's
+    // quantizer forms them)
+    let layouts: Vec<BlockLayout> = if rec.layouts.len() == rec.batches.len() {
+        rec.layouts.clone()
+    } else {
+        rec.batches.iter().map(|b| BlockLayout::flat(b.len())).collect()
+    };
     let data: Vec<f32> = if rec.batches.len() == 1 {
         rec.batches.into_iter().next().unwrap_or_default()
     } else {
         rec.batches.concat()
     };
-    let analysis = analyze_tensor(&data, dim0, formats, &RangeSource::Given(ranges)).map_err(|e| err(&e))?;
+    let analysis =
+        analyze_tensor_in(&data, dim0, &layouts, formats, &RangeSource::Given(ranges)).map_err(|e| err(&e))?;
     let slot = if plan.kind == SlotKind::Weight {
         Slot::Weight
     } else {

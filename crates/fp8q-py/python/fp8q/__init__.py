@@ -383,7 +383,7 @@ def _tensor(v, name):
 
 
 def analyze(tensors, formats=("e5m2", "e4m3", "e3m4", "e2m5", "int8"), *, per_channel=False, range="minmax",
-            mantissa_search=False, slot="weight"):
+            mantissa_search=False, slot="weight", block_size=None, scale_rule=None):
     """Which format suits each tensor: ``fp8q analyze``'s per-tensor analysis (the same library
     code as ``fp8q analyze CHECKPOINT``), for arrays you already hold.
 
@@ -401,7 +401,13 @@ def analyze(tensors, formats=("e5m2", "e4m3", "e3m4", "e2m5", "int8"), *, per_ch
         which takes the tensors of two or more dimensions, every array given is analysed
         (vectors and scalars with one range).
     formats : str or list of str
-        Format names (a comma-separated string works too).
+        Format names (a comma-separated string works too). Block-scaled formats (``mxfp8_e4m3``,
+        ``mxfp6_e2m3``, ``mxfp4``, ``mxint8``, ``nvfp4``, ``ELEMENT@K[/SCALE][:RULE]``) have no
+        range: ``range``, ``per_channel`` and ``mantissa_search`` do not apply to them (their
+        ``range`` is ``None``); their blocks run along axis 1 of arrays of two or more dimensions
+        (the reduction dimension of a linear or conv weight, as in PTQ), along the only axis of
+        a vector. Their predicted SQNR is the expected error of the block format on a
+        distribution fitted to the tensor's magnitudes.
     per_channel : bool
         One range per index of axis 0 for arrays of two or more dimensions.
     range : str
@@ -411,6 +417,11 @@ def analyze(tensors, formats=("e5m2", "e4m3", "e3m4", "e2m5", "int8"), *, per_ch
         ``used_format``).
     slot : {"weight", "act"}
         What the tensors are, for the rows' ``slot`` field.
+    block_size : int, optional
+        Block size of every block-scaled format in ``formats`` (as ``fp8q analyze --block-size``).
+    scale_rule : str, optional
+        E8M0 scale rule of every block-scaled format with E8M0 scales: ``floor``, ``ceil``,
+        ``even`` or ``rceil`` (as ``--scale-rule``).
 
     Returns
     -------
@@ -433,4 +444,5 @@ def analyze(tensors, formats=("e5m2", "e4m3", "e3m4", "e2m5", "int8"), *, per_ch
         raise TypeError("formats must be a string or a list of strings (got None)")
     if slot not in ("weight", "act"):
         raise ValueError(f"slot must be 'weight' or 'act' (got {slot!r})")
-    return _native.analyze(names, arrays, fmts, range, bool(per_channel), bool(mantissa_search), slot)
+    return _native.analyze(names, arrays, fmts, range, bool(per_channel), bool(mantissa_search), slot,
+                           block_size, scale_rule)

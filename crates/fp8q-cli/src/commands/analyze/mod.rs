@@ -35,7 +35,10 @@ use super::validate_quantized::RunArgs;
 pub struct AnalyzeArgs {
     /// Checkpoint (.safetensors or .pth) to analyse the weights of.
     pub checkpoint: Option<PathBuf>,
-    /// Formats to compare (any that `fp8q formats` names), comma-separated.
+    /// Formats to compare (any that `fp8q formats` names), comma-separated. Block-scaled
+    /// formats (mxfp8_e4m3, mxfp6_e2m3, mxfp4, mxint8, nvfp4, ELEMENT@K[/SCALE][:RULE]) have no
+    /// range: the range options do not apply to them; their blocks run along the reduction
+    /// dimension (dimension 1 of a weight, the channels of an activation), as in PTQ.
     #[arg(long, value_delimiter = ',', default_value = "e5m2,e4m3,e3m4,e2m5,int8")]
     pub formats: Vec<String>,
     /// Range estimator (as `fp8q quantize --range`): current_minmax, allminmax, running_minmax,
@@ -96,9 +99,25 @@ impl AnalyzeArgs {
         }
     }
 
-    /// The formats, parsed and checked for duplicates.
+    /// The formats, parsed, with `--block-size` and `--scale-rule` applied to the block-scaled
+    /// ones, and checked for duplicates.
     pub fn parsed_formats(&self) -> Result<Vec<Format>> {
-        Ok(parse_formats(&self.formats)?)
+        let (size, rule) = (self.network.block_size, self.network.scale_rule);
+        let formats = parse_formats(&self.formats)?;
+        if (size.is_some() || rule.is_some()) && !formats.iter().any(|f| f.as_block().is_some()) {
+            bail!("--block-size and --scale-rule apply to block-scaled formats (mxfp4, nvfp4, e2m1@32, ...); --formats has none");
+        }
+        let formats = formats
+            .iter()
+            .map(|f| f.with_block_options(size, rule))
+            .collect::<Result<Vec<_>, _>>()
+            .context("--block-size/--scale-rule")?;
+        for (i, f) in formats.iter().enumerate() {
+            if formats[..i].contains(f) {
+                bail!("--formats: {f} is listed twice (after --block-size/--scale-rule)");
+            }
+        }
+        Ok(formats)
     }
 
     /// The range options (checked against every format).

@@ -4,6 +4,7 @@
 use anyhow::{anyhow, Context, Result};
 use fp8q_core::analysis::fit::Family;
 use fp8q_core::analysis::format_choice::{AnalysisRow, Skipped, Summary};
+use fp8q_core::format::Format;
 use fp8q_ptq::analyze::mix::MixVerification;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -83,6 +84,18 @@ pub fn print_table(report: &Report<'_>) {
     );
     println!("SQNR in dB, measured/predicted; * recommended, ^ predicted best");
     let formats = &report.formats;
+    let blocks: Vec<&str> = formats
+        .iter()
+        .filter(|f| f.parse::<Format>().is_ok_and(|f| f.as_block().is_some()))
+        .map(String::as_str)
+        .collect();
+    if !blocks.is_empty() {
+        println!(
+            "block-scaled ({}): no range, each block scaled by its own values along the reduction \
+             axis; the range options do not apply to them",
+            blocks.join(", ")
+        );
+    }
     let uw = rows
         .iter()
         .map(|r| r.unit.chars().count())
@@ -278,7 +291,8 @@ pub fn write_csv(rows: &[AnalysisRow], out: &mut dyn Write) -> Result<()> {
             num(nu),
         ];
         for fmt in &formats {
-            let range = r.range.get(fmt);
+            // block formats have no range: empty fields
+            let range = r.range.get(fmt).copied().flatten();
             f.push(num(range.map(|x| x.min as f64)));
             f.push(num(range.map(|x| x.max as f64)));
             f.push(num(r.sqnr_db.get(fmt).copied()));
