@@ -343,14 +343,8 @@ impl BlockQuantizer {
                 let m = self.elem_max;
                 for (a, r) in amax.iter().zip(into.iter_mut()) {
                     let raw = (a / m) / s_t;
-                    // NaN passes (torch.clamp keeps it)
-                    *r = if raw < E4M3_TINY {
-                        E4M3_TINY
-                    } else if raw > 448.0 {
-                        448.0
-                    } else {
-                        raw
-                    };
+                    // NaN passes (as torch.clamp keeps it)
+                    *r = raw.clamp(E4M3_TINY, 448.0);
                 }
                 self.e4m3.quantize_inplace_serial(into);
                 let dead = s_t == 0.0;
@@ -534,8 +528,34 @@ fn block_amax(x: &[f32]) -> f32 {
 
 #[inline(always)]
 fn block_amaxes_generic(x: &[f32], k: usize, out: &mut [f32]) {
-    for (b, o) in x.chunks(k).zip(out.iter_mut()) {
-        *o = block_amax(b);
+    match k {
+        16 => block_amaxes_fixed::<16>(x, out),
+        32 => block_amaxes_fixed::<32>(x, out),
+        _ => {
+            for (b, o) in x.chunks(k).zip(out.iter_mut()) {
+                *o = block_amax(b);
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn block_amaxes_fixed<const B: usize>(x: &[f32], out: &mut [f32]) {
+    let mut xs = x.chunks_exact(B);
+    let mut n = 0;
+    for (x, o) in (&mut xs).zip(out.iter_mut()) {
+        let x: &[f32; B] = x.try_into().expect("block");
+        let (mut m, mut nan) = (0f32, 0u32);
+        for v in x {
+            let a = v.abs();
+            m = if a > m { a } else { m };
+            nan |= u32::from(v.is_nan());
+        }
+        *o = if nan != 0 { f32::NAN } else { m };
+        n += 1;
+    }
+    if !xs.remainder().is_empty() {
+        out[n] = block_amax(xs.remainder());
     }
 }
 
@@ -625,21 +645,30 @@ fn blocks_e8m0_any<K: ElementKernel>(x: &[f32], out: &mut [f32], k: usize, p: &E
 
 #[inline(always)]
 fn blocks_e8m0_fixed<K: ElementKernel, const B: usize>(x: &[f32], out: &mut [f32], p: &E8m0Params, kern: &K) {
-    let mut xs = x.chunks_exact(B);
-    let mut os = out.chunks_exact_mut(B);
+    // four blocks at a time: their maxima and scales are independent chains the core overlaps,
+    // then their values
+    const G: usize = 4;
+    let mut xs = x.chunks_exact(B * G);
+    let mut os = out.chunks_exact_mut(B * G);
     for (x, o) in (&mut xs).zip(&mut os) {
-        let x: &[f32; B] = x.try_into().expect("block");
-        let o: &mut [f32; B] = o.try_into().expect("block");
-        let (mut m, mut nan) = (0f32, 0u32);
-        for v in x {
-            let a = v.abs();
-            m = if a > m { a } else { m };
-            nan |= u32::from(v.is_nan());
+        let mut scales = [(0f32, 0f32); G];
+        for (g, s) in scales.iter_mut().enumerate() {
+            let xb: &[f32; B] = x[g * B..(g + 1) * B].try_into().expect("block");
+            let (mut m, mut nan) = (0f32, 0u32);
+            for v in xb {
+                let a = v.abs();
+                m = if a > m { a } else { m };
+                nan |= u32::from(v.is_nan());
+            }
+            let amax = if nan != 0 { f32::NAN } else { m };
+            *s = e8m0_pair(e8m0_byte(amax, p.rule, p.emax, p.mbits, p.elem_max));
         }
-        let amax = if nan != 0 { f32::NAN } else { m };
-        let (r, back) = e8m0_pair(e8m0_byte(amax, p.rule, p.emax, p.mbits, p.elem_max));
-        for i in 0..B {
-            o[i] = kern.qdq(x[i] * r) * back;
+        for (g, (r, back)) in scales.into_iter().enumerate() {
+            let xb: &[f32; B] = x[g * B..(g + 1) * B].try_into().expect("block");
+            let ob: &mut [f32; B] = (&mut o[g * B..(g + 1) * B]).try_into().expect("block");
+            for i in 0..B {
+                ob[i] = kern.qdq(xb[i] * r) * back;
+            }
         }
     }
     blocks_e8m0_any(xs.remainder(), os.into_remainder(), B, p, kern);

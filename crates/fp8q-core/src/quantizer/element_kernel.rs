@@ -127,23 +127,69 @@ pub(crate) enum BlockScaling {
     MulClamp,
 }
 
-/// One block-scaled pass over blocks of `k`: `q(scale(x)) · back`, per block's `into`/`back`.
+/// One block-scaled pass over blocks of `k`: `q(pre(x, into)) · back`, per block's `into`/`back`;
+/// the common block sizes (16, 32) get loops of a known length.
 #[inline(always)]
-fn blocks_mul_generic<K: ElementKernel>(x: &[f32], out: &mut [f32], k: usize, into: &[f32], back: &[f32], kern: &K) {
-    for (((x, o), &r), &b) in x.chunks(k).zip(out.chunks_mut(k)).zip(into).zip(back) {
-        for (x, o) in x.iter().zip(o.iter_mut()) {
-            *o = kern.qdq(x * r) * b;
+fn blocks_with<K: ElementKernel, F: Fn(f32, f32) -> f32>(
+    x: &[f32],
+    out: &mut [f32],
+    k: usize,
+    into: &[f32],
+    back: &[f32],
+    kern: &K,
+    pre: F,
+) {
+    match k {
+        16 => blocks_fixed::<K, F, 16>(x, out, into, back, kern, pre),
+        32 => blocks_fixed::<K, F, 32>(x, out, into, back, kern, pre),
+        _ => {
+            for (((x, o), &r), &b) in x.chunks(k).zip(out.chunks_mut(k)).zip(into).zip(back) {
+                for (x, o) in x.iter().zip(o.iter_mut()) {
+                    *o = kern.qdq(pre(*x, r)) * b;
+                }
+            }
         }
     }
 }
 
 #[inline(always)]
-fn blocks_div_generic<K: ElementKernel>(x: &[f32], out: &mut [f32], k: usize, into: &[f32], back: &[f32], kern: &K) {
-    for (((x, o), &d), &b) in x.chunks(k).zip(out.chunks_mut(k)).zip(into).zip(back) {
+fn blocks_fixed<K: ElementKernel, F: Fn(f32, f32) -> f32, const B: usize>(
+    x: &[f32],
+    out: &mut [f32],
+    into: &[f32],
+    back: &[f32],
+    kern: &K,
+    pre: F,
+) {
+    let mut xs = x.chunks_exact(B);
+    let mut os = out.chunks_exact_mut(B);
+    let mut n = 0;
+    for ((x, o), (&r, &b)) in (&mut xs).zip(&mut os).zip(into.iter().zip(back)) {
+        let x: &[f32; B] = x.try_into().expect("block");
+        let o: &mut [f32; B] = o.try_into().expect("block");
+        for i in 0..B {
+            o[i] = kern.qdq(pre(x[i], r)) * b;
+        }
+        n += 1;
+    }
+    // a last, shorter block
+    let (x, o) = (xs.remainder(), os.into_remainder());
+    if !x.is_empty() {
+        let (r, b) = (into[n], back[n]);
         for (x, o) in x.iter().zip(o.iter_mut()) {
-            *o = kern.qdq(x / d) * b;
+            *o = kern.qdq(pre(*x, r)) * b;
         }
     }
+}
+
+#[inline(always)]
+fn blocks_mul_generic<K: ElementKernel>(x: &[f32], out: &mut [f32], k: usize, into: &[f32], back: &[f32], kern: &K) {
+    blocks_with(x, out, k, into, back, kern, |x, r| x * r)
+}
+
+#[inline(always)]
+fn blocks_div_generic<K: ElementKernel>(x: &[f32], out: &mut [f32], k: usize, into: &[f32], back: &[f32], kern: &K) {
+    blocks_with(x, out, k, into, back, kern, |x, d| x / d)
 }
 
 /// `m` travels in `back`'s last slot (the dispatch macro takes one type parameter and plain
@@ -158,20 +204,18 @@ fn blocks_mul_clamp_generic<K: ElementKernel>(
     kern: &K,
 ) {
     let m = back[back.len() - 1];
-    for (((x, o), &r), &b) in x.chunks(k).zip(out.chunks_mut(k)).zip(into).zip(back) {
-        for (x, o) in x.iter().zip(o.iter_mut()) {
-            let y = x * r;
-            // NaN passes (as torch.clamp keeps it)
-            let y = if y > m {
-                m
-            } else if y < -m {
-                -m
-            } else {
-                y
-            };
-            *o = kern.qdq(y) * b;
+    let back = &back[..back.len() - 1];
+    blocks_with(x, out, k, into, back, kern, |x, r| {
+        let y = x * r;
+        // NaN passes (as torch.clamp keeps it)
+        if y > m {
+            m
+        } else if y < -m {
+            -m
+        } else {
+            y
         }
-    }
+    })
 }
 
 dispatch_by_cpu! {
