@@ -457,7 +457,7 @@ def test_fake_quant_block_keywords_on_other_formats(torch):
 def test_sqnr_covers_block_formats():
     """`fp8q.sqnr` puts block formats beside per-tensor ones: no range (maxval None), the storage
     width with the scale's share, the block size and rule keywords, and the Monte-Carlo check."""
-    rows = fp8q.sqnr("gauss:sigma=1,clip=10", ["mxfp4", "nvfp4", "e4m3"], verify=200_000)
+    rows = fp8q.sqnr(["gauss:sigma=1,clip=10"], ["mxfp4", "nvfp4", "e4m3"], verify=200_000)
     by = {r["format"]: r for r in rows}
     assert by["mxfp4"]["maxval"] is None and by["e4m3"]["maxval"] > 0
     assert by["mxfp4"]["bits_per_element"] == 4.25 and by["nvfp4"]["bits_per_element"] == 4.5
@@ -465,7 +465,7 @@ def test_sqnr_covers_block_formats():
     for r in rows:
         # analytic within 5 standard errors of the Monte-Carlo
         assert abs(r["mse"] - r["mc_mse"]) < 5 * r["mc_mse_stderr"] + 1e-12, r
-    k16 = fp8q.sqnr("gauss:sigma=1,clip=10", "mxfp4", block_size=16, scale_rule="rceil")
+    k16 = fp8q.sqnr(["gauss:sigma=1,clip=10"], "mxfp4", block_size=16, scale_rule="rceil")
     assert k16[0]["format"] == "e2m1@16:rceil"
     assert k16[0]["sqnr_db"] != by["mxfp4"]["sqnr_db"]
     for kwargs, needle in [({"block_size": 0}, "block_size"), ({"scale_rule": "up"}, "rule"),
