@@ -28,6 +28,10 @@ enum Command {
     Formats(commands::formats::FormatsArgs),
     /// Quantize–dequantize the tensors of a .npy or .safetensors file and report their SQNR.
     Quantize(commands::quantize::QuantizeArgs),
+    /// Encode tensors in a block-scaled format: element codes and block scales (torchao's layout) in a .safetensors file.
+    Encode(commands::encode::EncodeArgs),
+    /// Decode a file written by `fp8q encode` back to f32 tensors.
+    Decode(commands::encode::DecodeArgs),
     /// The analytical study: expected quantization error and SQNR of formats per distribution.
     #[command(after_help = "The study's definitions and accuracy: docs/analysis.md in the fp8q repository.")]
     Sqnr(commands::sqnr::SqnrArgs),
@@ -54,6 +58,8 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Formats(args) => commands::formats::run(&args),
+        Command::Encode(args) => commands::encode::run_encode(&args),
+        Command::Decode(args) => commands::encode::run_decode(&args),
         Command::Quantize(args) => commands::quantize::run(&args),
         Command::Sqnr(args) => commands::sqnr::run(&args),
         Command::ValidateQuantized(args) => commands::validate_quantized::run(&args),

@@ -48,6 +48,8 @@ pub struct TensorFile {
     pub tensors: Vec<NamedTensor>,
     /// Non-float tensors of a safetensors file: (name, dtype, shape, raw bytes).
     pub passthrough: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>,
+    /// The safetensors header's `__metadata__` (empty for `.npy`).
+    pub metadata: std::collections::BTreeMap<String, String>,
 }
 
 /// File container.
@@ -302,6 +304,7 @@ pub fn npy_from_bytes(bytes: &[u8]) -> Why<TensorFile> {
     Ok(TensorFile {
         tensors: vec![read_npy(bytes, "tensor".into())?],
         passthrough: vec![],
+        metadata: Default::default(),
     })
 }
 
@@ -361,7 +364,18 @@ pub fn safetensors_from_bytes(bytes: &[u8]) -> Why<TensorFile> {
             stored_dtype,
         });
     }
-    Ok(TensorFile { tensors, passthrough })
+    let metadata = safetensors::SafeTensors::read_metadata(bytes)
+        .map_err(|e| e.to_string())?
+        .1
+        .metadata()
+        .clone()
+        .map(|m| m.into_iter().collect())
+        .unwrap_or_default();
+    Ok(TensorFile {
+        tensors,
+        passthrough,
+        metadata,
+    })
 }
 
 /// Write tensors as `f32` into the container of `path` (`.npy` takes exactly one tensor).
@@ -370,8 +384,21 @@ pub fn write(
     tensors: &[NamedTensor],
     passthrough: &[(String, safetensors::Dtype, Vec<usize>, Vec<u8>)],
 ) -> Result<()> {
+    write_with_metadata(path, tensors, passthrough, &Default::default())
+}
+
+/// [`write`] with a safetensors `__metadata__` (refused for `.npy`, which has none).
+pub fn write_with_metadata(
+    path: &Path,
+    tensors: &[NamedTensor],
+    passthrough: &[(String, safetensors::Dtype, Vec<usize>, Vec<u8>)],
+    metadata: &std::collections::BTreeMap<String, String>,
+) -> Result<()> {
     let kind = Container::from_path(path)?;
     let bytes = match kind {
+        Container::Npy if !metadata.is_empty() => {
+            return Err(bad(path, "a .npy file has no metadata: write a .safetensors file"));
+        }
         Container::Npy => {
             let [t] = tensors else {
                 return Err(bad(
@@ -401,7 +428,8 @@ pub fn write(
                     TensorView::new(*dtype, shape.clone(), r).map_err(|e| bad(path, format!("{name}: {e}")))?,
                 ));
             }
-            safetensors::serialize(views, None).map_err(|e| bad(path, e.to_string()))?
+            let metadata = (!metadata.is_empty()).then(|| metadata.clone().into_iter().collect());
+            safetensors::serialize(views, metadata).map_err(|e| bad(path, e.to_string()))?
         }
     };
     std::fs::write(path, bytes).map_err(|err| TensorError::Write {

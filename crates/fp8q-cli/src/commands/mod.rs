@@ -2,6 +2,7 @@
 
 pub mod analyze;
 pub mod bench;
+pub mod encode;
 pub mod formats;
 pub mod merge;
 pub mod quantize;
