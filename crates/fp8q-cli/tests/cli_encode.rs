@@ -112,10 +112,7 @@ fn encode_then_decode() {
         let scales = st.tensor("w.scales").unwrap();
         assert_eq!(scales.dtype(), scales_dtype, "{format}");
         assert_eq!(scales.shape(), &want.scale_shape[..], "{format}");
-        assert_eq!(
-            st.names().contains(&"w.tensor_scale"),
-            want.tensor_scale.is_some()
-        );
+        assert_eq!(st.names().contains(&"w.tensor_scale"), want.tensor_scale.is_some());
 
         let dec = dir.join("q.npy");
         let out = fp8q(&["decode", enc.to_str().unwrap(), "-o", dec.to_str().unwrap()]);
