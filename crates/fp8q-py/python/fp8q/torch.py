@@ -1,5 +1,8 @@
-"""PyTorch support: :func:`fake_quant` with a straight-through gradient, and
-:func:`quantize_to_fp8_ste_MM`, a drop-in for the paper reference's function of that name.
+"""PyTorch support: :func:`fake_quant` with a straight-through gradient,
+:func:`quantize_to_fp8_ste_MM`, a drop-in for the paper reference's function of that name, and
+whole models: :func:`quantize` (fake-quantize every Linear and Conv layer, calibrated by a
+forward loop), :func:`summary`, :func:`save_states` and :func:`load_states` (defined in
+``fp8q/_torch_model.py``; see ``docs/torch.md``).
 
 Two arithmetics for the flexible-bias FP formats:
 
@@ -14,7 +17,7 @@ Two arithmetics for the flexible-bias FP formats:
   not an integer the reference's float32 ``log2``/``pow`` make its step an ulp off, so some values
   differ from the reference by an ulp (SPEC section 2.1's tolerance).
 
-This is the only fp8q module that imports torch. Tensors must live on the CPU; their buffers
+This module and ``_torch_model`` are the only fp8q modules that import torch. Tensors must live on the CPU; their buffers
 are handed to fp8q's kernels as NumPy views (no copy for contiguous float32).
 """
 
@@ -30,7 +33,8 @@ import torch
 from . import _native
 from . import estimate_range as _estimate_range
 
-__all__ = ["fake_quant", "quantize_to_fp8_ste_MM", "ARITHMETICS"]
+__all__ = ["fake_quant", "quantize_to_fp8_ste_MM", "ARITHMETICS", "quantize", "summary", "save_states",
+           "load_states"]
 
 ARITHMETICS = ("reference", "exact")
 
@@ -672,3 +676,7 @@ def _exact_ste_MM(x_float, n_bits, maxval, num_mantissa_bits, sign_bits):
     e = n_bits - sign_bits - m
     fmt = f"{'' if sign_bits else 'u'}e{e}m{m}"
     return _run(x_float, fmt, maxval, False, "minmax", False, mantissa_t, n_bits, sign_bits)
+
+
+# whole-model quantization (it builds on fake_quant above)
+from ._torch_model import load_states, quantize, save_states, summary  # noqa: E402
