@@ -1,8 +1,11 @@
 """Type stubs of fp8q.torch (see the docstrings in fp8q/torch.py)."""
 
-from typing import Counter, Literal, Optional, Tuple, Union
+import os
+from typing import Any, Callable, Counter, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 
 import torch
+
+_M = TypeVar("_M", bound=torch.nn.Module)
 
 _Arithmetic = Literal["reference", "exact"]
 
@@ -44,3 +47,37 @@ def quantize_to_fp8_ste_MM(
 ) -> torch.Tensor:
     """Drop-in for the paper reference's function of this name: bit-identical values and
     gradients (x, maxval, num_mantissa_bits) with arithmetic="reference" (the default)."""
+
+# whole models (fp8q/_torch_model.py, docs/torch.md)
+
+class Summary(List[Dict[str, Any]]):
+    """The rows of summary(); str() is a table."""
+
+def quantize(
+    model: _M,
+    forward_loop: Optional[Callable[[_M], Any]],
+    *,
+    weights: Optional[str] = "e4m3",
+    activations: Optional[str] = "e4m3",
+    per_channel: bool = True,
+    range: str = "minmax",
+    formats: Optional[Mapping[str, Mapping[str, Optional[str]]]] = None,
+    layers: Union[None, str, Sequence[str]] = None,
+    exclude: Union[None, str, Sequence[str]] = None,
+    functional: bool = False,
+    fold_bn: bool = False,
+    inplace: bool = False,
+) -> _M:
+    """Fake-quantize every Linear and Conv1d/2d/3d layer: weights fp8q.quantize(W, fmt,
+    per_channel=...) (block formats along dim 1), inputs fp8q.quantize(x, fmt, maxval=A) with A
+    calibrated by forward_loop(model) (block formats along the channel dimension). Straight-through
+    gradients. functional=True raises NotImplementedError."""
+
+def summary(model: torch.nn.Module) -> Summary:
+    """One row per quantizer: name, kind, format, range, maxval, per_channel, enabled."""
+
+def save_states(model: torch.nn.Module, path: Union[None, str, os.PathLike] = None) -> Dict[str, Any]:
+    """The quantizer states as a JSON-able dict, written to path when given."""
+
+def load_states(model: torch.nn.Module, states: Union[str, os.PathLike, Mapping[str, Any]]) -> None:
+    """Set the quantizers from save_states' dict or JSON file; ValueError (model unchanged) on a mismatch."""
