@@ -14,7 +14,9 @@
 //! Elements of a NaN block (its scale byte is 255, or its scale NaN) are stored as code 0: the
 //! scale alone makes the block NaN when decoded. Elements wider than 8 bits have no byte code.
 
-use super::block_quantizer::{e8m0_reciprocal, e8m0_value, BlockLayout, BlockQuantizer, StoredScale};
+use super::block_quantizer::{
+    e8m0_reciprocal, e8m0_value, transpose_from_rows, transpose_to_rows, BlockLayout, BlockQuantizer, StoredScale,
+};
 use crate::error::{FormatError, Result};
 use crate::format::{BlockElement, BlockFormat, Overflow, StandardFp8};
 
@@ -214,35 +216,26 @@ pub fn encode_blocks(format: BlockFormat, x: &[f32], shape: &[usize], axis: isiz
         }
     }
     let codes = from_rows(layout, &codes);
-    let stored = scales_from_rows(layout, nb, &stored);
+    // scales in row order [outer, inner, nb] -> [outer, nb, inner]
+    let stored = from_rows(
+        BlockLayout {
+            outer: layout.outer,
+            len: nb,
+            inner: layout.inner,
+        },
+        &stored,
+    );
+    let (mut bytes, mut floats) = (Vec::new(), Vec::new());
+    for s in stored {
+        match s {
+            StoredScale::E8m0(b) | StoredScale::E4m3(b) => bytes.push(b),
+            StoredScale::F32(v) => floats.push(v),
+        }
+    }
     let scales = match format.scale() {
-        crate::format::ScaleFormat::E8m0 => BlockScales::E8m0(
-            stored
-                .iter()
-                .map(|s| match s {
-                    StoredScale::E8m0(b) => *b,
-                    _ => unreachable!("E8M0 format"),
-                })
-                .collect(),
-        ),
-        crate::format::ScaleFormat::E4m3 => BlockScales::E4m3(
-            stored
-                .iter()
-                .map(|s| match s {
-                    StoredScale::E4m3(b) => *b,
-                    _ => unreachable!("E4M3 format"),
-                })
-                .collect(),
-        ),
-        crate::format::ScaleFormat::F32 => BlockScales::F32(
-            stored
-                .iter()
-                .map(|s| match s {
-                    StoredScale::F32(v) => *v,
-                    _ => unreachable!("F32 format"),
-                })
-                .collect(),
-        ),
+        crate::format::ScaleFormat::E8m0 => BlockScales::E8m0(bytes),
+        crate::format::ScaleFormat::E4m3 => BlockScales::E4m3(bytes),
+        crate::format::ScaleFormat::F32 => BlockScales::F32(floats),
     };
     let codes = if element.n_bits() == 4 {
         pack_nibbles(&codes)
@@ -328,57 +321,19 @@ fn unpack_nibbles(bytes: &[u8], n: usize) -> Vec<u8> {
 }
 
 /// `[outer, len, inner]` → `[outer, inner, len]` (a copy when `inner == 1`).
-fn to_rows<T: Copy + Default>(l: BlockLayout, x: &[T]) -> Vec<T> {
-    if l.inner == 1 {
-        return x.to_vec();
-    }
-    let mut t = vec![T::default(); x.len()];
-    let plane = l.len * l.inner;
-    for (x, t) in x.chunks(plane).zip(t.chunks_mut(plane)) {
-        for j in 0..l.len {
-            for i in 0..l.inner {
-                t[i * l.len + j] = x[j * l.inner + i];
-            }
-        }
+fn to_rows<T: Copy + Send + Sync>(l: BlockLayout, x: &[T]) -> Vec<T> {
+    let mut t = x.to_vec();
+    if l.inner > 1 {
+        transpose_to_rows(l, x, &mut t);
     }
     t
 }
 
 /// `[outer, inner, len]` → `[outer, len, inner]`.
-fn from_rows<T: Copy + Default>(l: BlockLayout, t: &[T]) -> Vec<T> {
-    if l.inner == 1 {
-        return t.to_vec();
-    }
-    let mut x = vec![T::default(); t.len()];
-    let plane = l.len * l.inner;
-    for (t, x) in t.chunks(plane).zip(x.chunks_mut(plane)) {
-        for j in 0..l.len {
-            for i in 0..l.inner {
-                x[j * l.inner + i] = t[i * l.len + j];
-            }
-        }
-    }
-    x
-}
-
-/// Scales in row order `[outer, inner, nb]` → `[outer, nb, inner]`.
-fn scales_from_rows(l: BlockLayout, nb: usize, s: &[StoredScale]) -> Vec<StoredScale> {
-    let l = BlockLayout {
-        outer: l.outer,
-        len: nb,
-        inner: l.inner,
-    };
-    if l.inner == 1 {
-        return s.to_vec();
-    }
-    let mut x = s.to_vec();
-    let plane = l.len * l.inner;
-    for (t, x) in s.chunks(plane).zip(x.chunks_mut(plane)) {
-        for j in 0..l.len {
-            for i in 0..l.inner {
-                x[j * l.inner + i] = t[i * l.len + j];
-            }
-        }
+fn from_rows<T: Copy + Send + Sync>(l: BlockLayout, t: &[T]) -> Vec<T> {
+    let mut x = t.to_vec();
+    if l.inner > 1 {
+        transpose_from_rows(l, t, &mut x);
     }
     x
 }

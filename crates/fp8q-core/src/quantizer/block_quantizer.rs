@@ -671,9 +671,12 @@ dispatch_by_cpu! {
     /// The largest magnitude of each block of `k` in `x` (NaN for a block with a NaN).
     fn block_amaxes(x: &[f32], k: usize, out: &mut [f32]) => block_amaxes_generic;
 }
-/// `[outer, len, inner]` → `[outer, inner, len]`.
-fn transpose_to_rows(l: BlockLayout, x: &[f32], t: &mut [f32]) {
+/// `[outer, len, inner]` → `[outer, inner, len]` (blocks along `len` become contiguous rows).
+pub(crate) fn transpose_to_rows<T: Copy + Send + Sync>(l: BlockLayout, x: &[T], t: &mut [T]) {
     let plane = l.len * l.inner;
+    if plane == 0 {
+        return;
+    }
     x.par_chunks(plane).zip(t.par_chunks_mut(plane)).for_each(|(x, t)| {
         for j in 0..l.len {
             for i in 0..l.inner {
@@ -683,9 +686,12 @@ fn transpose_to_rows(l: BlockLayout, x: &[f32], t: &mut [f32]) {
     });
 }
 
-/// `[outer, inner, len]` → `[outer, len, inner]`.
-fn transpose_from_rows(l: BlockLayout, t: &[f32], x: &mut [f32]) {
+/// `[outer, inner, len]` → `[outer, len, inner]`, the inverse of [`transpose_to_rows`].
+pub(crate) fn transpose_from_rows<T: Copy + Send + Sync>(l: BlockLayout, t: &[T], x: &mut [T]) {
     let plane = l.len * l.inner;
+    if plane == 0 {
+        return;
+    }
     t.par_chunks(plane).zip(x.par_chunks_mut(plane)).for_each(|(t, x)| {
         for j in 0..l.len {
             for i in 0..l.inner {
