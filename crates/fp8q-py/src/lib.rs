@@ -20,6 +20,7 @@ mod errors;
 mod format;
 mod quantize;
 mod reference;
+mod streamed;
 mod study;
 
 use pyo3::prelude::*;
@@ -37,6 +38,8 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(codes::decode_blocks, m)?)?;
     m.add_function(wrap_pyfunction!(study::sqnr, m)?)?;
     m.add_function(wrap_pyfunction!(analyze::analyze, m)?)?;
+    m.add_class::<streamed::StreamedAnalysis>()?;
+    m.add_function(wrap_pyfunction!(streamed::write_heat_map, m)?)?;
     m.add_function(wrap_pyfunction!(reference::reference_forward, m)?)?;
     m.add_function(wrap_pyfunction!(reference::reference_backward, m)?)?;
     m.add_class::<format::Format>()?;

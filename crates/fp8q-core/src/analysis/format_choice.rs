@@ -308,15 +308,27 @@ pub fn analyze_tensor_in(
             predicted_sqnr_db: predict_block_sqnr_db(&whole, &b, &part_max)?,
         });
     }
-    let measured_best = argmax(figures.iter().map(|f| Some(f.sqnr_db))).unwrap_or(0);
-    let predicted_best = argmax(figures.iter().map(|f| f.predicted_sqnr_db));
-    Ok(TensorAnalysis {
+    Ok(TensorAnalysis::from_figures(
         stats,
-        fit: if per_channel { fit_channels } else { fit_whole },
-        measured_best: figures[measured_best].format.clone(),
-        predicted_best: predicted_best.map(|i| figures[i].format.clone()),
+        if per_channel { fit_channels } else { fit_whole },
         figures,
-    })
+    ))
+}
+
+impl TensorAnalysis {
+    /// The analysis of the figures of every format (at least one), with the best formats by
+    /// the measured and by the predicted SQNR.
+    pub fn from_figures(stats: TensorStats, fit: Option<Fit>, figures: Vec<FormatFigures>) -> Self {
+        let measured_best = argmax(figures.iter().map(|f| Some(f.sqnr_db))).unwrap_or(0);
+        let predicted_best = argmax(figures.iter().map(|f| f.predicted_sqnr_db));
+        TensorAnalysis {
+            stats,
+            fit,
+            measured_best: figures[measured_best].format.clone(),
+            predicted_best: predicted_best.map(|i| figures[i].format.clone()),
+            figures,
+        }
+    }
 }
 
 /// A map from format name to a value that keeps the order of the formats (serialized as a JSON

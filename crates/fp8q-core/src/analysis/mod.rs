@@ -18,6 +18,9 @@
 //!   `fp8q quantize` reports).
 //! * [`format_choice`]: one tensor × many formats (measured and predicted SQNR, best format),
 //!   report rows and summaries (`fp8q analyze`).
+//! * [`heat_map`]: the analysis as an SVG heat map (slots × formats).
+//! * [`streamed`]: the same analysis of a tensor that arrives in parts (the batches of an
+//!   activation), keeping only statistics (`fp8q.torch.analyze`).
 //!
 //! ```
 //! use fp8q_core::analysis::{distributions::Distribution, expected_error::expected_mse, grid_for};
@@ -35,9 +38,11 @@ pub mod distributions;
 pub mod expected_error;
 pub mod fit;
 pub mod format_choice;
+pub mod heat_map;
 pub mod optimal_range;
 pub(crate) mod quadrature;
 pub mod quantize_measure;
+pub mod streamed;
 pub mod study;
 pub mod tensor_stats;
 

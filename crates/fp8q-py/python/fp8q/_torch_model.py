@@ -86,6 +86,9 @@ class _Quantizer(nn.Module):
     """Common state: ``format`` (None: off), ``enabled`` (set it to False to bypass)."""
 
     kind = None
+    # fp8q.torch.analyze's observer: when set, ``tap(quantizer, x)`` sees the tensor and the
+    # quantizer passes it through unchanged
+    _tap = None
 
     def __init__(self, fmt):
         super().__init__()
@@ -167,6 +170,9 @@ class InputQuantizer(_Quantizer):
         return 1 if x.dim() == self.spatial_dims + 2 else 0
 
     def forward(self, x):
+        if self._tap is not None:
+            self._tap(self, x)
+            return x
         if not self.enabled:
             return x
         if self.is_block:

@@ -34,7 +34,7 @@ from . import _native
 from . import estimate_range as _estimate_range
 
 __all__ = ["fake_quant", "quantize_to_fp8_ste_MM", "ARITHMETICS", "quantize", "summary", "save_states",
-           "load_states", "Summary"]
+           "load_states", "Summary", "analyze", "Report"]
 
 ARITHMETICS = ("reference", "exact")
 
@@ -680,3 +680,4 @@ def _exact_ste_MM(x_float, n_bits, maxval, num_mantissa_bits, sign_bits):
 
 # whole-model quantization (it builds on fake_quant above)
 from ._torch_model import Summary, load_states, quantize, save_states, summary  # noqa: E402
+from ._torch_analyze import Report, analyze  # noqa: E402

@@ -4,6 +4,7 @@
 use anyhow::{anyhow, Context, Result};
 use fp8q_core::analysis::fit::Family;
 use fp8q_core::analysis::format_choice::{AnalysisRow, Skipped, Summary};
+use fp8q_core::analysis::heat_map::{cut, write_heat_map, HeatRow};
 use fp8q_core::format::Format;
 use fp8q_ptq::analyze::mix::MixVerification;
 use serde::Serialize;
@@ -47,22 +48,6 @@ fn family(r: &AnalysisRow) -> String {
         Some(Family::Gauss) => "gauss".into(),
         Some(Family::StudentT { nu }) => format!("t({nu:.1})"),
         None => "-".into(),
-    }
-}
-
-fn cut(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        let tail: String = s
-            .chars()
-            .rev()
-            .take(n - 1)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        format!("…{tail}")
     }
 }
 
@@ -325,107 +310,13 @@ pub fn write_layer_formats(rows: &[AnalysisRow], path: &Path) -> Result<()> {
     std::fs::write(path, text + "\n").with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// Colour of a cell `d` dB below the row's best: green at 0, yellow at 6, red from 12 on.
-fn cell_colour(d: f64) -> plotters::style::RGBColor {
-    let t = (d / 12.0).clamp(0.0, 1.0);
-    let (r, g) = if t < 0.5 {
-        (60.0 + 390.0 * t, 180.0 + 40.0 * t)
-    } else {
-        (255.0, 200.0 - 300.0 * (t - 0.5))
-    };
-    plotters::style::RGBColor(r.min(255.0) as u8, g.clamp(0.0, 255.0) as u8, 70)
-}
-
-/// An SVG heat map: one row per slot, one column per format; each cell shows the SQNR (network
-/// SQNR when present, else the measured tensor SQNR) and is coloured by how far it is below the
-/// row's best; the recommended cell is framed, and the kurtosis is written beside each row.
+/// The SVG heat map of the rows ([`write_heat_map`]): the network SQNR of each format when a
+/// row has one, else the measured tensor SQNR.
 pub fn write_plot(rows: &[AnalysisRow], path: &Path) -> Result<()> {
-    use plotters::prelude::*;
-    let err = |e: &dyn std::fmt::Display| anyhow!("{}: {e}", path.display());
     let formats: Vec<String> = rows
         .first()
         .map(|r| r.sqnr_db.formats().map(String::from).collect())
         .unwrap_or_default();
-    let (cell_w, cell_h) = (90i32, 22i32);
-    let label_w = 8 * rows
-        .iter()
-        .map(|r| r.unit.chars().count() + 6)
-        .max()
-        .unwrap_or(10)
-        .min(60) as i32;
-    let (top, right) = (60i32, 130i32);
-    let width = (label_w + cell_w * formats.len() as i32 + right).max(400);
-    let height = top + cell_h * rows.len().max(1) as i32 + 20;
-    let root = SVGBackend::new(path, (width as u32, height as u32)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(&e))?;
-    let font = ("sans-serif", 13).into_font();
-    let bold = ("sans-serif", 14).into_font().style(FontStyle::Bold);
-    let value_of = |r: &AnalysisRow, f: &str| -> f64 {
-        match &r.output_sqnr_db {
-            Some(o) => o.get(f).copied().unwrap_or(f64::NAN),
-            None => r.sqnr_db.get(f).copied().unwrap_or(f64::NAN),
-        }
-    };
-    root.draw(&Text::new(
-        "SQNR (dB) per slot and format: * recommended (framed); kurtosis at the right",
-        (8, 8),
-        bold.clone(),
-    ))
-    .map_err(|e| err(&e))?;
-    for (j, f) in formats.iter().enumerate() {
-        let x = label_w + cell_w * j as i32 + 8;
-        root.draw(&Text::new(f.clone(), (x, top - 22), bold.clone()))
-            .map_err(|e| err(&e))?;
-    }
-    let kx = label_w + cell_w * formats.len() as i32 + 8;
-    root.draw(&Text::new("kurtosis", (kx, top - 22), bold.clone()))
-        .map_err(|e| err(&e))?;
-    for (i, r) in rows.iter().enumerate() {
-        let y = top + cell_h * i as i32;
-        let label = format!("{} [{}]", cut(&r.unit, 54), r.slot.name());
-        root.draw(&Text::new(label, (4, y + 5), font.clone()))
-            .map_err(|e| err(&e))?;
-        let best = formats
-            .iter()
-            .map(|f| value_of(r, f))
-            .filter(|v| !v.is_nan())
-            .fold(f64::NEG_INFINITY, f64::max);
-        for (j, f) in formats.iter().enumerate() {
-            let x = label_w + cell_w * j as i32;
-            let v = value_of(r, f);
-            let colour = if v.is_nan() {
-                RGBColor(200, 200, 200)
-            } else {
-                cell_colour(best - v)
-            };
-            root.draw(&Rectangle::new(
-                [(x, y), (x + cell_w - 2, y + cell_h - 2)],
-                colour.filled(),
-            ))
-            .map_err(|e| err(&e))?;
-            let rec = r.recommended == *f;
-            if rec {
-                root.draw(&Rectangle::new(
-                    [(x, y), (x + cell_w - 2, y + cell_h - 2)],
-                    BLACK.stroke_width(2),
-                ))
-                .map_err(|e| err(&e))?;
-            }
-            let text = format!("{v:.1}{}", if rec { " *" } else { "" });
-            root.draw(&Text::new(
-                text,
-                (x + 8, y + 5),
-                if rec { bold.clone() } else { font.clone() },
-            ))
-            .map_err(|e| err(&e))?;
-        }
-        root.draw(&Text::new(
-            format!("{:.2}", r.stats.kurtosis),
-            (kx, y + 5),
-            font.clone(),
-        ))
-        .map_err(|e| err(&e))?;
-    }
-    root.present().map_err(|e| err(&e))?;
-    Ok(())
+    let heat: Vec<HeatRow> = rows.iter().map(|r| HeatRow::of(r, &formats)).collect();
+    write_heat_map(&formats, &heat, path).map_err(|e| anyhow!("{e}"))
 }
