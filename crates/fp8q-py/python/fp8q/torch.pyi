@@ -81,3 +81,39 @@ def save_states(model: torch.nn.Module, path: Union[None, str, os.PathLike] = No
 
 def load_states(model: torch.nn.Module, states: Union[str, os.PathLike, Mapping[str, Any]]) -> None:
     """Set the quantizers from save_states' dict or JSON file; ValueError (model unchanged) on a mismatch."""
+
+class Report:
+    """What analyze() found: formats, per_channel, slots (one dict per quantizer: unit, slot,
+    stats, sqnr_db, predicted_sqnr_db, output_sqnr_db, recommended, ...), mix, skipped."""
+
+    formats: List[str]
+    per_channel: bool
+    slots: List[Dict[str, Any]]
+    mix: Optional[Dict[str, Any]]
+    skipped: List[Dict[str, str]]
+    def layer_formats(self) -> Dict[str, Dict[str, str]]:
+        """{unit: {"weight": fmt, "act": fmt, "operand:<i>": fmt}}: quantize(formats=...)."""
+    def to_dict(self) -> Dict[str, Any]: ...
+    def to_json(self, path: Union[None, str, os.PathLike] = None) -> str:
+        """The report as JSON (infinite SQNRs as null), written to path when given."""
+    def plot(self, path: Union[str, os.PathLike]) -> None:
+        """The heat map (slots x formats) as SVG."""
+
+def analyze(
+    model: torch.nn.Module,
+    forward_loop: Callable[[torch.nn.Module], Any],
+    *,
+    formats: Sequence[str] = ("e5m2", "e4m3", "e3m4", "e2m5", "int8"),
+    per_channel: bool = True,
+    weights: bool = True,
+    activations: bool = True,
+    sensitivity: bool = True,
+    mix: bool = True,
+    functional: bool = False,
+    layers: Union[None, str, Sequence[str]] = None,
+    exclude: Union[None, str, Sequence[str]] = None,
+    fold_bn: bool = False,
+) -> Report:
+    """Per weight, input and (functional) operand: measured and predicted SQNR per format, the
+    output SQNR with only that slot quantized, and a mix verified end to end, never below the
+    best uniform format. Activations are streamed: memory is the statistics, not the batches."""
