@@ -346,3 +346,40 @@ def test_hugging_face_style_outputs_compare_their_logits():
     q = ft.quantize(m, loop_over(xs), weights=None, activations=None, formats={"body.head": {"act": "e4m3"}})
     want = sqnr(ref, [q(x)["logits"].detach().double() for x in xs])
     assert row(rep, "body.head", "input")["output_sqnr_db"]["e4m3"] == pytest.approx(want, rel=1e-9)
+
+
+def test_torchvision_resnet18_folded_with_an_outlier_heavy_conv():
+    """torchvision's resnet18 (random init, BN folded): every conv and the fc get a weight and an
+    input row; sparse weight outliers (1% of layer2.0.conv1's weights x40) move that weight's
+    best format to 3+ exponent bits while an untouched conv stays at 2 or fewer; the mix is
+    reproduced by quantize."""
+    tv = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    m = tv.models.resnet18(num_classes=10)
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.2, 0.2)
+                mod.running_var.uniform_(0.5, 2.0)
+        w = m.layer2[0].conv1.weight
+        g = torch.Generator().manual_seed(1)
+        mask = torch.rand(w.shape, generator=g) < 0.01
+        w[mask] *= 40.0
+    m.eval()
+    g = torch.Generator().manual_seed(2)
+    xs = [torch.randn(2, 3, 32, 32, generator=g) for _ in range(2)]
+    fmts = ["e4m3", "e3m4", "e2m5", "int8"]
+    rep = ft.analyze(m, loop_over(xs), formats=fmts, fold_bn=True)
+    convs = [n for n, mod in m.named_modules() if isinstance(mod, (nn.Conv2d, nn.Linear))]
+    assert len(convs) == 21
+    assert [(r["unit"], r["slot"]) for r in rep.slots] == [(u, s) for u in convs for s in ("weight", "input")]
+    hot, cold = row(rep, "layer2.0.conv1", "weight"), row(rep, "layer3.0.conv1", "weight")
+    assert hot["stats"]["kurtosis"] > 20 > 5 > cold["stats"]["kurtosis"]
+    for r, lo, hi in ((hot, 3, 4), (cold, 0, 2)):
+        for key in ("sqnr_db", "predicted_sqnr_db"):
+            best = max(fmts, key=lambda f: r[key][f])
+            assert lo <= exponent_bits(best) <= hi, (r["unit"], key, best)
+    mix = rep.mix
+    assert mix["mixed_sqnr_db"] >= mix["best_uniform"]["sqnr_db"]
+    q = ft.quantize(m, loop_over(xs), formats=rep.layer_formats(), fold_bn=True)
+    assert sqnr(outputs_of(m, xs), outputs_of(q, xs)) == pytest.approx(mix["mixed_sqnr_db"], abs=1e-3)
