@@ -17,6 +17,11 @@ inference quantizes each weight once.
 All rounding is the library's: a weight is ``fp8q.quantize(W, fmt, per_channel=..., range=...)``
 (block formats: blocks along dim 1), an input ``fp8q.quantize(x, fmt, maxval=A)`` with the
 calibrated ``A`` (block formats: blocks along the channel dimension, no calibration).
+
+``functional=True`` also quantizes the operands of ``torch.matmul``, ``@``, ``torch.bmm`` and
+``F.scaled_dot_product_attention`` in forward code (attention); that machinery is in
+``_torch_functional.py``, which this module calls at its integration points (``quantize``,
+calibration, the quantizer list of ``summary`` and the states).
 """
 
 from __future__ import annotations
@@ -455,7 +460,10 @@ def quantize(model, forward_loop, *, weights="e4m3", activations="e4m3", per_cha
     * the weight is ``fp8q.quantize(W, fmt, per_channel=per_channel, range=range)`` of the
       current weight (block formats: blocks along dim 1, the reduction dimension);
     * the input is ``fp8q.quantize(x, fmt, maxval=A)``, ``A`` calibrated by ``forward_loop``
-      and then fixed (block formats: blocks along the channel dimension, no calibration).
+      and then fixed (block formats: blocks along the channel dimension, no calibration);
+    * with ``functional=True``, each operand of ``torch.matmul``, ``@``, ``torch.bmm`` and
+      ``F.scaled_dot_product_attention`` in forward code is quantized like an input (format
+      ``activations``; block formats: blocks along the reduction dimension).
 
     Parameters
     ----------
@@ -466,12 +474,13 @@ def quantize(model, forward_loop, *, weights="e4m3", activations="e4m3", per_cha
         ``forward_loop(model)`` runs the calibration batches through the model it is given (the
         quantized copy), as in Model-Optimizer. It runs under ``torch.no_grad()`` with every
         quantizer off (floating-point calibration); each input quantizer records its input's
-        range. None: no calibration (the input quantizers that need one raise until
-        :func:`load_states` gives them their ranges).
+        range, and so does each matmul operand (functional=True). None: no calibration (the input
+        quantizers that need one raise until :func:`load_states` gives them their ranges; no
+        operand quantizer exists until :func:`load_states` creates them).
     weights, activations : str or None
         The format of every weight / input quantizer (any name of ``fp8q formats``: ``"e4m3"``,
         ``"int8"``, ``"float8_e4m3fn"``, ``"mxfp4"``, ``"e3m4@32"``...); None leaves that side in
-        floating point.
+        floating point. Matmul operands (functional=True) follow ``activations``.
     per_channel : bool
         One weight range per output channel (dim 0). Not for block formats.
     range : str
@@ -483,13 +492,26 @@ def quantize(model, forward_loop, *, weights="e4m3", activations="e4m3", per_cha
         Per-layer overrides ``{layer: {"weight": fmt, "act": fmt}}`` (what ``fp8q analyze
         --write-layer-formats`` writes; ``act`` is the layer's input here); a side given as None
         is off; a side not given follows ``weights`` / ``activations``. Keys must be covered
-        layers; entries of layers left out by ``layers`` / ``exclude`` are ignored.
+        layers; entries of layers left out by ``layers`` / ``exclude`` are ignored. With
+        ``functional=True`` an entry may also give ``"operand:<i>"`` formats for the matmul
+        operands of a module (``{"blocks.0.attn": {"operand:2": "e3m4"}}``, ``""`` for the root
+        module); an entry with only operand keys may name any module.
     layers, exclude : str or list of str, optional
         fnmatch globs of qualified module names (``"layer1.*"``, ``"fc"``): quantize only the
         layers ``layers`` matches, and not those ``exclude`` matches. Each glob must match a
-        covered layer.
+        covered layer (or, with ``functional=True``, any module name). With ``functional=True``
+        the same rule selects operand owners: the products that run in module ``M``'s own
+        ``forward`` are quantized when ``M``'s name is selected (the root module's name is
+        ``""``; ``"blocks.*.attn"`` selects the attention modules, not their Linear layers).
     functional : bool
-        Quantizing the operands of ``torch.matmul`` in forward code: not implemented yet.
+        Also quantize both operands of every ``torch.matmul``, ``Tensor.matmul``, ``@``,
+        ``torch.bmm``, ``Tensor.bmm`` and ``F.scaled_dot_product_attention`` (decomposed into
+        ``softmax(q @ k^T * scale + mask) @ v``, two products) called in forward code. Call ``c``
+        of one forward call of the innermost running module ``M`` has operands ``2c`` (left) and
+        ``2c + 1`` (right), quantized by ``M.fp8q_operands["operand:<i>"]`` (an
+        :class:`~fp8q._torch_functional.OperandQuantizer`, named ``"M.operand:<i>"``). They are
+        created when ``forward_loop`` first runs their product; later products without one run
+        in floating point (a warning per name). Every module gets two forward hooks.
     fold_bn : bool
         Fold every Conv -> BatchNorm pair (a conv followed, in its parent's attribute order, by a
         BatchNorm of its dimension and channel count) into the conv's weight and bias with the
@@ -508,7 +530,9 @@ def quantize(model, forward_loop, *, weights="e4m3", activations="e4m3", per_cha
     ------
     ValueError, TypeError
         An unknown format or range estimator, a glob that matches nothing, a ``formats`` key that
-        is not a covered layer, a covered layer whose weight is not a floating-point CPU tensor,
+        is not a covered layer (or module, for operand keys), an ``"operand:<i>"`` key without
+        ``functional=True``, a non-bool ``functional``, a covered layer whose weight is not a
+        floating-point CPU tensor,
         an already quantized model, a ``forward_loop`` that raises (its exception is chained) or
         feeds non-finite inputs. The model is left as it was.
     """
