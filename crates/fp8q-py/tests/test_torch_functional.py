@@ -11,6 +11,7 @@ gradients, globs and formats keys, and errors (which leave the model unchanged).
 is not importable."""
 
 import copy
+import io
 import math
 import warnings
 
@@ -466,7 +467,8 @@ def test_globs_and_formats_select_operand_owners():
                     formats={"blocks.1.attn": {"operand:0": "int8"}})
     assert operand_quantizers(q) == {}
     # a Linear layer's own keys and operand keys together
-    q = ft.quantize(model, loop_over(batches), functional=True, formats={"head": {"weight": "e3m4", "operand:0": "int8"}})
+    q = ft.quantize(model, loop_over(batches), functional=True,
+                    formats={"head": {"weight": "e3m4", "operand:0": "int8"}})
     assert q.head.weight_quantizer.format == "e3m4"
 
 
@@ -534,6 +536,14 @@ def test_deepcopy_has_its_own_quantizers_and_hooks():
     with torch.no_grad():
         assert torch.equal(c(ids), q(ids))
     assert sorted(capture_operands(c, ids)) == sorted(OPERANDS)
+    # torch.save / torch.load of the whole model (pickling) works the same way
+    buf = io.BytesIO()
+    torch.save(q, buf)
+    buf.seek(0)
+    loaded = torch.load(buf, weights_only=False)
+    with torch.no_grad():
+        assert torch.equal(loaded(ids), q(ids))
+    assert ft.summary(loaded) == ft.summary(q)
     calls = []
     mine[OPERANDS[0]].register_forward_hook(lambda *a: calls.append(1))
     with torch.no_grad():

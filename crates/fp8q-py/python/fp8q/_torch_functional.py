@@ -38,8 +38,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from ._torch_model import InputQuantizer, _Quantizer
-from .torch import _DTYPES
+# fp8q.torch first: it loads _torch_model, which loads this module at its end
+from .torch import _DTYPES  # isort: skip
+from ._torch_model import InputQuantizer, _Quantizer  # isort: skip
 
 __all__ = ["OperandQuantizer"]
 
@@ -349,6 +350,7 @@ def _rmatmul(frame, func, args, kwargs):
 
 
 _SDPA_ARGS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+_HAS_GQA = "enable_gqa" in (F.scaled_dot_product_attention.__doc__ or "")  # torch >= 2.5
 
 
 def _sdpa(frame, func, args, kwargs):
@@ -365,7 +367,8 @@ def _sdpa(frame, func, args, kwargs):
     module = frame[0]
     scope = scope_of(module)
     p = dict(zip(_SDPA_ARGS, args))
-    if len(args) > len(_SDPA_ARGS) or any(k not in _SDPA_ARGS or k in p for k in kwargs):
+    known = _SDPA_ARGS if _HAS_GQA else _SDPA_ARGS[:-1]
+    if len(args) > len(known) or any(k not in known or k in p for k in kwargs):
         return func(*args, **kwargs)  # torch reports the bad call
     p.update(kwargs)
     q, k, v = p.get("query"), p.get("key"), p.get("value")

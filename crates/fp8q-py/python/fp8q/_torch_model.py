@@ -672,12 +672,14 @@ class Summary(list):
 
 def summary(model):
     """One row per quantizer of a model quantized by :func:`quantize`, in module order: a dict
-    with ``name`` (the layer's qualified name + ``.weight`` / ``.input``; a matmul operand's is its
-    module's name + ``.operand:<i>``), ``kind`` (``"weight"``, ``"input"`` or ``"operand"``), ``format`` (None: off), ``range`` (the estimator; ``"block"``
-    for block formats, which have none), ``maxval`` (an input's calibrated range; a weight's
+    with ``name`` (the layer's qualified name + ``.weight`` / ``.input``; a matmul operand's is
+    its module's name + ``.operand:<i>``), ``kind`` (``"weight"``, ``"input"`` or
+    ``"operand"``), ``format`` (None: off), ``range`` (the estimator; ``"block"`` for block
+    formats, which have none), ``maxval`` (an input's or operand's calibrated range; a weight's
     current range, a list of one value per output channel when per-channel; None for block
-    formats, off and uncalibrated quantizers), ``per_channel`` and ``enabled``. The returned
-    :class:`Summary` is a list whose ``str`` is a table."""
+    formats, off and uncalibrated quantizers), ``per_channel`` and ``enabled``. A module's
+    operand rows come where the module is in module order (before its submodules' rows). The
+    returned :class:`Summary` is a list whose ``str`` is a table."""
     rows = Summary()
     for q, m in _quantizers(model):
         if q.kind == "weight":
