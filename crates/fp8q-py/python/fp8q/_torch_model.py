@@ -532,9 +532,9 @@ def quantize(model, forward_loop, *, weights="e4m3", activations="e4m3", per_cha
         An unknown format or range estimator, a glob that matches nothing, a ``formats`` key that
         is not a covered layer (or module, for operand keys), an ``"operand:<i>"`` key without
         ``functional=True``, a non-bool ``functional``, a covered layer whose weight is not a
-        floating-point CPU tensor,
-        an already quantized model, a ``forward_loop`` that raises (its exception is chained) or
-        feeds non-finite inputs. The model is left as it was.
+        floating-point CPU tensor, an already quantized model, a ``forward_loop`` that raises
+        (its exception is chained) or feeds non-finite inputs or operands. The model is left as
+        it was (with ``functional=True``: no hooks, no ``fp8q_operands``).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module (got {type(model).__name__})")
