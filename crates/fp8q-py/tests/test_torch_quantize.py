@@ -32,7 +32,8 @@ class CNN(nn.Module):
 
 
 class Block(nn.Module):
-    """Attention and MLP of Linear layers (matmuls in forward code are not quantized)."""
+    """Attention and MLP of Linear layers (matmuls in forward code are not quantized without
+    functional=True)."""
 
     def __init__(self, d=32):
         super().__init__()
@@ -414,8 +415,8 @@ def test_other_errors(tmp_path):
         ft.quantize(IntLinear(), None)
     with pytest.raises(TypeError, match="must be a torch.nn.Module"):
         ft.quantize("model", None)
-    with pytest.raises(NotImplementedError, match="functional=True"):
-        ft.quantize(cnn(), None, functional=True)
+    with pytest.raises(TypeError, match="functional must be True or False"):
+        ft.quantize(cnn(), None, functional="yes")
     q = ft.quantize(cnn(), None)
     with pytest.raises(ValueError, match="already quantized"):
         ft.quantize(q, None)

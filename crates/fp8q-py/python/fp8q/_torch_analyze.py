@@ -444,8 +444,12 @@ def analyze(model, forward_loop, *, formats=DEFAULT_FORMATS, per_channel=True, w
         if wslots:
             tensors = {s.name: s.layer.weight.detach().to(torch.float32).numpy() for s in wslots}
             rep = _analyze_tensors(tensors, formats=fmts, per_channel=per_channel, range="minmax")
-            for s, row in zip(wslots, rep["slots"]):
-                row = dict(row)
+            by_name = {r["tensor"]: r for r in rep["slots"]}
+            for s in wslots:
+                if s.name not in by_name:
+                    skipped.append({"name": s.name, "reason": "an empty weight"})
+                    continue
+                row = dict(by_name[s.name])
                 row["unit"], row["slot"] = s.unit, "weight"
                 rows[s.name] = row
         slots = [s for s in slots if s.name in rows]

@@ -17,6 +17,11 @@ inference quantizes each weight once.
 All rounding is the library's: a weight is ``fp8q.quantize(W, fmt, per_channel=..., range=...)``
 (block formats: blocks along dim 1), an input ``fp8q.quantize(x, fmt, maxval=A)`` with the
 calibrated ``A`` (block formats: blocks along the channel dimension, no calibration).
+
+``functional=True`` also quantizes the operands of ``torch.matmul``, ``@``, ``torch.bmm`` and
+``F.scaled_dot_product_attention`` in forward code (attention); that machinery is in
+``_torch_functional.py``, which this module calls at its integration points (``quantize``,
+calibration, the quantizer list of ``summary`` and the states).
 """
 
 from __future__ import annotations
@@ -375,18 +380,30 @@ def _patterns(v, what):
     return out
 
 
-def _select(names, layers, exclude):
+def _check_globs(names, layers, exclude, modules=None):
+    """Every glob must match a covered layer, or (``modules``: functional=True) a module name."""
+    pool = list(names) + list(modules or ())
     for what, pats in (("layers", layers), ("exclude", exclude)):
         for p in pats or ():
-            if not any(fnmatch.fnmatchcase(n, p) for n in names):
+            if any(fnmatch.fnmatchcase(n, p) for n in pool):
+                continue
+            if modules is None:
                 raise ValueError(f"{what} pattern {p!r} matches no Linear or Conv layer of the model "
                                  f"(layers: {', '.join(names) or 'none'})")
+            raise ValueError(f"{what} pattern {p!r} matches no Linear or Conv layer and no module of the model "
+                             f"(layers: {', '.join(names) or 'none'})")
+
+
+def _select(names, layers, exclude):
+    """The names ``layers`` matches (all when None) that ``exclude`` does not."""
     keep = [n for n in names if layers is None or any(fnmatch.fnmatchcase(n, p) for p in layers)]
     return [n for n in keep if not any(fnmatch.fnmatchcase(n, p) for p in exclude or ())]
 
 
-def _layer_formats(formats, names):
-    """Check a {layer: {"weight": fmt, "act": fmt}} mapping; returns it with checked names."""
+def _layer_formats(formats, names, modules=None):
+    """Check a {layer: {"weight": fmt, "act": fmt}} mapping; returns it with checked names.
+    With ``modules`` (the module names, functional=True) a key may also be ``"operand:<i>"``, and
+    a module whose keys are all operand keys may be any module of the model."""
     if formats is None:
         return {}
     if not isinstance(formats, Mapping):
@@ -394,14 +411,21 @@ def _layer_formats(formats, names):
                         f"(got {type(formats).__name__})")
     out = {}
     for layer, sides in formats.items():
-        if layer not in names:
-            raise ValueError(f"formats: '{layer}' is not a Linear or Conv layer of the model")
         if not isinstance(sides, Mapping):
             raise TypeError(f"formats['{layer}'] must be a mapping with 'weight' and/or 'act' "
                             f"(got {type(sides).__name__})")
-        bad = [k for k in sides if k not in ("weight", "act")]
+        operands = [k for k in sides if _functional.operand_index(k) is not None]
+        bad = [k for k in sides if k not in ("weight", "act") and k not in operands]
         if bad:
-            raise ValueError(f"formats['{layer}']: unknown key {bad[0]!r} (expected 'weight' and/or 'act')")
+            raise ValueError(f"formats['{layer}']: unknown key {bad[0]!r} (expected 'weight', 'act' or "
+                             "'operand:<i>')")
+        if operands and modules is None:
+            raise ValueError(f"formats['{layer}']: key {operands[0]!r} (a matmul operand) needs functional=True")
+        if layer not in names:
+            if modules is None or not sides or len(operands) < len(sides):
+                raise ValueError(f"formats: '{layer}' is not a Linear or Conv layer of the model")
+            if layer not in modules:
+                raise ValueError(f"formats: '{layer}' is not a module of the model")
         out[layer] = {k: _format(v, f"formats['{layer}']['{k}']") for k, v in sides.items()}
     return out
 
@@ -442,7 +466,10 @@ def quantize(model, forward_loop, *, weights="e4m3", activations="e4m3", per_cha
     * the weight is ``fp8q.quantize(W, fmt, per_channel=per_channel, range=range)`` of the
       current weight (block formats: blocks along dim 1, the reduction dimension);
     * the input is ``fp8q.quantize(x, fmt, maxval=A)``, ``A`` calibrated by ``forward_loop``
-      and then fixed (block formats: blocks along the channel dimension, no calibration).
+      and then fixed (block formats: blocks along the channel dimension, no calibration);
+    * with ``functional=True``, each operand of ``torch.matmul``, ``@``, ``torch.bmm`` and
+      ``F.scaled_dot_product_attention`` in forward code is quantized like an input (format
+      ``activations``; block formats: blocks along the reduction dimension).
 
     Parameters
     ----------
@@ -453,12 +480,13 @@ def quantize(model, forward_loop, *, weights="e4m3", activations="e4m3", per_cha
         ``forward_loop(model)`` runs the calibration batches through the model it is given (the
         quantized copy), as in Model-Optimizer. It runs under ``torch.no_grad()`` with every
         quantizer off (floating-point calibration); each input quantizer records its input's
-        range. None: no calibration (the input quantizers that need one raise until
-        :func:`load_states` gives them their ranges).
+        range, and so does each matmul operand (functional=True). None: no calibration (the input
+        quantizers that need one raise until :func:`load_states` gives them their ranges; no
+        operand quantizer exists until :func:`load_states` creates them).
     weights, activations : str or None
         The format of every weight / input quantizer (any name of ``fp8q formats``: ``"e4m3"``,
         ``"int8"``, ``"float8_e4m3fn"``, ``"mxfp4"``, ``"e3m4@32"``...); None leaves that side in
-        floating point.
+        floating point. Matmul operands (functional=True) follow ``activations``.
     per_channel : bool
         One weight range per output channel (dim 0). Not for block formats.
     range : str
@@ -470,13 +498,26 @@ def quantize(model, forward_loop, *, weights="e4m3", activations="e4m3", per_cha
         Per-layer overrides ``{layer: {"weight": fmt, "act": fmt}}`` (what ``fp8q analyze
         --write-layer-formats`` writes; ``act`` is the layer's input here); a side given as None
         is off; a side not given follows ``weights`` / ``activations``. Keys must be covered
-        layers; entries of layers left out by ``layers`` / ``exclude`` are ignored.
+        layers; entries of layers left out by ``layers`` / ``exclude`` are ignored. With
+        ``functional=True`` an entry may also give ``"operand:<i>"`` formats for the matmul
+        operands of a module (``{"blocks.0.attn": {"operand:2": "e3m4"}}``, ``""`` for the root
+        module); an entry with only operand keys may name any module.
     layers, exclude : str or list of str, optional
         fnmatch globs of qualified module names (``"layer1.*"``, ``"fc"``): quantize only the
         layers ``layers`` matches, and not those ``exclude`` matches. Each glob must match a
-        covered layer.
+        covered layer (or, with ``functional=True``, any module name). With ``functional=True``
+        the same rule selects operand owners: the products that run in module ``M``'s own
+        ``forward`` are quantized when ``M``'s name is selected (the root module's name is
+        ``""``; ``"blocks.*.attn"`` selects the attention modules, not their Linear layers).
     functional : bool
-        Quantizing the operands of ``torch.matmul`` in forward code: not implemented yet.
+        Also quantize both operands of every ``torch.matmul``, ``Tensor.matmul``, ``@``,
+        ``torch.bmm``, ``Tensor.bmm`` and ``F.scaled_dot_product_attention`` (decomposed into
+        ``softmax(q @ k^T * scale + mask) @ v``, two products) called in forward code. Call ``c``
+        of one forward call of the innermost running module ``M`` has operands ``2c`` (left) and
+        ``2c + 1`` (right), quantized by ``M.fp8q_operands["operand:<i>"]`` (an
+        :class:`~fp8q._torch_functional.OperandQuantizer`, named ``"M.operand:<i>"``). They are
+        created when ``forward_loop`` first runs their product; later products without one run
+        in floating point (a warning per name). Every module gets two forward hooks.
     fold_bn : bool
         Fold every Conv -> BatchNorm pair (a conv followed, in its parent's attribute order, by a
         BatchNorm of its dimension and channel count) into the conv's weight and bias with the
@@ -495,28 +536,32 @@ def quantize(model, forward_loop, *, weights="e4m3", activations="e4m3", per_cha
     ------
     ValueError, TypeError
         An unknown format or range estimator, a glob that matches nothing, a ``formats`` key that
-        is not a covered layer, a covered layer whose weight is not a floating-point CPU tensor,
-        an already quantized model, a ``forward_loop`` that raises (its exception is chained) or
-        feeds non-finite inputs. The model is left as it was.
+        is not a covered layer (or module, for operand keys), an ``"operand:<i>"`` key without
+        ``functional=True``, a non-bool ``functional``, a covered layer whose weight is not a
+        floating-point CPU tensor, an already quantized model, a ``forward_loop`` that raises
+        (its exception is chained) or feeds non-finite inputs or operands. The model is left as
+        it was (with ``functional=True``: no hooks, no ``fp8q_operands``).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module (got {type(model).__name__})")
     if forward_loop is not None and not callable(forward_loop):
         raise TypeError(f"forward_loop must be callable or None (got {type(forward_loop).__name__})")
-    if functional:
-        raise NotImplementedError("functional=True (quantizing torch.matmul operands inside forward code) is not "
-                                  "implemented yet; only Linear and Conv layers are quantized")
+    if not isinstance(functional, bool):
+        raise TypeError(f"functional must be True or False (got {type(functional).__name__})")
     wfmt = _format(weights, "weights")
     afmt = _format(activations, "activations")
     range_ = _range_name(range)
     layers, exclude = _patterns(layers, "layers"), _patterns(exclude, "exclude")
-    if _quant_layers(model):
+    if _quant_layers(model) or _functional.config_of(model) is not None:
         raise ValueError("model is already quantized by fp8q.torch.quantize (use load_states to change its "
                          "quantizers, or quantize the float model)")
     covered = _covered(model)
     names = list(covered)
-    overrides = _layer_formats(formats, names)
+    modules = [n for n, _ in model.named_modules()] if functional else None
+    overrides = _layer_formats(formats, names, modules)
+    _check_globs(names, layers, exclude, modules)
     selected = _select(names, layers, exclude)
+    owners = set(_select(modules, layers, exclude)) if functional else ()
     for n in selected:
         _check_weight(n, covered[n][0])
 
@@ -531,6 +576,8 @@ def quantize(model, forward_loop, *, weights="e4m3", activations="e4m3", per_cha
             sides = overrides.get(n, {})
             _wrap(n, mods[n], covered[n][1], sides.get("weight", wfmt), sides.get("act", afmt), per_channel, range_,
                   journal)
+        if functional:
+            _functional.install(target, owners, overrides, afmt, range_, journal)
         if forward_loop is not None:
             _calibrate(target, forward_loop)
     except BaseException:
@@ -551,6 +598,9 @@ def _calibrate(model, forward_loop):
             m.input_quantizer.enabled = False
     for q in todo:
         q._start()
+    config = _functional.config_of(model)  # operand quantizers are created (and started) as their products run
+    if config is not None:
+        _functional.start_calibration(config)
     try:
         try:
             with torch.no_grad():
@@ -558,9 +608,12 @@ def _calibrate(model, forward_loop):
         except Exception as e:
             raise ValueError(f"forward_loop raised {type(e).__name__}: {e}") from e
         unused = [q._name for q in todo if not q._finish()]
+        empty = _functional.finish_calibration(config) if config is not None else []
     finally:
         for q in todo:
             q._calib = None
+        if config is not None:
+            _functional.stop_calibration(config)
         for (_, m), w, b in zip(layers, weight_on, block_on):
             m.weight_quantizer.enabled = w
             m.input_quantizer.enabled = b
@@ -571,6 +624,10 @@ def _calibrate(model, forward_loop):
         warnings.warn(f"forward_loop never called {len(unused)} quantized layer(s) ({', '.join(unused[:5])}"
                       f"{', ...' if len(unused) > 5 else ''}): their input quantizers stay uncalibrated and "
                       "disabled", stacklevel=3)
+    if empty:
+        warnings.warn(f"{len(empty)} matmul operand quantizer(s) saw only empty tensors while calibrating "
+                      f"({', '.join(empty[:5])}{', ...' if len(empty) > 5 else ''}): they stay uncalibrated and "
+                      "disabled", stacklevel=3)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -579,13 +636,18 @@ def _calibrate(model, forward_loop):
 
 
 def _quantizers(model):
+    """(quantizer, owning module) pairs in module order: a layer's weight and input quantizers,
+    then the operand quantizers of the module (functional=True) by index. A model quantized with
+    functional=True may have none yet (no calibration); any other model must have some."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module (got {type(model).__name__})")
     out = []
-    for _, m in _quant_layers(model):
-        out.append((m.weight_quantizer, m))
-        out.append((m.input_quantizer, m))
-    if not out:
+    for _, m in model.named_modules():
+        if isinstance(m, _QuantLayer):
+            out.append((m.weight_quantizer, m))
+            out.append((m.input_quantizer, m))
+        out.extend((q, m) for q in _functional.operand_quantizers(m))
+    if not out and _functional.config_of(model) is None:
         raise ValueError("model has no fp8q quantizers (quantize it with fp8q.torch.quantize first)")
     return out
 
@@ -616,12 +678,14 @@ class Summary(list):
 
 def summary(model):
     """One row per quantizer of a model quantized by :func:`quantize`, in module order: a dict
-    with ``name`` (the layer's qualified name + ``.weight`` / ``.input``), ``kind``
-    (``"weight"`` or ``"input"``), ``format`` (None: off), ``range`` (the estimator; ``"block"``
-    for block formats, which have none), ``maxval`` (an input's calibrated range; a weight's
+    with ``name`` (the layer's qualified name + ``.weight`` / ``.input``; a matmul operand's is
+    its module's name + ``.operand:<i>``), ``kind`` (``"weight"``, ``"input"`` or
+    ``"operand"``), ``format`` (None: off), ``range`` (the estimator; ``"block"`` for block
+    formats, which have none), ``maxval`` (an input's or operand's calibrated range; a weight's
     current range, a list of one value per output channel when per-channel; None for block
-    formats, off and uncalibrated quantizers), ``per_channel`` and ``enabled``. The returned
-    :class:`Summary` is a list whose ``str`` is a table."""
+    formats, off and uncalibrated quantizers), ``per_channel`` and ``enabled``. A module's
+    operand rows come where the module is in module order (before its submodules' rows). The
+    returned :class:`Summary` is a list whose ``str`` is a table."""
     rows = Summary()
     for q, m in _quantizers(model):
         if q.kind == "weight":
@@ -646,8 +710,8 @@ def _state(q):
 def save_states(model, path=None):
     """The quantizer states of a quantized model as a JSON-able dict ``{"version": 1,
     "quantizers": {name: state}}``, written to ``path`` when given. A state holds ``kind``,
-    ``format``, ``enabled``, ``range`` and ``per_channel`` (weights) or ``maxval`` (inputs;
-    weights take their ranges from the weights, which the ``state_dict`` holds)."""
+    ``format``, ``enabled``, ``range`` and ``per_channel`` (weights) or ``maxval`` (inputs and
+    operands; weights take their ranges from the weights, which the ``state_dict`` holds)."""
     states = {"version": _STATES_VERSION, "quantizers": {q._name: _state(q) for q, _ in _quantizers(model)}}
     if path is not None:
         with open(os.fspath(path), "w") as f:
@@ -683,7 +747,11 @@ def load_states(model, states):
     """Set the quantizers of a quantized model from :func:`save_states`' dict or a JSON file
     (a path). The quantizer names must be the model's exactly; nothing changes on an error
     (``ValueError``). A typical restore: ``quantize(model, None, ...)``, then ``load_states``,
-    then ``load_state_dict`` of the fine-tuned weights."""
+    then ``load_state_dict`` of the fine-tuned weights.
+
+    With ``functional=True`` the states' operand quantizers that the model lacks (a model
+    quantized with ``forward_loop=None`` has none) are created on their modules, which must be
+    modules whose operands the model quantizes."""
     if not isinstance(states, Mapping):
         with open(os.fspath(states)) as f:
             try:
@@ -697,13 +765,23 @@ def load_states(model, states):
         raise ValueError(f"quantizer states: unsupported version {states.get('version')!r}")
     mine = {q._name: q for q, _ in _quantizers(model)}
     missing = [n for n in mine if n not in qs]
-    extra = [n for n in qs if n not in mine]
+    new = {n: _functional.operand_slot(model, n) for n in qs if n not in mine}
+    extra = [n for n, slot in new.items() if slot is None]
     if missing or extra:
         raise ValueError(f"quantizer states do not match the model: missing {missing or 'none'}, "
                          f"unknown {extra or 'none'}")
     checked = {n: _checked_state(n, q, qs[n]) for n, q in mine.items()}
+    for n, (m, i) in new.items():
+        template = _functional.OperandQuantizer(None, _functional.scope_of(m).config.range, i % 2)
+        checked[n] = _checked_state(n, template, qs[n])
+    for n, (m, i) in new.items():
+        mine[n] = _functional.create_operand(m, i)
     for n, q in mine.items():
         for k, v in checked[n].items():
             setattr(q, k, v)
         if q.kind == "weight":
             q._cache = None
+
+
+# matmul operands (functional=True) build on the quantizers above
+from . import _torch_functional as _functional  # noqa: E402

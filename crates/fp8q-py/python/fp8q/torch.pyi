@@ -71,16 +71,21 @@ def quantize(
     """Fake-quantize every Linear and Conv1d/2d/3d layer: weights fp8q.quantize(W, fmt,
     per_channel=...) (block formats along dim 1), inputs fp8q.quantize(x, fmt, maxval=A) with A
     calibrated by forward_loop(model) (block formats along the channel dimension). Straight-through
-    gradients. functional=True raises NotImplementedError."""
+    gradients. functional=True also quantizes both operands of torch.matmul, @, torch.bmm and
+    F.scaled_dot_product_attention in forward code (quantizers "<module>.operand:<i>", created
+    while forward_loop calibrates; formats keys "operand:<i>"; block formats along the reduction
+    dimension)."""
 
 def summary(model: torch.nn.Module) -> Summary:
-    """One row per quantizer: name, kind, format, range, maxval, per_channel, enabled."""
+    """One row per quantizer: name, kind ("weight", "input", "operand"), format, range, maxval,
+    per_channel, enabled."""
 
 def save_states(model: torch.nn.Module, path: Union[None, str, os.PathLike] = None) -> Dict[str, Any]:
     """The quantizer states as a JSON-able dict, written to path when given."""
 
 def load_states(model: torch.nn.Module, states: Union[str, os.PathLike, Mapping[str, Any]]) -> None:
-    """Set the quantizers from save_states' dict or JSON file; ValueError (model unchanged) on a mismatch."""
+    """Set the quantizers from save_states' dict or JSON file (creating the operand quantizers of a
+    functional=True model that it names); ValueError (model unchanged) on a mismatch."""
 
 class Report:
     """What analyze() found: formats, per_channel, slots (one dict per quantizer: unit, slot,
