@@ -383,3 +383,94 @@ def test_torchvision_resnet18_folded_with_an_outlier_heavy_conv():
     assert mix["mixed_sqnr_db"] >= mix["best_uniform"]["sqnr_db"]
     q = ft.quantize(m, loop_over(xs), formats=rep.layer_formats(), fold_bn=True)
     assert sqnr(outputs_of(m, xs), outputs_of(q, xs)) == pytest.approx(mix["mixed_sqnr_db"], abs=1e-3)
+
+
+class Attention(nn.Module):
+    def __init__(self, d, heads, sdpa):
+        super().__init__()
+        self.heads, self.sdpa = heads, sdpa
+        self.q, self.k, self.v, self.out = (nn.Linear(d, d) for _ in range(4))
+
+    def forward(self, x):
+        b, t, d = x.shape
+        split = lambda y: y.reshape(b, t, self.heads, d // self.heads).transpose(1, 2)  # noqa: E731
+        q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
+        if self.sdpa:
+            a = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            s = q @ k.transpose(-2, -1) / math.sqrt(d // self.heads)
+            s = s.masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1), float("-inf"))
+            a = torch.matmul(torch.softmax(s, -1), v)
+        return self.out(a.transpose(1, 2).reshape(b, t, d))
+
+
+class Decoder(nn.Module):
+    """A GPT-style decoder: embeddings, pre-norm blocks of causal attention and MLP, lm head."""
+
+    def __init__(self, vocab=50, d=32, heads=4, layers=2, sdpa=False):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, d)
+        self.pos = nn.Parameter(torch.randn(16, d) * 0.1)
+        self.blocks = nn.ModuleList()
+        for _ in range(layers):
+            blk = nn.Module()
+            blk.ln1, blk.attn, blk.ln2 = nn.LayerNorm(d), Attention(d, heads, sdpa), nn.LayerNorm(d)
+            blk.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+            self.blocks.append(blk)
+        self.ln, self.head = nn.LayerNorm(d), nn.Linear(d, vocab, bias=False)
+
+    def forward(self, ids):
+        x = self.embed(ids) + self.pos[: ids.shape[1]]
+        for blk in self.blocks:
+            x = x + blk.attn(blk.ln1(x))
+            x = x + blk.mlp(blk.ln2(x))
+        return self.head(self.ln(x))
+
+
+@pytest.mark.parametrize("sdpa", [False, True])
+def test_gpt_decoder_operands_are_slots_and_the_mix_reproduces(sdpa):
+    torch.manual_seed(4)
+    m = Decoder(sdpa=sdpa).eval()
+    with torch.no_grad():
+        m.embed.weight[:, 3] *= 20.0  # an outlier feature in the residual stream
+    g = torch.Generator().manual_seed(5)
+    ids = [torch.randint(0, 50, (2, 12), generator=g) for _ in range(2)]
+    fmts = ["e4m3", "e3m4", "int8", "mxfp8_e4m3"]
+    rep = ft.analyze(m, loop_over(ids), formats=fmts, functional=True)
+    units = {(r["unit"], r["slot"]) for r in rep.slots}
+    for b in ("blocks.0.attn", "blocks.1.attn"):
+        assert {(b, f"operand:{i}") for i in range(4)} <= units
+    assert ("head", "weight") in units and ("blocks.1.mlp.0", "input") in units
+    # an operand's sensitivity is quantize(functional=True) with only that operand on
+    ref = outputs_of(m, ids)
+    q = ft.quantize(m, loop_over(ids), weights=None, activations=None, functional=True,
+                    formats={"blocks.1.attn": {"operand:2": "e4m3"}})
+    assert row(rep, "blocks.1.attn", "operand:2")["output_sqnr_db"]["e4m3"] == pytest.approx(
+        sqnr(ref, outputs_of(q, ids)), rel=1e-9)
+    # an operand row measures the operand over every batch (numel: batches x heads x t x t for P)
+    p = row(rep, "blocks.0.attn", "operand:2")
+    assert p["numel"] == 2 * 2 * 4 * 12 * 12 and p["shape"] == [2, 4, 12, 12]
+    lf = rep.layer_formats()
+    assert set(lf["blocks.0.attn"]) == {"operand:0", "operand:1", "operand:2", "operand:3"}
+    mix = rep.mix
+    assert mix["mixed_sqnr_db"] >= mix["best_uniform"]["sqnr_db"]
+    q = ft.quantize(m, loop_over(ids), formats=lf, functional=True)
+    assert sqnr(ref, outputs_of(q, ids)) == pytest.approx(mix["mixed_sqnr_db"], rel=1e-9)
+
+
+def test_torchvision_vision_transformer():
+    tv = pytest.importorskip("torchvision")
+    torch.manual_seed(6)
+    m = tv.models.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=32,
+                                    mlp_dim=64, num_classes=10).eval()
+    g = torch.Generator().manual_seed(7)
+    xs = [torch.randn(2, 3, 32, 32, generator=g) for _ in range(2)]
+    rep = ft.analyze(m, loop_over(xs), formats=["e4m3", "e2m5", "nvfp4"])
+    units = [r["unit"] for r in rep.slots if r["slot"] == "weight"]
+    # the patch embedding, each MLP's two linears, the head (attention's out_proj is read by
+    # nn.MultiheadAttention directly, so it is not a covered layer)
+    assert units == ["conv_proj", "encoder.layers.encoder_layer_0.mlp.0", "encoder.layers.encoder_layer_0.mlp.3",
+                     "encoder.layers.encoder_layer_1.mlp.0", "encoder.layers.encoder_layer_1.mlp.3", "heads.head"]
+    assert rep.mix["mixed_sqnr_db"] >= rep.mix["best_uniform"]["sqnr_db"]
+    q = ft.quantize(m, loop_over(xs), formats=rep.layer_formats())
+    assert sqnr(outputs_of(m, xs), outputs_of(q, xs)) == pytest.approx(rep.mix["mixed_sqnr_db"], rel=1e-9)

@@ -4,10 +4,10 @@
 The analysis runs on a private quantized copy of the model (:func:`fp8q.torch.quantize` with
 every quantizer in place), with the user's calibration loop run several times:
 
-1. **Calibration**: the loop runs in floating point and each input (and operand) quantizer
-   records the largest magnitude of what it sees over all batches: the range ``A`` that
-   ``quantize(range="minmax")`` would fix. The model's outputs of this run are the reference
-   of every SQNR below.
+1. **Reference and calibration**: the loop runs the float model itself, whose outputs are the
+   reference of every SQNR below; then it runs the copy in floating point, and each input (and
+   operand) quantizer records the largest magnitude of what it sees over all batches: the
+   range ``A`` that ``quantize(range="minmax")`` would fix.
 2. **Statistics**: the loop runs again in floating point; each activation batch is measured as
    it passes (:class:`fp8q._native.StreamedAnalysis`, the library's streamed analysis): its
    moments are merged and its quantization error in every format at the fixed range ``A`` is
@@ -333,7 +333,7 @@ def analyze(model, forward_loop, *, formats=DEFAULT_FORMATS, per_channel=True, w
         The float model (left untouched: the analysis runs on a copy). Call ``model.eval()``.
     forward_loop : callable
         ``forward_loop(model)`` runs the calibration batches through the model it is given; it
-        is called several times (2, plus one per slot and format with ``sensitivity``, plus
+        is called several times (3, plus one per slot and format with ``sensitivity``, plus
         the mix's runs) and must run the same batches each time. The first tensor of each
         model output (a ``logits`` entry if there is one) is what the output SQNRs compare.
     formats : list of str
@@ -371,23 +371,25 @@ def analyze(model, forward_loop, *, formats=DEFAULT_FORMATS, per_channel=True, w
         raise ValueError("weights and activations are both False: nothing to analyse")
     per_channel = bool(per_channel)
 
-    # 1. calibration (ranges: the min-max over all batches) and the reference outputs
+    # 1. the reference outputs: the float model itself (a hook on it for one run of the loop)
     outputs = _Outputs()
-
-    def calibration_loop(m):
-        outputs.attach(m)
-        forward_loop(m)
-
+    outputs.attach(model)
+    try:
+        _run(model, forward_loop)
+    finally:
+        outputs.detach()
+    outputs.fix_reference()
+    if not outputs.reference:
+        raise ValueError("forward_loop never called the model")
+    # calibration (ranges: the min-max over all batches) on a quantized copy
     with warnings.catch_warnings():
         # layers the loop never calls are listed in the report's `skipped`
         warnings.simplefilter("ignore")
-        work = quantize(model, calibration_loop, weights="e4m3", activations="e4m3", per_channel=per_channel,
+        work = quantize(model, forward_loop, weights="e4m3", activations="e4m3", per_channel=per_channel,
                         range="minmax", layers=layers, exclude=exclude, functional=functional, fold_bn=fold_bn,
                         inplace=False)
+    outputs.attach(work)
     try:
-        outputs.fix_reference()
-        if not outputs.reference:
-            raise ValueError("forward_loop never called the model")
         slots, skipped = [], []
         for q, layer in _quantizers(work):
             s = _Slot(q, layer)
