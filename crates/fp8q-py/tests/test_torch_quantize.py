@@ -456,3 +456,55 @@ def test_multihead_attention_out_proj_is_not_covered():
     model.append(nn.MultiheadAttention(8, 2))
     names = [r["name"] for r in ft.summary(ft.quantize(model, None))]
     assert names == ["0.weight", "0.input"]
+
+
+class ConvThenOther(nn.Module):
+    """Attribute order says conv1 -> bn, but bn normalises conv2's output; conv1's output also
+    feeds a skip connection (so even a conv1 -> bn graph edge could not be folded)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.conv2 = nn.Conv2d(8, 8, 1)
+        self.bn2 = nn.BatchNorm2d(8)
+        self.conv3 = nn.Conv2d(8, 8, 1)
+
+    def forward(self, x):
+        y = self.conv1(x)
+        z = self.bn(self.conv2(y)) + y
+        return self.bn2(self.conv3(z)) + self.conv3(z)  # conv3 runs twice: not foldable
+
+
+class Untraceable(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.bn = nn.BatchNorm2d(8)
+
+    def forward(self, x):
+        if x.sum() > 0:  # control flow on a tensor value: torch.fx cannot trace it
+            x = -x
+        return self.bn(self.conv(x))
+
+
+def test_fold_bn_follows_the_graph_not_the_attribute_order():
+    model = randomize_bn(ConvThenOther()).eval()
+    q = ft.quantize(model, None, weights=None, activations=None, fold_bn=True)
+    assert isinstance(q.bn, nn.Identity) and isinstance(q.bn2, nn.BatchNorm2d)
+    assert torch.equal(q.conv1.weight, model.conv1.weight)  # not folded
+    assert not torch.equal(q.conv2.weight, model.conv2.weight)  # folded with bn
+    assert torch.equal(q.conv3.weight, model.conv3.weight)
+    x = torch.randn(2, 3, 6, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(q(x), model(x), rtol=1e-5, atol=1e-5)
+
+
+def test_fold_bn_on_an_untraceable_model_falls_back_to_attribute_order_with_a_warning():
+    model = randomize_bn(Untraceable()).eval()
+    with pytest.warns(UserWarning, match="cannot trace"):
+        q = ft.quantize(model, None, weights=None, activations=None, fold_bn=True)
+    assert isinstance(q.bn, nn.Identity)
+    x = torch.randn(2, 3, 6, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(q(x), model(x), rtol=1e-5, atol=1e-5)

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import _native
+from ._torch_fold_bn import bn_pairs, fold
 from . import estimate_range as _estimate_range
 from .torch import _DTYPES, fake_quant
 
@@ -310,57 +311,6 @@ def _quant_layers(model):
 
 
 # ---------------------------------------------------------------------------------------------
-# Batch-norm folding
-# ---------------------------------------------------------------------------------------------
-
-_BN_FOR = {nn.Conv1d: nn.BatchNorm1d, nn.Conv2d: nn.BatchNorm2d, nn.Conv3d: nn.BatchNorm3d}
-
-
-def _bn_pairs(model):
-    """(parent, conv, bn name, bn) for each conv immediately followed, in its parent's attribute
-    order, by a BatchNorm of its dimension and channel count with running statistics."""
-    pairs = []
-    for _, parent in model.named_modules():
-        children = list(parent._modules.items())
-        for (_, conv), (bn_name, bn) in zip(children, children[1:]):
-            base = _base(conv)
-            if base not in _BN_FOR or not isinstance(bn, _BN_FOR[base]):
-                continue
-            if bn.num_features == conv.out_channels and bn.running_mean is not None:
-                pairs.append((parent, conv, bn_name, bn))
-    return pairs
-
-
-def _fold(parent, conv, bn_name, bn, journal):
-    """Fold bn's eval-mode affine map into conv's weight and bias (float64), bn -> Identity."""
-    with torch.no_grad():
-        inv = 1.0 / torch.sqrt(bn.running_var.double() + bn.eps)
-        scale = bn.weight.double() * inv if bn.affine else inv
-        shift = (bn.bias.double() if bn.affine else 0.0) - bn.running_mean.double() * scale
-        w = conv.weight.detach().double() * scale.reshape([-1] + [1] * (conv.weight.dim() - 1))
-        b = conv.bias.detach().double() if conv.bias is not None else torch.zeros_like(scale)
-        old_w = conv.weight.detach().clone()
-        old_b = None if conv.bias is None else conv.bias.detach().clone()
-        conv.weight.copy_(w.to(conv.weight.dtype))
-        if conv.bias is None:
-            conv.bias = nn.Parameter((b * scale + shift).to(conv.weight.dtype))
-        else:
-            conv.bias.copy_((b * scale + shift).to(conv.bias.dtype))
-    setattr(parent, bn_name, nn.Identity())
-
-    def undo():
-        with torch.no_grad():
-            conv.weight.copy_(old_w)
-            if old_b is None:
-                conv.bias = None
-            else:
-                conv.bias.copy_(old_b)
-        setattr(parent, bn_name, bn)
-
-    journal.append(undo)
-
-
-# ---------------------------------------------------------------------------------------------
 # quantize
 # ---------------------------------------------------------------------------------------------
 
@@ -519,8 +469,9 @@ def quantize(model, forward_loop, *, weights="e4m3", activations="e4m3", per_cha
         created when ``forward_loop`` first runs their product; later products without one run
         in floating point (a warning per name). Every module gets two forward hooks.
     fold_bn : bool
-        Fold every Conv -> BatchNorm pair (a conv followed, in its parent's attribute order, by a
-        BatchNorm of its dimension and channel count) into the conv's weight and bias with the
+        Fold every Conv -> BatchNorm pair (a conv whose output goes only into a BatchNorm of its
+        dimension and channel count, found in the ``torch.fx`` graph; by attribute order, with a
+        warning, when the model cannot be traced) into the conv's weight and bias with the
         BatchNorm's running statistics, and replace the BatchNorm by ``nn.Identity``, before
         quantizing: the folded weights are the ones quantized. Every pair is folded, whatever
         ``layers`` and ``exclude`` select.
@@ -569,8 +520,8 @@ def quantize(model, forward_loop, *, weights="e4m3", activations="e4m3", per_cha
     target = model if inplace else copy.deepcopy(model)
     try:
         if fold_bn:
-            for pair in _bn_pairs(target):
-                _fold(*pair, journal)
+            for pair in bn_pairs(target, _base):
+                fold(*pair, journal)
         mods = dict(target.named_modules())
         for n in selected:
             sides = overrides.get(n, {})
