@@ -1,7 +1,7 @@
 //! `fp8q`: study and simulate low-bit floating-point quantization.
 //!
 //! A thin front end: each subcommand (`src/commands/`) parses its arguments into one
-//! configuration value of a library crate (`fp8q-core`, `fp8q-tensors`, `fp8q-ptq`), calls the
+//! configuration value of a library crate (`fp8q-core`, `fp8q-tensors`, `fp8q-ptq`, `fp8q-export`), calls the
 //! library's entry point and prints the report value it returns. It owns argument parsing,
 //! terminal output and plots, and no quantization logic.
 
@@ -32,6 +32,10 @@ enum Command {
     Encode(commands::encode::EncodeArgs),
     /// Decode a file written by `fp8q encode` back to f32 tensors.
     Decode(commands::encode::DecodeArgs),
+    /// Write a low-precision checkpoint that serving stacks load (compressed-tensors for vLLM, or
+    /// Model-Optimizer): FP8, INT8, MXFP8, MXFP4, NVFP4 weights with their scales.
+    #[command(after_help = "The layouts, tensor names and arithmetic: docs/export.md (fp8q repository).")]
+    Export(commands::export::ExportArgs),
     /// The analytical study: expected quantization error and SQNR of formats per distribution.
     #[command(after_help = "The study's definitions and accuracy: docs/analysis.md in the fp8q repository.")]
     Sqnr(commands::sqnr::SqnrArgs),
@@ -60,6 +64,7 @@ fn main() -> std::process::ExitCode {
         Command::Formats(args) => commands::formats::run(&args),
         Command::Encode(args) => commands::encode::run_encode(&args),
         Command::Decode(args) => commands::encode::run_decode(&args),
+        Command::Export(args) => commands::export::run(&args),
         Command::Quantize(args) => commands::quantize::run(&args),
         Command::Sqnr(args) => commands::sqnr::run(&args),
         Command::ValidateQuantized(args) => commands::validate_quantized::run(&args),

@@ -3,6 +3,7 @@
 pub mod analyze;
 pub mod bench;
 pub mod encode;
+pub mod export;
 pub mod formats;
 pub mod merge;
 pub mod quantize;

@@ -1,0 +1,105 @@
+//! The `quantization_config` a layout puts in `config.json`, from the formats the tensors were
+//! exported in: one config group per format, targeting its modules by name.
+
+use std::collections::BTreeMap;
+
+use fp8q_core::format::StandardFp8;
+use serde_json::{json, Value};
+
+use crate::format::ExportFormat;
+use crate::layout::Layout;
+
+/// The compressed-tensors compression format of a weight format.
+pub fn compression_format(format: &ExportFormat) -> &'static str {
+    match format {
+        ExportFormat::Fp8 { .. } => "float-quantized",
+        ExportFormat::Int8 => "int-quantized",
+        ExportFormat::Mx(_) if format.packed() => "mxfp4-pack-quantized",
+        ExportFormat::Mx(_) => "mxfp8-quantized",
+        ExportFormat::Nvfp4(_) => "nvfp4-pack-quantized",
+    }
+}
+
+/// The `weights` quantization arguments of a format (compressed-tensors' `QuantizationArgs`).
+fn weight_args(format: &ExportFormat) -> Value {
+    let (num_bits, kind) = match format {
+        ExportFormat::Int8 => (8, "int"),
+        f => (f.element_bits(), "float"),
+    };
+    let (strategy, group_size, scale_dtype): (&str, Value, Value) = match format {
+        ExportFormat::Fp8 { per_channel: true, .. } | ExportFormat::Int8 => ("channel", Value::Null, Value::Null),
+        ExportFormat::Fp8 { .. } => ("tensor", Value::Null, Value::Null),
+        ExportFormat::Mx(b) => ("group", json!(b.block_size()), json!("torch.uint8")),
+        ExportFormat::Nvfp4(b) => ("tensor_group", json!(b.block_size()), json!("torch.float8_e4m3fn")),
+    };
+    let mut args = json!({
+        "num_bits": num_bits,
+        "type": kind,
+        "symmetric": true,
+        "group_size": group_size,
+        "strategy": strategy,
+        "block_structure": null,
+        "dynamic": false,
+        "actorder": null,
+        "observer": "minmax",
+        "observer_kwargs": {},
+    });
+    if !scale_dtype.is_null() {
+        args["scale_dtype"] = scale_dtype.clone();
+        args["zp_dtype"] = scale_dtype;
+    }
+    if let ExportFormat::Fp8 { encoding: StandardFp8::E5M2, .. } = format {
+        // compressed-tensors' 8-bit float is E4M3; E5M2 is named by its exponent and mantissa
+        args["exponent_bits"] = json!(5);
+        args["mantissa_bits"] = json!(2);
+    }
+    args
+}
+
+/// The `quantization_config` for `layout`, given each exported module's format (by module name).
+pub fn quantization_config(layout: Layout, modules: &BTreeMap<String, ExportFormat>) -> Value {
+    // one group per distinct format, in the order first seen by module name
+    let mut groups: Vec<(ExportFormat, Vec<String>)> = Vec::new();
+    for (m, f) in modules {
+        match groups.iter_mut().find(|(g, _)| g == f) {
+            Some((_, names)) => names.push(m.clone()),
+            None => groups.push((*f, vec![m.clone()])),
+        }
+    }
+    match layout {
+        Layout::CompressedTensors => {
+            let mut config_groups = serde_json::Map::new();
+            for (i, (f, names)) in groups.iter().enumerate() {
+                config_groups.insert(
+                    format!("group_{i}"),
+                    json!({
+                        "targets": names,
+                        "weights": weight_args(f),
+                        "input_activations": null,
+                        "output_activations": null,
+                        "format": compression_format(f),
+                    }),
+                );
+            }
+            let formats: Vec<&str> = groups.iter().map(|(f, _)| compression_format(f)).collect();
+            let overall = match formats.as_slice() {
+                [] => "dense",
+                [one] => one,
+                [first, rest @ ..] if rest.iter().all(|f| f == first) => first,
+                _ => "mixed-precision",
+            };
+            json!({
+                "quant_method": "compressed-tensors",
+                "format": overall,
+                "quantization_status": "compressed",
+                "config_groups": Value::Object(config_groups),
+                "ignore": [],
+                "kv_cache_scheme": null,
+                "global_compression_ratio": null,
+                "sparsity_config": {},
+                "transform_config": {},
+            })
+        }
+        Layout::ModelOpt => json!({ "quant_method": "modelopt" }),
+    }
+}
