@@ -476,6 +476,8 @@ def compare(seed=7, shape=(256, 1024)):
         "scale_equals_amax_over_127.5": _bits_diff(sd["weight_scale"], s1275) == 0,
         "deq_mismatches_vs_amax_over_127_ref": _bits_diff(deq, ref127),
         "deq_mismatches_vs_amax_over_127.5_ref": _bits_diff(deq, ref1275),
+        "of_which_only_sign_of_zero(ref -0.0, ct +0.0)": _bits_diff(deq, ref1275)
+        - int((deq != ref1275).sum()),
         "mse_ct": float(((deq - w) ** 2).mean()),
         "mse_amax_over_127": float(((ref127 - w) ** 2).mean()),
     }
@@ -538,6 +540,45 @@ def compare(seed=7, shape=(256, 1024)):
     r["ct_codes_deq_f32_div_gs_vs_mul_pts_mismatches"] = _bits_diff(div, alt)
     r["ct_deq_vs_f32_div_gs_mismatches(bf16 rounding)"] = _bits_diff(ct_q, div)
     res["nvfp4"] = r
+
+    # NVFP4 over more data (f32 and bf16 inputs): do codes/scales ever differ?
+    tots = {}
+    for dt in (torch.float32, torch.bfloat16):
+        tot = tots.setdefault(str(dt), {
+            "tensors": 0, "elements": 0, "blocks": 0, "block_scale_mismatches": 0,
+            "packed_byte_mismatches": 0, "deq_mismatches_vs_torchao_rounded_to_bf16": 0,
+            "sq_err_ct": 0.0, "sq_err_torchao": 0.0})
+        for s in range(8):
+            g = torch.Generator().manual_seed(100 + s)
+            x = (torch.randn(shape, generator=g) * 0.02 * (s + 1)).to(dt)
+            sd, deq = _ct_qdq(x, SCHEMES["nvfp4"]())
+            pts = per_tensor_amax_to_scale(x.float().abs().amax())
+            s8, data = nvfp4_quantize(x, 16, pts)
+            v = f4_unpacked_to_f32(unpack_uint4(data)).reshape(shape)
+            ref = (v.reshape(shape[0], -1, 16) * (s8.float() * pts).unsqueeze(-1)).reshape(shape)
+            tot["tensors"] += 1
+            tot["elements"] += x.numel()
+            tot["blocks"] += s8.numel()
+            tot["sq_err_ct"] += float(((deq - x.float()) ** 2).sum())
+            tot["sq_err_torchao"] += float(((ref - x.float()) ** 2).sum())
+            tot["block_scale_mismatches"] += int((sd["weight_scale"].view(torch.uint8) != s8.view(torch.uint8)).sum())
+            tot["packed_byte_mismatches"] += int((sd["weight_packed"] != data).sum())
+            tot["deq_mismatches_vs_torchao_rounded_to_bf16"] += _bits_diff(deq, ref.bfloat16())
+    res["nvfp4_8_seeds_f32_and_bf16"] = tots
+
+    # MX edge: group amax with significand exactly 1.75 (amax = 448 * 2^-10 = 0.4375)
+    edge = {}
+    x = torch.zeros(1, 32)
+    x[0, 0] = 0.4375
+    x[0, 1] = 0.1
+    for sid, elem in (("mxfp8_e4m3", torch.float8_e4m3fn), ("mxfp4", torch.float4_e2m1fn_x2)):
+        sd, deq = _ct_qdq(x, SCHEMES[sid]())
+        e = {"ct_scale_e8m0": int(sd["weight_scale"].flatten()[0])}
+        for mode in ("FLOOR", "EVEN", "RCEIL"):
+            se, _ = to_mx(x, elem, 32, getattr(ScaleCalculationMode, mode))
+            e[mode] = int(se.view(torch.uint8).flatten()[0])
+        edge[sid] = e
+    res["mx_edge_amax_0.4375"] = edge
     return res
 
 
