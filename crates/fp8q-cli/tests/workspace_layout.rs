@@ -15,11 +15,25 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("fp8q-export", &["fp8q-core", "fp8q-tensors"]),
     (
         "fp8q-cli",
-        &["fp8q-core", "fp8q-tensors", "fp8q-images", "fp8q-nn", "fp8q-ptq", "fp8q-export"],
+        &[
+            "fp8q-core",
+            "fp8q-tensors",
+            "fp8q-images",
+            "fp8q-nn",
+            "fp8q-ptq",
+            "fp8q-export",
+        ],
     ),
     (
         "fp8q-py",
-        &["fp8q-core", "fp8q-tensors", "fp8q-images", "fp8q-nn", "fp8q-ptq", "fp8q-export"],
+        &[
+            "fp8q-core",
+            "fp8q-tensors",
+            "fp8q-images",
+            "fp8q-nn",
+            "fp8q-ptq",
+            "fp8q-export",
+        ],
     ),
 ];
 

@@ -3,55 +3,47 @@
 
 use std::collections::BTreeMap;
 
-use fp8q_core::format::StandardFp8;
 use serde_json::{json, Value};
 
 use crate::format::ExportFormat;
 use crate::layout::Layout;
 
-/// The compressed-tensors compression format of a weight format.
+/// The compressed-tensors compression format of a weight-only format (the one
+/// compressed-tensors' reader infers from the weight arguments: weight-only 8-bit floats are
+/// `naive-quantized`, weight-only integers `pack-quantized`).
 pub fn compression_format(format: &ExportFormat) -> &'static str {
     match format {
-        ExportFormat::Fp8 { .. } => "float-quantized",
-        ExportFormat::Int8 => "int-quantized",
+        ExportFormat::Fp8 { .. } => "naive-quantized",
+        ExportFormat::Int8 => "pack-quantized",
         ExportFormat::Mx(_) if format.packed() => "mxfp4-pack-quantized",
         ExportFormat::Mx(_) => "mxfp8-quantized",
         ExportFormat::Nvfp4(_) => "nvfp4-pack-quantized",
     }
 }
 
-/// The `weights` quantization arguments of a format (compressed-tensors' `QuantizationArgs`).
+/// The `weights` quantization arguments of a format, as compressed-tensors serializes its
+/// `QuantizationArgs` (the fields it writes for a weight-only scheme).
 fn weight_args(format: &ExportFormat) -> Value {
     let (num_bits, kind) = match format {
         ExportFormat::Int8 => (8, "int"),
         f => (f.element_bits(), "float"),
     };
-    let (strategy, group_size, scale_dtype): (&str, Value, Value) = match format {
-        ExportFormat::Fp8 { per_channel: true, .. } | ExportFormat::Int8 => ("channel", Value::Null, Value::Null),
-        ExportFormat::Fp8 { .. } => ("tensor", Value::Null, Value::Null),
-        ExportFormat::Mx(b) => ("group", json!(b.block_size()), json!("torch.uint8")),
-        ExportFormat::Nvfp4(b) => ("tensor_group", json!(b.block_size()), json!("torch.float8_e4m3fn")),
+    let (strategy, group_size, scale_dtype): (&str, Value, Option<&str>) = match format {
+        ExportFormat::Fp8 { per_channel: true, .. } | ExportFormat::Int8 => ("channel", Value::Null, None),
+        ExportFormat::Fp8 { .. } => ("tensor", Value::Null, None),
+        ExportFormat::Mx(b) => ("group", json!(b.block_size()), Some("torch.uint8")),
+        ExportFormat::Nvfp4(b) => ("tensor_group", json!(b.block_size()), Some("torch.float8_e4m3fn")),
     };
     let mut args = json!({
-        "num_bits": num_bits,
-        "type": kind,
-        "symmetric": true,
-        "group_size": group_size,
-        "strategy": strategy,
-        "block_structure": null,
         "dynamic": false,
-        "actorder": null,
-        "observer": "minmax",
-        "observer_kwargs": {},
+        "group_size": group_size,
+        "num_bits": num_bits,
+        "strategy": strategy,
+        "symmetric": true,
+        "type": kind,
     });
-    if !scale_dtype.is_null() {
-        args["scale_dtype"] = scale_dtype.clone();
-        args["zp_dtype"] = scale_dtype;
-    }
-    if let ExportFormat::Fp8 { encoding: StandardFp8::E5M2, .. } = format {
-        // compressed-tensors' 8-bit float is E4M3; E5M2 is named by its exponent and mantissa
-        args["exponent_bits"] = json!(5);
-        args["mantissa_bits"] = json!(2);
+    if let Some(d) = scale_dtype {
+        args["scale_dtype"] = json!(d);
     }
     args
 }
@@ -96,8 +88,10 @@ pub fn quantization_config(layout: Layout, modules: &BTreeMap<String, ExportForm
                 "ignore": [],
                 "kv_cache_scheme": null,
                 "global_compression_ratio": null,
+                "moe_sparsity_config": null,
                 "sparsity_config": {},
                 "transform_config": {},
+                "producer": {"name": "fp8q", "version": env!("CARGO_PKG_VERSION")},
             })
         }
         Layout::ModelOpt => json!({ "quant_method": "modelopt" }),

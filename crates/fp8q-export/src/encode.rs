@@ -7,14 +7,18 @@
 //!
 //! * **8-bit floats**: `scale = amax / max_finite` (per tensor, or per row with per-channel), the
 //!   codes `encode(x / scale)` rounded to nearest even and saturated at `±max_finite`, the values
-//!   `decode(code) · scale`. A row (or tensor) of zeros gets the scale 1.
-//! * **int8**: `scale = amax / 127` per row, codes `round_half_even(x / scale)` clamped to
-//!   `[-128, 127]`, values `code · scale`.
+//!   `decode(code) · scale`. A zero scale (a row of zeros) becomes 2^-23, as compressed-tensors
+//!   makes it. compressed-tensors has no `float8_e5m2` weights.
+//! * **int8**: fp8q's symmetric grid, `scale = amax / 127` per row, codes
+//!   `round_half_even(x / scale)` (in `[-127, 127]`), values `code · scale`; stored as
+//!   compressed-tensors stores weight-only integers (`pack-quantized`: four offset-binary bytes
+//!   to an `int32`, and the shape).
 //! * **MX** (`mxfp8_e4m3`, `mxfp4`): fp8q's block quantizer, blocks of 32 along the row, E8M0
 //!   scales by the format's rule (bit-identical to torchao's `to_mx`), values `element · 2^e`.
 //! * **NVFP4**: the compressed-tensors convention: `global_scale = 448 · 6 / amax`, each block of 16
 //!   gets the E4M3 scale `encode(global_scale · block_amax / 6)`, its elements are
-//!   `E2M1(x / (scale / global_scale))`, and the values `element · (scale / global_scale)`.
+//!   `E2M1(x / (scale / global_scale))` (a zero scale is stored as 0.125), and the values
+//!   `bf16(element · (scale / global_scale))`: compressed-tensors dequantizes NVFP4 in bf16.
 
 use fp8q_core::format::{BlockElement, Overflow, StandardFp8};
 use fp8q_core::quantizer::block_codes::{decode_blocks, encode_blocks, BlockScales};
@@ -66,9 +70,15 @@ fn fp8_dtype(e: StandardFp8) -> Dtype {
 /// The tensors `layout` stores for a weight of `shape` (`[out, in]`) in `format`, without
 /// computing them (they fix the checkpoint's header). Checks that the weight can be exported.
 pub fn parts(format: &ExportFormat, layout: Layout, name: &str, shape: &[usize]) -> Result<Vec<PartSpec>> {
-    let bad = |why: String| ExportError::Tensor { name: name.to_string(), why };
+    let bad = |why: String| ExportError::Tensor {
+        name: name.to_string(),
+        why,
+    };
     let [out, cols] = *shape else {
-        return Err(bad(format!("{} is exported as a 2-D weight; its shape is {shape:?}", format.name())));
+        return Err(bad(format!(
+            "{} is exported as a 2-D weight; its shape is {shape:?}",
+            format.name()
+        )));
     };
     let part = |suffix, dtype, shape: Vec<usize>| PartSpec { suffix, dtype, shape };
     if let Some(b) = format.block() {
@@ -82,13 +92,24 @@ pub fn parts(format: &ExportFormat, layout: Layout, name: &str, shape: &[usize])
     }
     let scale_rows = if format.per_channel() { vec![out, 1] } else { vec![1] };
     Ok(match (layout, format) {
-        (Layout::CompressedTensors, ExportFormat::Fp8 { encoding, .. }) => vec![
-            part("weight", fp8_dtype(*encoding), vec![out, cols]),
-            part("weight_scale", Dtype::F32, scale_rows),
-        ],
+        (Layout::CompressedTensors, ExportFormat::Fp8 { encoding, .. }) => {
+            if *encoding != StandardFp8::E4M3FN {
+                return Err(ExportError::Format {
+                    name: format.name(),
+                    why: "compressed-tensors has no float8_e5m2 weights (an 8-bit float weight is float8_e4m3fn \
+                          there); export float8_e4m3fn"
+                        .into(),
+                });
+            }
+            vec![
+                part("weight", fp8_dtype(*encoding), vec![out, cols]),
+                part("weight_scale", Dtype::F32, scale_rows),
+            ]
+        }
         (Layout::CompressedTensors, ExportFormat::Int8) => vec![
-            part("weight", Dtype::I8, vec![out, cols]),
+            part("weight_packed", Dtype::I32, vec![out, cols.div_ceil(4)]),
             part("weight_scale", Dtype::F32, scale_rows),
+            part("weight_shape", Dtype::I64, vec![2]),
         ],
         (Layout::CompressedTensors, ExportFormat::Mx(b)) => {
             let scales = vec![out, cols / b.block_size()];
@@ -98,8 +119,13 @@ pub fn parts(format: &ExportFormat, layout: Layout, name: &str, shape: &[usize])
                     part("weight_scale", Dtype::U8, scales),
                 ]
             } else {
-                let e = format.element_encoding().expect("8-bit MX elements are standard encodings");
-                vec![part("weight", fp8_dtype(e), vec![out, cols]), part("weight_scale", Dtype::U8, scales)]
+                let e = format
+                    .element_encoding()
+                    .expect("8-bit MX elements are standard encodings");
+                vec![
+                    part("weight", fp8_dtype(e), vec![out, cols]),
+                    part("weight_scale", Dtype::U8, scales),
+                ]
             }
         }
         (Layout::CompressedTensors, ExportFormat::Nvfp4(b)) => vec![
@@ -125,7 +151,10 @@ fn amax_rows(name: &str, x: &[f32], rows: usize) -> Result<Vec<f32>> {
     let len = x.len() / rows.max(1);
     let amax: Vec<f32> = x
         .par_chunks(len.max(1))
-        .map(|r| r.iter().fold(0f32, |m, &v| if v.is_finite() { m.max(v.abs()) } else { f32::NAN }))
+        .map(|r| {
+            r.iter()
+                .fold(0f32, |m, &v| if v.is_finite() { m.max(v.abs()) } else { f32::NAN })
+        })
         .collect();
     if amax.iter().any(|a| a.is_nan()) {
         return Err(ExportError::Tensor {
@@ -136,12 +165,14 @@ fn amax_rows(name: &str, x: &[f32], rows: usize) -> Result<Vec<f32>> {
     Ok(if x.is_empty() { vec![0.0; rows] } else { amax })
 }
 
-/// `amax / top` in `f32`; 1 for a zero row, the smallest positive `f32` when it underflows.
+/// `amax / top` in `f32`; a zero scale (a zero row, or one that underflows) becomes `f32`'s
+/// epsilon, 2^-23, as compressed-tensors' observers make it.
 fn scale_of(amax: f32, top: f32) -> f32 {
-    if amax == 0.0 {
-        1.0
+    let s = amax / top;
+    if s == 0.0 {
+        f32::EPSILON
     } else {
-        (amax / top).max(f32::from_bits(1))
+        s
     }
 }
 
@@ -155,13 +186,18 @@ pub fn encode(format: &ExportFormat, layout: Layout, name: &str, x: &[f32], shap
             why: format!("{} values for shape {shape:?}", x.len()),
         });
     }
-    let fail = |e: fp8q_core::error::FormatError| ExportError::Tensor { name: name.to_string(), why: e.to_string() };
+    let fail = |e: fp8q_core::error::FormatError| ExportError::Tensor {
+        name: name.to_string(),
+        why: e.to_string(),
+    };
     let row_len = cols.max(1);
     let (datas, values): (Vec<Vec<u8>>, Vec<f32>) = match format {
         ExportFormat::Fp8 { encoding, per_channel } => {
             let rows = if *per_channel { out } else { 1 };
-            let scales: Vec<f32> =
-                amax_rows(name, x, rows)?.iter().map(|&a| scale_of(a, encoding.max_value())).collect();
+            let scales: Vec<f32> = amax_rows(name, x, rows)?
+                .iter()
+                .map(|&a| scale_of(a, encoding.max_value()))
+                .collect();
             let per_row = |r: usize| scales[if *per_channel { r } else { 0 }];
             let mut codes = vec![0u8; x.len()];
             let mut values = vec![0f32; x.len()];
@@ -181,21 +217,25 @@ pub fn encode(format: &ExportFormat, layout: Layout, name: &str, x: &[f32], shap
         }
         ExportFormat::Int8 => {
             let scales: Vec<f32> = amax_rows(name, x, out)?.iter().map(|&a| scale_of(a, 127.0)).collect();
-            let mut codes = vec![0u8; x.len()];
+            let words = cols.div_ceil(4);
+            let mut packed = vec![0u32; out * words];
             let mut values = vec![0f32; x.len()];
-            codes
-                .par_chunks_mut(row_len)
+            packed
+                .par_chunks_mut(words.max(1))
                 .zip(values.par_chunks_mut(row_len))
                 .zip(x.par_chunks(row_len))
                 .zip(scales.par_iter())
-                .for_each(|(((c, v), xr), &s)| {
-                    for ((c, v), &xv) in c.iter_mut().zip(v.iter_mut()).zip(xr) {
-                        let q = (xv / s).round_ties_even().clamp(-128.0, 127.0);
-                        *c = (q as i8) as u8;
+                .for_each(|(((p, v), xr), &s)| {
+                    for (i, (v, &xv)) in v.iter_mut().zip(xr).enumerate() {
+                        let q = (xv / s).clamp(-128.0, 127.0).round_ties_even();
+                        // offset binary, four to a little-endian int32, the first in the low byte
+                        p[i / 4] |= ((q as i32 + 128) as u32) << (8 * (i % 4));
                         *v = q * s;
                     }
                 });
-            (vec![codes, f32_bytes(&scales)], values)
+            let shape_bytes: Vec<u8> = [out as i64, cols as i64].iter().flat_map(|v| v.to_le_bytes()).collect();
+            let words: Vec<u8> = packed.iter().flat_map(|w| w.to_le_bytes()).collect();
+            (vec![words, f32_bytes(&scales), shape_bytes], values)
         }
         ExportFormat::Mx(b) => {
             amax_rows(name, x, 1)?;
@@ -213,7 +253,10 @@ pub fn encode(format: &ExportFormat, layout: Layout, name: &str, x: &[f32], shap
             };
             let e4m3 = StandardFp8::E4M3FN;
             let top = e4m3.max_value() * 6.0;
-            let global = if amax == 0.0 { 1.0 } else { top / amax };
+            let global = top / amax.max(f32::MIN_POSITIVE);
+            let global = if global.is_finite() { global } else { 1.0 };
+            // a zero block scale is stored as 0.125, as compressed-tensors stores it
+            let eighth = e4m3.encode(0.125, Overflow::Saturate);
             let k = b.block_size();
             let unit = FpQuantizer::new(fp4, 6.0).map_err(fail)?;
             let mut elems = vec![0f32; x.len()];
@@ -227,19 +270,23 @@ pub fn encode(format: &ExportFormat, layout: Layout, name: &str, x: &[f32], shap
                 .for_each(|(((e, v), sc), xb)| {
                     let bmax = xb.iter().fold(0f32, |m, &t| m.max(t.abs()));
                     *sc = e4m3.encode(global * (bmax / 6.0), Overflow::Saturate);
+                    if e4m3.decode(*sc) == 0.0 {
+                        *sc = eighth;
+                    }
                     let s = e4m3.decode(*sc) / global;
-                    for ((e, v), &xv) in e.iter_mut().zip(v.iter_mut()).zip(xb) {
-                        *e = if s == 0.0 { 0.0 } else { xv / s };
-                        *v = 0.0;
+                    for (e, &xv) in e.iter_mut().zip(xb) {
+                        *e = xv / s;
                     }
                     unit.quantize_inplace_serial(e);
+                    // compressed-tensors dequantizes in bf16: the product is rounded to bf16
                     for (e, v) in e.iter().zip(v.iter_mut()) {
-                        *v = *e * s;
+                        *v = half::bf16::from_f32(*e * s).to_f32();
                     }
                 });
             let mut packed = vec![0u8; x.len() / 2];
             for (p, pair) in packed.iter_mut().zip(elems.chunks(2)) {
-                let code = |q: f32| fp8q_core::quantizer::block_codes::element_code(b.element(), q, q.is_sign_negative());
+                let code =
+                    |q: f32| fp8q_core::quantizer::block_codes::element_code(b.element(), q, q.is_sign_negative());
                 *p = code(pair[0]) | (code(pair[1]) << 4);
             }
             (vec![packed, scale_codes, f32_bytes(&[global])], values)

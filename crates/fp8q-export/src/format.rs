@@ -44,7 +44,10 @@ impl ExportFormat {
     /// of the MX formats.
     pub fn parse(name: &str, per_channel: bool, scale_rule: Option<ScaleRule>) -> Result<Self> {
         let key = name.trim().to_ascii_lowercase();
-        let unsupported = |why: String| ExportError::Format { name: name.to_string(), why };
+        let unsupported = |why: String| ExportError::Format {
+            name: name.to_string(),
+            why,
+        };
         let deployed = match key.as_str() {
             "e4m3" => "float8_e4m3fn",
             "e5m2" => "float8_e5m2",
@@ -86,7 +89,9 @@ impl ExportFormat {
             }
         };
         if scale_rule.is_some() && !matches!(f, ExportFormat::Mx(_)) {
-            return Err(unsupported("--scale-rule applies to the MX formats (E8M0 scales)".into()));
+            return Err(unsupported(
+                "--scale-rule applies to the MX formats (E8M0 scales)".into(),
+            ));
         }
         Ok(f)
     }
@@ -96,7 +101,9 @@ impl ExportFormat {
         match self {
             ExportFormat::Fp8 { encoding, .. } => encoding.name().to_string(),
             ExportFormat::Int8 => "int8".into(),
-            ExportFormat::Mx(b) | ExportFormat::Nvfp4(b) => b.named().map(String::from).unwrap_or_else(|| b.to_string()),
+            ExportFormat::Mx(b) | ExportFormat::Nvfp4(b) => {
+                b.named().map(String::from).unwrap_or_else(|| b.to_string())
+            }
         }
     }
 
@@ -150,21 +157,48 @@ mod tests {
     #[test]
     fn names_parse_to_deployed_formats() {
         let f = ExportFormat::parse("float8_e4m3fn", true, None).unwrap();
-        assert_eq!(f, ExportFormat::Fp8 { encoding: StandardFp8::E4M3FN, per_channel: true });
-        assert_eq!(ExportFormat::parse("E4M3", false, None).unwrap().name(), "float8_e4m3fn");
+        assert_eq!(
+            f,
+            ExportFormat::Fp8 {
+                encoding: StandardFp8::E4M3FN,
+                per_channel: true
+            }
+        );
+        assert_eq!(
+            ExportFormat::parse("E4M3", false, None).unwrap().name(),
+            "float8_e4m3fn"
+        );
         assert_eq!(ExportFormat::parse("e5m2", false, None).unwrap().name(), "float8_e5m2");
         assert_eq!(ExportFormat::parse("int8", false, None).unwrap(), ExportFormat::Int8);
         assert!(ExportFormat::parse("int8", false, None).unwrap().per_channel());
         let mx = ExportFormat::parse("mxfp4", false, Some(ScaleRule::Rceil)).unwrap();
         assert_eq!(mx.block().unwrap().rule(), ScaleRule::Rceil);
         assert!(mx.packed());
-        assert_eq!(ExportFormat::parse("mxfp8_e4m3", false, None).unwrap().element_encoding(), Some(StandardFp8::E4M3FN));
-        assert!(matches!(ExportFormat::parse("nvfp4", false, None).unwrap(), ExportFormat::Nvfp4(_)));
+        assert_eq!(
+            ExportFormat::parse("mxfp8_e4m3", false, None)
+                .unwrap()
+                .element_encoding(),
+            Some(StandardFp8::E4M3FN)
+        );
+        assert!(matches!(
+            ExportFormat::parse("nvfp4", false, None).unwrap(),
+            ExportFormat::Nvfp4(_)
+        ));
     }
 
     #[test]
     fn formats_without_a_deployed_layout_are_refused() {
-        for bad in ["e3m4", "e2m5", "int4", "uint8", "mxfp6_e3m2", "e3m4@32", "float8_e4m3fnuz", "nope", ""] {
+        for bad in [
+            "e3m4",
+            "e2m5",
+            "int4",
+            "uint8",
+            "mxfp6_e3m2",
+            "e3m4@32",
+            "float8_e4m3fnuz",
+            "nope",
+            "",
+        ] {
             let e = ExportFormat::parse(bad, false, None).unwrap_err().to_string();
             assert!(e.contains(bad.trim()), "{bad}: {e}");
         }

@@ -123,7 +123,10 @@ fn choose(cfg: &ExportConfig, src: &Source) -> Result<BTreeMap<String, ExportFor
     let rule = cfg
         .scale_rule
         .as_deref()
-        .map(|r| r.parse::<ScaleRule>().map_err(|e| ExportError::Invalid(format!("--scale-rule: {e}"))))
+        .map(|r| {
+            r.parse::<ScaleRule>()
+                .map_err(|e| ExportError::Invalid(format!("--scale-rule: {e}")))
+        })
         .transpose()?;
     let uniform = cfg
         .format
@@ -131,7 +134,9 @@ fn choose(cfg: &ExportConfig, src: &Source) -> Result<BTreeMap<String, ExportFor
         .map(|f| ExportFormat::parse(f, cfg.per_channel, rule))
         .transpose()?;
     if uniform.is_none() && cfg.layer_formats.is_none() {
-        return Err(ExportError::Invalid("give a format (--format) or layer formats (--layer-formats)".into()));
+        return Err(ExportError::Invalid(
+            "give a format (--format) or layer formats (--layer-formats)".into(),
+        ));
     }
     let globs: Vec<glob::Pattern> = cfg
         .tensors
@@ -140,7 +145,10 @@ fn choose(cfg: &ExportConfig, src: &Source) -> Result<BTreeMap<String, ExportFor
         .collect::<Result<_>>()?;
     for (g, p) in cfg.tensors.iter().zip(&globs) {
         if !src.names().any(|n| p.matches(n)) {
-            return Err(ExportError::Invalid(format!("--tensors '{g}' matches no tensor of {}", src.path.display())));
+            return Err(ExportError::Invalid(format!(
+                "--tensors '{g}' matches no tensor of {}",
+                src.path.display()
+            )));
         }
     }
     let selected = |name: &str| -> bool {
@@ -164,12 +172,14 @@ fn choose(cfg: &ExportConfig, src: &Source) -> Result<BTreeMap<String, ExportFor
             let f = match sides.get("weight") {
                 None => continue,
                 Some(None) => None,
-                Some(Some(f)) => Some(ExportFormat::parse(f, cfg.per_channel, rule).map_err(|e| {
-                    ExportError::Tensor {
-                        name: name.clone(),
-                        why: format!("its layer format: {e}"),
-                    }
-                })?),
+                Some(Some(f)) => {
+                    Some(
+                        ExportFormat::parse(f, cfg.per_channel, rule).map_err(|e| ExportError::Tensor {
+                            name: name.clone(),
+                            why: format!("its layer format: {e}"),
+                        })?,
+                    )
+                }
             };
             per_module.insert(module.clone(), f);
         }
@@ -302,10 +312,15 @@ pub fn export(cfg: &ExportConfig) -> Result<ExportReport> {
     let file_names: Vec<String> = if groups.len() == 1 {
         vec!["model.safetensors".into()]
     } else {
-        (1..=groups.len()).map(|i| format!("model-{i:05}-of-{:05}.safetensors", groups.len())).collect()
+        (1..=groups.len())
+            .map(|i| format!("model-{i:05}-of-{:05}.safetensors", groups.len()))
+            .collect()
     };
 
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| file_error(parent, format!("cannot create: {e}")))?;
     let leaf = out.file_name().and_then(|n| n.to_str()).unwrap_or("export");
     let tmp = parent.join(format!(".{leaf}.fp8q-export-{}", std::process::id()));
@@ -401,9 +416,17 @@ fn write_all(
     // config.json: the input folder's, with the quantization_config added
     let modules: BTreeMap<String, ExportFormat> = planned
         .iter()
-        .filter_map(|p| p.format.map(|f| (module_of(&p.source).expect("checked").to_string(), f)))
+        .filter_map(|p| {
+            p.format
+                .map(|f| (module_of(&p.source).expect("checked").to_string(), f))
+        })
         .collect();
-    let mut config = match src.folder.as_ref().map(|f| f.join("config.json")).filter(|p| p.is_file()) {
+    let mut config = match src
+        .folder
+        .as_ref()
+        .map(|f| f.join("config.json"))
+        .filter(|p| p.is_file())
+    {
         Some(p) => {
             let text = std::fs::read_to_string(&p).map_err(|e| file_error(&p, format!("cannot read: {e}")))?;
             let v: serde_json::Value =

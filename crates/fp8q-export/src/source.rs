@@ -81,7 +81,10 @@ impl Source {
                     return Ok(s);
                 }
             }
-            return Err(file_error(path, "a folder without model.safetensors or model.safetensors.index.json"));
+            return Err(file_error(
+                path,
+                "a folder without model.safetensors or model.safetensors.index.json",
+            ));
         }
         let folder = path.parent().map(Path::to_path_buf);
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -92,7 +95,9 @@ impl Source {
         {
             use std::io::Read;
             let mut f = std::fs::File::open(path).map_err(|e| file_error(path, format!("cannot read: {e}")))?;
-            let n = f.read(&mut head).map_err(|e| file_error(path, format!("cannot read: {e}")))?;
+            let n = f
+                .read(&mut head)
+                .map_err(|e| file_error(path, format!("cannot read: {e}")))?;
             if fp8q_tensors::checkpoint::safetensors::sniff(&head[..n]) {
                 let mut s = Source::empty(path, folder);
                 s.map_file(path)?;
@@ -152,7 +157,10 @@ impl Source {
                 return Err(file_error(path, format!("weight_map['{k}'] is not a file name")));
             };
             if Path::new(f).components().count() != 1 {
-                return Err(file_error(path, format!("weight_map['{k}'] = '{f}' is not a file beside the index")));
+                return Err(file_error(
+                    path,
+                    format!("weight_map['{k}'] = '{f}' is not a file beside the index"),
+                ));
             }
             if !files.iter().any(|g| g == f) {
                 files.push(f.to_string());
@@ -165,7 +173,10 @@ impl Source {
         }
         for k in map.keys() {
             if !s.entries.contains_key(k) {
-                return Err(file_error(path, format!("'{k}' is in weight_map but in none of its files")));
+                return Err(file_error(
+                    path,
+                    format!("'{k}' is in weight_map but in none of its files"),
+                ));
             }
         }
         Ok(s)
@@ -215,12 +226,16 @@ impl Source {
             unreachable!("a mapped entry")
         };
         let (p, map) = &self.maps[*i];
-        map.get(r.clone()).ok_or_else(|| file_error(p, format!("tensor '{name}' lies outside the file")))
+        map.get(r.clone())
+            .ok_or_else(|| file_error(p, format!("tensor '{name}' lies outside the file")))
     }
 
     /// A float tensor's values as `f32` (exact for f16 and bf16).
     pub fn f32(&self, name: &str) -> Result<Vec<f32>> {
-        let e = self.entries.get(name).ok_or_else(|| ExportError::Invalid(format!("no tensor '{name}'")))?;
+        let e = self
+            .entries
+            .get(name)
+            .ok_or_else(|| ExportError::Invalid(format!("no tensor '{name}'")))?;
         if !is_float(e.dtype) {
             return Err(ExportError::Tensor {
                 name: name.to_string(),
@@ -232,20 +247,32 @@ impl Source {
         }
         let b = self.bytes(e, name)?;
         Ok(match e.dtype {
-            Dtype::F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            Dtype::F32 => b
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
             Dtype::F64 => b
                 .chunks_exact(8)
                 .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
                 .collect(),
-            Dtype::F16 => b.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-            Dtype::BF16 => b.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+            Dtype::F16 => b
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            Dtype::BF16 => b
+                .chunks_exact(2)
+                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
             _ => unreachable!("float dtypes only"),
         })
     }
 
     /// A tensor's bytes as stored (to copy it unchanged).
     pub fn raw(&self, name: &str) -> Result<Cow<'_, [u8]>> {
-        let e = self.entries.get(name).ok_or_else(|| ExportError::Invalid(format!("no tensor '{name}'")))?;
+        let e = self
+            .entries
+            .get(name)
+            .ok_or_else(|| ExportError::Invalid(format!("no tensor '{name}'")))?;
         if let Where::Mapped(..) = e.where_ {
             return self.bytes(e, name).map(Cow::Borrowed);
         }

@@ -74,7 +74,12 @@ impl StreamPlan {
             return Err(bad("the name is given twice".into()));
         }
         let bytes = byte_size(dtype, &shape).ok_or_else(|| bad(format!("shape {shape:?} is too large")))?;
-        self.tensors.push(PlannedTensor { name, dtype, shape, bytes });
+        self.tensors.push(PlannedTensor {
+            name,
+            dtype,
+            shape,
+            bytes,
+        });
         Ok(())
     }
 
@@ -154,13 +159,19 @@ impl<'p> StreamWriter<'p> {
             why,
         };
         let Some(t) = self.plan.tensors.get(self.next) else {
-            return Err(bad(format!("'{name}' is not in the plan (all its tensors are written)")));
+            return Err(bad(format!(
+                "'{name}' is not in the plan (all its tensors are written)"
+            )));
         };
         if t.name != name {
             return Err(bad(format!("'{name}' written where the plan has '{}'", t.name)));
         }
         if data.len() as u64 != t.bytes {
-            return Err(bad(format!("'{name}' has {} bytes; the plan says {}", data.len(), t.bytes)));
+            return Err(bad(format!(
+                "'{name}' has {} bytes; the plan says {}",
+                data.len(),
+                t.bytes
+            )));
         }
         self.out.write_all(data).map_err(|err| TensorError::Write {
             path: self.path.clone(),
