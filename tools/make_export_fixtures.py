@@ -22,7 +22,7 @@ path llm-compressor runs when it saves a quantized model:
   4. each module's compressed state dict is decompressed with the same
      compressor's `decompress` classmethod -> `deq.<module>.weight` (f32).
 
-Usage (run with /work/venv-ref/bin/python):
+Usage (with torch, compressed-tensors and torchao installed):
   tools/make_export_fixtures.py            # (re)generate fixtures + verify
   tools/make_export_fixtures.py --verify   # only verify existing fixtures
   tools/make_export_fixtures.py --compare  # measure differences vs torchao /
