@@ -48,8 +48,13 @@ fn weight_args(format: &ExportFormat) -> Value {
     args
 }
 
-/// The `quantization_config` for `layout`, given each exported module's format (by module name).
-pub fn quantization_config(layout: Layout, modules: &BTreeMap<String, ExportFormat>) -> Value {
+/// Model-Optimizer's name of NVFP4 weight-only quantization.
+pub const MODELOPT_NVFP4_WEIGHT_ONLY: &str = "W4A16_NVFP4";
+
+/// The `quantization_config` for `layout`, given each exported module's format (by module name)
+/// and the modules with a 2-D weight that were left in floating point (Model-Optimizer's
+/// `ignore`).
+pub fn quantization_config(layout: Layout, modules: &BTreeMap<String, ExportFormat>, excluded: &[String]) -> Value {
     // one group per distinct format, in the order first seen by module name
     let mut groups: Vec<(ExportFormat, Vec<String>)> = Vec::new();
     for (m, f) in modules {
@@ -94,6 +99,35 @@ pub fn quantization_config(layout: Layout, modules: &BTreeMap<String, ExportForm
                 "producer": {"name": "fp8q", "version": env!("CARGO_PKG_VERSION")},
             })
         }
-        Layout::ModelOpt => json!({ "quant_method": "modelopt" }),
+        Layout::ModelOpt => {
+            let group = groups
+                .first()
+                .and_then(|(f, _)| f.block())
+                .map(|b| b.block_size())
+                .unwrap_or(16);
+            json!({
+                "config_groups": {"group_0": {
+                    "weights": {"dynamic": false, "num_bits": 4, "type": "float", "group_size": group},
+                    "targets": ["Linear"],
+                }},
+                "ignore": excluded,
+                "quant_algo": MODELOPT_NVFP4_WEIGHT_ONLY,
+                "producer": {"name": "fp8q", "version": env!("CARGO_PKG_VERSION")},
+                "quant_method": "modelopt",
+            })
+        }
     }
+}
+
+/// Model-Optimizer's `hf_quant_config.json`, which its loaders (TensorRT-LLM, vLLM) read.
+pub fn modelopt_hf_quant_config(excluded: &[String]) -> Value {
+    json!({
+        "producer": {"name": "fp8q", "version": env!("CARGO_PKG_VERSION")},
+        "quantization": {
+            "quant_algo": MODELOPT_NVFP4_WEIGHT_ONLY,
+            "kv_cache_quant_algo": null,
+            "group_size": 16,
+            "exclude_modules": excluded,
+        },
+    })
 }

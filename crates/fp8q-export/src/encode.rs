@@ -15,7 +15,10 @@
 //!   to an `int32`, and the shape).
 //! * **MX** (`mxfp8_e4m3`, `mxfp4`): fp8q's block quantizer, blocks of 32 along the row, E8M0
 //!   scales by the format's rule (bit-identical to torchao's `to_mx`), values `element · 2^e`.
-//! * **NVFP4**: the compressed-tensors convention: `global_scale = 448 · 6 / amax`, each block of 16
+//! * **NVFP4, Model-Optimizer's layout**: fp8q's NVFP4 (bit-identical to torchao's `nvfp4_quantize`
+//!   with `per_tensor_scale = amax / 2688`), the tensor scale stored as `weight_scale_2`, values
+//!   `element · scale · tensor_scale`.
+//! * **NVFP4, compressed-tensors' layout**: the compressed-tensors convention: `global_scale = 448 · 6 / amax`, each block of 16
 //!   gets the E4M3 scale `encode(global_scale · block_amax / 6)`, its elements are
 //!   `E2M1(x / (scale / global_scale))` (a zero scale is stored as 0.125), and the values
 //!   `bf16(element · (scale / global_scale))`: compressed-tensors dequantizes NVFP4 in bf16.
@@ -133,11 +136,18 @@ pub fn parts(format: &ExportFormat, layout: Layout, name: &str, shape: &[usize])
             part("weight_scale", Dtype::F8_E4M3, vec![out, cols / b.block_size()]),
             part("weight_global_scale", Dtype::F32, vec![1]),
         ],
+        (Layout::ModelOpt, ExportFormat::Nvfp4(b)) => vec![
+            part("weight", Dtype::U8, vec![out, cols / 2]),
+            part("weight_scale", Dtype::F8_E4M3, vec![out, cols / b.block_size()]),
+            part("weight_scale_2", Dtype::F32, vec![]),
+        ],
         (Layout::ModelOpt, _) => {
-            return Err(ExportError::Invalid(format!(
-                "the modelopt layout is not written yet; export {} with --layout compressed-tensors",
-                format.name()
-            )))
+            return Err(ExportError::Format {
+                name: format.name(),
+                why: "the modelopt layout is written for NVFP4 weights (W4A16_NVFP4); export other formats with \
+                      --layout compressed-tensors"
+                    .into(),
+            })
         }
     })
 }
@@ -245,6 +255,18 @@ pub fn encode(format: &ExportFormat, layout: Layout, name: &str, x: &[f32], shap
                 unreachable!("MX formats have E8M0 scales")
             };
             (vec![enc.codes, scales], values)
+        }
+        ExportFormat::Nvfp4(b) if layout == Layout::ModelOpt => {
+            // fp8q's NVFP4 (torchao's nvfp4_quantize with per_tensor_scale = amax / 2688), which
+            // Model-Optimizer stores as is: the tensor scale multiplies
+            amax_rows(name, x, 1)?;
+            let enc = encode_blocks(*b, x, shape, 1).map_err(fail)?;
+            let values = decode_blocks(*b, &enc, shape, 1).map_err(fail)?;
+            let BlockScales::E4m3(scales) = enc.scales else {
+                unreachable!("NVFP4 has E4M3 block scales")
+            };
+            let tensor_scale = enc.tensor_scale.expect("NVFP4 has a tensor scale");
+            (vec![enc.codes, scales, f32_bytes(&[tensor_scale])], values)
         }
         ExportFormat::Nvfp4(b) => {
             let amax = amax_rows(name, x, 1)?[0];

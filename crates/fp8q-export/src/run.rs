@@ -438,13 +438,31 @@ fn write_all(
         }
         None => serde_json::json!({}),
     };
-    config["quantization_config"] = quantization_config(cfg.layout, &modules);
+    // the modules with a 2-D float weight left in floating point
+    let excluded: Vec<String> = planned
+        .iter()
+        .filter(|p| p.format.is_none())
+        .filter_map(|p| {
+            let e = src.entry(&p.source)?;
+            (e.shape.len() == 2 && is_float(e.dtype)).then(|| module_of(&p.source).map(String::from))?
+        })
+        .collect();
+    config["quantization_config"] = quantization_config(cfg.layout, &modules, &excluded);
     write_json(&dir.join("config.json"), &config)?;
+    if cfg.layout == Layout::ModelOpt {
+        write_json(
+            &dir.join("hf_quant_config.json"),
+            &crate::config::modelopt_hf_quant_config(&excluded),
+        )?;
+    }
     let mut files = file_names.to_vec();
     if groups.len() > 1 {
         files.push("model.safetensors.index.json".into());
     }
     files.push("config.json".into());
+    if cfg.layout == Layout::ModelOpt {
+        files.push("hf_quant_config.json".into());
+    }
     files.push("fp8q_export.json".into());
     let report = ExportReport {
         input: src.path.display().to_string(),

@@ -178,3 +178,49 @@ def test_report_and_config(cli, tmp_path):
         x = t[r["name"]].double()
         want = 10 * math.log10(float((x * x).sum()) / float(((deq[r["name"]].double() - x) ** 2).sum()))
         assert r["sqnr_db"] == pytest.approx(want, abs=1e-6)
+
+
+def test_modelopt_nvfp4_is_torchao_and_converts_to_compressed_tensors(cli, tmp_path, dtype):
+    """--layout modelopt: Model-Optimizer's names (`weight` packed, `weight_scale`,
+    `weight_scale_2` = amax/2688), bytes equal to torchao's `nvfp4_quantize`; compressed-tensors'
+    own ModelOptNvfp4Converter turns it into its NVFP4, which its dequantizer reads."""
+    from compressed_tensors.entrypoints.convert.converters.modelopt_nvfp4 import ModelOptNvfp4Converter
+    from torchao.prototype.mx_formats.nvfp4_tensor import nvfp4_quantize, per_tensor_amax_to_scale
+    t = model(dtype)
+    out = export(cli, tmp_path, t, "--format", "nvfp4", "--layout", "modelopt")
+    hf = json.loads((out / "hf_quant_config.json").read_text())
+    assert hf["quantization"]["quant_algo"] == "W4A16_NVFP4"
+    config = json.loads((out / "config.json").read_text())
+    assert config["quantization_config"]["quant_method"] == "modelopt"
+    stored = safetensors_torch.load_file(out / "model.safetensors")
+    modules = [n[: -len(".weight")] for n in WEIGHTS]
+    for name, m in zip(WEIGHTS, modules):
+        x = t[name].float()
+        pts = per_tensor_amax_to_scale(x.abs().max())
+        scales, data = nvfp4_quantize(x, 16, pts)
+        assert stored[m + ".weight"].dtype == torch.uint8
+        assert torch.equal(stored[m + ".weight"].reshape(-1), data.view(torch.uint8).reshape(-1)), name
+        assert torch.equal(stored[m + ".weight_scale"].view(torch.uint8).reshape(-1),
+                           scales.view(torch.uint8).reshape(-1)), name
+        assert stored[m + ".weight_scale_2"].shape == () and same_bits(stored[m + ".weight_scale_2"], pts)
+    conv = ModelOptNvfp4Converter(targets=modules)
+    converted = conv.process(dict(stored))
+    ct = tmp_path / "ct"
+    ct.mkdir()
+    safetensors_torch.save_file(converted, ct / "model.safetensors")
+    qc = conv.update_config(None).model_dump(mode="json")
+    qc["quant_method"] = "compressed-tensors"
+    (ct / "config.json").write_text(json.dumps({"quantization_config": qc}))
+    deq, _ = ct_values(ct)
+    grid = torch.tensor([0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6])
+    for name, m in zip(WEIGHTS, modules):
+        x = t[name].float()
+        packed = stored[m + ".weight"]
+        codes = torch.stack([packed & 0xF, packed >> 4], dim=-1).reshape(x.shape).long()
+        s8 = stored[m + ".weight_scale"].float().repeat_interleave(16, dim=1)
+        # Model-Optimizer's reading: element * scale * scale_2; compressed-tensors' reading of the
+        # converted checkpoint works in bf16, so it agrees to bf16 precision
+        mine = grid[codes] * s8 * stored[m + ".weight_scale_2"]
+        torch.testing.assert_close(deq[name], mine, rtol=2.0 ** -7, atol=0)
+        rel = float(((deq[name] - x) ** 2).sum() / (x ** 2).sum())
+        assert 10 * math.log10(1 / rel) > 15, name
