@@ -211,16 +211,19 @@ pub fn encode(format: &ExportFormat, layout: Layout, name: &str, x: &[f32], shap
             let per_row = |r: usize| scales[if *per_channel { r } else { 0 }];
             let mut codes = vec![0u8; x.len()];
             let mut values = vec![0f32; x.len()];
+            let lut: Vec<f32> = (0..=255u8).map(|c| encoding.decode(c)).collect();
+            // per-tensor scales: split rows into pieces anyway, so both cores work on one row
+            let piece = if *per_channel { row_len } else { 1 << 16 };
             codes
-                .par_chunks_mut(row_len)
-                .zip(values.par_chunks_mut(row_len))
-                .zip(x.par_chunks(row_len))
+                .par_chunks_mut(piece)
+                .zip(values.par_chunks_mut(piece))
+                .zip(x.par_chunks(piece))
                 .enumerate()
                 .for_each(|(r, ((c, v), xr))| {
                     let s = per_row(r);
                     for ((c, v), &xv) in c.iter_mut().zip(v.iter_mut()).zip(xr) {
                         *c = encoding.encode(xv / s, Overflow::Saturate);
-                        *v = encoding.decode(*c) * s;
+                        *v = lut[*c as usize] * s;
                     }
                 });
             (vec![codes, f32_bytes(&scales)], values)

@@ -278,11 +278,16 @@ fn shards(planned: &[Planned], limit: u64) -> Vec<Vec<usize>> {
 }
 
 fn sqnr_db(x: &[f32], q: &[f32]) -> f64 {
-    let (mut s, mut n) = (0f64, 0f64);
-    for (&a, &b) in x.iter().zip(q) {
-        s += (a as f64) * (a as f64);
-        n += ((a - b) as f64).powi(2);
-    }
+    use rayon::prelude::*;
+    let (s, n) = x
+        .par_chunks(1 << 16)
+        .zip(q.par_chunks(1 << 16))
+        .map(|(x, q)| {
+            x.iter().zip(q).fold((0f64, 0f64), |(s, n), (&a, &b)| {
+                (s + (a as f64) * (a as f64), n + ((a - b) as f64).powi(2))
+            })
+        })
+        .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
     if n == 0.0 {
         f64::INFINITY
     } else {

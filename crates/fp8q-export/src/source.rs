@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use fp8q_tensors::checkpoint::storage::Dtype as PthDtype;
 use fp8q_tensors::checkpoint::Checkpoint;
 use memmap2::Mmap;
+use rayon::prelude::*;
 use safetensors::Dtype;
 
 use crate::error::{file_error, ExportError, Result};
@@ -246,25 +247,25 @@ impl Source {
             return Ok(self.pth[name].0.clone());
         }
         let b = self.bytes(e, name)?;
-        Ok(match e.dtype {
-            Dtype::F32 => b
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-            Dtype::F64 => b
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
-                .collect(),
-            Dtype::F16 => b
-                .chunks_exact(2)
-                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-            Dtype::BF16 => b
-                .chunks_exact(2)
-                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-            _ => unreachable!("float dtypes only"),
-        })
+        let size = e.dtype.bitsize() / 8;
+        let convert = |c: &[u8]| -> f32 {
+            match e.dtype {
+                Dtype::F32 => f32::from_le_bytes([c[0], c[1], c[2], c[3]]),
+                Dtype::F64 => f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32,
+                Dtype::F16 => half::f16::from_le_bytes([c[0], c[1]]).to_f32(),
+                Dtype::BF16 => half::bf16::from_le_bytes([c[0], c[1]]).to_f32(),
+                _ => unreachable!("float dtypes only"),
+            }
+        };
+        let mut out = vec![0f32; b.len() / size];
+        out.par_chunks_mut(1 << 16)
+            .zip(b.par_chunks(size << 16))
+            .for_each(|(o, c)| {
+                o.iter_mut()
+                    .zip(c.chunks_exact(size))
+                    .for_each(|(o, c)| *o = convert(c))
+            });
+        Ok(out)
     }
 
     /// A tensor's bytes as stored (to copy it unchanged).

@@ -19,6 +19,7 @@ use super::block_quantizer::{
 };
 use crate::error::{FormatError, Result};
 use crate::format::{BlockElement, BlockFormat, Overflow, StandardFp8};
+use rayon::prelude::*;
 
 /// The stored block scales.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,18 +70,18 @@ pub fn element_code(element: BlockElement, q: f32, negative: bool) -> u8 {
         BlockElement::Fp(f) => {
             let (e, m) = (f.exponent_bits(), f.mantissa_bits());
             let bias = (1i32 << (e - 1)) - 1;
-            let a = q.abs() as f64;
+            let a = q.abs();
             let sign = u32::from(negative) << (e + m);
+            // a lies on the element's grid: its f32 exponent and top mantissa bits are the code's
+            let bits = a.to_bits();
+            let ex = (bits >> 23) as i32 - 127;
             let body = if a == 0.0 {
                 0
-            } else if a < ((1 - bias) as f64).exp2() {
-                (a / ((1 - bias - m as i32) as f64).exp2()) as u32
+            } else if ex < 1 - bias {
+                // a subnormal element: a multiple of the smallest one, 2^(1 - bias - m)
+                (a * 2f32.powi(bias - 1 + m as i32)) as u32
             } else {
-                let ex = a.log2().floor() as i32;
-                // log2 of an exact power of two is exact; guard the binade anyway
-                let ex = if (ex as f64).exp2() > a { ex - 1 } else { ex };
-                let mant = ((a / (ex as f64).exp2() - 1.0) * (m as f64).exp2()) as u32;
-                (((ex + bias) as u32) << m) | mant
+                (((ex + bias) as u32) << m) | ((bits >> (23 - m)) & ((1 << m) - 1))
             };
             (sign | body) as u8
         }
@@ -100,15 +101,16 @@ pub fn element_value(element: BlockElement, code: u8) -> f32 {
             let (e, m) = (f.exponent_bits(), f.mantissa_bits());
             let bias = (1i32 << (e - 1)) - 1;
             let c = u32::from(code);
-            let negative = (c >> (e + m)) & 1 == 1;
+            let sign = ((c >> (e + m)) & 1) << 31;
             let exp = ((c >> m) & ((1 << e) - 1)) as i32;
-            let mant = (c & ((1 << m) - 1)) as f64 / (m as f64).exp2();
+            let mant = c & ((1 << m) - 1);
             let v = if exp == 0 {
-                mant * ((1 - bias) as f64).exp2()
+                mant as f32 * 2f32.powi(1 - bias - m as i32)
             } else {
-                (1.0 + mant) * ((exp - bias) as f64).exp2()
+                // an f32 with the element's exponent and mantissa (every element is an f32 normal)
+                f32::from_bits((((exp - bias + 127) as u32) << 23) | (mant << (23 - m)))
             };
-            (if negative { -v } else { v }) as f32
+            f32::from_bits(v.to_bits() | sign)
         }
     }
 }
@@ -161,59 +163,25 @@ pub fn encode_blocks(format: BlockFormat, x: &[f32], shape: &[usize], axis: isiz
     let k = format.block_size();
     let nb = layout.blocks_per_row(k);
     let mut codes = vec![0u8; x.len()];
-    let mut stored = Vec::with_capacity(layout.outer * layout.inner * nb);
+    let mut stored = vec![StoredScale::E8m0(0); layout.outer * layout.inner * nb];
     let element = format.element();
-    let unit = q.element();
     let tensor_scale = q.tensor_scale();
-    let mut y = Vec::with_capacity(k);
     if layout.len > 0 {
-        for (row, crow) in rows.chunks(layout.len).zip(codes.chunks_mut(layout.len)) {
-            for (xb, cb) in row.chunks(k).zip(crow.chunks_mut(k)) {
-                let amax = xb.iter().fold(0f32, |m, v| {
-                    if v.is_nan() || m.is_nan() {
-                        f32::NAN
-                    } else {
-                        m.max(v.abs())
-                    }
-                });
-                let s = q.stored_scale(amax);
-                stored.push(s);
-                let r = match s {
-                    StoredScale::E8m0(255) => None,
-                    StoredScale::E8m0(b) => Some(e8m0_reciprocal(b)),
-                    StoredScale::F32(0.0) => Some(0.0),
-                    StoredScale::F32(v) if !v.is_finite() => None,
-                    StoredScale::F32(v) => Some(1.0 / v), // marker only: F32 divides below
-                    StoredScale::E4m3(byte) => {
-                        let s_t = tensor_scale.expect("two-level");
-                        let s_b = StandardFp8::E4M3FN.decode(byte);
-                        if s_t == 0.0 {
-                            Some(0.0)
-                        } else if !(s_t.is_finite() && amax.is_finite() && s_b.is_finite()) {
-                            None
-                        } else {
-                            Some((1.0 / s_t) / s_b)
-                        }
-                    }
-                };
-                let Some(r) = r else {
-                    cb.fill(0);
-                    continue;
-                };
-                y.clear();
-                let m = element.max_value() as f32;
-                y.extend(xb.iter().map(|&v| match s {
-                    StoredScale::F32(d) if d != 0.0 => v / d,
-                    StoredScale::E4m3(_) => (v * r).clamp(-m, m),
-                    _ => v * r,
-                }));
-                let mut qv = y.clone();
-                unit.quantize_inplace_serial(&mut qv);
-                for ((c, &yv), &qe) in cb.iter_mut().zip(&y).zip(&qv) {
-                    *c = element_code(element, qe, yv.is_sign_negative());
+        // rows are independent: one task per group of rows
+        let rows_per_task = (1usize << 14).div_ceil(layout.len).max(1);
+        rows.par_chunks(layout.len * rows_per_task)
+            .zip(codes.par_chunks_mut(layout.len * rows_per_task))
+            .zip(stored.par_chunks_mut(nb * rows_per_task))
+            .for_each(|((rows, codes), stored)| {
+                let mut y = Vec::with_capacity(k);
+                let blocks = rows
+                    .chunks(layout.len)
+                    .zip(codes.chunks_mut(layout.len))
+                    .flat_map(|(r, c)| r.chunks(k).zip(c.chunks_mut(k)));
+                for ((xb, cb), slot) in blocks.zip(stored.iter_mut()) {
+                    *slot = encode_block(&q, xb, cb, &mut y);
                 }
-            }
-        }
+            });
     }
     let codes = from_rows(layout, &codes);
     // scales in row order [outer, inner, nb] -> [outer, nb, inner]
@@ -250,6 +218,56 @@ pub fn encode_blocks(format: BlockFormat, x: &[f32], shape: &[usize], axis: isiz
     })
 }
 
+/// Encode one block `xb` into `cb`; returns the scale stored for it.
+fn encode_block(q: &BlockQuantizer, xb: &[f32], cb: &mut [u8], y: &mut Vec<f32>) -> StoredScale {
+    let element = q.format().element();
+    let amax = xb.iter().fold(0f32, |m, v| {
+        if v.is_nan() || m.is_nan() {
+            f32::NAN
+        } else {
+            m.max(v.abs())
+        }
+    });
+    let s = q.stored_scale(amax);
+    let r = match s {
+        StoredScale::E8m0(255) => None,
+        StoredScale::E8m0(b) => Some(e8m0_reciprocal(b)),
+        StoredScale::F32(0.0) => Some(0.0),
+        StoredScale::F32(v) if !v.is_finite() => None,
+        StoredScale::F32(v) => Some(1.0 / v), // marker only: F32 divides below
+        StoredScale::E4m3(byte) => {
+            let s_t = q.tensor_scale().expect("two-level");
+            let s_b = StandardFp8::E4M3FN.decode(byte);
+            if s_t == 0.0 {
+                Some(0.0)
+            } else if !(s_t.is_finite() && amax.is_finite() && s_b.is_finite()) {
+                None
+            } else {
+                Some((1.0 / s_t) / s_b)
+            }
+        }
+    };
+    let Some(r) = r else {
+        cb.fill(0);
+        return s;
+    };
+    y.clear();
+    let m = element.max_value() as f32;
+    y.extend(xb.iter().map(|&v| match s {
+        StoredScale::F32(d) if d != 0.0 => v / d,
+        StoredScale::E4m3(_) => (v * r).clamp(-m, m),
+        _ => v * r,
+    }));
+    let start = y.len();
+    y.extend_from_within(..);
+    let (ys, qv) = y.split_at_mut(start);
+    q.element().quantize_inplace_serial(qv);
+    for ((c, &yv), &qe) in cb.iter_mut().zip(ys.iter()).zip(qv.iter()) {
+        *c = element_code(element, qe, yv.is_sign_negative());
+    }
+    s
+}
+
 /// Decode an encoding of a tensor of `shape` with blocks along `axis`.
 pub fn decode_blocks(format: BlockFormat, enc: &BlockEncoding, shape: &[usize], axis: isize) -> Result<Vec<f32>> {
     check_element(format)?;
@@ -284,25 +302,26 @@ pub fn decode_blocks(format: BlockFormat, enc: &BlockEncoding, shape: &[usize], 
     };
     let codes = to_rows(layout, &codes);
     let mut out = vec![0f32; n];
-    let mut b = 0usize;
     if layout.len > 0 {
-        for (crow, orow) in codes.chunks(layout.len).zip(out.chunks_mut(layout.len)) {
-            for (cb, ob) in crow.chunks(k).zip(orow.chunks_mut(k)) {
-                // scales are stored [outer, nb, inner]; rows run [outer, inner]
-                let (o, rest) = (b / (layout.inner * nb), b % (layout.inner * nb));
-                let (i, blk) = (rest / nb, rest % nb);
-                let si = (o * nb + blk) * layout.inner + i;
-                let scale = match &enc.scales {
-                    BlockScales::E8m0(v) => e8m0_value(v[si]),
-                    BlockScales::E4m3(v) => tensor_scale * StandardFp8::E4M3FN.decode(v[si]),
-                    BlockScales::F32(v) => v[si],
-                };
-                for (c, o) in cb.iter().zip(ob.iter_mut()) {
-                    *o = element_value(element, *c) * scale;
+        codes
+            .par_chunks(layout.len)
+            .zip(out.par_chunks_mut(layout.len))
+            .enumerate()
+            .for_each(|(row, (crow, orow))| {
+                for (blk, (cb, ob)) in crow.chunks(k).zip(orow.chunks_mut(k)).enumerate() {
+                    // scales are stored [outer, nb, inner]; rows run [outer, inner]
+                    let (o, i) = (row / layout.inner, row % layout.inner);
+                    let si = (o * nb + blk) * layout.inner + i;
+                    let scale = match &enc.scales {
+                        BlockScales::E8m0(v) => e8m0_value(v[si]),
+                        BlockScales::E4m3(v) => tensor_scale * StandardFp8::E4M3FN.decode(v[si]),
+                        BlockScales::F32(v) => v[si],
+                    };
+                    for (c, o) in cb.iter().zip(ob.iter_mut()) {
+                        *o = element_value(element, *c) * scale;
+                    }
                 }
-                b += 1;
-            }
-        }
+            });
     }
     Ok(from_rows(layout, &out))
 }
