@@ -271,3 +271,57 @@ fn bad_input_is_a_user_error_and_leaves_no_output() {
         "temporary folders left: {left:?}"
     );
 }
+
+/// An exported checkpoint reads back: `fp8q analyze` and `fp8q quantize` see each quantized
+/// weight as one f32 tensor with the values the layout's reader gives, the parts consumed.
+#[test]
+fn exported_checkpoints_read_back() {
+    let dir = tmpdir("export-back");
+    let input = dir.join("model.safetensors");
+    write_model(&input, 64);
+    for (format, layout) in [
+        ("nvfp4", "compressed-tensors"),
+        ("nvfp4", "modelopt"),
+        ("float8_e4m3fn", "compressed-tensors"),
+        ("int8", "compressed-tensors"),
+        ("mxfp4", "compressed-tensors"),
+    ] {
+        let out = dir.join(format!("out-{format}-{layout}"));
+        run(&[
+            "export",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--format",
+            format,
+            "--layout",
+            layout,
+        ]);
+        let file = out.join("model.safetensors");
+        let o = run(&["analyze", file.to_str().unwrap(), "--json", "--formats", "e4m3,int8"]);
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let units: Vec<&str> = report["slots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["unit"].as_str().unwrap())
+            .collect();
+        assert_eq!(units, ["layers.0.proj", "layers.1.fc"], "{format} {layout}");
+        assert_eq!(report["slots"][0]["numel"], 8 * 64);
+        // the values are the export's: the same SQNR against the input as fp8q_export.json says
+        let q = out.join("q.safetensors");
+        let o = run(&[
+            "quantize",
+            file.to_str().unwrap(),
+            "--format",
+            "e4m3",
+            "-o",
+            q.to_str().unwrap(),
+        ]);
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            stdout.contains("layers.0.proj.weight") && !stdout.contains("weight_scale"),
+            "{stdout}"
+        );
+    }
+}

@@ -323,7 +323,42 @@ pub fn safetensors_from_bytes(bytes: &[u8]) -> Why<TensorFile> {
     names.sort_by_key(|(_, off)| *off); // file order
     let mut tensors = Vec::new();
     let mut passthrough = Vec::new();
+    // low-precision weights (codes and scales) are read back as f32 weights, in the place of
+    // their first part
+    let views = st.tensors();
+    let raw: std::collections::BTreeMap<String, crate::checkpoint::low_precision::Raw<'_>> = views
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.clone(),
+                crate::checkpoint::low_precision::Raw {
+                    dtype: v.dtype(),
+                    shape: v.shape(),
+                    data: v.data(),
+                },
+            )
+        })
+        .collect();
+    let mut weights: std::collections::BTreeMap<String, crate::checkpoint::low_precision::Dequantized> =
+        crate::checkpoint::low_precision::dequantize(&raw)?
+            .into_iter()
+            .flat_map(|d| d.parts.clone().into_iter().map(move |p| (p, d.clone())))
+            .collect();
+    let consumed: std::collections::BTreeSet<String> = weights.keys().cloned().collect();
     for (name, _) in names {
+        if let Some(d) = weights.remove(&name) {
+            weights.retain(|_, o| o.name != d.name);
+            tensors.push(NamedTensor {
+                name: d.name,
+                shape: d.shape,
+                data: d.values,
+                stored_dtype: d.layout,
+            });
+            continue;
+        }
+        if consumed.contains(&name) {
+            continue;
+        }
         let view = st.tensor(&name).map_err(|e| e.to_string())?;
         let raw = view.data();
         let shape = view.shape().to_vec();

@@ -22,6 +22,7 @@
 //! ```
 
 pub mod legacy_pth;
+pub mod low_precision;
 mod materialize;
 pub mod pickle;
 pub mod rebuild;

@@ -1,12 +1,15 @@
 //! `.safetensors`: a little-endian `u64` header length, a JSON header, the raw tensor bytes.
 //! The `safetensors` crate validates the header (size ≤ 100 MB, offsets contiguous and inside
 //! the file, shape × dtype = byte length, with overflow checks) before any tensor is read.
+//! Weights stored as low-precision codes and scales ([`super::low_precision`]) are read back as
+//! `f32` weights.
 
 use std::collections::BTreeMap;
 
 use ::safetensors::{Dtype as StDtype, SafeTensors};
 use candle_core::{Device, Tensor};
 
+use super::low_precision::{self, Raw};
 use super::storage::Dtype;
 
 /// What this reader is called in messages.
@@ -42,7 +45,32 @@ pub fn read(bytes: &[u8]) -> Result<BTreeMap<String, Tensor>, String> {
 pub fn read_typed(bytes: &[u8]) -> Result<super::Typed, String> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
     let mut out = BTreeMap::new();
-    for (name, view) in st.tensors() {
+    // low-precision weights (codes and scales) are read back as f32 weights
+    let views = st.tensors();
+    let raw: BTreeMap<String, Raw<'_>> = views
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.clone(),
+                Raw {
+                    dtype: v.dtype(),
+                    shape: v.shape(),
+                    data: v.data(),
+                },
+            )
+        })
+        .collect();
+    let mut consumed = std::collections::BTreeSet::new();
+    for dq in low_precision::dequantize(&raw)? {
+        let t = Tensor::from_vec(dq.values, dq.shape.as_slice(), &Device::Cpu)
+            .map_err(|e| format!("tensor {}: {e}", dq.name))?;
+        consumed.extend(dq.parts);
+        out.insert(dq.name, (t, Dtype::F32));
+    }
+    for (name, view) in views {
+        if consumed.contains(&name) {
+            continue;
+        }
         let d = dtype(view.dtype()).ok_or_else(|| format!("tensor {name}: unsupported dtype {:?}", view.dtype()))?;
         let shape: Vec<u64> = view.shape().iter().map(|&n| n as u64).collect();
         super::storage::check_empty_shape(&shape).map_err(|e| format!("tensor {name}: {e}"))?;

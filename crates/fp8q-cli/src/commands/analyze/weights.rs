@@ -5,7 +5,8 @@
 //! BF16 and F64 are converted to `f32` into one reused buffer, in parallel); any other file goes
 //! through [`fp8q_tensors::checkpoint::Checkpoint::from_bytes_typed`] (`.pth` zip or legacy). Tensors
 //! with a non-float dtype are skipped and listed; float tensors with fewer than two dimensions
-//! (biases, norms) are counted but not analysed. The unit of a tensor is its key without a
+//! (biases, norms) are counted but not analysed. Weights stored as low-precision codes and scales
+//! (what `fp8q export` writes) are read back as f32 weights first. The unit of a tensor is its key without a
 //! trailing `.weight` (`layer1.0.conv1.weight` → `layer1.0.conv1`).
 
 use super::output::Report;
@@ -13,6 +14,7 @@ use super::AnalyzeArgs;
 use anyhow::{anyhow, bail, Context, Result};
 use fp8q_core::analysis::format_choice::{summarize, AnalysisRow, RangeSource, Skipped, Slot};
 use fp8q_core::format::Format;
+use fp8q_tensors::checkpoint::low_precision::{self, Raw};
 use fp8q_tensors::checkpoint::storage::Dtype;
 use fp8q_tensors::checkpoint::Checkpoint;
 use rayon::prelude::*;
@@ -169,8 +171,34 @@ fn safetensors_file(ctx: &mut Ctx<'_>, map: &[u8], bar_shown: bool) -> Result<()
     tensors.sort_by_key(|(_, v)| v.data().as_ptr() as usize);
     let total: u64 = tensors.iter().map(|(_, v)| v.data().len() as u64).sum();
     let bar = progress(total, true, bar_shown);
+    // weights stored as low-precision codes and scales, read back as f32 weights
+    let raw: std::collections::BTreeMap<String, Raw<'_>> = tensors
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.clone(),
+                Raw {
+                    dtype: v.dtype(),
+                    shape: v.shape(),
+                    data: v.data(),
+                },
+            )
+        })
+        .collect();
+    let dequantized = low_precision::dequantize(&raw).map_err(|why| anyhow!("{}: {why}", ctx.path.display()))?;
+    let consumed: std::collections::BTreeSet<&str> = dequantized
+        .iter()
+        .flat_map(|d| d.parts.iter().map(String::as_str))
+        .collect();
+    for d in &dequantized {
+        ctx.tensor(&d.name, &d.shape, &d.values)?;
+    }
     let mut buf: Vec<f32> = Vec::new();
     for (name, view) in &tensors {
+        if consumed.contains(name.as_str()) {
+            bar.inc(view.data().len() as u64);
+            continue;
+        }
         bar.set_message(name.clone());
         let shape = view.shape();
         match view.dtype() {
