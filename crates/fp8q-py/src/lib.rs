@@ -1,7 +1,7 @@
 //! # fp8q-py
 //!
 //! The native part of the `fp8q` Python package (`fp8q._native`, built by maturin): thin PyO3
-//! wrappers around `fp8q-core`. Arrays pass as NumPy buffers without copies (float32, C order);
+//! wrappers around `fp8q-core` and `fp8q-export`. Arrays pass as NumPy buffers without copies (float32, C order);
 //! every kernel and range estimator runs with the GIL released, threaded by rayon. Bad input
 //! raises `ValueError`/`TypeError` with the messages of the `fp8q` command line.
 //!
@@ -17,6 +17,7 @@ mod arrays;
 mod blocks;
 mod codes;
 mod errors;
+mod export;
 mod format;
 mod quantize;
 mod reference;
@@ -39,6 +40,8 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(study::sqnr, m)?)?;
     m.add_function(wrap_pyfunction!(analyze::analyze, m)?)?;
     m.add_class::<streamed::StreamedAnalysis>()?;
+    m.add_function(wrap_pyfunction!(export::export, m)?)?;
+    m.add_function(wrap_pyfunction!(export::write_tensors, m)?)?;
     m.add_function(wrap_pyfunction!(streamed::write_heat_map, m)?)?;
     m.add_function(wrap_pyfunction!(reference::reference_forward, m)?)?;
     m.add_function(wrap_pyfunction!(reference::reference_backward, m)?)?;

@@ -224,3 +224,37 @@ def test_modelopt_nvfp4_is_torchao_and_converts_to_compressed_tensors(cli, tmp_p
         torch.testing.assert_close(deq[name], mine, rtol=2.0 ** -7, atol=0)
         rel = float(((deq[name] - x) ** 2).sum() / (x ** 2).sum())
         assert 10 * math.log10(1 / rel) > 15, name
+
+
+def test_python_export_of_a_state_dict_and_of_a_path(cli, tmp_path):
+    """fp8q.export writes what the command writes: from a path, the same files; from a state
+    dict in memory (bf16 kept as bf16), the same quantized tensors; errors are ValueErrors and
+    leave nothing behind."""
+    t = model(torch.bfloat16)
+    via_cli = export(cli, tmp_path, t, "--format", "mxfp4")
+    report = fp8q.export(tmp_path / "in", tmp_path / "py_path", "mxfp4")
+    assert [r["name"] for r in report["tensors"]] == sorted(WEIGHTS)
+    assert (tmp_path / "py_path" / "model.safetensors").read_bytes() == (via_cli / "model.safetensors").read_bytes()
+    report = fp8q.export(t, tmp_path / "py_dict", "mxfp4")
+    a = safetensors_torch.load_file(tmp_path / "py_dict" / "model.safetensors")
+    b = safetensors_torch.load_file(via_cli / "model.safetensors")
+    assert set(a) == set(b)
+    for k in a:
+        assert a[k].dtype == b[k].dtype and torch.equal(a[k].view(torch.uint8) if a[k].dtype == torch.float8_e4m3fn
+                                                        else a[k], b[k].view(torch.uint8) if b[k].dtype ==
+                                                        torch.float8_e4m3fn else b[k]), k
+    deq, _ = ct_values(tmp_path / "py_dict")
+    assert set(deq) >= set(WEIGHTS)
+    # layer formats as a mapping, numpy input
+    sd = {k: v.float().numpy() for k, v in t.items()}
+    r = fp8q.export(sd, tmp_path / "py_lf", layer_formats={"lm_head": {"weight": "nvfp4", "act": "e4m3"}})
+    assert [(x["name"], x["format"]) for x in r["tensors"]] == [("lm_head.weight", "nvfp4")]
+    with pytest.raises(ValueError, match="not empty"):
+        fp8q.export(sd, tmp_path / "py_lf", "int8")
+    with pytest.raises(ValueError, match="e3m4"):
+        fp8q.export(sd, tmp_path / "bad", "e3m4")
+    with pytest.raises(ValueError, match="nothing"):
+        fp8q.export(sd, tmp_path / "bad", "int8", layer_formats={"nothing": {"weight": "int8"}})
+    with pytest.raises(TypeError, match="state_dict_or_path"):
+        fp8q.export(42, tmp_path / "bad", "int8")
+    assert not (tmp_path / "bad").exists()

@@ -29,7 +29,7 @@ import numpy as _np
 from . import _native
 from ._native import Format
 
-__all__ = ["quantize", "encode", "decode", "BlockEncoding", "estimate_range", "sqnr", "analyze", "Format",
+__all__ = ["quantize", "encode", "decode", "BlockEncoding", "estimate_range", "sqnr", "analyze", "export", "Format",
            "__version__"]
 
 __version__ = _native.__version__
@@ -446,3 +446,6 @@ def analyze(tensors, formats=("e5m2", "e4m3", "e3m4", "e2m5", "int8"), *, per_ch
         raise ValueError(f"slot must be 'weight' or 'act' (got {slot!r})")
     return _native.analyze(names, arrays, fmts, range, bool(per_channel), bool(mantissa_search), slot,
                            block_size, scale_rule)
+
+
+from ._export import export  # noqa: E402

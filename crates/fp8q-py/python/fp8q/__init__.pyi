@@ -1,6 +1,7 @@
 """Type stubs of fp8q (see the docstrings in fp8q/__init__.py)."""
 
-from typing import Any, Literal, Mapping, NamedTuple, Optional, Sequence, Tuple, TypedDict, TypeVar, Union, overload
+import os
+from typing import Any, Dict, Literal, Mapping, NamedTuple, Optional, Sequence, Tuple, TypedDict, TypeVar, Union, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -198,3 +199,18 @@ class Format:
     def maxval(self) -> Optional[float]: ...
     def values(self) -> npt.NDArray[np.float64]:
         """Every distinct value of the grid, ascending."""
+
+def export(
+    state_dict_or_path: Union[str, os.PathLike, Mapping[str, Any]],
+    out_dir: Union[str, os.PathLike],
+    format: Optional[str] = None,
+    *,
+    per_channel: bool = False,
+    layer_formats: Union[None, str, os.PathLike, Mapping[str, Mapping[str, Optional[str]]]] = None,
+    tensors: Union[None, str, Sequence[str]] = None,
+    scale_rule: Optional[str] = None,
+    layout: str = "compressed-tensors",
+    force: bool = False,
+) -> Dict[str, Any]:
+    """Write a low-precision checkpoint (compressed-tensors or Model-Optimizer layout) from a
+    checkpoint file or folder or a state dict; exactly `fp8q export`. Returns the report."""

@@ -64,7 +64,7 @@ fn f8(dtype: Dtype, b: u8) -> f32 {
         return f32::NAN;
     }
     let mag = if e == 0 {
-        m * 2f32.powi(1 - bias - m_bits as i32)
+        m * 2f32.powi(1 - bias - m_bits)
     } else {
         (1.0 + m / (1 << m_bits) as f32) * 2f32.powi(e - bias)
     };
@@ -115,7 +115,7 @@ fn floats(r: &Raw<'_>) -> Option<Vec<f32>> {
 fn scale_index(n_scales: usize, out: usize, cols: usize) -> Option<impl Fn(usize, usize) -> usize> {
     let per = if n_scales == 1 {
         (0usize, 0usize)
-    } else if out > 0 && n_scales >= out && n_scales % out == 0 && cols % (n_scales / out) == 0 {
+    } else if out > 0 && n_scales >= out && n_scales.is_multiple_of(out) && cols.is_multiple_of(n_scales / out) {
         (n_scales / out, cols / (n_scales / out))
     } else {
         return None;
