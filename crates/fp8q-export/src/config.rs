@@ -16,6 +16,7 @@ pub fn compression_format(format: &ExportFormat) -> &'static str {
         ExportFormat::Fp8 { .. } => "naive-quantized",
         ExportFormat::Int8 => "pack-quantized",
         ExportFormat::Mx(_) if format.packed() => "mxfp4-pack-quantized",
+        ExportFormat::Mx(_) if format.element_bits() == 6 => "mxfp6-pack-quantized",
         ExportFormat::Mx(_) => "mxfp8-quantized",
         ExportFormat::Nvfp4(_) => "nvfp4-pack-quantized",
     }

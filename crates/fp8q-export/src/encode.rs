@@ -13,7 +13,7 @@
 //!   `round_half_even(x / scale)` (in `[-127, 127]`), values `code · scale`; stored as
 //!   compressed-tensors stores weight-only integers (`pack-quantized`: four offset-binary bytes
 //!   to an `int32`, and the shape).
-//! * **MX** (`mxfp8_e4m3`, `mxfp4`): fp8q's block quantizer, blocks of 32 along the row, E8M0
+//! * **MX** (`mxfp8_e4m3`, `mxfp6_e2m3`, `mxfp4`; MXFP6 packs four codes in three bytes): fp8q's block quantizer, blocks of 32 along the row, E8M0
 //!   scales by the format's rule (bit-identical to torchao's `to_mx`), values `element · 2^e`.
 //! * **NVFP4, Model-Optimizer's layout**: fp8q's NVFP4 (bit-identical to torchao's `nvfp4_quantize`
 //!   with `per_tensor_scale = amax / 2688`), the tensor scale stored as `weight_scale_2`, values
@@ -119,6 +119,11 @@ pub fn parts(format: &ExportFormat, layout: Layout, name: &str, shape: &[usize])
             if format.packed() {
                 vec![
                     part("weight_packed", Dtype::U8, vec![out, cols / 2]),
+                    part("weight_scale", Dtype::U8, scales),
+                ]
+            } else if format.element_bits() == 6 {
+                vec![
+                    part("weight_packed", Dtype::U8, vec![out, cols / 4 * 3]),
                     part("weight_scale", Dtype::U8, scales),
                 ]
             } else {
@@ -257,7 +262,22 @@ pub fn encode(format: &ExportFormat, layout: Layout, name: &str, x: &[f32], shap
             let BlockScales::E8m0(scales) = enc.scales else {
                 unreachable!("MX formats have E8M0 scales")
             };
-            (vec![enc.codes, scales], values)
+            let codes = if format.element_bits() == 6 {
+                // four 6-bit codes to three bytes, little-endian, the first in the low bits
+                enc.codes
+                    .chunks(4)
+                    .flat_map(|c| {
+                        let w = c
+                            .iter()
+                            .enumerate()
+                            .fold(0u32, |w, (i, &v)| w | (u32::from(v & 0x3f) << (6 * i)));
+                        [w as u8, (w >> 8) as u8, (w >> 16) as u8]
+                    })
+                    .collect()
+            } else {
+                enc.codes
+            };
+            (vec![codes, scales], values)
         }
         ExportFormat::Nvfp4(b) if layout == Layout::ModelOpt => {
             // fp8q's NVFP4 (torchao's nvfp4_quantize with per_tensor_scale = amax / 2688), which

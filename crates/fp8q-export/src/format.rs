@@ -5,7 +5,7 @@
 //! | --- | --- |
 //! | `float8_e4m3fn`, `float8_e5m2` | 8-bit codes and an `f32` scale per tensor (or per output channel) |
 //! | `int8` | `int8` codes and an `f32` scale per output channel (symmetric) |
-//! | `mxfp8_e4m3`, `mxfp4` | OCP MX elements and an E8M0 scale per 32 values along the input dimension |
+//! | `mxfp8_e4m3`, `mxfp6_e2m3`, `mxfp4` | OCP MX elements and an E8M0 scale per 32 values along the input dimension |
 //! | `nvfp4` | E2M1 elements, an E4M3 scale per 16 values, and an `f32` tensor scale |
 //!
 //! The paper's names that a format recommendation (`fp8q analyze --write-layer-formats`) can
@@ -36,7 +36,15 @@ pub enum ExportFormat {
 }
 
 /// The names `--format` accepts.
-pub const FORMAT_NAMES: &[&str] = &["float8_e4m3fn", "float8_e5m2", "int8", "mxfp8_e4m3", "mxfp4", "nvfp4"];
+pub const FORMAT_NAMES: &[&str] = &[
+    "float8_e4m3fn",
+    "float8_e5m2",
+    "int8",
+    "mxfp8_e4m3",
+    "mxfp6_e2m3",
+    "mxfp4",
+    "nvfp4",
+];
 
 impl ExportFormat {
     /// Parse a format name (`float8_e4m3fn`, `mxfp4`, ... or a paper name with a deployed
@@ -63,7 +71,12 @@ impl ExportFormat {
             Format::Block(b) => {
                 let named = b.named().unwrap_or("");
                 match (named, b.scale()) {
-                    ("mxfp8_e4m3" | "mxfp4", ScaleFormat::E8m0) => {
+                    ("mxfp6_e3m2", _) => {
+                        return Err(unsupported(
+                            "compressed-tensors' 6-bit float weights are E2M3 only; export mxfp6_e2m3".into(),
+                        ))
+                    }
+                    ("mxfp8_e4m3" | "mxfp6_e2m3" | "mxfp4", ScaleFormat::E8m0) => {
                         ExportFormat::Mx(scale_rule.map(|r| b.with_rule(r)).unwrap_or(b))
                     }
                     ("nvfp4", ScaleFormat::E4m3) => {

@@ -112,6 +112,15 @@ fn mxfp4_with_even_scales() {
 }
 
 #[test]
+fn mxfp6_e2m3_with_even_scales() {
+    check(
+        "mxfp6_e2m3",
+        ExportFormat::parse("mxfp6_e2m3", false, Some(ScaleRule::Even)).unwrap(),
+        true,
+    );
+}
+
+#[test]
 fn nvfp4() {
     check("nvfp4", ExportFormat::parse("nvfp4", false, None).unwrap(), false);
 }

@@ -129,6 +129,21 @@ def test_mx_equals_torchao_to_mx_floor_and_fp8q(cli, tmp_path, dtype, fmt, elem)
         assert same_bits(deq[name], torch.from_numpy(fp8q.quantize(x.numpy(), fmt, block_axis=1)))
 
 
+def test_mxfp6_equals_torchao_to_mx_floor_and_fp8q(cli, tmp_path, dtype):
+    from torchao.prototype.mx_formats.config import ScaleCalculationMode
+    from torchao.prototype.mx_formats.constants import DTYPE_FP6_E2M3
+    from torchao.prototype.mx_formats.mx_tensor import to_dtype, to_mx
+    t = model(dtype)
+    out = export(cli, tmp_path, t, "--format", "mxfp6_e2m3")
+    deq, stored = ct_values(out)
+    for name in WEIGHTS:
+        x = t[name].float()
+        scale, data = to_mx(x, DTYPE_FP6_E2M3, 32, ScaleCalculationMode.FLOOR)
+        ref = to_dtype(data, scale, DTYPE_FP6_E2M3, 32, torch.float32)
+        assert same_bits(deq[name], ref), name
+        assert same_bits(deq[name], torch.from_numpy(fp8q.quantize(x.numpy(), "mxfp6_e2m3", block_axis=1)))
+
+
 def test_nvfp4_lies_on_the_stored_grid_and_is_no_worse_than_torchao(cli, tmp_path, dtype):
     from torchao.prototype.mx_formats.nvfp4_tensor import NVFP4Tensor, per_tensor_amax_to_scale
     t = model(dtype)

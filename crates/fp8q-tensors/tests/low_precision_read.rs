@@ -69,12 +69,13 @@ fn every_layout_reads_back_as_compressed_tensors_dequantizes_it() {
 
 #[test]
 fn a_layout_fp8q_does_not_read_is_a_clear_error() {
-    // MXFP6 packs 4 values in 3 bytes under E8M0 scales
-    let e = Checkpoint::from_bytes(&fixture("mxfp6_e2m3.safetensors")).unwrap_err();
-    assert!(
-        e.contains("layers.0.proj") && e.contains("not a layout fp8q reads back"),
-        "{e}"
-    );
+    // MXFP4-style names whose packed width fits no element size
+    let (scale, packed) = (vec![127u8; 4 * 2], vec![0u8; 4 * 40]);
+    let scale_v = safetensors::tensor::TensorView::new(safetensors::Dtype::U8, vec![4, 2], &scale).unwrap();
+    let packed_v = safetensors::tensor::TensorView::new(safetensors::Dtype::U8, vec![4, 40], &packed).unwrap();
+    let bytes = safetensors::serialize(vec![("m.weight_scale", scale_v), ("m.weight_packed", packed_v)], None).unwrap();
+    let e = Checkpoint::from_bytes(&bytes).unwrap_err();
+    assert!(e.contains("m:") && e.contains("not a layout fp8q reads back"), "{e}");
 }
 
 /// Every single-byte change of a low-precision checkpoint's header and data reads back or is

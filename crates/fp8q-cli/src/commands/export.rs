@@ -18,7 +18,7 @@ pub struct ExportArgs {
     #[arg(long, short)]
     pub output: PathBuf,
     /// The format of every quantized tensor: float8_e4m3fn, float8_e5m2, int8 (per channel),
-    /// mxfp8_e4m3, mxfp4 or nvfp4 (e4m3 and e5m2 name the float8 encodings).
+    /// mxfp8_e4m3, mxfp6_e2m3, mxfp4 or nvfp4 (e4m3 and e5m2 name the float8 encodings).
     #[arg(long)]
     pub format: Option<String>,
     /// One scale per output channel (float8 formats).

@@ -10,6 +10,7 @@
 //! | `weight` F8_E4M3/F8_E5M2, `weight_scale` F32/BF16 `[1]`, `[]`, `[out, 1]` or `[out, in/g]` | FP8 | `code · scale` (in the scale's dtype) |
 //! | `weight` F8_E4M3, `weight_scale` U8 `[out, in/32]` | MXFP8 | `code · 2^(s-127)` |
 //! | `weight_packed` U8 `[out, in/2]`, `weight_scale` U8 `[out, in/32]` | MXFP4 | `e2m1 · 2^(s-127)` |
+//! | `weight_packed` U8 `[out, 3·in/4]`, `weight_scale` U8 `[out, in/32]` | MXFP6 (E2M3) | `e2m3 · 2^(s-127)` |
 //! | `weight_packed` U8, `weight_scale` F8_E4M3 `[out, in/16]`, `weight_global_scale` F32 | NVFP4 (compressed-tensors) | `bf16(e2m1 · (s / global))` |
 //! | `weight` U8, `weight_scale` F8_E4M3, `weight_scale_2` F32 | NVFP4 (Model-Optimizer) | `e2m1 · s · s2` |
 //! | `weight_packed` I32, `weight_scale`, `weight_shape` I64 | packed INT (8, 4 or 2 bits) | `(field - 2^(b-1)) · scale` |
@@ -82,6 +83,21 @@ fn e8m0(b: u8) -> f32 {
 fn e2m1(nibble: u8) -> f32 {
     let v = E2M1[(nibble & 7) as usize];
     if nibble & 8 != 0 {
+        -v
+    } else {
+        v
+    }
+}
+
+/// An E2M3 code (sign in bit 5; bias 1, three mantissa bits, every code finite).
+fn e2m3(code: u8) -> f32 {
+    let (e, m) = (((code >> 3) & 3) as i32, (code & 7) as f32);
+    let v = if e == 0 {
+        m / 8.0
+    } else {
+        (1.0 + m / 8.0) * 2f32.powi(e - 1)
+    };
+    if code & 0x20 != 0 {
         -v
     } else {
         v
@@ -206,6 +222,33 @@ pub fn dequantize(tensors: &BTreeMap<String, Raw<'_>>) -> Result<Vec<Dequantized
             continue;
         }
         let out_rows = w.shape[0];
+        // MXFP6 (E2M3): four 6-bit codes in three bytes under E8M0 scales per 32
+        if is_packed
+            && w.dtype == Dtype::U8
+            && scale.dtype == Dtype::U8
+            && scale.shape.len() == 2
+            && scale.shape[0] == out_rows
+            && w.shape[1] * 4 == scale.shape[1] * 32 * 3
+        {
+            let cols = scale.shape[1] * 32;
+            let mut values = Vec::with_capacity(out_rows * cols);
+            for (k, b) in w.data.chunks_exact(3).enumerate() {
+                let word = u32::from(b[0]) | u32::from(b[1]) << 8 | u32::from(b[2]) << 16;
+                for i in 0..4 {
+                    let e = k * 4 + i;
+                    let s = e8m0(scale.data[(e / cols) * scale.shape[1] + (e % cols) / 32]);
+                    values.push(e2m3(((word >> (6 * i)) & 0x3f) as u8) * s);
+                }
+            }
+            out.push(Dequantized {
+                name: format!("{m}.weight"),
+                shape: vec![out_rows, cols],
+                values,
+                parts: parts(&["weight_packed", "weight_scale"]),
+                layout: "mxfp6_e2m3",
+            });
+            continue;
+        }
         let nibbles = w.dtype == Dtype::U8 && (is_packed || get("weight_scale_2").is_some());
         let cols = if nibbles { w.shape[1] * 2 } else { w.shape[1] };
         let fail = |what: &str| {
