@@ -51,9 +51,11 @@ impl Source {
     }
 
     /// Load sample `i` into `out`, and count the time; `Some(hit)` when the cache was consulted.
-    fn load(&self, i: usize, out: &mut [f32]) -> Result<Option<bool>> {
+    /// `looked(hit)` is called as soon as the cache has answered, before the image is loaded
+    /// and stored.
+    fn load(&self, i: usize, out: &mut [f32], looked: &dyn Fn(bool)) -> Result<Option<bool>> {
         let start = Instant::now();
-        let r = self.load_uncounted(i, out);
+        let r = self.load_uncounted(i, out, looked);
         let nanos = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.stats.count.fetch_add(1, Ordering::Relaxed);
         self.stats.nanos.fetch_add(nanos, Ordering::Relaxed);
@@ -62,13 +64,16 @@ impl Source {
 
     /// Load sample `i` into `out`, from the cache when it has it; `Some(hit)` when the cache
     /// was consulted (the caller counts it once the image has its slot).
-    fn load_uncounted(&self, i: usize, out: &mut [f32]) -> Result<Option<bool>> {
+    fn load_uncounted(&self, i: usize, out: &mut [f32], on_lookup: &dyn Fn(bool)) -> Result<Option<bool>> {
         let path = &self.samples[i].0;
         let Some(cache) = &self.cache else {
             self.transform.load(path, i as u64, out)?;
             return Ok(None);
         };
         let looked = cache.lookup(path, &self.transform, out);
+        if let Some(hit) = looked {
+            on_lookup(hit);
+        }
         if looked == Some(true) {
             return Ok(looked);
         }
@@ -97,6 +102,11 @@ struct Done {
     results: Vec<Option<Result<()>>>,
     /// Image `k` is being loaded again by the consumer.
     again: Vec<bool>,
+    /// What the cache said to the first load of image `k` that asked it: the slot's count. A
+    /// second load (the consumer taking over a stalled claim) may find the image the first one
+    /// stored in the meantime, and finish first; the image was still not in the cache when its
+    /// slot began loading.
+    first_look: Vec<Option<bool>>,
     /// The batch has been assembled (and `data`, `results` taken out).
     taken: bool,
 }
@@ -121,6 +131,7 @@ impl Pending {
                 count: 0,
                 results: (0..n).map(|_| None).collect(),
                 again: vec![false; n],
+                first_look: vec![None; n],
                 taken: false,
             }),
             all_done: Condvar::new(),
@@ -160,11 +171,20 @@ impl Pending {
         })
     }
 
+    /// Keep the cache's first answer for image `k`.
+    fn note_lookup(&self, k: usize, hit: bool) {
+        let mut done = lock(&self.done);
+        if done.first_look[k].is_none() {
+            done.first_look[k] = Some(hit);
+        }
+    }
+
     fn load_via(&self, k: usize, source: &Source, buf: &mut Vec<f32>) {
         let per_image = source.per_image();
         let i = self.chunk[k];
         buf.resize(per_image, 0.0);
-        let result = catch_unwind(AssertUnwindSafe(|| source.load(i, buf))).unwrap_or_else(|_| {
+        let looked = |hit: bool| self.note_lookup(k, hit);
+        let result = catch_unwind(AssertUnwindSafe(|| source.load(i, buf, &looked))).unwrap_or_else(|_| {
             Err(ImageError::BadImage {
                 path: source.samples[i].0.clone(),
                 why: "the decoder panicked".into(),
@@ -175,10 +195,10 @@ impl Pending {
             return; // loaded again elsewhere, and finished there first
         }
         let result = match result {
-            Ok(looked) => {
+            Ok(_) => {
                 done.data[k * per_image..(k + 1) * per_image].copy_from_slice(buf);
-                // counted here, by the one load that fills the slot
-                if let (Some(hit), Some(cache)) = (looked, &source.cache) {
+                // counted once per slot, when it is filled, as the slot's first lookup answered
+                if let (Some(hit), Some(cache)) = (done.first_look[k], &source.cache) {
                     cache.count(hit);
                 }
                 Ok(())
@@ -362,6 +382,13 @@ mod tests {
             let expected = if pass == 1 { (0, 2) } else { (2, 2) };
             assert_eq!(cache.hits_and_misses(), expected, "pass {pass}");
         }
+        // a pool thread asks the cache first (a miss) and is still loading when the consumer's
+        // load finds the image it stored and fills the slot: the slot counts the miss
+        let p = Pending::new(vec![0], &src);
+        p.note_lookup(0, false);
+        p.load_one(0, &src);
+        p.finish(&src).unwrap();
+        assert_eq!(cache.hits_and_misses(), (2, 3));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
