@@ -325,29 +325,17 @@ pub fn safetensors_from_bytes(bytes: &[u8]) -> Why<TensorFile> {
     let mut passthrough = Vec::new();
     // low-precision weights (codes and scales) are read back as f32 weights, in the place of
     // their first part
-    let views = st.tensors();
-    let raw: std::collections::BTreeMap<String, crate::checkpoint::low_precision::Raw<'_>> = views
+    let (weights, consumed) = crate::checkpoint::low_precision::from_views(&st.tensors())?;
+    // each weight goes where its first stored part was
+    let mut weights: Vec<Option<crate::checkpoint::low_precision::Dequantized>> =
+        weights.into_iter().map(Some).collect();
+    let owner: std::collections::BTreeMap<String, usize> = weights
         .iter()
-        .map(|(n, v)| {
-            (
-                n.clone(),
-                crate::checkpoint::low_precision::Raw {
-                    dtype: v.dtype(),
-                    shape: v.shape(),
-                    data: v.data(),
-                },
-            )
-        })
+        .enumerate()
+        .flat_map(|(i, d)| d.iter().flat_map(|d| d.parts.iter()).map(move |p| (p.clone(), i)))
         .collect();
-    let mut weights: std::collections::BTreeMap<String, crate::checkpoint::low_precision::Dequantized> =
-        crate::checkpoint::low_precision::dequantize(&raw)?
-            .into_iter()
-            .flat_map(|d| d.parts.clone().into_iter().map(move |p| (p, d.clone())))
-            .collect();
-    let consumed: std::collections::BTreeSet<String> = weights.keys().cloned().collect();
     for (name, _) in names {
-        if let Some(d) = weights.remove(&name) {
-            weights.retain(|_, o| o.name != d.name);
+        if let Some(d) = owner.get(&name).and_then(|&i| weights[i].take()) {
             tensors.push(NamedTensor {
                 name: d.name,
                 shape: d.shape,

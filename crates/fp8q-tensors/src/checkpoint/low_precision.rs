@@ -19,8 +19,9 @@
 //! Anything else is left as stored. A layout whose parts disagree (shapes, dtypes) is an error
 //! naming the module.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use ::safetensors::tensor::TensorView;
 use ::safetensors::Dtype;
 
 /// A stored tensor: dtype, shape, little-endian bytes.
@@ -137,6 +138,27 @@ fn scale_index(n_scales: usize, out: usize, cols: usize) -> Option<impl Fn(usize
         return None;
     };
     Some(move |r: usize, c: usize| if per.0 == 0 { 0 } else { r * per.0 + c / per.1 })
+}
+
+/// [`dequantize`] over a safetensors file's tensors: the weights, and the names of the stored
+/// tensors they were read from (which the readers then skip).
+pub fn from_views(views: &[(String, TensorView<'_>)]) -> Result<(Vec<Dequantized>, BTreeSet<String>), String> {
+    let raw: BTreeMap<String, Raw<'_>> = views
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.clone(),
+                Raw {
+                    dtype: v.dtype(),
+                    shape: v.shape(),
+                    data: v.data(),
+                },
+            )
+        })
+        .collect();
+    let weights = dequantize(&raw)?;
+    let consumed = weights.iter().flat_map(|d| d.parts.iter().cloned()).collect();
+    Ok((weights, consumed))
 }
 
 /// Find and dequantize every low-precision weight among `tensors` (see the module's table).

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use ::safetensors::{Dtype as StDtype, SafeTensors};
 use candle_core::{Device, Tensor};
 
-use super::low_precision::{self, Raw};
+use super::low_precision;
 use super::storage::Dtype;
 
 /// What this reader is called in messages.
@@ -47,24 +47,10 @@ pub fn read_typed(bytes: &[u8]) -> Result<super::Typed, String> {
     let mut out = BTreeMap::new();
     // low-precision weights (codes and scales) are read back as f32 weights
     let views = st.tensors();
-    let raw: BTreeMap<String, Raw<'_>> = views
-        .iter()
-        .map(|(n, v)| {
-            (
-                n.clone(),
-                Raw {
-                    dtype: v.dtype(),
-                    shape: v.shape(),
-                    data: v.data(),
-                },
-            )
-        })
-        .collect();
-    let mut consumed = std::collections::BTreeSet::new();
-    for dq in low_precision::dequantize(&raw)? {
+    let (weights, consumed) = low_precision::from_views(&views)?;
+    for dq in weights {
         let t = Tensor::from_vec(dq.values, dq.shape.as_slice(), &Device::Cpu)
             .map_err(|e| format!("tensor {}: {e}", dq.name))?;
-        consumed.extend(dq.parts);
         out.insert(dq.name, (t, Dtype::F32));
     }
     for (name, view) in views {

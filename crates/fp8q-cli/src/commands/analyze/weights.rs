@@ -14,7 +14,7 @@ use super::AnalyzeArgs;
 use anyhow::{anyhow, bail, Context, Result};
 use fp8q_core::analysis::format_choice::{summarize, AnalysisRow, RangeSource, Skipped, Slot};
 use fp8q_core::format::Format;
-use fp8q_tensors::checkpoint::low_precision::{self, Raw};
+use fp8q_tensors::checkpoint::low_precision;
 use fp8q_tensors::checkpoint::storage::Dtype;
 use fp8q_tensors::checkpoint::Checkpoint;
 use rayon::prelude::*;
@@ -172,30 +172,14 @@ fn safetensors_file(ctx: &mut Ctx<'_>, map: &[u8], bar_shown: bool) -> Result<()
     let total: u64 = tensors.iter().map(|(_, v)| v.data().len() as u64).sum();
     let bar = progress(total, true, bar_shown);
     // weights stored as low-precision codes and scales, read back as f32 weights
-    let raw: std::collections::BTreeMap<String, Raw<'_>> = tensors
-        .iter()
-        .map(|(n, v)| {
-            (
-                n.clone(),
-                Raw {
-                    dtype: v.dtype(),
-                    shape: v.shape(),
-                    data: v.data(),
-                },
-            )
-        })
-        .collect();
-    let dequantized = low_precision::dequantize(&raw).map_err(|why| anyhow!("{}: {why}", ctx.path.display()))?;
-    let consumed: std::collections::BTreeSet<&str> = dequantized
-        .iter()
-        .flat_map(|d| d.parts.iter().map(String::as_str))
-        .collect();
+    let (dequantized, consumed) =
+        low_precision::from_views(&tensors).map_err(|why| anyhow!("{}: {why}", ctx.path.display()))?;
     for d in &dequantized {
         ctx.tensor(&d.name, &d.shape, &d.values)?;
     }
     let mut buf: Vec<f32> = Vec::new();
     for (name, view) in &tensors {
-        if consumed.contains(name.as_str()) {
+        if consumed.contains(name) {
             bar.inc(view.data().len() as u64);
             continue;
         }
