@@ -5,8 +5,11 @@
 //!    in the format a layer-formats file gives its module.
 //! 2. The output's tensors, dtypes and shapes follow from the formats without reading any data,
 //!    so the file's header (and the shards, above `shard_bytes`) is fixed first.
-//! 3. Each input tensor is then read once, quantized (or copied unchanged) and written, one at a
-//!    time: memory holds one tensor in `f32` and its encoding.
+//! 3. Each input tensor is then quantized (or copied unchanged) and written, one at a time and
+//!    piece by piece ([`crate::encode::WeightEncoder`], pieces of 1 Mi values): memory holds
+//!    the pages of the tensor being read (released once it is written), one piece in `f32` with
+//!    its codes, and the tensor's scales. A per-tensor scale reads the tensor's pages twice, the
+//!    second time from memory; the file is read from disk once.
 //! 4. Everything is written into a temporary folder beside the output, renamed into place at
 //!    the end: an error leaves no half-written output.
 
@@ -19,7 +22,7 @@ use fp8q_tensors::safetensors_stream::{byte_size, StreamPlan, StreamWriter};
 use serde::Serialize;
 
 use crate::config::quantization_config;
-use crate::encode::{encode, parts};
+use crate::encode::{needs_tensor_amax, parts, WeightEncoder};
 use crate::error::{file_error, ExportError, Result};
 use crate::format::ExportFormat;
 use crate::layout::Layout;
@@ -277,22 +280,67 @@ fn shards(planned: &[Planned], limit: u64) -> Vec<Vec<usize>> {
     out
 }
 
-fn sqnr_db(x: &[f32], q: &[f32]) -> f64 {
-    use rayon::prelude::*;
-    let (s, n) = x
-        .par_chunks(1 << 16)
-        .zip(q.par_chunks(1 << 16))
-        .map(|(x, q)| {
-            x.iter().zip(q).fold((0f64, 0f64), |(s, n), (&a, &b)| {
-                (s + (a as f64) * (a as f64), n + ((a - b) as f64).powi(2))
-            })
-        })
-        .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
-    if n == 0.0 {
+/// Elements of a piece: what an export holds of a tensor at a time (4 MiB of `f32`).
+const PIECE: usize = 1 << 20;
+
+/// The buffers of one piece, reused from tensor to tensor.
+#[derive(Default)]
+struct Buffers {
+    x: Vec<f32>,
+    values: Vec<f32>,
+    stored: Vec<u8>,
+}
+
+/// Stream one weight through its encoder into the file, piece by piece: its values are read
+/// from the map once more only when a per-tensor scale needs its largest magnitude first (the
+/// pages are then in memory already). Returns its SQNR and the bytes written.
+fn write_quantized(
+    cfg: &ExportConfig,
+    src: &Source,
+    p: &Planned,
+    f: ExportFormat,
+    w: &mut StreamWriter<'_>,
+    buf: &mut Buffers,
+) -> Result<(f64, u64)> {
+    let e = src.entry(&p.source).expect("a listed tensor");
+    let n: usize = e.shape.iter().product();
+    let amax = if needs_tensor_amax(&f) {
+        Some(src.abs_max(&p.source)?)
+    } else {
+        None
+    };
+    let mut enc = WeightEncoder::new(&f, cfg.layout, &p.source, &e.shape, amax)?;
+    let unit = enc.piece_unit();
+    let piece = (PIECE / unit).max(1) * unit;
+    let first = &p.stored[0].0;
+    let (mut signal, mut noise, mut written) = (0f64, 0f64, 0u64);
+    let mut at = 0;
+    while at < n {
+        let len = piece.min(n - at);
+        buf.x.resize(len, 0.0);
+        buf.values.resize(len, 0.0);
+        src.read_f32(&p.source, at, &mut buf.x)?;
+        buf.stored.clear();
+        let (s, e) = enc.encode_piece(&buf.x, &mut buf.stored, &mut buf.values)?;
+        w.write_piece(first, &buf.stored)?;
+        written += buf.stored.len() as u64;
+        signal += s;
+        noise += e;
+        at += len;
+    }
+    if n == 0 {
+        w.write_piece(first, &[])?;
+    }
+    for ((name, ..), data) in p.stored[1..].iter().zip(enc.finish()?) {
+        w.write(name, &data)?;
+        written += data.len() as u64;
+    }
+    let sqnr = if noise == 0.0 {
         f64::INFINITY
     } else {
-        10.0 * (s / n).log10()
-    }
+        10.0 * (signal / noise).log10()
+    };
+    Ok((sqnr, written))
 }
 
 /// Whether `dir` exists and holds anything.
@@ -371,6 +419,7 @@ fn write_all(
     let (mut bytes_in, mut bytes_out) = (0u64, 0u64);
     let mut weight_map = serde_json::Map::new();
     let metadata: BTreeMap<String, String> = [("format".to_string(), "pt".to_string())].into();
+    let mut buffers = Buffers::default();
     for (group, file) in groups.iter().zip(file_names) {
         let mut sp = StreamPlan::default();
         for &i in group {
@@ -393,21 +442,18 @@ fn write_all(
                     copied.push(p.source.clone());
                 }
                 Some(f) => {
-                    let x = src.f32(&p.source)?;
-                    let enc = encode(&f, cfg.layout, &p.source, &x, &e.shape)?;
-                    for ((n, ..), part) in p.stored.iter().zip(&enc.parts) {
-                        w.write(n, &part.data)?;
-                        bytes_out += part.data.len() as u64;
-                    }
+                    let (sqnr, written) = write_quantized(cfg, src, p, f, &mut w, &mut buffers)?;
+                    bytes_out += written;
                     tensors.push(ExportedTensor {
                         name: p.source.clone(),
                         format: f.name(),
                         shape: e.shape.clone(),
-                        sqnr_db: sqnr_db(&x, &enc.values),
+                        sqnr_db: sqnr,
                         stored: p.stored.iter().map(|(n, ..)| n.clone()).collect(),
                     });
                 }
             }
+            src.release(&p.source);
         }
         w.finish()?;
     }

@@ -68,6 +68,36 @@ pub fn is_float(d: Dtype) -> bool {
     matches!(d, Dtype::F32 | Dtype::F64 | Dtype::F16 | Dtype::BF16)
 }
 
+/// Little-endian float bytes of `dtype` to `f32` (exact for f16 and bf16).
+fn convert(dtype: Dtype, bytes: &[u8], out: &mut [f32]) {
+    match dtype {
+        Dtype::F32 => out
+            .iter_mut()
+            .zip(bytes.chunks_exact(4))
+            .for_each(|(o, c)| *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        Dtype::F64 => out
+            .iter_mut()
+            .zip(bytes.chunks_exact(8))
+            .for_each(|(o, c)| *o = f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32),
+        Dtype::F16 => out
+            .iter_mut()
+            .zip(bytes.chunks_exact(2))
+            .for_each(|(o, c)| *o = half::f16::from_le_bytes([c[0], c[1]]).to_f32()),
+        // bf16 is the top half of an f32
+        Dtype::BF16 => match bytemuck::try_cast_slice::<u8, u16>(bytes) {
+            Ok(halves) if cfg!(target_endian = "little") => out
+                .iter_mut()
+                .zip(halves)
+                .for_each(|(o, &h)| *o = f32::from_bits(u32::from(h) << 16)),
+            _ => out
+                .iter_mut()
+                .zip(bytes.chunks_exact(2))
+                .for_each(|(o, c)| *o = f32::from_bits(u32::from(u16::from_le_bytes([c[0], c[1]])) << 16)),
+        },
+        _ => unreachable!("float dtypes only"),
+    }
+}
+
 impl Source {
     /// Open `path`: a `.safetensors` file, a `*.safetensors.index.json`, a folder with
     /// `model.safetensors` or `model.safetensors.index.json`, or a `.pth`.
@@ -231,8 +261,9 @@ impl Source {
             .ok_or_else(|| file_error(p, format!("tensor '{name}' lies outside the file")))
     }
 
-    /// A float tensor's values as `f32` (exact for f16 and bf16).
-    pub fn f32(&self, name: &str) -> Result<Vec<f32>> {
+    /// Values `start..start + out.len()` of a float tensor (row-major), as `f32` (exact for f16
+    /// and bf16): a piece of a tensor, read from the map without reading the rest.
+    pub fn read_f32(&self, name: &str, start: usize, out: &mut [f32]) -> Result<()> {
         let e = self
             .entries
             .get(name)
@@ -243,29 +274,116 @@ impl Source {
                 why: format!("is {:?}, not a floating-point tensor; it cannot be quantized", e.dtype),
             });
         }
-        if let Where::Loaded = e.where_ {
-            return Ok(self.pth[name].0.clone());
-        }
-        let b = self.bytes(e, name)?;
-        let size = e.dtype.bitsize() / 8;
-        let convert = |c: &[u8]| -> f32 {
-            match e.dtype {
-                Dtype::F32 => f32::from_le_bytes([c[0], c[1], c[2], c[3]]),
-                Dtype::F64 => f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32,
-                Dtype::F16 => half::f16::from_le_bytes([c[0], c[1]]).to_f32(),
-                Dtype::BF16 => half::bf16::from_le_bytes([c[0], c[1]]).to_f32(),
-                _ => unreachable!("float dtypes only"),
-            }
+        let outside = || ExportError::Tensor {
+            name: name.to_string(),
+            why: format!("values {start}..{} read past its end", start + out.len()),
         };
-        let mut out = vec![0f32; b.len() / size];
+        if let Where::Loaded = e.where_ {
+            let v = &self.pth[name].0;
+            out.copy_from_slice(v.get(start..start + out.len()).ok_or_else(outside)?);
+            return Ok(());
+        }
+        let size = e.dtype.bitsize() / 8;
+        let b = self.bytes(e, name)?;
+        let b = b.get(start * size..(start + out.len()) * size).ok_or_else(outside)?;
+        let dtype = e.dtype;
         out.par_chunks_mut(1 << 16)
             .zip(b.par_chunks(size << 16))
-            .for_each(|(o, c)| {
-                o.iter_mut()
-                    .zip(c.chunks_exact(size))
-                    .for_each(|(o, c)| *o = convert(c))
-            });
-        Ok(out)
+            .for_each(|(o, c)| convert(dtype, c, o));
+        Ok(())
+    }
+
+    /// The largest magnitude of a float tensor, from its stored bits (for the finite values of
+    /// an IEEE format, a larger magnitude is a larger pattern once the sign is cleared); an
+    /// error naming the tensor if it holds NaN or ±Inf.
+    pub fn abs_max(&self, name: &str) -> Result<f32> {
+        let e = self
+            .entries
+            .get(name)
+            .ok_or_else(|| ExportError::Invalid(format!("no tensor '{name}'")))?;
+        let nonfinite = || ExportError::Tensor {
+            name: name.to_string(),
+            why: "holds NaN or infinite values; they have no quantized code".into(),
+        };
+        let max_bits = |words: &[u16]| -> u16 {
+            words
+                .par_chunks(1 << 16)
+                .map(|c| c.iter().fold(0u16, |m, &w| m.max(w & 0x7fff)))
+                .max()
+                .unwrap_or(0)
+        };
+        let amax = match (&e.where_, e.dtype) {
+            (Where::Loaded, _) => {
+                let v = &self.pth[name].0;
+                if v.iter().any(|x| !x.is_finite()) {
+                    return Err(nonfinite());
+                }
+                v.iter().fold(0f32, |m, x| m.max(x.abs()))
+            }
+            (_, Dtype::BF16 | Dtype::F16) => {
+                let b = self.bytes(e, name)?;
+                let words: Vec<u16>;
+                let words: &[u16] = match bytemuck::try_cast_slice::<u8, u16>(b) {
+                    Ok(w) if cfg!(target_endian = "little") => w,
+                    _ => {
+                        words = b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+                        &words
+                    }
+                };
+                let m = max_bits(words);
+                if e.dtype == Dtype::BF16 {
+                    if m >= 0x7f80 {
+                        return Err(nonfinite());
+                    }
+                    f32::from_bits(u32::from(m) << 16)
+                } else {
+                    if m >= 0x7c00 {
+                        return Err(nonfinite());
+                    }
+                    half::f16::from_bits(m).to_f32()
+                }
+            }
+            _ => {
+                // f32 and f64: through the converted values, a piece at a time
+                let n: usize = e.shape.iter().product();
+                let mut buf = vec![0f32; n.min(1 << 20)];
+                let mut amax = 0f32;
+                for at in (0..n).step_by(1 << 20) {
+                    let len = (1 << 20).min(n - at);
+                    self.read_f32(name, at, &mut buf[..len])?;
+                    let m = buf[..len]
+                        .par_chunks(1 << 16)
+                        .map(|c| c.iter().fold(0u32, |m, x| m.max(x.to_bits() & 0x7fff_ffff)))
+                        .max()
+                        .unwrap_or(0);
+                    if m >= 0x7f80_0000 {
+                        return Err(nonfinite());
+                    }
+                    amax = amax.max(f32::from_bits(m));
+                }
+                amax
+            }
+        };
+        Ok(amax)
+    }
+
+    /// Let go of a tensor's mapped pages once it is written: the process stops holding them (the
+    /// operating system's file cache may keep them), so memory stays bounded by the tensor being
+    /// exported, not the input.
+    pub fn release(&self, name: &str) {
+        let Some(Entry {
+            where_: Where::Mapped(i, r),
+            ..
+        }) = self.entries.get(name)
+        else {
+            return;
+        };
+        let map = &self.maps[*i].1;
+        // SAFETY: the map is a read-only, private file mapping and no slice of these pages is
+        // alive (the caller has written the tensor): MADV_DONTNEED only drops the pages from this
+        // process, and a later read faults them in again from the file with the same bytes.
+        // Failure is harmless (the pages stay mapped).
+        let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, r.start, r.len()) };
     }
 
     /// A tensor's bytes as stored (to copy it unchanged).

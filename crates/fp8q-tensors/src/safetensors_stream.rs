@@ -130,6 +130,8 @@ pub struct StreamWriter<'p> {
     path: PathBuf,
     plan: &'p StreamPlan,
     next: usize,
+    /// Bytes of the next tensor written so far (by [`StreamWriter::write_piece`]).
+    written: u64,
     out: BufWriter<std::fs::File>,
 }
 
@@ -148,36 +150,67 @@ impl<'p> StreamWriter<'p> {
             path: path.to_path_buf(),
             plan,
             next: 0,
+            written: 0,
             out,
         })
     }
 
     /// Write the data of the next tensor of the plan, which must be `name`, with its exact size.
     pub fn write(&mut self, name: &str, data: &[u8]) -> Result<()> {
-        let bad = |why: String| TensorError::BadTensorFile {
-            path: self.path.clone(),
-            why,
-        };
-        let Some(t) = self.plan.tensors.get(self.next) else {
-            return Err(bad(format!(
-                "'{name}' is not in the plan (all its tensors are written)"
-            )));
-        };
-        if t.name != name {
-            return Err(bad(format!("'{name}' written where the plan has '{}'", t.name)));
-        }
-        if data.len() as u64 != t.bytes {
-            return Err(bad(format!(
+        let t = self.current(name)?;
+        if self.written != 0 || data.len() as u64 != t.bytes {
+            return Err(self.bad(format!(
                 "'{name}' has {} bytes; the plan says {}",
-                data.len(),
+                self.written + data.len() as u64,
                 t.bytes
             )));
         }
+        self.put(data, t.bytes)
+    }
+
+    /// Write the next piece of the data of the next tensor of the plan, which must be `name`;
+    /// the tensor is done when its pieces add up to its size (more is an error).
+    pub fn write_piece(&mut self, name: &str, data: &[u8]) -> Result<()> {
+        let t = self.current(name)?;
+        if self.written + data.len() as u64 > t.bytes {
+            return Err(self.bad(format!(
+                "'{name}' has {} bytes or more; the plan says {}",
+                self.written + data.len() as u64,
+                t.bytes
+            )));
+        }
+        self.put(data, t.bytes)
+    }
+
+    fn bad(&self, why: String) -> TensorError {
+        TensorError::BadTensorFile {
+            path: self.path.clone(),
+            why,
+        }
+    }
+
+    /// The next tensor of the plan, which must be `name`.
+    fn current(&self, name: &str) -> Result<&'p PlannedTensor> {
+        let plan: &'p StreamPlan = self.plan;
+        let Some(t) = plan.tensors.get(self.next) else {
+            return Err(self.bad(format!("'{name}' is not in the plan (all its tensors are written)")));
+        };
+        if t.name != name {
+            return Err(self.bad(format!("'{name}' written where the plan has '{}'", t.name)));
+        }
+        Ok(t)
+    }
+
+    fn put(&mut self, data: &[u8], size: u64) -> Result<()> {
         self.out.write_all(data).map_err(|err| TensorError::Write {
             path: self.path.clone(),
             err,
         })?;
-        self.next += 1;
+        self.written += data.len() as u64;
+        if self.written == size {
+            self.next += 1;
+            self.written = 0;
+        }
         Ok(())
     }
 
@@ -187,10 +220,12 @@ impl<'p> StreamWriter<'p> {
             return Err(TensorError::BadTensorFile {
                 path: self.path.clone(),
                 why: format!(
-                    "{} of {} tensors written (next: '{}')",
+                    "{} of {} tensors written (next: '{}', {} of its {} bytes)",
                     self.next,
                     self.plan.tensors.len(),
-                    self.plan.tensors[self.next].name
+                    self.plan.tensors[self.next].name,
+                    self.written,
+                    self.plan.tensors[self.next].bytes
                 ),
             });
         }
@@ -241,6 +276,45 @@ mod tests {
         assert_eq!(st.tensor("a.weight_scale").unwrap().data(), &scales[..]);
         assert_eq!(st.tensor("c.packed").unwrap().data(), &[7, 9]);
         assert_eq!(st.tensor("d").unwrap().shape(), &[0]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_tensor_written_in_pieces_reads_back_whole() {
+        let dir = std::env::temp_dir().join(format!("fp8q-stream-pieces-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("p.safetensors");
+        let mut plan = StreamPlan::default();
+        plan.push("w", Dtype::U8, vec![2, 5]).unwrap();
+        plan.push("s", Dtype::U8, vec![1]).unwrap();
+        let mut w = StreamWriter::create(&path, &plan, &BTreeMap::new()).unwrap();
+        w.write_piece("w", &[0, 1, 2]).unwrap();
+        assert!(
+            w.write("w", &[3, 4, 5, 6, 7, 8, 9]).is_err(),
+            "a whole write after a piece"
+        );
+        assert!(
+            w.write_piece("s", &[1]).is_err(),
+            "the next tensor before this one is done"
+        );
+        assert!(
+            w.write_piece("w", &[3, 4, 5, 6, 7, 8, 9, 10]).is_err(),
+            "past the tensor's end"
+        );
+        w.write_piece("w", &[3, 4, 5, 6]).unwrap();
+        w.write_piece("w", &[]).unwrap();
+        let unfinished = StreamWriter::create(&dir.join("u.safetensors"), &plan, &BTreeMap::new()).unwrap();
+        w.write_piece("w", &[7, 8, 9]).unwrap();
+        w.write_piece("s", &[42]).unwrap();
+        w.finish().unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        assert_eq!(st.tensor("w").unwrap().data(), &(0..10).collect::<Vec<u8>>()[..]);
+        assert_eq!(st.tensor("s").unwrap().data(), &[42]);
+        let mut u = unfinished;
+        u.write_piece("w", &[1, 2]).unwrap();
+        let e = u.finish().unwrap_err().to_string();
+        assert!(e.contains("2 of its 10 bytes"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

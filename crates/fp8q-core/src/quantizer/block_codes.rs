@@ -20,6 +20,7 @@ use super::block_quantizer::{
 use crate::error::{FormatError, Result};
 use crate::format::{BlockElement, BlockFormat, Overflow, StandardFp8};
 use rayon::prelude::*;
+use std::borrow::Cow;
 
 /// The stored block scales.
 #[derive(Debug, Clone, PartialEq)]
@@ -149,6 +150,13 @@ pub fn scale_shape(format: BlockFormat, shape: &[usize], axis: isize) -> Result<
 /// assert_eq!(e.codes, vec![0xf0, 0x73]);
 /// ```
 pub fn encode_blocks(format: BlockFormat, x: &[f32], shape: &[usize], axis: isize) -> Result<BlockEncoding> {
+    encode_blocks_with(&BlockQuantizer::for_tensor(format, x), x, shape, axis)
+}
+
+/// Encode `x` with a quantizer readied beforehand: for a part of a tensor, whose two-level
+/// tensor scale comes from the whole tensor's largest magnitude ([`BlockQuantizer::new`]).
+pub fn encode_blocks_with(q: &BlockQuantizer, x: &[f32], shape: &[usize], axis: isize) -> Result<BlockEncoding> {
+    let format = q.format();
     check_element(format)?;
     let layout = BlockLayout::new(shape, axis)?;
     if x.len() != layout.numel() {
@@ -158,7 +166,6 @@ pub fn encode_blocks(format: BlockFormat, x: &[f32], shape: &[usize], axis: isiz
             x.len()
         )));
     }
-    let q = BlockQuantizer::for_tensor(format, x);
     let rows = to_rows(layout, x);
     let k = format.block_size();
     let nb = layout.blocks_per_row(k);
@@ -179,11 +186,11 @@ pub fn encode_blocks(format: BlockFormat, x: &[f32], shape: &[usize], axis: isiz
                     .zip(codes.chunks_mut(layout.len))
                     .flat_map(|(r, c)| r.chunks(k).zip(c.chunks_mut(k)));
                 for ((xb, cb), slot) in blocks.zip(stored.iter_mut()) {
-                    *slot = encode_block(&q, xb, cb, &mut y);
+                    *slot = encode_block(q, xb, cb, &mut y);
                 }
             });
     }
-    let codes = from_rows(layout, &codes);
+    let codes = from_rows(layout, codes);
     // scales in row order [outer, inner, nb] -> [outer, nb, inner]
     let stored = from_rows(
         BlockLayout {
@@ -191,7 +198,7 @@ pub fn encode_blocks(format: BlockFormat, x: &[f32], shape: &[usize], axis: isiz
             len: nb,
             inner: layout.inner,
         },
-        &stored,
+        stored,
     );
     let (mut bytes, mut floats) = (Vec::new(), Vec::new());
     for s in stored {
@@ -262,10 +269,41 @@ fn encode_block(q: &BlockQuantizer, xb: &[f32], cb: &mut [u8], y: &mut Vec<f32>)
     y.extend_from_within(..);
     let (ys, qv) = y.split_at_mut(start);
     q.element().quantize_inplace_serial(qv);
-    for ((c, &yv), &qe) in cb.iter_mut().zip(ys.iter()).zip(qv.iter()) {
-        *c = element_code(element, qe, yv.is_sign_negative());
-    }
+    element_codes(element, qv, ys, cb);
     s
+}
+
+/// [`element_code`] of each grid value `q[i]` with the sign of `y[i]`, with the element's
+/// constants worked out once (FP elements and the standard encodings: branch-free bit
+/// arithmetic).
+pub fn element_codes(element: BlockElement, q: &[f32], y: &[f32], out: &mut [u8]) {
+    let (m, bias, sign_shift) = match element {
+        BlockElement::Fp(f) => (
+            f.mantissa_bits(),
+            (1i32 << (f.exponent_bits() - 1)) - 1,
+            f.exponent_bits() + f.mantissa_bits(),
+        ),
+        // the IEEE-like encodings (an `fnuz` one has no -0: the scalar path)
+        BlockElement::Standard(s) if !s.decode(0x80).is_nan() => (s.mantissa_bits(), s.bias() as i32, 7),
+        BlockElement::Standard(_) | BlockElement::Int(_) => {
+            for ((c, &yv), &qe) in out.iter_mut().zip(y).zip(q) {
+                *c = element_code(element, qe, yv.is_sign_negative());
+            }
+            return;
+        }
+    };
+    let rebias = ((127 - bias) as u32) << m;
+    let min_normal = 2f32.powi(1 - bias).to_bits();
+    let sub_mul = 2f32.powi(bias - 1 + m as i32);
+    for ((c, &yv), &qe) in out.iter_mut().zip(y).zip(q) {
+        let a = qe.to_bits() & 0x7fff_ffff;
+        // normal: the f32 exponent and top mantissa bits, rebiased; subnormal: the multiple of
+        // the smallest subnormal (a whole number below 2^23, read from the mantissa of k + 2^23)
+        let normal = (a >> (23 - m)).wrapping_sub(rebias);
+        let sub = (f32::from_bits(a) * sub_mul + 8_388_608.0).to_bits() & 0x7f_ffff;
+        let body = if a >= min_normal { normal } else { sub };
+        *c = (body | ((yv.to_bits() >> 31) << sign_shift)) as u8;
+    }
 }
 
 /// Decode an encoding of a tensor of `shape` with blocks along `axis`.
@@ -296,11 +334,12 @@ pub fn decode_blocks(format: BlockFormat, enc: &BlockEncoding, shape: &[usize], 
         _ => 0.0,
     };
     let codes = if element.n_bits() == 4 {
-        unpack_nibbles(&enc.codes, n)
+        Cow::Owned(unpack_nibbles(&enc.codes, n))
     } else {
-        enc.codes.clone()
+        Cow::Borrowed(&enc.codes[..])
     };
     let codes = to_rows(layout, &codes);
+    let table: [f32; 256] = std::array::from_fn(|c| element_value(element, c as u8));
     let mut out = vec![0f32; n];
     if layout.len > 0 {
         codes
@@ -318,12 +357,12 @@ pub fn decode_blocks(format: BlockFormat, enc: &BlockEncoding, shape: &[usize], 
                         BlockScales::F32(v) => v[si],
                     };
                     for (c, o) in cb.iter().zip(ob.iter_mut()) {
-                        *o = element_value(element, *c) * scale;
+                        *o = table[usize::from(*c)] * scale;
                     }
                 }
             });
     }
-    Ok(from_rows(layout, &out))
+    Ok(from_rows(layout, out))
 }
 
 fn pack_nibbles(codes: &[u8]) -> Vec<u8> {
@@ -334,27 +373,35 @@ fn pack_nibbles(codes: &[u8]) -> Vec<u8> {
 }
 
 fn unpack_nibbles(bytes: &[u8], n: usize) -> Vec<u8> {
-    let mut v: Vec<u8> = bytes.iter().flat_map(|b| [b & 0xf, b >> 4]).collect();
+    let mut v = vec![0u8; bytes.len() * 2];
+    for (pair, &b) in v.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = b & 0xf;
+        pair[1] = b >> 4;
+    }
     v.truncate(n);
     v
 }
 
-/// `[outer, len, inner]` → `[outer, inner, len]` (a copy when `inner == 1`).
-fn to_rows<T: Copy + Send + Sync>(l: BlockLayout, x: &[T]) -> Vec<T> {
-    let mut t = x.to_vec();
+/// `[outer, len, inner]` → `[outer, inner, len]` (`x` itself when `inner == 1`).
+fn to_rows<T: Copy + Send + Sync>(l: BlockLayout, x: &[T]) -> Cow<'_, [T]> {
     if l.inner > 1 {
+        let mut t = x.to_vec();
         transpose_to_rows(l, x, &mut t);
+        Cow::Owned(t)
+    } else {
+        Cow::Borrowed(x)
     }
-    t
 }
 
-/// `[outer, inner, len]` → `[outer, len, inner]`.
-fn from_rows<T: Copy + Send + Sync>(l: BlockLayout, t: &[T]) -> Vec<T> {
-    let mut x = t.to_vec();
+/// `[outer, inner, len]` → `[outer, len, inner]` (`t` itself when `inner == 1`).
+fn from_rows<T: Copy + Send + Sync>(l: BlockLayout, t: Vec<T>) -> Vec<T> {
     if l.inner > 1 {
-        transpose_from_rows(l, t, &mut x);
+        let mut x = t.clone();
+        transpose_from_rows(l, &t, &mut x);
+        x
+    } else {
+        t
     }
-    x
 }
 
 #[cfg(test)]
@@ -391,6 +438,13 @@ mod tests {
             }
             // every grid value has a code (±0 both count)
             assert!(seen.len() >= grid.len(), "{f}");
+            // the slice form gives the same codes, for every grid value of both signs
+            let q: Vec<f32> = grid.iter().flat_map(|&v| [v as f32, -(v as f32)]).collect();
+            let mut codes = vec![0u8; q.len()];
+            element_codes(e, &q, &q, &mut codes);
+            for (v, c) in q.iter().zip(&codes) {
+                assert_eq!(*c, element_code(e, *v, v.is_sign_negative()), "{f}: {v}");
+            }
         }
         // OCP FP4 E2M1 codes: 0x1 = 0.5, 0x2 = 1, 0x7 = 6, 0xf = -6
         let e2m1 = "mxfp4".parse::<BlockFormat>().unwrap().element();

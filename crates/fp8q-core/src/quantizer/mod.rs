@@ -5,6 +5,8 @@
 //! * [`IntQuantizer`]: a uniform grid.
 //! * [`QuantMethod`]: a grid *family* without a range (format and options); a range turns it
 //!   into a [`Quantizer`]. Range estimators (see [`crate::range`]) produce the ranges.
+//! * [`fp8_cast`]: the scaled cast to a deployed 8-bit encoding's codes, fused with its
+//!   dequantization and error sums (what `fp8q export` stores).
 //! * [`quantize_channels`]: one quantizer per index of dimension 0.
 //! * [`reference_arith`]: the elementwise part of the paper reference's `quantize_to_fp8_ste_MM`
 //!   in PyTorch's `float32` arithmetic, from tables of torch's `log2`/`pow` (for `fp8q.torch`).
@@ -12,6 +14,7 @@
 pub mod block_codes;
 pub mod block_quantizer;
 pub(crate) mod element_kernel;
+pub mod fp8_cast;
 pub mod fp_quantizer;
 pub mod int_quantizer;
 pub mod reference_arith;
