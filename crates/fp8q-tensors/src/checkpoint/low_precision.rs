@@ -140,10 +140,9 @@ fn scale_index(n_scales: usize, out: usize, cols: usize) -> Option<impl Fn(usize
     Some(move |r: usize, c: usize| if per.0 == 0 { 0 } else { r * per.0 + c / per.1 })
 }
 
-/// [`dequantize`] over a safetensors file's tensors: the weights, and the names of the stored
-/// tensors they were read from (which the readers then skip).
-pub fn from_views(views: &[(String, TensorView<'_>)]) -> Result<(Vec<Dequantized>, BTreeSet<String>), String> {
-    let raw: BTreeMap<String, Raw<'_>> = views
+/// A safetensors file's tensors as [`Raw`] views (no data is read).
+pub fn raw_map<'a>(views: &'a [(String, TensorView<'_>)]) -> BTreeMap<String, Raw<'a>> {
+    views
         .iter()
         .map(|(n, v)| {
             (
@@ -155,8 +154,13 @@ pub fn from_views(views: &[(String, TensorView<'_>)]) -> Result<(Vec<Dequantized
                 },
             )
         })
-        .collect();
-    let weights = dequantize(&raw)?;
+        .collect()
+}
+
+/// [`dequantize`] over a safetensors file's tensors: the weights, and the names of the stored
+/// tensors they were read from (which the readers then skip).
+pub fn from_views(views: &[(String, TensorView<'_>)]) -> Result<(Vec<Dequantized>, BTreeSet<String>), String> {
+    let weights = dequantize(&raw_map(views))?;
     let consumed = weights.iter().flat_map(|d| d.parts.iter().cloned()).collect();
     Ok((weights, consumed))
 }
@@ -164,195 +168,204 @@ pub fn from_views(views: &[(String, TensorView<'_>)]) -> Result<(Vec<Dequantized
 /// Find and dequantize every low-precision weight among `tensors` (see the module's table).
 pub fn dequantize(tensors: &BTreeMap<String, Raw<'_>>) -> Result<Vec<Dequantized>, String> {
     let mut out = Vec::new();
-    for (name, scale) in tensors {
-        let Some(m) = name.strip_suffix(".weight_scale") else {
-            continue;
-        };
-        let get = |s: &str| tensors.get(&format!("{m}.{s}"));
-        let bad = |why: String| format!("{m}: {why}");
-        let parts = |names: &[&str]| names.iter().map(|s| format!("{m}.{s}")).collect::<Vec<_>>();
-        if let (Some(packed), Some(shape)) = (get("weight_packed"), get("weight_shape")) {
-            if packed.dtype != Dtype::I32 || shape.dtype != Dtype::I64 || packed.shape.len() != 2 {
-                continue;
-            }
-            let dims: Vec<i64> = shape
-                .data
-                .chunks_exact(8)
-                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-                .collect();
-            let [o, i] = dims[..] else {
-                return Err(bad(format!("weight_shape {dims:?} is not [out, in]")));
-            };
-            if o < 0 || i <= 0 || o as usize != packed.shape[0] {
-                return Err(bad(format!(
-                    "weight_shape {dims:?} does not fit weight_packed {:?}",
-                    packed.shape
-                )));
-            }
-            let (o, i) = (o as usize, i as usize);
-            let words = packed.shape[1];
-            let Some(bits) = [8usize, 4, 2]
-                .into_iter()
-                .find(|b| i.checked_mul(*b).map(|n| n.div_ceil(32)) == Some(words))
-            else {
-                return Err(bad(format!(
-                    "weight_packed {:?} holds no 8, 4 or 2-bit codes of {i} columns",
-                    packed.shape
-                )));
-            };
-            let s = floats(scale).ok_or_else(|| bad(format!("weight_scale is {:?}", scale.dtype)))?;
-            let at = scale_index(s.len(), o, i)
-                .ok_or_else(|| bad(format!("weight_scale {:?} fits no grouping", scale.shape)))?;
-            let w: Vec<u32> = packed
-                .data
-                .chunks_exact(4)
-                .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
-                .collect();
-            let per_word = 32 / bits;
-            let mut values = vec![0f32; o * i];
-            for r in 0..o {
-                for c in 0..i {
-                    let field = (w[r * words + c / per_word] >> (bits * (c % per_word))) & ((1 << bits) - 1);
-                    let v = (field as i32 - (1 << (bits - 1))) as f32 * s[at(r, c)];
-                    // the product is computed in the scale's dtype
-                    values[r * i + c] = if scale.dtype == Dtype::BF16 {
-                        half::bf16::from_f32(v).to_f32()
-                    } else {
-                        v
-                    };
-                }
-            }
-            let layout = match bits {
-                8 => "int8",
-                4 => "int4",
-                _ => "int2",
-            };
-            out.push(Dequantized {
-                name: format!("{m}.weight"),
-                shape: vec![o, i],
-                values,
-                parts: parts(&["weight_packed", "weight_scale", "weight_shape"]),
-                layout,
-            });
-            continue;
+    for m in modules(tensors) {
+        out.extend(dequantize_module(tensors, m)?);
+    }
+    Ok(out)
+}
+
+/// The modules that may hold a low-precision weight (those with an `M.weight_scale`), without
+/// reading any data: dequantize them one at a time with [`dequantize_module`].
+pub fn modules<'t>(tensors: &'t BTreeMap<String, Raw<'_>>) -> impl Iterator<Item = &'t str> {
+    tensors.keys().filter_map(|n| n.strip_suffix(".weight_scale"))
+}
+
+/// The weight of module `m` read back from its codes and scales; `None` if its tensors are
+/// not a layout of the module's table.
+pub fn dequantize_module(tensors: &BTreeMap<String, Raw<'_>>, m: &str) -> Result<Option<Dequantized>, String> {
+    let Some(scale) = tensors.get(&format!("{m}.weight_scale")) else {
+        return Ok(None);
+    };
+    let get = |s: &str| tensors.get(&format!("{m}.{s}"));
+    let bad = |why: String| format!("{m}: {why}");
+    let parts = |names: &[&str]| names.iter().map(|s| format!("{m}.{s}")).collect::<Vec<_>>();
+    if let (Some(packed), Some(shape)) = (get("weight_packed"), get("weight_shape")) {
+        if packed.dtype != Dtype::I32 || shape.dtype != Dtype::I64 || packed.shape.len() != 2 {
+            return Ok(None);
         }
-        let packed = get("weight_packed")
-            .map(|p| (p, true))
-            .or_else(|| get("weight").map(|p| (p, false)));
-        let Some((w, is_packed)) = packed else { continue };
-        if w.shape.len() != 2 {
-            continue;
-        }
-        let out_rows = w.shape[0];
-        // MXFP6 (E2M3): four 6-bit codes in three bytes under E8M0 scales per 32
-        if is_packed
-            && w.dtype == Dtype::U8
-            && scale.dtype == Dtype::U8
-            && scale.shape.len() == 2
-            && scale.shape[0] == out_rows
-            && w.shape[1] * 4 == scale.shape[1] * 32 * 3
-        {
-            let cols = scale.shape[1] * 32;
-            let mut values = Vec::with_capacity(out_rows * cols);
-            for (k, b) in w.data.chunks_exact(3).enumerate() {
-                let word = u32::from(b[0]) | u32::from(b[1]) << 8 | u32::from(b[2]) << 16;
-                for i in 0..4 {
-                    let e = k * 4 + i;
-                    let s = e8m0(scale.data[(e / cols) * scale.shape[1] + (e % cols) / 32]);
-                    values.push(e2m3(((word >> (6 * i)) & 0x3f) as u8) * s);
-                }
-            }
-            out.push(Dequantized {
-                name: format!("{m}.weight"),
-                shape: vec![out_rows, cols],
-                values,
-                parts: parts(&["weight_packed", "weight_scale"]),
-                layout: "mxfp6_e2m3",
-            });
-            continue;
-        }
-        let nibbles = w.dtype == Dtype::U8 && (is_packed || get("weight_scale_2").is_some());
-        let cols = if nibbles { w.shape[1] * 2 } else { w.shape[1] };
-        let fail = |what: &str| {
-            bad(format!(
-                "{what} (weight {:?} {:?}, weight_scale {:?} {:?})",
-                w.dtype, w.shape, scale.dtype, scale.shape
-            ))
+        let dims: Vec<i64> = shape
+            .data
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        let [o, i] = dims[..] else {
+            return Err(bad(format!("weight_shape {dims:?} is not [out, in]")));
         };
-        // the element values, row-major [out, cols]
-        let elems: Vec<f32> = if nibbles {
-            w.data.iter().flat_map(|&b| [e2m1(b & 0xf), e2m1(b >> 4)]).collect()
-        } else {
-            match w.dtype {
-                Dtype::F8_E4M3 | Dtype::F8_E5M2 => w.data.iter().map(|&b| f8(w.dtype, b)).collect(),
-                Dtype::I8 => w.data.iter().map(|&b| b as i8 as f32).collect(),
-                _ => continue,
-            }
+        if o < 0 || i <= 0 || o as usize != packed.shape[0] {
+            return Err(bad(format!(
+                "weight_shape {dims:?} does not fit weight_packed {:?}",
+                packed.shape
+            )));
+        }
+        let (o, i) = (o as usize, i as usize);
+        let words = packed.shape[1];
+        let Some(bits) = [8usize, 4, 2]
+            .into_iter()
+            .find(|b| i.checked_mul(*b).map(|n| n.div_ceil(32)) == Some(words))
+        else {
+            return Err(bad(format!(
+                "weight_packed {:?} holds no 8, 4 or 2-bit codes of {i} columns",
+                packed.shape
+            )));
         };
-        let (values, layout, names): (Vec<f32>, &'static str, Vec<&str>) = match (nibbles, scale.dtype) {
-            // block scales: E8M0 bytes per 32 (MX), E4M3 per 16 under a tensor scale (NVFP4)
-            (_, Dtype::U8) => {
-                let at = scale_index(scale.data.len(), out_rows, cols).filter(|_| scale.shape.len() == 2 && scale.shape[1] * 32 == cols).ok_or_else(|| fail("not a layout fp8q reads back: MXFP8 and MXFP4 have E8M0 scales [out, in/32] for weight [out, in] or weight_packed [out, in/2]"))?;
-                let v = (0..out_rows * cols)
-                    .map(|k| elems[k] * e8m0(scale.data[at(k / cols, k % cols)]))
-                    .collect();
-                let layout = if nibbles { "mxfp4" } else { "mxfp8" };
-                (
-                    v,
-                    layout,
-                    vec![if is_packed { "weight_packed" } else { "weight" }, "weight_scale"],
-                )
-            }
-            (true, Dtype::F8_E4M3) => {
-                let s8: Vec<f32> = scale.data.iter().map(|&b| f8(Dtype::F8_E4M3, b)).collect();
-                let at =
-                    scale_index(s8.len(), out_rows, cols).ok_or_else(|| fail("NVFP4 scales must be [out, in/16]"))?;
-                let one = |n: &str| get(n).and_then(floats).filter(|v| v.len() == 1).map(|v| v[0]);
-                if let Some(g) = one("weight_global_scale") {
-                    let v = (0..out_rows * cols)
-                        .map(|k| half::bf16::from_f32(elems[k] * (s8[at(k / cols, k % cols)] / g)).to_f32())
-                        .collect();
-                    (v, "nvfp4", vec!["weight_packed", "weight_scale", "weight_global_scale"])
-                } else if let Some(s2) = one("weight_scale_2") {
-                    let v = (0..out_rows * cols)
-                        .map(|k| elems[k] * s8[at(k / cols, k % cols)] * s2)
-                        .collect();
-                    (v, "nvfp4", vec!["weight", "weight_scale", "weight_scale_2"])
+        let s = floats(scale).ok_or_else(|| bad(format!("weight_scale is {:?}", scale.dtype)))?;
+        let at = scale_index(s.len(), o, i)
+            .ok_or_else(|| bad(format!("weight_scale {:?} fits no grouping", scale.shape)))?;
+        let w: Vec<u32> = packed
+            .data
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        let per_word = 32 / bits;
+        let mut values = vec![0f32; o * i];
+        for r in 0..o {
+            for c in 0..i {
+                let field = (w[r * words + c / per_word] >> (bits * (c % per_word))) & ((1 << bits) - 1);
+                let v = (field as i32 - (1 << (bits - 1))) as f32 * s[at(r, c)];
+                // the product is computed in the scale's dtype
+                values[r * i + c] = if scale.dtype == Dtype::BF16 {
+                    half::bf16::from_f32(v).to_f32()
                 } else {
-                    return Err(fail("NVFP4 needs weight_global_scale or weight_scale_2"));
-                }
-            }
-            (false, Dtype::F32 | Dtype::BF16 | Dtype::F16) => {
-                let s = floats(scale).expect("a float dtype");
-                let at =
-                    scale_index(s.len(), out_rows, cols).ok_or_else(|| fail("scales fit no grouping of the weight"))?;
-                let bf16 = scale.dtype == Dtype::BF16;
-                let v = (0..out_rows * cols)
-                    .map(|k| {
-                        let p = elems[k] * s[at(k / cols, k % cols)];
-                        if bf16 {
-                            half::bf16::from_f32(p).to_f32()
-                        } else {
-                            p
-                        }
-                    })
-                    .collect();
-                let layout = match w.dtype {
-                    Dtype::F8_E5M2 => "float8_e5m2",
-                    Dtype::I8 => "int8",
-                    _ => "float8_e4m3fn",
+                    v
                 };
-                (v, layout, vec!["weight", "weight_scale"])
             }
-            _ => continue,
+        }
+        let layout = match bits {
+            8 => "int8",
+            4 => "int4",
+            _ => "int2",
         };
-        out.push(Dequantized {
+        return Ok(Some(Dequantized {
+            name: format!("{m}.weight"),
+            shape: vec![o, i],
+            values,
+            parts: parts(&["weight_packed", "weight_scale", "weight_shape"]),
+            layout,
+        }));
+    }
+    let packed = get("weight_packed")
+        .map(|p| (p, true))
+        .or_else(|| get("weight").map(|p| (p, false)));
+    let Some((w, is_packed)) = packed else { return Ok(None) };
+    if w.shape.len() != 2 {
+        return Ok(None);
+    }
+    let out_rows = w.shape[0];
+    // MXFP6 (E2M3): four 6-bit codes in three bytes under E8M0 scales per 32
+    if is_packed
+        && w.dtype == Dtype::U8
+        && scale.dtype == Dtype::U8
+        && scale.shape.len() == 2
+        && scale.shape[0] == out_rows
+        && w.shape[1] * 4 == scale.shape[1] * 32 * 3
+    {
+        let cols = scale.shape[1] * 32;
+        let mut values = Vec::with_capacity(out_rows * cols);
+        for (k, b) in w.data.chunks_exact(3).enumerate() {
+            let word = u32::from(b[0]) | u32::from(b[1]) << 8 | u32::from(b[2]) << 16;
+            for i in 0..4 {
+                let e = k * 4 + i;
+                let s = e8m0(scale.data[(e / cols) * scale.shape[1] + (e % cols) / 32]);
+                values.push(e2m3(((word >> (6 * i)) & 0x3f) as u8) * s);
+            }
+        }
+        return Ok(Some(Dequantized {
             name: format!("{m}.weight"),
             shape: vec![out_rows, cols],
             values,
-            parts: parts(&names),
-            layout,
-        });
+            parts: parts(&["weight_packed", "weight_scale"]),
+            layout: "mxfp6_e2m3",
+        }));
     }
-    Ok(out)
+    let nibbles = w.dtype == Dtype::U8 && (is_packed || get("weight_scale_2").is_some());
+    let cols = if nibbles { w.shape[1] * 2 } else { w.shape[1] };
+    let fail = |what: &str| {
+        bad(format!(
+            "{what} (weight {:?} {:?}, weight_scale {:?} {:?})",
+            w.dtype, w.shape, scale.dtype, scale.shape
+        ))
+    };
+    // the element values, row-major [out, cols]
+    let elems: Vec<f32> = if nibbles {
+        w.data.iter().flat_map(|&b| [e2m1(b & 0xf), e2m1(b >> 4)]).collect()
+    } else {
+        match w.dtype {
+            Dtype::F8_E4M3 | Dtype::F8_E5M2 => w.data.iter().map(|&b| f8(w.dtype, b)).collect(),
+            Dtype::I8 => w.data.iter().map(|&b| b as i8 as f32).collect(),
+            _ => return Ok(None),
+        }
+    };
+    let (values, layout, names): (Vec<f32>, &'static str, Vec<&str>) = match (nibbles, scale.dtype) {
+        // block scales: E8M0 bytes per 32 (MX), E4M3 per 16 under a tensor scale (NVFP4)
+        (_, Dtype::U8) => {
+            let at = scale_index(scale.data.len(), out_rows, cols).filter(|_| scale.shape.len() == 2 && scale.shape[1] * 32 == cols).ok_or_else(|| fail("not a layout fp8q reads back: MXFP8 and MXFP4 have E8M0 scales [out, in/32] for weight [out, in] or weight_packed [out, in/2]"))?;
+            let v = (0..out_rows * cols)
+                .map(|k| elems[k] * e8m0(scale.data[at(k / cols, k % cols)]))
+                .collect();
+            let layout = if nibbles { "mxfp4" } else { "mxfp8" };
+            (
+                v,
+                layout,
+                vec![if is_packed { "weight_packed" } else { "weight" }, "weight_scale"],
+            )
+        }
+        (true, Dtype::F8_E4M3) => {
+            let s8: Vec<f32> = scale.data.iter().map(|&b| f8(Dtype::F8_E4M3, b)).collect();
+            let at = scale_index(s8.len(), out_rows, cols).ok_or_else(|| fail("NVFP4 scales must be [out, in/16]"))?;
+            let one = |n: &str| get(n).and_then(floats).filter(|v| v.len() == 1).map(|v| v[0]);
+            if let Some(g) = one("weight_global_scale") {
+                let v = (0..out_rows * cols)
+                    .map(|k| half::bf16::from_f32(elems[k] * (s8[at(k / cols, k % cols)] / g)).to_f32())
+                    .collect();
+                (v, "nvfp4", vec!["weight_packed", "weight_scale", "weight_global_scale"])
+            } else if let Some(s2) = one("weight_scale_2") {
+                let v = (0..out_rows * cols)
+                    .map(|k| elems[k] * s8[at(k / cols, k % cols)] * s2)
+                    .collect();
+                (v, "nvfp4", vec!["weight", "weight_scale", "weight_scale_2"])
+            } else {
+                return Err(fail("NVFP4 needs weight_global_scale or weight_scale_2"));
+            }
+        }
+        (false, Dtype::F32 | Dtype::BF16 | Dtype::F16) => {
+            let s = floats(scale).expect("a float dtype");
+            let at =
+                scale_index(s.len(), out_rows, cols).ok_or_else(|| fail("scales fit no grouping of the weight"))?;
+            let bf16 = scale.dtype == Dtype::BF16;
+            let v = (0..out_rows * cols)
+                .map(|k| {
+                    let p = elems[k] * s[at(k / cols, k % cols)];
+                    if bf16 {
+                        half::bf16::from_f32(p).to_f32()
+                    } else {
+                        p
+                    }
+                })
+                .collect();
+            let layout = match w.dtype {
+                Dtype::F8_E5M2 => "float8_e5m2",
+                Dtype::I8 => "int8",
+                _ => "float8_e4m3fn",
+            };
+            (v, layout, vec!["weight", "weight_scale"])
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(Dequantized {
+        name: format!("{m}.weight"),
+        shape: vec![out_rows, cols],
+        values,
+        parts: parts(&names),
+        layout,
+    }))
 }

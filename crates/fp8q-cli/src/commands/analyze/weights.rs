@@ -171,11 +171,15 @@ fn safetensors_file(ctx: &mut Ctx<'_>, map: &[u8], bar_shown: bool) -> Result<()
     tensors.sort_by_key(|(_, v)| v.data().as_ptr() as usize);
     let total: u64 = tensors.iter().map(|(_, v)| v.data().len() as u64).sum();
     let bar = progress(total, true, bar_shown);
-    // weights stored as low-precision codes and scales, read back as f32 weights
-    let (dequantized, consumed) =
-        low_precision::from_views(&tensors).map_err(|why| anyhow!("{}: {why}", ctx.path.display()))?;
-    for d in &dequantized {
-        ctx.tensor(&d.name, &d.shape, &d.values)?;
+    // weights stored as low-precision codes and scales, read back as f32 weights one at a time
+    let raw = low_precision::raw_map(&tensors);
+    let mut consumed = std::collections::BTreeSet::new();
+    for m in low_precision::modules(&raw) {
+        let d = low_precision::dequantize_module(&raw, m).map_err(|why| anyhow!("{}: {why}", ctx.path.display()))?;
+        if let Some(d) = d {
+            ctx.tensor(&d.name, &d.shape, &d.values)?;
+            consumed.extend(d.parts);
+        }
     }
     let mut buf: Vec<f32> = Vec::new();
     for (name, view) in &tensors {
