@@ -410,7 +410,7 @@ def compare(report):
     return rows
 
 
-def run_corpus(fp8q, cache):
+def run_corpus(fp8q, cache, formats=None):
     corpus = read_corpus(cache)
     if not corpus["checkpoints"]:
         raise SystemExit(f"no corpus in {cache}: run `fetch` first")
@@ -419,7 +419,8 @@ def run_corpus(fp8q, cache):
         path = os.path.join(cache, entry["file"])
         for mode, extra in MODES:
             log(f"fp8q analyze {entry['file']} {' '.join(extra)}")
-            results.append((entry, mode, compare(analyze(fp8q, path, extra))))
+            fmts = ["--formats", ",".join(formats)] if formats else []
+            results.append((entry, mode, compare(analyze(fp8q, path, [*extra, *fmts]))))
     return results
 
 
@@ -438,8 +439,9 @@ def summary_line(label, rows):
 def cmd_table(args):
     cache = cache_dir(args.cache)
     fp8q = find_fp8q(args.fp8q)
-    results = run_corpus(fp8q, cache)
-    print(f"`{os.path.basename(fp8q)} analyze --json` (formats {', '.join(FORMATS)}, min-max ranges) "
+    formats = args.formats.split(",") if args.formats else None
+    results = run_corpus(fp8q, cache, formats)
+    print(f"`{os.path.basename(fp8q)} analyze --json` (formats {', '.join(formats or FORMATS)}, min-max ranges) "
           f"on the corpus in `{cache}`; error = |predicted - measured| SQNR over every tensor of "
           "two or more dimensions and every format.\n")
     for mode, _ in MODES:
@@ -691,6 +693,7 @@ def main():
     t.add_argument("--cache")
     t.add_argument("--fp8q", help="fp8q binary (default target/release/fp8q, else on PATH)")
     t.add_argument("--worst", type=int, default=10, help="worst (tensor, format) pairs listed")
+    t.add_argument("--formats", help="comma-separated formats (default: analyze's five)")
     e = sub.add_parser("extract", help="small safetensors of the hardest tensors (test fixture)")
     e.add_argument("--out", required=True)
     e.add_argument("--max-bytes", type=int, default=1_900_000,

@@ -25,14 +25,11 @@
 //! The fitted distribution is clipped at the tensor's observed minimum and maximum (the tails
 //! beyond them become point masses there, as in [`Distribution`]): no real value lies beyond.
 //!
-//! **The prediction** ([`predict_sqnr_db`]) takes the exact grid the real quantizer uses for the
-//! range ([`quantizer_grid`]), maps it into the units of `T` (`(g - μ)/s`) and asks the study
-//! engine ([`expected_mse`]) for `E[(q(T) - T)²]`; the MSE of `X` is `s²` times that. With one
-//! range per channel, every channel has its own `μ_c`, `σ_c` and range and the shape is fitted
-//! to the pooled per-channel kurtosis. Up to [`MAX_EXACT_CHANNELS`] channels are evaluated one
-//! by one; for more, that many representative channels (evenly spaced quantiles of the
-//! normalized range `ρ_c = max(|lo_c|, |hi_c|)/σ_c`) are evaluated and the normalized MSE
-//! `mse_c/σ_c²` of the others is interpolated in `log ρ` (log-linear).
+//! **What the fit is for.** The prediction of a format with a range is made from the tensor's
+//! empirical law ([`super::magnitude_histogram`]), which needs no shape; the fit describes the
+//! tensor (the `fit` of `fp8q analyze`'s rows) and is the model of the block-scaled formats'
+//! prediction ([`predict_block_sqnr_db`]), whose engine integrates a distribution over block
+//! maxima.
 
 use super::block_error::{block_error_terms_in_units, TensorMax};
 use super::distributions::Distribution;
@@ -43,8 +40,6 @@ use crate::error::FormatError;
 use crate::format::{BlockFormat, ScaleFormat};
 use crate::quantizer::BlockLayout;
 use crate::quantizer::QuantMethod;
-use crate::range::Range;
-use rayon::prelude::*;
 use serde::Serialize;
 
 /// Above this ν (excess kurtosis below `6/(NU_GAUSS - 4)` ≈ 0.031) the fit is Gaussian.
@@ -52,10 +47,6 @@ pub const NU_GAUSS: f64 = 200.0;
 
 /// At or below this excess kurtosis the fit is uniform.
 pub const KURTOSIS_UNIFORM: f64 = -0.6;
-
-/// With more channels than this, per-channel predictions interpolate between this many
-/// representative channels.
-pub const MAX_EXACT_CHANNELS: usize = 16;
 
 /// The family of a fit.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -216,70 +207,6 @@ pub fn quantizer_grid(method: &QuantMethod, lo: f32, hi: f32) -> Result<Vec<f64>
     Ok(grid)
 }
 
-/// The analytical SQNR in dB of quantizing a tensor with `method` at `range`, for the fitted
-/// shape `fit`. `moments` are per channel when `range` is (one entry per range channel), else
-/// one entry for the whole tensor. `None` when no channel has a spread to model.
-pub fn predict_sqnr_db(
-    fit: &Fit,
-    moments: &[Moments],
-    method: &QuantMethod,
-    range: &Range,
-) -> Result<Option<f64>, AnalysisError> {
-    if moments.len() != range.num_channels() {
-        return Err(AnalysisError::Invalid {
-            what: "range",
-            why: format!(
-                "{} channel range(s) for {} channel(s) of statistics",
-                range.num_channels(),
-                moments.len()
-            ),
-        });
-    }
-    let signal: f64 = moments.iter().map(|m| m.sum_sq).sum();
-    // channels with a spread, with their normalized range ρ = max(|lo|, |hi|)/σ
-    let mut live: Vec<(usize, f64)> = moments
-        .iter()
-        .enumerate()
-        .filter(|(_, m)| m.n > 0 && m.std() > 0.0)
-        .map(|(c, m)| (c, range.min[c].abs().max(range.max[c].abs()) as f64 / m.std()))
-        .collect();
-    if live.is_empty() {
-        return Ok(None);
-    }
-    let eval = |c: usize| -> Result<f64, AnalysisError> {
-        let grid = quantizer_grid(method, range.min[c], range.max[c])?;
-        Ok(fit.expected_mse(&moments[c], &grid)?.unwrap_or(0.0))
-    };
-    let noise: f64 = if live.len() <= MAX_EXACT_CHANNELS {
-        let per: Vec<f64> = live
-            .par_iter()
-            .map(|&(c, _)| eval(c).map(|mse| mse * moments[c].n as f64))
-            .collect::<Result<_, _>>()?;
-        per.iter().sum()
-    } else {
-        live.sort_by(|a, b| a.1.total_cmp(&b.1));
-        let k = MAX_EXACT_CHANNELS;
-        let picks: Vec<usize> = (0..k).map(|i| i * (live.len() - 1) / (k - 1)).collect();
-        // (log ρ, log normalized MSE) of the representatives
-        let mut reps: Vec<(f64, f64)> = picks
-            .par_iter()
-            .map(|&i| {
-                let (c, rho) = live[i];
-                let v = moments[c].variance();
-                eval(c).map(|mse| (rho.ln(), (mse / v).max(f64::MIN_POSITIVE).ln()))
-            })
-            .collect::<Result<_, _>>()?;
-        reps.dedup_by(|a, b| a.0 == b.0);
-        live.iter()
-            .map(|&(c, rho)| {
-                let m = &moments[c];
-                m.n as f64 * m.variance() * interpolate(&reps, rho.ln()).exp()
-            })
-            .sum()
-    };
-    Ok(Some(super::sqnr_db(signal, noise)))
-}
-
 /// The analytical SQNR in dB of quantizing a tensor with the block format `format` (no range:
 /// every block takes its scale from its own values; `docs/analyze.md`).
 ///
@@ -356,19 +283,6 @@ pub fn symmetric_fit(m: &Moments) -> Option<(Fit, f64)> {
     let fit = Fit::from_kurtosis(m4 / (m2 * m2) - 3.0, false);
     let s = m2.sqrt() / fit.shape_std();
     Some((fit, s))
-}
-
-/// Piecewise-linear interpolation through `points` (ascending in x), constant beyond the ends.
-fn interpolate(points: &[(f64, f64)], x: f64) -> f64 {
-    let j = points.partition_point(|p| p.0 < x);
-    if j == 0 {
-        return points[0].1;
-    }
-    if j == points.len() {
-        return points[j - 1].1;
-    }
-    let (a, b) = (points[j - 1], points[j]);
-    a.1 + (b.1 - a.1) * (x - a.0) / (b.0 - a.0)
 }
 
 #[cfg(test)]

@@ -24,7 +24,8 @@
 //! ```
 
 use super::block_measure::measure_blocks;
-use super::fit::{predict_block_sqnr_db, predict_sqnr_db, Fit};
+use super::fit::{predict_block_sqnr_db, Fit};
+use super::magnitude_histogram::{predict_sqnr_db as predict_from_histograms, MagnitudeHistogram};
 use super::quantize_measure::{estimate_range, measure_many, method_name, RangeOptions};
 use super::tensor_stats::{channel_moments, Moments, TensorStats};
 use super::AnalysisError;
@@ -245,19 +246,31 @@ pub fn analyze_tensor_in(
         RangeSource::GivenMethods(given) => ranged.extend(given.iter().cloned()),
     }
 
+    // the prediction: the expected error of each grid for the tensor's empirical law
     let mut predicted = Vec::with_capacity(formats.len());
-    for (method, range) in &ranged {
-        predicted.push(if range.num_channels() > 1 {
-            match &fit_channels {
-                Some(fit) => predict_sqnr_db(fit, &channels, method, range)?,
-                None => None,
-            }
+    if !ranged.is_empty() {
+        let channel_hists = if per_channel {
+            MagnitudeHistogram::of_channels(data, dim0)
         } else {
-            match &fit_whole {
-                Some(fit) => predict_sqnr_db(fit, whole_slice, method, range)?,
-                None => None,
-            }
-        });
+            Vec::new()
+        };
+        let whole_hist = if per_channel && ranged.iter().any(|(_, r)| r.num_channels() == 1) {
+            vec![channel_hists
+                .iter()
+                .fold(MagnitudeHistogram::default(), |a, b| a.merge(b))]
+        } else if per_channel {
+            Vec::new()
+        } else {
+            vec![MagnitudeHistogram::of_parallel(data)]
+        };
+        for (method, range) in &ranged {
+            let hists = if range.num_channels() > 1 {
+                &channel_hists
+            } else {
+                &whole_hist
+            };
+            predicted.push(predict_from_histograms(hists, whole.sum_sq, method, range)?);
+        }
     }
     let mut measured = measure_many(data, dim0, ranged, signal)?.into_iter().zip(predicted);
     // block formats: each part quantized on its own, the squared errors summed

@@ -14,6 +14,9 @@
 //! * [`tensor_stats`]: elements, mean, absmax, σ, kurtosis, max/σ of a tensor in one pass.
 //! * [`fit`]: a Gaussian or Student's t fitted to a tensor (kurtosis), and the analytical SQNR
 //!   of a quantizer at a given range for it.
+//! * [`magnitude_histogram`]: a tensor's values summarized in one pass (zeros, magnitudes in
+//!   1/16-octave bins, the largest values exactly), and the expected error of any grid for them:
+//!   the prediction on real, heavy-tailed tensors.
 //! * [`quantize_measure`]: estimate a range and measure the SQNR of a quantized tensor (what
 //!   `fp8q quantize` reports).
 //! * [`format_choice`]: one tensor × many formats (measured and predicted SQNR, best format),
@@ -39,6 +42,7 @@ pub mod expected_error;
 pub mod fit;
 pub mod format_choice;
 pub mod heat_map;
+pub mod magnitude_histogram;
 pub mod optimal_range;
 pub(crate) mod quadrature;
 pub mod quantize_measure;

@@ -1,6 +1,7 @@
 //! One tensor analysed from its parts as they arrive, without keeping them: the batches of an
-//! activation that a calibration loop feeds through a model. Memory is the statistics and one
-//! accumulator per format, whatever the number of batches.
+//! activation that a calibration loop feeds through a model. Memory is the statistics (moments and a
+//! bounded [`MagnitudeHistogram`]) and one accumulator per format, whatever the number of
+//! batches.
 //!
 //! Each part is measured as the quantizer in the model quantizes it: a format with a range at the
 //! range given up front (the calibrated one, fixed), a block-scaled format part by part with its
@@ -26,8 +27,9 @@
 //! ```
 
 use super::block_measure::measure_blocks;
-use super::fit::{predict_block_sqnr_db, predict_sqnr_db, Fit};
+use super::fit::{predict_block_sqnr_db, Fit};
 use super::format_choice::{FormatFigures, TensorAnalysis};
+use super::magnitude_histogram::{predict_sqnr_db as predict_from_histograms, MagnitudeHistogram};
 use super::quantize_measure::{measure_many, method_name};
 use super::tensor_stats::{Moments, TensorStats};
 use super::AnalysisError;
@@ -43,6 +45,8 @@ pub struct StreamedAnalysis {
     /// The method and range of each format with a range, in the order of the formats.
     ranged: Vec<(QuantMethod, Range)>,
     moments: Moments,
+    /// The empirical law of the values (for the prediction of the formats with a range).
+    histogram: MagnitudeHistogram,
     /// `Σ (q(x) - x)²` of each format, in the order of the formats.
     noise: Vec<f64>,
     /// Layout and largest magnitude of each part (block formats only).
@@ -83,6 +87,7 @@ impl StreamedAnalysis {
             formats: formats.to_vec(),
             ranged,
             moments: Moments::default(),
+            histogram: MagnitudeHistogram::default(),
             noise: vec![0.0; formats.len()],
             parts: Vec::new(),
         })
@@ -123,6 +128,9 @@ impl StreamedAnalysis {
             self.parts.push((layout, abs_max(data) as f64));
         }
         self.moments = self.moments.merge(&Moments::of_parallel(data));
+        if !self.ranged.is_empty() {
+            self.histogram = self.histogram.merge(&MagnitudeHistogram::of_parallel(data));
+        }
         Ok(())
     }
 
@@ -147,10 +155,8 @@ impl StreamedAnalysis {
             let (used, range, predicted) = match f.as_block() {
                 None => {
                     let (method, range) = ranged.next().expect("one range per format with a range");
-                    let predicted = match &fit {
-                        Some(fit) => predict_sqnr_db(fit, whole_slice, method, range)?,
-                        None => None,
-                    };
+                    let predicted =
+                        predict_from_histograms(std::slice::from_ref(&self.histogram), whole.sum_sq, method, range)?;
                     (method_name(method), Some(range.clone()), predicted)
                 }
                 Some(b) => (f.to_string(), None, predict_block_sqnr_db(&whole, &b, &self.parts)?),

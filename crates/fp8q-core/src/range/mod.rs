@@ -128,6 +128,17 @@ impl Range {
     /// the whole tensor (signed when any channel's minimum is negative): a channel whose own
     /// minimum is ≥ 0 then gets the signed grid of its absolute maximum.
     pub fn quantizers(&self, method: &QuantMethod) -> Result<Vec<Quantizer>> {
+        self.channel_bounds(method)
+            .into_iter()
+            .map(|(lo, hi)| method.quantizer_for_range(lo, hi))
+            .collect()
+    }
+
+    /// The bounds each channel's quantizer of `method` is built from: the channel's own, except
+    /// that a symmetric INT method over several channels is signed for all of them when any
+    /// channel has a negative minimum (a channel whose minimum is not negative gets
+    /// `-f32::MIN_POSITIVE`, which decides the sign without changing the absolute maximum).
+    pub fn channel_bounds(&self, method: &QuantMethod) -> Vec<(f32, f32)> {
         let whole_tensor_signed = matches!(method, QuantMethod::Int(f) if f.kind == IntKind::Symmetric)
             && self.min.len() > 1
             && self.min.iter().any(|&m| m < 0.0);
@@ -135,13 +146,12 @@ impl Range {
             .iter()
             .zip(&self.max)
             .map(|(&lo, &hi)| {
-                // a minimum of -MIN_POSITIVE decides the sign without changing the absolute maximum
                 let lo = if whole_tensor_signed && lo >= 0.0 {
                     -f32::MIN_POSITIVE
                 } else {
                     lo
                 };
-                method.quantizer_for_range(lo, hi)
+                (lo, hi)
             })
             .collect()
     }
