@@ -25,7 +25,9 @@
 
 use super::block_measure::measure_blocks;
 use super::fit::{predict_block_sqnr_db, Fit};
-use super::magnitude_histogram::{predict_sqnr_db as predict_from_histograms, MagnitudeHistogram};
+use super::magnitude_histogram::{
+    predict_pooled_sqnr_db, predict_sqnr_db as predict_from_histograms, MagnitudeHistogram, PooledLaw,
+};
 use super::quantize_measure::{estimate_range, measure_many, method_name, RangeOptions};
 use super::tensor_stats::{channel_moments, Moments, TensorStats};
 use super::AnalysisError;
@@ -246,30 +248,33 @@ pub fn analyze_tensor_in(
         RangeSource::GivenMethods(given) => ranged.extend(given.iter().cloned()),
     }
 
-    // the prediction: the expected error of each grid for the tensor's empirical law
+    // the prediction: the expected error of each grid for the tensor's empirical law; per
+    // channel from the channels pooled when every channel's grid is its maximum times one grid
+    // (one evaluation per format), else from each channel's own histogram
     let mut predicted = Vec::with_capacity(formats.len());
-    if !ranged.is_empty() {
-        let channel_hists = if per_channel {
-            MagnitudeHistogram::of_channels(data, dim0)
-        } else {
-            Vec::new()
-        };
-        let whole_hist = if per_channel && ranged.iter().any(|(_, r)| r.num_channels() == 1) {
-            vec![channel_hists
-                .iter()
-                .fold(MagnitudeHistogram::default(), |a, b| a.merge(b))]
-        } else if per_channel {
-            Vec::new()
-        } else {
-            vec![MagnitudeHistogram::of_parallel(data)]
-        };
-        for (method, range) in &ranged {
-            let hists = if range.num_channels() > 1 {
-                &channel_hists
-            } else {
-                &whole_hist
-            };
+    let mut pooled: Option<(PooledLaw, Vec<f32>)> = None;
+    let mut channel_hists: Option<Vec<MagnitudeHistogram>> = None;
+    let mut whole_hist: Option<Vec<MagnitudeHistogram>> = None;
+    for (method, range) in &ranged {
+        if range.num_channels() > 1 {
+            let (law, amax) = pooled.get_or_insert_with(|| {
+                let amax: Vec<f32> = channels.iter().map(|m| m.min.abs().max(m.max.abs())).collect();
+                (PooledLaw::of_channels(data, dim0, &amax), amax)
+            });
+            if let Some(p) = predict_pooled_sqnr_db(law, amax, whole.sum_sq, method, range)? {
+                predicted.push(p);
+                continue;
+            }
+            let hists = channel_hists.get_or_insert_with(|| MagnitudeHistogram::of_channels(data, dim0));
             predicted.push(predict_from_histograms(hists, whole.sum_sq, method, range)?);
+        } else {
+            let hist = whole_hist.get_or_insert_with(|| {
+                vec![match &channel_hists {
+                    Some(h) => h.iter().fold(MagnitudeHistogram::default(), |a, b| a.merge(b)),
+                    None => MagnitudeHistogram::of_parallel(data),
+                }]
+            });
+            predicted.push(predict_from_histograms(hist, whole.sum_sq, method, range)?);
         }
     }
     let mut measured = measure_many(data, dim0, ranged, signal)?.into_iter().zip(predicted);

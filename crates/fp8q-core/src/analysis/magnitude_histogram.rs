@@ -23,6 +23,7 @@
 
 use super::fit::quantizer_grid;
 use super::AnalysisError;
+use crate::format::IntKind;
 use crate::quantizer::QuantMethod;
 use crate::range::Range;
 use rayon::prelude::*;
@@ -63,6 +64,21 @@ fn bin_bounds(key: u32) -> (f64, f64) {
     (a, b)
 }
 
+/// Keys of a sign: the 8 exponent bits and [`SUB_OCTAVE_BITS`] mantissa bits of an `f32`.
+const KEYS: usize = 1 << (8 + SUB_OCTAVE_BITS);
+
+/// The counting tables of [`MagnitudeHistogram::of_with`], all zero between calls.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    even: Vec<u32>,
+    odd: Vec<u32>,
+}
+
+thread_local! {
+    /// Each thread's counting table (all zero between calls).
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
 /// A tensor's (or a channel's) values summarized (see the module's documentation).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MagnitudeHistogram {
@@ -84,57 +100,126 @@ pub struct MagnitudeHistogram {
 impl MagnitudeHistogram {
     /// The histogram of `x` (NaN and ±Inf are left out), serially.
     pub fn of(x: &[f32]) -> Self {
-        // count every value by sign and key (key 0 holds the zeros and the smallest f32
-        // subnormals; the non-finite keys are dropped), then keep the span below the largest
-        const KEYS: usize = 1 << (8 + SUB_OCTAVE_BITS);
-        let mut counts = vec![0u64; 2 * KEYS];
+        SCRATCH.with(|s| Self::of_with(x, &mut s.borrow_mut()))
+    }
+
+    /// [`MagnitudeHistogram::of`] with a counting table that is reused from call to call (only
+    /// the keys seen are read and cleared, so a short row costs its length, not the table's).
+    pub fn of_with(x: &[f32], scratch: &mut Scratch) -> Self {
+        let Scratch { even, odd } = scratch;
+        if even.is_empty() {
+            (*even, *odd) = (vec![0u32; 2 * KEYS], vec![0u32; 2 * KEYS]);
+        }
         let mut h = MagnitudeHistogram::default();
-        // two tables of u32 counts, alternating between elements so that a run of values in one
-        // bin does not chain every increment on the last (added up per piece of 2^30 values)
-        let mut even = vec![0u32; 2 * KEYS];
-        let mut odd = vec![0u32; 2 * KEYS];
         let slot = |v: f32| {
             let bits = v.to_bits();
             ((bits >> 31) as usize) * KEYS + key_of(bits & 0x7fff_ffff) as usize
         };
+        let mut pos: Vec<u64> = Vec::new();
+        let mut neg: Vec<u64> = Vec::new();
+        // keys seen over all pieces (pieces of 2^30 values keep the u32 counts from overflowing)
+        let mut span: Option<(usize, usize)> = None;
         for piece in x.chunks(1 << 30) {
+            // two tables alternating between elements, so that a run of values in one bin does
+            // not chain every increment on the last
             let pairs = piece.chunks_exact(2);
-            if let [v] = pairs.remainder() {
-                even[slot(*v)] += 1;
+            for &v in pairs.remainder() {
+                even[slot(v)] += 1;
             }
-            for p in pairs {
-                even[slot(p[0])] += 1;
-                odd[slot(p[1])] += 1;
-            }
-            for ((c, e), o) in counts.iter_mut().zip(&mut even).zip(&mut odd) {
-                *c += u64::from(*e) + u64::from(*o);
-                (*e, *o) = (0, 0);
-            }
-        }
-        let mut top_min = 0u32; // the smallest magnitude (bits) in a full `top`
-        for &v in x {
-            let a = v.to_bits() & 0x7fff_ffff;
-            if a >= top_min && a < 0x7f80_0000 && a != 0 {
-                h.push_top(v, 1);
-                if h.top.len() == TOP {
-                    top_min = mag(h.top[0].0);
+            let (kmin, kmax) = if piece.len() >= 2 * KEYS {
+                // a long piece: count, then find the keys seen in the table
+                for p in pairs {
+                    even[slot(p[0])] += 1;
+                    odd[slot(p[1])] += 1;
+                }
+                let seen = |k: &usize| (even[*k] | odd[*k] | even[KEYS + *k] | odd[KEYS + *k]) != 0;
+                match ((0..KEYS).find(seen), (0..KEYS).rev().find(seen)) {
+                    (Some(a), Some(b)) => (a, b),
+                    _ => continue,
+                }
+            } else {
+                // a short one (a channel): track the keys seen, so that only they are read
+                let (mut kmin, mut kmax) = (KEYS, 0usize);
+                for &v in pairs.remainder() {
+                    let k = key_of(mag(v)) as usize;
+                    (kmin, kmax) = (k, k);
+                }
+                for p in pairs {
+                    even[slot(p[0])] += 1;
+                    odd[slot(p[1])] += 1;
+                    let (k0, k1) = (key_of(mag(p[0])) as usize, key_of(mag(p[1])) as usize);
+                    (kmin, kmax) = (kmin.min(k0.min(k1)), kmax.max(k0.max(k1)));
+                }
+                if kmin > kmax {
+                    continue;
+                }
+                (kmin, kmax)
+            };
+            // into u64 counts over the keys seen so far, clearing the tables behind
+            let (lo, hi) = span.map_or((kmin, kmax), |(a, b)| (a.min(kmin), b.max(kmax)));
+            let grown = |v: &mut Vec<u64>| {
+                let (a, _) = span.unwrap_or((lo, hi));
+                let mut w = vec![0u64; hi - lo + 1];
+                w[a - lo..a - lo + v.len()].copy_from_slice(v);
+                *v = w;
+            };
+            grown(&mut pos);
+            grown(&mut neg);
+            span = Some((lo, hi));
+            for k in kmin..=kmax {
+                for (sign, out) in [(0, &mut pos), (1, &mut neg)] {
+                    let i = sign * KEYS + k;
+                    out[k - lo] += u64::from(even[i]) + u64::from(odd[i]);
+                    (even[i], odd[i]) = (0, 0);
                 }
             }
         }
+        let Some((klo, _)) = span else { return h };
+        // the top values: the bins say above which key the TOP largest lie; those values are
+        // gathered, sorted and counted
         let finite = key_of(0x7f80_0000) as usize;
-        let (pos, neg) = counts.split_at(KEYS);
-        let live = |k: usize| k > 0 && (pos[k] > 0 || neg[k] > 0);
-        h.zeros = pos[0] + neg[0];
+        let kend = klo + pos.len(); // one past the last key seen
+        let mut above = 0u64;
+        let mut kt = klo.max(1);
+        for k in (klo.max(1)..kend.min(finite)).rev() {
+            above += pos[k - klo] + neg[k - klo];
+            if above >= TOP as u64 {
+                kt = k;
+                break;
+            }
+        }
+        // finite magnitudes of key kt or more, in one unsigned comparison
+        let from = (kt as u32) << (23 - SUB_OCTAVE_BITS);
+        let mut cand: Vec<f32> = x
+            .iter()
+            .copied()
+            .filter(|&v| mag(v).wrapping_sub(from) < 0x7f80_0000 - from)
+            .collect();
+        cand.sort_unstable_by_key(|v| std::cmp::Reverse((mag(*v), v.to_bits())));
+        for v in cand {
+            let full = h.top.len() == TOP;
+            match h.top.last_mut() {
+                Some((t, n)) if t.to_bits() == v.to_bits() => *n += 1,
+                _ if full => break,
+                _ => h.top.push((v, 1)),
+            }
+        }
+        h.top.reverse();
+        let count = |k: usize| pos[k - klo] + neg[k - klo];
+        let live = |k: usize| k > 0 && count(k) > 0;
+        if klo == 0 {
+            h.zeros = count(0);
+        }
         h.n = h.zeros;
-        if let Some(kmax) = (1..finite).rev().find(|&k| live(k)) {
-            let kmin = (1..=kmax).find(|&k| live(k)).expect("kmax is live");
+        if let Some(kmax) = (klo.max(1)..kend.min(finite)).rev().find(|&k| live(k)) {
+            let kmin = (klo.max(1)..=kmax).find(|&k| live(k)).expect("kmax is live");
             let lo = kmin.max(kmax.saturating_sub(SPAN_BINS as usize - 1));
             for k in kmin..lo {
-                h.zeros += pos[k] + neg[k];
+                h.zeros += count(k);
             }
             h.lo = lo as u32;
-            h.pos = pos[lo..=kmax].to_vec();
-            h.neg = neg[lo..=kmax].to_vec();
+            h.pos = pos[lo - klo..=kmax - klo].to_vec();
+            h.neg = neg[lo - klo..=kmax - klo].to_vec();
             h.n = h.zeros + h.pos.iter().chain(&h.neg).sum::<u64>();
         }
         // a value in key 0 (or below the span) is a zero, not a top value
@@ -233,34 +318,188 @@ impl MagnitudeHistogram {
         assert!(!grid.is_empty(), "a grid has at least one point");
         // rounding cells: cell j is [mids[j-1], mids[j]) around grid[j]
         let mids: Vec<f64> = grid.windows(2).map(|w| 0.5 * (w[0] + w[1])).collect();
+        let law = PooledLaw::from_histogram(self, 1.0);
+        law.error_on(grid, &mids)
+    }
+}
+
+/// Histograms of several channels pooled with weights: the law of the normalized values
+/// `x / a_c` of every channel `c`, each weighted by `a_c²`. When every channel's grid is its
+/// largest magnitude `a_c` times one grid `G` (symmetric formats at min–max ranges), the sum of
+/// the channels' squared errors is this law's error on `G`: one evaluation per format instead of
+/// one per channel.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PooledLaw {
+    zeros: f64,
+    /// The key of the first bin.
+    lo: u32,
+    pos: Vec<f64>,
+    neg: Vec<f64>,
+    /// Values held exactly (the channels' top values), with their weights.
+    points: Vec<(f32, f64)>,
+}
+
+impl PooledLaw {
+    /// The law of one histogram's values, each weighted by `weight` (its top values as points).
+    pub fn from_histogram(h: &MagnitudeHistogram, weight: f64) -> Self {
+        let mut law = PooledLaw {
+            zeros: h.zeros as f64 * weight,
+            lo: h.lo,
+            pos: h.pos.iter().map(|&c| c as f64 * weight).collect(),
+            neg: h.neg.iter().map(|&c| c as f64 * weight).collect(),
+            points: Vec::with_capacity(h.top.len()),
+        };
+        for &(t, n) in &h.top {
+            let i = (key_of(mag(t)) - h.lo) as usize;
+            let bin = if t.is_sign_negative() {
+                &mut law.neg[i]
+            } else {
+                &mut law.pos[i]
+            };
+            *bin = (*bin - n as f64 * weight).max(0.0);
+            law.points.push((t, n as f64 * weight));
+        }
+        law
+    }
+
+    /// Add a histogram's values, each weighted by `weight`.
+    pub fn add(&mut self, h: &MagnitudeHistogram, weight: f64) {
+        if h.pos.is_empty() || self.pos.is_empty() {
+            self.add_law(PooledLaw::from_histogram(h, weight));
+            return;
+        }
+        // in place when the histogram's bins lie within this law's span (no allocation)
+        let (lo, hi) = (self.lo, self.lo + self.pos.len() as u32 - 1);
+        let (hlo, hhi) = (h.lo, h.lo + h.pos.len() as u32 - 1);
+        if hlo < lo || hhi > hi {
+            self.add_law(PooledLaw::from_histogram(h, weight));
+            return;
+        }
+        self.zeros += h.zeros as f64 * weight;
+        let at = (hlo - lo) as usize;
+        for (i, (&p, &n)) in h.pos.iter().zip(&h.neg).enumerate() {
+            self.pos[at + i] += p as f64 * weight;
+            self.neg[at + i] += n as f64 * weight;
+        }
+        for &(t, n) in &h.top {
+            let i = (key_of(mag(t)) - lo) as usize;
+            let bin = if t.is_sign_negative() {
+                &mut self.neg[i]
+            } else {
+                &mut self.pos[i]
+            };
+            *bin = (*bin - n as f64 * weight).max(0.0);
+            self.points.push((t, n as f64 * weight));
+        }
+    }
+
+    /// The points in ascending order (so that [`PooledLaw::sum_sq_error`] walks them in one
+    /// pass instead of searching the grid for each).
+    pub fn sorted(mut self) -> Self {
+        self.points.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        self
+    }
+
+    /// Add another pooled law.
+    pub fn add_law(&mut self, mut other: PooledLaw) {
+        self.zeros += other.zeros;
+        self.points.append(&mut other.points);
+        if other.pos.is_empty() {
+            return;
+        }
+        if self.pos.is_empty() {
+            (self.lo, self.pos, self.neg) = (other.lo, other.pos, other.neg);
+            return;
+        }
+        let hi = (self.lo + self.pos.len() as u32).max(other.lo + other.pos.len() as u32) - 1;
+        let lo = self.lo.min(other.lo).max(hi.saturating_sub(SPAN_BINS - 1));
+        let (mut pos, mut neg) = (vec![0.0; (hi - lo + 1) as usize], vec![0.0; (hi - lo + 1) as usize]);
+        let mut below = 0.0;
+        for law in [&*self, &other] {
+            for (i, (&p, &n)) in law.pos.iter().zip(&law.neg).enumerate() {
+                let k = law.lo + i as u32;
+                if k < lo {
+                    below += p + n;
+                } else {
+                    pos[(k - lo) as usize] += p;
+                    neg[(k - lo) as usize] += n;
+                }
+            }
+        }
+        self.zeros += below;
+        (self.lo, self.pos, self.neg) = (lo, pos, neg);
+    }
+
+    /// The channels of `x` (`channels` rows) pooled: each row divided by its largest magnitude
+    /// `amax[c]` and weighted by `amax[c]²` (rows of zeros, or whose `amax` is not a positive
+    /// finite number, are left out).
+    pub fn of_channels(x: &[f32], channels: usize, amax: &[f32]) -> Self {
+        let len = x.len() / channels.max(1);
+        if len == 0 {
+            return PooledLaw::default();
+        }
+        x.par_chunks(len)
+            .zip(amax.par_iter())
+            .filter(|(_, a)| a.is_finite() && **a > 0.0)
+            .fold(
+                || (Vec::new(), PooledLaw::default()),
+                |(mut u, mut law), (row, &a)| {
+                    u.resize(row.len(), 0.0);
+                    divide_into(row, a, &mut u);
+                    law.add(&MagnitudeHistogram::of(&u), f64::from(a) * f64::from(a));
+                    (u, law)
+                },
+            )
+            .map(|(_, law)| law)
+            .reduce(PooledLaw::default, |mut a, b| {
+                a.add_law(b);
+                a
+            })
+            .sorted()
+    }
+
+    /// `Σ weight · (q(x) − x)²` for rounding to the nearest point of `grid` (as
+    /// [`MagnitudeHistogram::sum_sq_error`]).
+    pub fn sum_sq_error(&self, grid: &[f64]) -> f64 {
+        assert!(!grid.is_empty(), "a grid has at least one point");
+        let mids: Vec<f64> = grid.windows(2).map(|w| 0.5 * (w[0] + w[1])).collect();
+        self.error_on(grid, &mids)
+    }
+
+    fn error_on(&self, grid: &[f64], mids: &[f64]) -> f64 {
         let q = |x: f64| grid[mids.partition_point(|&m| m < x)];
-        let mut total = 0.0;
         let r0 = q(0.0);
-        total += self.zeros as f64 * r0 * r0;
-        // the top values exactly, taken out of their bins
-        let mut pos = self.pos.clone();
-        let mut neg = self.neg.clone();
-        for &(t, n) in &self.top {
+        let mut total = self.zeros * r0 * r0;
+        // the points: ascending ones share a moving cell, others search the grid
+        let mut j = 0;
+        let mut last = f32::NEG_INFINITY;
+        for &(t, w) in &self.points {
             let x = t as f64;
-            let r = q(x) - x;
-            total += n as f64 * r * r;
-            let i = (key_of(mag(t)) - self.lo) as usize;
-            let bin = if t.is_sign_negative() { &mut neg[i] } else { &mut pos[i] };
-            *bin = bin.saturating_sub(n);
+            let r = if t >= last {
+                while j < mids.len() && mids[j] < x {
+                    j += 1;
+                }
+                grid[j] - x
+            } else {
+                j = 0;
+                q(x) - x
+            };
+            last = t;
+            total += w * r * r;
         }
         // negative values from the most negative up, then positive ones: x ascending, so the
         // rounding cell only moves up
         let mut j = 0;
-        for (i, &n) in neg.iter().enumerate().rev() {
-            if n > 0 {
+        for (i, &n) in self.neg.iter().enumerate().rev() {
+            if n > 0.0 {
                 let (a, b) = bin_bounds(self.lo + i as u32);
-                total += n as f64 * integral_sq_error(grid, &mids, &mut j, -b, -a) / (b - a);
+                total += n * integral_sq_error(grid, mids, &mut j, -b, -a) / (b - a);
             }
         }
-        for (i, &p) in pos.iter().enumerate() {
-            if p > 0 {
+        for (i, &p) in self.pos.iter().enumerate() {
+            if p > 0.0 {
                 let (a, b) = bin_bounds(self.lo + i as u32);
-                total += p as f64 * integral_sq_error(grid, &mids, &mut j, a, b) / (b - a);
+                total += p * integral_sq_error(grid, mids, &mut j, a, b) / (b - a);
             }
         }
         total
@@ -302,6 +541,50 @@ pub fn predict_sqnr_db(
         })
         .collect::<Result<_, AnalysisError>>()?;
     Ok(Some(super::sqnr_db(signal, noise.iter().sum())))
+}
+
+/// The expected SQNR in dB of quantizing a tensor per channel with `method` at `range` from its
+/// [`PooledLaw`] (`amax[c]`: each channel's largest magnitude), when that is exact: every
+/// channel's quantizer is its `amax` times one grid (a symmetric method whose range per channel
+/// reaches exactly `amax`, with one sign for all channels). `None` otherwise (then predict from
+/// the channels' own histograms).
+pub fn predict_pooled_sqnr_db(
+    law: &PooledLaw,
+    amax: &[f32],
+    signal: f64,
+    method: &QuantMethod,
+    range: &Range,
+) -> Result<Option<Option<f64>>, AnalysisError> {
+    if matches!(method, QuantMethod::Int(f) if f.kind == IntKind::Asymmetric) || amax.len() != range.num_channels() {
+        return Ok(None);
+    }
+    let mut signed = None;
+    for (&(lo, hi), &a) in range.channel_bounds(method).iter().zip(amax) {
+        if !(a.is_finite() && a > 0.0) {
+            continue;
+        }
+        if lo.abs().max(hi.abs()) != a || *signed.get_or_insert(lo < 0.0) != (lo < 0.0) {
+            return Ok(None);
+        }
+    }
+    if signal.is_nan() || signal <= 0.0 {
+        return Ok(Some(None));
+    }
+    let lo = if signed.unwrap_or(true) { -1.0 } else { 0.0 };
+    let grid = quantizer_grid(method, lo, 1.0)?;
+    Ok(Some(Some(super::sqnr_db(signal, law.sum_sq_error(&grid)))))
+}
+
+#[inline(always)]
+fn divide_generic(x: &[f32], a: f32, out: &mut [f32]) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = v / a;
+    }
+}
+
+crate::quantizer::element_kernel::dispatch_by_cpu! {
+    /// `out[i] = x[i] / a` (a division, so that a channel's largest value becomes exactly ±1).
+    fn divide_into(x: &[f32], a: f32, out: &mut [f32]) => divide_generic;
 }
 
 /// `∫_u^v (q(x) − x)² dx` for rounding to the nearest point of `grid`, cell by cell; `j` is a
@@ -431,6 +714,59 @@ mod tests {
         }
     }
 
+    /// Pooled over channels, the prediction is the channels' own (symmetric formats at min–max
+    /// ranges), for signed and all-positive tensors.
+    #[test]
+    fn the_pooled_law_predicts_as_the_channels_do() {
+        let rows = 24;
+        let d = Distribution::student_t(5.0, -60.0, 60.0).unwrap();
+        let base = d.sample_f32(rows * 300, 9);
+        for positive in [false, true] {
+            let x: Vec<f32> = base
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| {
+                    let v = v * (0.1 + (i / 300) as f32 * 0.37);
+                    if positive {
+                        v.abs()
+                    } else {
+                        v
+                    }
+                })
+                .collect();
+            let mins: Vec<f32> = x
+                .chunks(300)
+                .map(|r| r.iter().copied().fold(f32::INFINITY, f32::min))
+                .collect();
+            let maxs: Vec<f32> = x
+                .chunks(300)
+                .map(|r| r.iter().copied().fold(f32::NEG_INFINITY, f32::max))
+                .collect();
+            let amax: Vec<f32> = mins.iter().zip(&maxs).map(|(a, b)| a.abs().max(b.abs())).collect();
+            let range = Range { min: mins, max: maxs };
+            let hists = MagnitudeHistogram::of_channels(&x, rows);
+            let law = PooledLaw::of_channels(&x, rows, &amax);
+            let signal: f64 = x.iter().map(|&v| f64::from(v).powi(2)).sum();
+            for f in ["int8", "e4m3", "e2m5", "e5m2", "float8_e4m3fn"] {
+                let method = QuantMethod::from_format(f.parse().unwrap());
+                let each = predict_sqnr_db(&hists, signal, &method, &range).unwrap().unwrap();
+                let pooled = predict_pooled_sqnr_db(&law, &amax, signal, &method, &range)
+                    .unwrap()
+                    .expect("symmetric at min-max: poolable")
+                    .unwrap();
+                // the bins of x / a_c are not those of x: the two agree to the bins' resolution
+                assert!(
+                    (each - pooled).abs() < 0.05,
+                    "{f} positive={positive}: {each} against {pooled}"
+                );
+            }
+            let asym = QuantMethod::from_format("int8-asym".parse().unwrap());
+            assert!(predict_pooled_sqnr_db(&law, &amax, signal, &asym, &range)
+                .unwrap()
+                .is_none());
+        }
+    }
+
     #[test]
     fn merging_is_summarizing_the_concatenation() {
         let a = Distribution::student_t(4.5, -200.0, 200.0)
@@ -445,6 +781,14 @@ mod tests {
         assert_eq!(m, MagnitudeHistogram::of(&whole));
         assert_eq!(MagnitudeHistogram::of_parallel(&whole), m);
         assert_eq!(m.count(), 80_002);
+        // a reused counting table is left clear: each call sees only its own values
+        let mut scratch = Scratch::default();
+        for part in [&a[..], &b[..], &whole[..], &b[..7]] {
+            assert_eq!(
+                MagnitudeHistogram::of_with(part, &mut scratch),
+                MagnitudeHistogram::of(part)
+            );
+        }
     }
 
     /// Values more than the span below the largest count as zeros; memory stays bounded.
