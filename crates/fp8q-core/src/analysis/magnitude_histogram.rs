@@ -34,8 +34,13 @@ pub const SUB_OCTAVE_BITS: u32 = 4;
 /// Octaves of bins kept below the largest magnitude.
 pub const SPAN_OCTAVES: u32 = 40;
 
-/// Distinct values of largest magnitude kept exactly.
-pub const TOP: usize = 32;
+/// Distinct values of largest magnitude kept exactly, per tensor (in a small tensor they carry
+/// most of a float format's error, which grows with the magnitude).
+pub const TOP: usize = 256;
+
+/// Distinct values of largest magnitude kept exactly per channel (the channel's maximum and its
+/// nearest outliers; a checkpoint has hundreds of thousands of channels).
+pub const CHANNEL_TOP: usize = 32;
 
 const SPAN_BINS: u32 = SPAN_OCTAVES << SUB_OCTAVE_BITS;
 
@@ -43,6 +48,31 @@ const SPAN_BINS: u32 = SPAN_OCTAVES << SUB_OCTAVE_BITS;
 #[inline]
 fn key_of(abs_bits: u32) -> u32 {
     abs_bits >> (23 - SUB_OCTAVE_BITS)
+}
+
+/// Two top lists (ascending by magnitude, then bits) as one: equal values' counts added, the
+/// [`TOP`] largest distinct kept.
+fn merge_top(a: &[(f32, u64)], b: &[(f32, u64)]) -> Vec<(f32, u64)> {
+    let order = |v: f32| (mag(v), v.to_bits());
+    let mut out: Vec<(f32, u64)> = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        let take_a = j == b.len() || (i < a.len() && order(a[i].0) <= order(b[j].0));
+        let (v, n) = if take_a {
+            i += 1;
+            a[i - 1]
+        } else {
+            j += 1;
+            b[j - 1]
+        };
+        match out.last_mut() {
+            Some((t, c)) if t.to_bits() == v.to_bits() => *c += n,
+            _ => out.push((v, n)),
+        }
+    }
+    let drop = out.len().saturating_sub(TOP);
+    out.drain(..drop);
+    out
 }
 
 /// The bits of `|v|`.
@@ -100,12 +130,13 @@ pub struct MagnitudeHistogram {
 impl MagnitudeHistogram {
     /// The histogram of `x` (NaN and ±Inf are left out), serially.
     pub fn of(x: &[f32]) -> Self {
-        SCRATCH.with(|s| Self::of_with(x, &mut s.borrow_mut()))
+        SCRATCH.with(|s| Self::of_with(x, &mut s.borrow_mut(), TOP))
     }
 
-    /// [`MagnitudeHistogram::of`] with a counting table that is reused from call to call (only
-    /// the keys seen are read and cleared, so a short row costs its length, not the table's).
-    pub fn of_with(x: &[f32], scratch: &mut Scratch) -> Self {
+    /// [`MagnitudeHistogram::of`] keeping the `top` (at most [`TOP`]) largest distinct values
+    /// exactly, with a counting table that is reused from call to call (only the keys seen are
+    /// read and cleared, so a short row costs its length, not the table's).
+    pub fn of_with(x: &[f32], scratch: &mut Scratch, top: usize) -> Self {
         let Scratch { even, odd } = scratch;
         if even.is_empty() {
             (*even, *odd) = (vec![0u32; 2 * KEYS], vec![0u32; 2 * KEYS]);
@@ -183,7 +214,7 @@ impl MagnitudeHistogram {
         let mut kt = klo.max(1);
         for k in (klo.max(1)..kend.min(finite)).rev() {
             above += pos[k - klo] + neg[k - klo];
-            if above >= TOP as u64 {
+            if above >= top as u64 {
                 kt = k;
                 break;
             }
@@ -197,7 +228,7 @@ impl MagnitudeHistogram {
             .collect();
         cand.sort_unstable_by_key(|v| std::cmp::Reverse((mag(*v), v.to_bits())));
         for v in cand {
-            let full = h.top.len() == TOP;
+            let full = h.top.len() == top.min(TOP);
             match h.top.last_mut() {
                 Some((t, n)) if t.to_bits() == v.to_bits() => *n += 1,
                 _ if full => break,
@@ -244,25 +275,9 @@ impl MagnitudeHistogram {
         if len == 0 {
             return vec![MagnitudeHistogram::default(); channels];
         }
-        x.par_chunks(len).map(MagnitudeHistogram::of).collect()
-    }
-
-    /// Count `n` occurrences of `v` in `top` (kept sorted by magnitude, smallest first, at most
-    /// [`TOP`] distinct values).
-    fn push_top(&mut self, v: f32, n: u64) {
-        let at = self.top.partition_point(|(t, _)| mag(*t) < mag(v));
-        if let Some((_, c)) = self.top[at..]
-            .iter_mut()
-            .take_while(|(t, _)| mag(*t) == mag(v))
-            .find(|(t, _)| t.to_bits() == v.to_bits())
-        {
-            *c += n;
-            return;
-        }
-        self.top.insert(at, (v, n));
-        if self.top.len() > TOP {
-            self.top.remove(0);
-        }
+        x.par_chunks(len)
+            .map(|row| SCRATCH.with(|s| MagnitudeHistogram::of_with(row, &mut s.borrow_mut(), CHANNEL_TOP)))
+            .collect()
     }
 
     /// Finite values summarized.
@@ -302,9 +317,7 @@ impl MagnitudeHistogram {
                 }
             }
         }
-        for &(v, n) in self.top.iter().chain(&other.top) {
-            m.push_top(v, n);
-        }
+        m.top = merge_top(&self.top, &other.top);
         // a top value whose bin fell below the span is a zero now (and no longer exact)
         m.top.retain(|(t, _)| key_of(mag(*t)) >= lo);
         m
@@ -446,7 +459,8 @@ impl PooledLaw {
                 |(mut u, mut law), (row, &a)| {
                     u.resize(row.len(), 0.0);
                     divide_into(row, a, &mut u);
-                    law.add(&MagnitudeHistogram::of(&u), f64::from(a) * f64::from(a));
+                    let h = SCRATCH.with(|s| MagnitudeHistogram::of_with(&u, &mut s.borrow_mut(), CHANNEL_TOP));
+                    law.add(&h, f64::from(a) * f64::from(a));
                     (u, law)
                 },
             )
@@ -669,7 +683,7 @@ mod tests {
         assert!((m.sum_sq_error(&grid) / d - 1.0).abs() < 0.05);
     }
 
-    /// Channels of fewer than [`TOP`] values are held exactly, so the prediction is the measured
+    /// Channels of fewer than [`CHANNEL_TOP`] values are held exactly, so the prediction is the measured
     /// error itself, with the quantizers' own bounds: symmetric INT per channel is signed for
     /// every channel once one is (an all-positive channel does not get the unsigned grid).
     #[test]
@@ -785,7 +799,7 @@ mod tests {
         let mut scratch = Scratch::default();
         for part in [&a[..], &b[..], &whole[..], &b[..7]] {
             assert_eq!(
-                MagnitudeHistogram::of_with(part, &mut scratch),
+                MagnitudeHistogram::of_with(part, &mut scratch, TOP),
                 MagnitudeHistogram::of(part)
             );
         }
