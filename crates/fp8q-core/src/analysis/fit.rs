@@ -33,7 +33,6 @@
 
 use super::block_error::{block_error_terms_in_units, TensorMax};
 use super::distributions::Distribution;
-use super::expected_error::expected_mse;
 use super::tensor_stats::Moments;
 use super::{AnalysisError, MAX_GRID_BITS};
 use crate::error::FormatError;
@@ -123,31 +122,6 @@ impl Fit {
             Family::Gauss => Distribution::gauss(0.0, 1.0, lo, hi),
             Family::StudentT { nu } => Distribution::student_t(nu, lo, hi),
         }
-    }
-
-    /// The expected quantization MSE (in data units) of values with the moments `m` (mean,
-    /// σ, observed min and max) modelled by this shape, rounded to `grid` (ascending, data
-    /// units). `None` when `m` has no spread.
-    pub fn expected_mse(&self, m: &Moments, grid: &[f64]) -> Result<Option<f64>, AnalysisError> {
-        let sigma = m.std();
-        if sigma.is_nan() || sigma <= 0.0 || m.n == 0 {
-            return Ok(None);
-        }
-        let s = sigma / self.shape_std();
-        let (lo, hi) = ((m.min as f64 - m.mean) / s, (m.max as f64 - m.mean) / s);
-        let dist = self.standard(lo, hi)?;
-        let mut g: Vec<f64> = grid.iter().map(|v| (v - m.mean) / s).collect();
-        g.dedup();
-        if g.is_empty()
-            || g.windows(2)
-                .any(|w| w[0].partial_cmp(&w[1]) != Some(std::cmp::Ordering::Less))
-        {
-            return Err(AnalysisError::Invalid {
-                what: "grid",
-                why: "the quantizer's grid is not ascending after standardization".into(),
-            });
-        }
-        Ok(Some(s * s * expected_mse(&dist, &g)))
     }
 }
 

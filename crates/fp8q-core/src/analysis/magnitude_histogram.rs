@@ -120,8 +120,8 @@ pub struct MagnitudeHistogram {
     pos: Vec<u64>,
     /// Counts of negative values, per bin from `lo`.
     neg: Vec<u64>,
-    /// The distinct values of largest magnitude (at most [`TOP`]) and how often each was seen
-    /// since it became one of them (every occurrence is also counted in the bins).
+    /// The distinct values of largest magnitude (at most [`TOP`]) and how often each occurs
+    /// (every occurrence is also counted in the bins).
     top: Vec<(f32, u64)>,
     /// Finite values summarized.
     n: u64,
